@@ -1,0 +1,1 @@
+//! arm64 debug registers (filled in by the codec work).

@@ -1,0 +1,1 @@
+//! x86 debug registers (filled in by the codec work).

@@ -1,0 +1,1 @@
+//! Slot constraints (filled in by the constraint work).

@@ -1,0 +1,1 @@
+//! Paths of the fixture programs that hwbp's real-kernel tests watch.

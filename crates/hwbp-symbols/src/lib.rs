@@ -1,0 +1,4 @@
+//! # hwbp-symbols
+//!
+//! Symbols for hwbp.
+#![forbid(unsafe_code)]
