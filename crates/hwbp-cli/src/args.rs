@@ -1,9 +1,11 @@
-//! Command-line arguments as the user typed them (clap derive). Validation into a plan happens
-//! in each subcommand.
+//! Command-line arguments as the user typed them (clap derive). Each subcommand turns these
+//! into a validated plan before it touches the kernel.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// hwbp: hardware breakpoints and watchpoints for Linux.
+///
+/// Exit codes: 0 success, 1 runtime error, 2 bad input.
 #[derive(Debug, Parser)]
 #[command(name = "hwbp", version, about, long_about = None)]
 pub struct Cli {
@@ -15,6 +17,105 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Watch memory and print every access live, with who made it.
+    Watch(WatchArgs),
+    /// Count accesses exactly, per watchpoint, per thread and per accessing function.
+    Stat(StatArgs),
+    /// Run the main job on a bundled example: find the function that corrupts a variable.
+    Demo(DemoArgs),
     /// Run the slot-constraint engine on a scenario file (or stdin), one command per line.
     Constraints(crate::cmd::constraints::ConstraintsArgs),
+    /// The bundled demo's target program (used by `hwbp demo`).
+    #[command(hide = true, name = "demo-target")]
+    DemoTarget,
+}
+
+/// What to watch: a thread, a process, a command hwbp starts, or CPUs.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TargetArgs {
+    /// Watch every thread of process PID, including threads it creates later.
+    #[arg(short = 'p', long = "pid", value_name = "PID", group = "target")]
+    pub pid: Option<i32>,
+    /// Watch one thread (and threads it creates later).
+    #[arg(short = 't', long = "tid", value_name = "TID", group = "target")]
+    pub tid: Option<i32>,
+    /// Watch on all CPUs, whatever runs there (needs root or CAP_PERFMON).
+    #[arg(short = 'a', long = "all-cpus", group = "target")]
+    pub all_cpus: bool,
+    /// Watch on these CPUs, e.g. `0,2-3` (needs root or CAP_PERFMON).
+    #[arg(short = 'C', long = "cpu", value_name = "LIST", group = "target")]
+    pub cpus: Option<String>,
+    /// Run this command and watch it from its first instruction: `-- ./prog args`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Options shared by `watch` and `stat`.
+#[derive(Debug, Args, Clone)]
+pub struct CommonWatchArgs {
+    /// Watch specs: `SYMBOL[+OFF][/LEN][:ACCESS]`, `0xADDR[/LEN][:ACCESS]`,
+    /// perf's `mem:ADDR[/LEN][:rwx]` or bpftrace's `watchpoint:ADDR:LEN:MODE`.
+    /// ACCESS is r, w, rw or x; hwbp's own syntax defaults to w.
+    #[arg(value_name = "SPEC", required = true)]
+    pub specs: Vec<String>,
+    /// The target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON, one object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Ring-buffer size per CPU in pages (a power of two).
+    #[arg(long, value_name = "PAGES", default_value_t = 256)]
+    pub ring_pages: usize,
+    /// Watch user-space accesses only (by default kernel-mode accesses to a user address,
+    /// e.g. read(2) filling a buffer, are reported too when permitted).
+    #[arg(long)]
+    pub user_only: bool,
+}
+
+/// `hwbp watch`.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Specs, target and output options.
+    #[command(flatten)]
+    pub common: CommonWatchArgs,
+    /// Print the callchain of each hit.
+    #[arg(short = 'g', long = "call-graph")]
+    pub callchain: bool,
+    /// Stop after this many hits.
+    #[arg(long, value_name = "N")]
+    pub max_hits: Option<u64>,
+}
+
+/// `hwbp stat`.
+#[derive(Debug, Args, Clone)]
+pub struct StatArgs {
+    /// Specs, target and output options.
+    #[command(flatten)]
+    pub common: CommonWatchArgs,
+    /// Print counts every MS milliseconds.
+    #[arg(short = 'I', long = "interval", value_name = "MS")]
+    pub interval_ms: Option<u64>,
+}
+
+/// `hwbp demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Print the demo's hits as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }
