@@ -1,12 +1,19 @@
 //! One module per subcommand, each with one `run`.
 
 pub mod constraints;
+pub mod demo;
+pub mod stat;
+pub mod watch;
 
 use crate::args::{Cli, Command};
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Watch(args) => watch::run(args),
+        Command::Stat(args) => stat::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::DemoTarget => demo::run_target(),
         Command::Constraints(args) => constraints::run(args),
     }
 }
