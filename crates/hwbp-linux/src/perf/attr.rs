@@ -1,0 +1,220 @@
+//! Builds the `perf_event_attr` of a hardware breakpoint (`PERF_TYPE_BREAKPOINT`, 5).
+//!
+//! Field rules follow `include/uapi/linux/perf_event.h`, `include/uapi/linux/hw_breakpoint.h`
+//! and the checks in `kernel/events/core.c` (`perf_copy_attr`): `sigtrap` requires
+//! `remove_on_exec`, `inherit_thread` requires `inherit`. Validation of the address, length
+//! and alignment happens upstream in `hwbp-core`; the kernel re-checks it anyway
+//! (`arch/x86/kernel/hw_breakpoint.c`, `hw_breakpoint_arch_parse`) and we report its `EINVAL`.
+
+use std::fmt;
+
+use hwbp_core::Access;
+use perf_event_open_sys::bindings::{self, perf_event_attr};
+
+/// One address range to watch: the breakpoint part of a perf event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WatchRequest {
+    /// `bp_addr`: the data address (R/W) or instruction address (X).
+    pub addr: u64,
+    /// `bp_len`: 1, 2, 4 or 8 on x86; `sizeof(long)` for execute breakpoints.
+    pub len: u64,
+    /// What fires the breakpoint (`bp_type`).
+    pub access: Access,
+    /// `pinned`: the event must always be on a debug register. For breakpoints the slot is
+    /// reserved when the event is created either way; pinned only changes scheduling.
+    pub pinned: bool,
+    /// `exclude_kernel`: ignore accesses made while the CPU is in kernel mode (e.g. `read(2)`
+    /// filling a watched buffer).
+    pub exclude_kernel: bool,
+    /// `exclude_user`: ignore user-mode accesses (used for kernel-address watches).
+    pub exclude_user: bool,
+}
+
+impl WatchRequest {
+    /// A user-space watch with the usual flags: not pinned, kernel-mode accesses included.
+    pub fn new(addr: u64, len: u64, access: Access) -> Self {
+        WatchRequest {
+            addr,
+            len,
+            access,
+            pinned: false,
+            exclude_kernel: false,
+            exclude_user: false,
+        }
+    }
+}
+
+impl fmt::Display for WatchRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::ReadWrite => "read/write",
+            Access::Execute => "execute",
+        };
+        write!(f, "{kind} watch on {:#x} ({} bytes)", self.addr, self.len)
+    }
+}
+
+/// When the kernel wakes a reader blocked in `poll(2)` on the ring buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// `wakeup_events = n`: after every `n` samples. `Events(1)` gives the lowest latency and
+    /// costs one wake-up per hit.
+    Events(u32),
+    /// `watermark = 1, wakeup_watermark = bytes`: when this many bytes are unread. Best for
+    /// throughput; the reader's poll timeout bounds the latency for slow hit rates.
+    Bytes(u32),
+}
+
+/// What each sample carries and how readers are woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleOptions {
+    /// Add `PERF_SAMPLE_CALLCHAIN` (kernel and user frames; user frames need frame pointers).
+    pub callchain: bool,
+    /// Maximum callchain depth (`sample_max_stack`); `0` means the kernel's
+    /// `/proc/sys/kernel/perf_event_max_stack`, which is read and written into the attr so
+    /// later `MODIFY_ATTRIBUTES` calls send the same attr the kernel stored.
+    pub max_stack: u16,
+    /// Reader wake-up policy.
+    pub wakeup: Wakeup,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        SampleOptions {
+            callchain: false,
+            max_stack: 0,
+            wakeup: Wakeup::Bytes(16 * 1024),
+        }
+    }
+}
+
+/// The fixed `sample_type` of every sample we ask for, in record order:
+/// `IDENTIFIER, IP, TID (pid, tid), TIME, ADDR, CPU (cpu, res)`, then `CALLCHAIN` if asked.
+pub const BASE_SAMPLE_TYPE: u64 = (bindings::PERF_SAMPLE_IDENTIFIER
+    | bindings::PERF_SAMPLE_IP
+    | bindings::PERF_SAMPLE_TID
+    | bindings::PERF_SAMPLE_TIME
+    | bindings::PERF_SAMPLE_ADDR
+    | bindings::PERF_SAMPLE_CPU) as u64;
+
+/// `read_format` of every event: `read(2)` returns `{value, time_enabled, time_running}`.
+pub const READ_FORMAT: u64 =
+    (bindings::PERF_FORMAT_TOTAL_TIME_ENABLED | bindings::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
+
+/// Builds a sampling breakpoint attr: `sample_period = 1` (every hit is a sample), created
+/// disabled, `inherit` as asked (task events only: threads the target creates later get a
+/// copy of the event whose samples go to the parent's ring).
+pub fn breakpoint_attr(
+    watch: &WatchRequest,
+    sample: &SampleOptions,
+    inherit: bool,
+) -> perf_event_attr {
+    let mut attr = counting_attr(watch);
+    attr.sample_period = 1;
+    attr.sample_type = BASE_SAMPLE_TYPE;
+    if sample.callchain {
+        attr.sample_type |= bindings::PERF_SAMPLE_CALLCHAIN as u64;
+        attr.sample_max_stack = if sample.max_stack != 0 {
+            sample.max_stack
+        } else {
+            crate::error::read_proc_int("/proc/sys/kernel/perf_event_max_stack")
+                .and_then(|m| u16::try_from(m).ok())
+                .unwrap_or(127)
+        };
+    }
+    attr.set_inherit(inherit.into());
+    match sample.wakeup {
+        Wakeup::Events(n) => attr.wakeup_events = n.max(1),
+        Wakeup::Bytes(bytes) => {
+            attr.set_watermark(1);
+            attr.wakeup_watermark = bytes.max(1);
+        }
+    }
+    attr
+}
+
+/// The common part: type, size, breakpoint fields, privilege filters, created disabled,
+/// `precise_ip = 0` (breakpoints are exact by nature; the x86 PMU has no skid for them).
+pub fn counting_attr(watch: &WatchRequest) -> perf_event_attr {
+    let mut attr = perf_event_attr {
+        type_: bindings::PERF_TYPE_BREAKPOINT,
+        size: std::mem::size_of::<perf_event_attr>() as u32,
+        config: 0,
+        read_format: READ_FORMAT,
+        ..Default::default()
+    };
+    set_breakpoint(&mut attr, watch);
+    attr.set_disabled(1);
+    attr.set_pinned(watch.pinned.into());
+    attr.set_exclude_kernel(watch.exclude_kernel.into());
+    attr.set_exclude_user(watch.exclude_user.into());
+    attr.set_exclude_hv(1);
+    attr.set_precise_ip(0);
+    attr
+}
+
+/// Writes `bp_type`, `bp_addr` and `bp_len` (the only fields `MODIFY_ATTRIBUTES` may change,
+/// along with `disabled`).
+pub fn set_breakpoint(attr: &mut perf_event_attr, watch: &WatchRequest) {
+    attr.bp_type = watch.access.bp_type().0;
+    attr.bp_addr = watch.addr;
+    attr.bp_len = watch.len;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_attr_has_the_fields_the_ring_parser_expects() {
+        let watch = WatchRequest {
+            pinned: true,
+            ..WatchRequest::new(0x1000, 8, Access::Write)
+        };
+        let attr = breakpoint_attr(&watch, &SampleOptions::default(), true);
+        assert_eq!(attr.type_, 5);
+        assert_eq!(attr.bp_type, 2);
+        assert_eq!(attr.bp_addr, 0x1000);
+        assert_eq!(attr.bp_len, 8);
+        assert_eq!(attr.sample_period, 1);
+        assert_eq!(attr.sample_type, 0x10000 | 1 | 2 | 4 | 8 | 0x80);
+        assert_eq!(attr.read_format, 3);
+        assert_eq!((attr.disabled(), attr.inherit(), attr.pinned()), (1, 1, 1));
+        assert_eq!((attr.watermark(), attr.wakeup_watermark), (1, 16 * 1024));
+        assert_eq!(
+            (
+                attr.exclude_kernel(),
+                attr.exclude_user(),
+                attr.precise_ip()
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(attr.size as usize, std::mem::size_of::<perf_event_attr>());
+    }
+
+    #[test]
+    fn callchain_adds_the_bit_and_a_depth() {
+        let watch = WatchRequest::new(0x2000, 4, Access::ReadWrite);
+        let sample = SampleOptions {
+            callchain: true,
+            max_stack: 32,
+            wakeup: Wakeup::Events(1),
+        };
+        let attr = breakpoint_attr(&watch, &sample, false);
+        assert_eq!(attr.sample_type, BASE_SAMPLE_TYPE | 0x20);
+        assert_eq!(attr.sample_max_stack, 32);
+        assert_eq!(
+            (attr.inherit(), attr.watermark(), attr.wakeup_events),
+            (0, 0, 1)
+        );
+        assert_eq!(attr.bp_type, 3);
+    }
+
+    #[test]
+    fn watch_reads_in_user_terms() {
+        let watch = WatchRequest::new(0x1000, 8, Access::Write);
+        assert_eq!(watch.to_string(), "write watch on 0x1000 (8 bytes)");
+    }
+}

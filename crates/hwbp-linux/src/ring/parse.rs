@@ -1,0 +1,451 @@
+//! Pure parser for the records our breakpoint events write into a perf ring buffer.
+//!
+//! No I/O and no `unsafe`: it works on the unread bytes handed over as two slices (the part up
+//! to the end of the ring and the part that wrapped to its start), so it can be unit-tested and
+//! fuzzed on synthetic buffers. The sample layout is fixed by
+//! [`crate::perf::attr::BASE_SAMPLE_TYPE`]; record layouts are documented in
+//! `include/uapi/linux/perf_event.h` (`enum perf_event_type`).
+
+use perf_event_open_sys::bindings;
+
+/// `struct perf_event_header`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// `type`: a `PERF_RECORD_*` value.
+    pub type_: u32,
+    /// `misc`: for samples, `PERF_RECORD_MISC_CPUMODE_MASK` (low 3 bits) says kernel/user mode.
+    pub misc: u16,
+    /// `size`: the whole record, header included.
+    pub size: u16,
+}
+
+impl RecordHeader {
+    /// Size of the header in bytes.
+    pub const SIZE: usize = 8;
+
+    /// Decodes the 8 header bytes (native endian, as the kernel writes them).
+    pub fn from_bytes(bytes: [u8; 8]) -> Self {
+        RecordHeader {
+            type_: u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            misc: u16::from_ne_bytes([bytes[4], bytes[5]]),
+            size: u16::from_ne_bytes([bytes[6], bytes[7]]),
+        }
+    }
+}
+
+/// One `PERF_RECORD_SAMPLE` with our fixed `sample_type`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SampleRecord {
+    /// `PERF_SAMPLE_IDENTIFIER`: the id of the event (the parent's id for inherited events).
+    pub identifier: u64,
+    /// `PERF_SAMPLE_IP`: on x86 data breakpoints trap, so this is the instruction *after* the
+    /// access.
+    pub ip: u64,
+    /// `PERF_SAMPLE_TID`: process id.
+    pub pid: i32,
+    /// `PERF_SAMPLE_TID`: thread id.
+    pub tid: i32,
+    /// `PERF_SAMPLE_TIME`: `local_clock()` nanoseconds.
+    pub time: u64,
+    /// `PERF_SAMPLE_ADDR`: for breakpoints, the watched address (`bp_addr`).
+    pub addr: u64,
+    /// `PERF_SAMPLE_CPU`.
+    pub cpu: u32,
+    /// `header.misc & PERF_RECORD_MISC_CPUMODE_MASK`.
+    pub cpumode: u16,
+    /// `PERF_SAMPLE_CALLCHAIN`, raw: frames interleaved with `PERF_CONTEXT_*` markers. Empty
+    /// when callchains were not requested.
+    pub callchain: Vec<u64>,
+}
+
+impl SampleRecord {
+    /// True if the access happened in kernel mode (`PERF_RECORD_MISC_KERNEL`).
+    pub fn kernel_mode(&self) -> bool {
+        u32::from(self.cpumode) == bindings::PERF_RECORD_MISC_KERNEL
+    }
+
+    /// The callchain without `PERF_CONTEXT_*` markers, plus how many leading frames are
+    /// kernel frames (the kernel emits the kernel part first, then the user part). Frames in
+    /// hypervisor or guest contexts are dropped.
+    pub fn frames(&self) -> (Vec<u64>, usize) {
+        let mut frames = Vec::with_capacity(self.callchain.len());
+        let mut kernel_frames = 0;
+        let mut context = bindings::PERF_CONTEXT_USER;
+        for &ip in &self.callchain {
+            if ip >= bindings::PERF_CONTEXT_MAX {
+                context = ip;
+                continue;
+            }
+            if context == bindings::PERF_CONTEXT_KERNEL {
+                frames.push(ip);
+                kernel_frames += 1;
+            } else if context == bindings::PERF_CONTEXT_USER {
+                frames.push(ip);
+            }
+        }
+        (frames, kernel_frames)
+    }
+}
+
+/// A record we understand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingRecord {
+    /// A breakpoint hit.
+    Sample(SampleRecord),
+    /// `PERF_RECORD_LOST`: `lost` samples were dropped because the ring was full.
+    Lost {
+        /// Event id.
+        id: u64,
+        /// Number of dropped samples.
+        lost: u64,
+    },
+    /// `PERF_RECORD_THROTTLE`: the kernel stopped the event for exceeding
+    /// `kernel.perf_event_max_sample_rate`; hits are not counted until the unthrottle.
+    Throttle {
+        /// Timestamp.
+        time: u64,
+        /// Event id.
+        id: u64,
+    },
+    /// `PERF_RECORD_UNTHROTTLE`.
+    Unthrottle {
+        /// Timestamp.
+        time: u64,
+        /// Event id.
+        id: u64,
+    },
+    /// Any other record type (skipped by readers).
+    Other {
+        /// The `PERF_RECORD_*` value.
+        type_: u32,
+    },
+    /// A record too short for its type: the ring content is not what we asked for.
+    Malformed {
+        /// The `PERF_RECORD_*` value.
+        type_: u32,
+        /// Its claimed size.
+        size: u16,
+    },
+}
+
+struct Words<'a> {
+    bytes: &'a [u8],
+}
+
+impl Words<'_> {
+    fn u64(&mut self) -> Option<u64> {
+        let (head, rest) = self.bytes.split_first_chunk::<8>()?;
+        self.bytes = rest;
+        Some(u64::from_ne_bytes(*head))
+    }
+
+    fn two_u32(&mut self) -> Option<(u32, u32)> {
+        let (head, rest) = self.bytes.split_first_chunk::<8>()?;
+        self.bytes = rest;
+        let lo = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+        let hi = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]);
+        Some((lo, hi))
+    }
+}
+
+/// Parses one record's body (the bytes after the header). `callchain` says whether
+/// `PERF_SAMPLE_CALLCHAIN` is in the events' `sample_type`.
+pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingRecord {
+    let malformed = RingRecord::Malformed {
+        type_: header.type_,
+        size: header.size,
+    };
+    let mut w = Words { bytes: body };
+    match header.type_ {
+        bindings::PERF_RECORD_SAMPLE => {
+            let parsed = (|| {
+                let identifier = w.u64()?;
+                let ip = w.u64()?;
+                let (pid, tid) = w.two_u32()?;
+                let time = w.u64()?;
+                let addr = w.u64()?;
+                let (cpu, _res) = w.two_u32()?;
+                let mut chain = Vec::new();
+                if callchain {
+                    let nr = usize::try_from(w.u64()?).ok()?;
+                    if nr > w.bytes.len() / 8 {
+                        return None;
+                    }
+                    chain.reserve_exact(nr);
+                    for _ in 0..nr {
+                        chain.push(w.u64()?);
+                    }
+                }
+                Some(SampleRecord {
+                    identifier,
+                    ip,
+                    pid: pid as i32,
+                    tid: tid as i32,
+                    time,
+                    addr,
+                    cpu,
+                    cpumode: header.misc & 7,
+                    callchain: chain,
+                })
+            })();
+            parsed.map_or(malformed, RingRecord::Sample)
+        }
+        bindings::PERF_RECORD_LOST => match (w.u64(), w.u64()) {
+            (Some(id), Some(lost)) => RingRecord::Lost { id, lost },
+            _ => malformed,
+        },
+        bindings::PERF_RECORD_THROTTLE | bindings::PERF_RECORD_UNTHROTTLE => {
+            match (w.u64(), w.u64()) {
+                (Some(time), Some(id)) if header.type_ == bindings::PERF_RECORD_THROTTLE => {
+                    RingRecord::Throttle { time, id }
+                }
+                (Some(time), Some(id)) => RingRecord::Unthrottle { time, id },
+                _ => malformed,
+            }
+        }
+        type_ => RingRecord::Other { type_ },
+    }
+}
+
+/// Copies `len` bytes starting at `offset` of the logical sequence `first ++ second`.
+fn copy_out(first: &[u8], second: &[u8], offset: usize, len: usize, dst: &mut Vec<u8>) {
+    dst.clear();
+    if offset < first.len() {
+        let end = (offset + len).min(first.len());
+        dst.extend_from_slice(&first[offset..end]);
+        dst.extend_from_slice(&second[..len - (end - offset)]);
+    } else {
+        let start = offset - first.len();
+        dst.extend_from_slice(&second[start..start + len]);
+    }
+}
+
+/// Parses every whole record in the unread bytes `first ++ second` (`second` is the part that
+/// wrapped to the start of the ring; empty when nothing wrapped) and returns how many bytes were
+/// consumed. A record whose header or body straddles the two slices is reassembled in
+/// `scratch`. A trailing partial record is left unconsumed. A header with `size < 8` cannot be
+/// skipped record by record, so it reports [`RingRecord::Malformed`] and consumes everything.
+pub fn parse_unread(
+    first: &[u8],
+    second: &[u8],
+    callchain: bool,
+    scratch: &mut Vec<u8>,
+    on_record: &mut dyn FnMut(RingRecord),
+) -> usize {
+    let total = first.len() + second.len();
+    let mut pos = 0usize;
+    while total - pos >= RecordHeader::SIZE {
+        let header = if pos + RecordHeader::SIZE <= first.len() {
+            let bytes: [u8; 8] = first[pos..pos + 8].try_into().expect("8-byte slice");
+            RecordHeader::from_bytes(bytes)
+        } else {
+            copy_out(first, second, pos, RecordHeader::SIZE, scratch);
+            RecordHeader::from_bytes(scratch[..8].try_into().expect("8-byte slice"))
+        };
+        let size = usize::from(header.size);
+        if size < RecordHeader::SIZE {
+            on_record(RingRecord::Malformed {
+                type_: header.type_,
+                size: header.size,
+            });
+            return total;
+        }
+        if total - pos < size {
+            break;
+        }
+        let body_start = pos + RecordHeader::SIZE;
+        let body_len = size - RecordHeader::SIZE;
+        let record = if body_start + body_len <= first.len() {
+            parse_record(header, &first[body_start..body_start + body_len], callchain)
+        } else if body_start >= first.len() {
+            let start = body_start - first.len();
+            parse_record(header, &second[start..start + body_len], callchain)
+        } else {
+            copy_out(first, second, body_start, body_len, scratch);
+            parse_record(header, scratch, callchain)
+        };
+        on_record(record);
+        pos += size;
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(type_: u32, misc: u16, size: usize) -> Vec<u8> {
+        let mut v = type_.to_ne_bytes().to_vec();
+        v.extend_from_slice(&misc.to_ne_bytes());
+        v.extend_from_slice(&(size as u16).to_ne_bytes());
+        v
+    }
+
+    fn sample_bytes(id: u64, tid: u32, addr: u64, chain: Option<&[u64]>) -> Vec<u8> {
+        let words = 6 + chain.map_or(0, |c| 1 + c.len());
+        let mut v = header(bindings::PERF_RECORD_SAMPLE, 2, 8 + words * 8);
+        for w in [id, 0x401000 + id] {
+            v.extend_from_slice(&w.to_ne_bytes());
+        }
+        v.extend_from_slice(&1000u32.to_ne_bytes());
+        v.extend_from_slice(&tid.to_ne_bytes());
+        v.extend_from_slice(&(5_000 + id).to_ne_bytes());
+        v.extend_from_slice(&addr.to_ne_bytes());
+        v.extend_from_slice(&1u32.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        if let Some(chain) = chain {
+            v.extend_from_slice(&(chain.len() as u64).to_ne_bytes());
+            for ip in chain {
+                v.extend_from_slice(&ip.to_ne_bytes());
+            }
+        }
+        v
+    }
+
+    fn lost_bytes(id: u64, lost: u64) -> Vec<u8> {
+        let mut v = header(bindings::PERF_RECORD_LOST, 0, 24);
+        v.extend_from_slice(&id.to_ne_bytes());
+        v.extend_from_slice(&lost.to_ne_bytes());
+        v
+    }
+
+    fn expected_sample(id: u64, tid: i32, addr: u64) -> SampleRecord {
+        SampleRecord {
+            identifier: id,
+            ip: 0x401000 + id,
+            pid: 1000,
+            tid,
+            time: 5_000 + id,
+            addr,
+            cpu: 1,
+            cpumode: 2,
+            callchain: Vec::new(),
+        }
+    }
+
+    /// Lays `stream` into a ring of `ring_len` bytes starting at `tail % ring_len`, and returns
+    /// the two unread slices exactly as the mmap reader would build them.
+    fn ring_with(stream: &[u8], ring_len: usize, tail: usize) -> (Vec<u8>, usize) {
+        let mut ring = vec![0xAA; ring_len];
+        for (i, b) in stream.iter().enumerate() {
+            ring[(tail + i) % ring_len] = *b;
+        }
+        (ring, tail % ring_len)
+    }
+
+    fn parse_all(first: &[u8], second: &[u8], callchain: bool) -> (Vec<RingRecord>, usize) {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        let used = parse_unread(first, second, callchain, &mut scratch, &mut |r| out.push(r));
+        (out, used)
+    }
+
+    #[test]
+    fn contiguous_records_parse_in_order() {
+        let mut stream = sample_bytes(1, 11, 0x5000, None);
+        stream.extend(lost_bytes(7, 3));
+        stream.extend(sample_bytes(2, 12, 0x5008, None));
+        let (records, used) = parse_all(&stream, &[], false);
+        assert_eq!(used, stream.len());
+        assert_eq!(
+            records,
+            vec![
+                RingRecord::Sample(expected_sample(1, 11, 0x5000)),
+                RingRecord::Lost { id: 7, lost: 3 },
+                RingRecord::Sample(expected_sample(2, 12, 0x5008)),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_wrap_point_gives_the_same_records() {
+        // Two samples and a LOST record, laid into a 256-byte ring at every possible tail, so
+        // the wrap falls inside a header, inside a body, and exactly on record boundaries.
+        let mut stream = sample_bytes(1, 11, 0x5000, None);
+        stream.extend(lost_bytes(7, 3));
+        stream.extend(sample_bytes(2, 12, 0x5008, None));
+        let expected = parse_all(&stream, &[], false).0;
+        let ring_len = 256;
+        for tail in (0..ring_len).step_by(8) {
+            let (ring, start) = ring_with(&stream, ring_len, tail);
+            let (first, second) = if start + stream.len() <= ring_len {
+                (&ring[start..start + stream.len()], &ring[..0])
+            } else {
+                (&ring[start..], &ring[..stream.len() - (ring_len - start)])
+            };
+            let (records, used) = parse_all(first, second, false);
+            assert_eq!(used, stream.len(), "tail {tail}");
+            assert_eq!(records, expected, "tail {tail}");
+        }
+    }
+
+    #[test]
+    fn header_split_across_the_end_is_reassembled() {
+        let stream = sample_bytes(9, 99, 0x7000, None);
+        // The first 4 header bytes at the end of the ring, the rest at its start.
+        let (records, used) = parse_all(&stream[..4], &stream[4..], false);
+        assert_eq!(used, stream.len());
+        assert_eq!(
+            records,
+            vec![RingRecord::Sample(expected_sample(9, 99, 0x7000))]
+        );
+    }
+
+    #[test]
+    fn callchain_markers_are_split_from_frames() {
+        let chain = [
+            bindings::PERF_CONTEXT_KERNEL,
+            0xffff_8000_0000_1000,
+            bindings::PERF_CONTEXT_USER,
+            0x401234,
+            0x401500,
+        ];
+        let stream = sample_bytes(3, 5, 0x6000, Some(&chain));
+        let (records, _) = parse_all(&stream[..40], &stream[40..], true);
+        let RingRecord::Sample(sample) = &records[0] else {
+            panic!("{records:?}")
+        };
+        assert_eq!(sample.callchain, chain);
+        assert_eq!(
+            sample.frames(),
+            (vec![0xffff_8000_0000_1000, 0x401234, 0x401500], 1)
+        );
+        assert!(!sample.kernel_mode());
+    }
+
+    #[test]
+    fn partial_trailing_record_is_left_for_later() {
+        let mut stream = sample_bytes(1, 11, 0x5000, None);
+        let whole = stream.len();
+        stream.extend(&sample_bytes(2, 12, 0x5008, None)[..20]);
+        let (records, used) = parse_all(&stream, &[], false);
+        assert_eq!((records.len(), used), (1, whole));
+    }
+
+    #[test]
+    fn garbage_never_panics_and_zero_size_stops_the_reader() {
+        let (records, used) = parse_all(&[0u8; 16], &[], false);
+        assert_eq!(used, 16);
+        assert_eq!(records, vec![RingRecord::Malformed { type_: 0, size: 0 }]);
+        // A sample whose size is too small for our sample_type.
+        let short = header(bindings::PERF_RECORD_SAMPLE, 0, 16);
+        let mut stream = short.clone();
+        stream.extend([0u8; 8]);
+        let (records, used) = parse_all(&stream, &[], false);
+        assert_eq!(used, 16);
+        assert_eq!(records, vec![RingRecord::Malformed { type_: 9, size: 16 }]);
+        // A callchain count larger than the record.
+        let mut stream = sample_bytes(1, 1, 1, Some(&[1, 2]));
+        stream[56..64].copy_from_slice(&u64::MAX.to_ne_bytes());
+        let (records, _) = parse_all(&stream, &[], true);
+        assert!(matches!(records[0], RingRecord::Malformed { type_: 9, .. }));
+        // Every prefix/split of a pseudo-random buffer terminates without panicking.
+        let noise: Vec<u8> = (0u32..512)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for split in (0..noise.len()).step_by(7) {
+            let (_, used) = parse_all(&noise[..split], &noise[split..], true);
+            assert!(used <= noise.len());
+        }
+    }
+}
