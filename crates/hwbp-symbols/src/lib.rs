@@ -1,4 +1,113 @@
 //! # hwbp-symbols
 //!
-//! Symbols for hwbp.
+//! Names to addresses and addresses to names, for the processes and the kernel that hwbp
+//! watches:
+//!
+//! - [`maps`]: `/proc/PID/maps` parsing ([`ProcessMaps`], [`MapEntry`]).
+//! - [`process`]: [`ProcessSymbols`] snapshots a process's ELF modules and their load biases,
+//!   resolves `my_crate::COUNTER` / `counter` to runtime addresses, symbolizes hit IPs to
+//!   `function+0x12 (file.c:31)` (DWARF lines through blazesym), and finds the accessing
+//!   instruction before an x86 trap IP. Works from the ELF files and the snapshot, so hits are
+//!   symbolized after the process has exited.
+//! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
 #![forbid(unsafe_code)]
+
+mod elf;
+mod error;
+pub mod kernel;
+pub mod maps;
+pub mod process;
+
+pub use error::SymbolError;
+pub use kernel::{KernelSymbol, KernelSymbols};
+pub use maps::{MapEntry, ProcessMaps};
+pub use process::{CodeLocation, ModuleInfo, ProcessSymbols, ResolvedSymbol};
+
+/// What a symbol names, from its ELF `STT_*` type or its `nm` letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SymbolKind {
+    /// A variable (`STT_OBJECT`/`STT_TLS`; nm `d D b B r R v V`).
+    Data,
+    /// Code (`STT_FUNC`; nm `t T`).
+    Function,
+    /// Anything else (`STT_NOTYPE`, absolute `A`, weak `W` of unknown type...).
+    Other,
+}
+
+/// Up to `limit` names from `candidates` close to `wanted`: by edit distance (on the whole name
+/// or its last `::` segment) or because one contains the other; closest first.
+pub(crate) fn near_matches<'a>(
+    wanted: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    limit: usize,
+) -> Vec<String> {
+    let wanted_lower = wanted.to_ascii_lowercase();
+    let max_distance = (wanted.len() / 3).max(1);
+    let mut scored: Vec<(usize, &str)> = Vec::new();
+    for cand in candidates {
+        if cand == wanted {
+            continue;
+        }
+        let last = cand.rsplit("::").next().unwrap_or(cand);
+        let cand_lower = last.to_ascii_lowercase();
+        let distance = edit_distance(&wanted_lower, &cand_lower)
+            .min(edit_distance(&wanted_lower, &cand.to_ascii_lowercase()));
+        let contains = wanted.len() >= 3
+            && (cand_lower.contains(&wanted_lower) || wanted_lower.contains(&cand_lower))
+            && cand_lower.len() >= 3;
+        if distance <= max_distance || contains {
+            scored.push((distance, cand));
+        }
+    }
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+/// Levenshtein distance over bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("countr", "counter"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn near_matches_rank_closest_first_and_cap() {
+        let names = [
+            "counter",
+            "count_r",
+            "country_code",
+            "banana",
+            "my_crate::COUNTER",
+            "counted",
+        ];
+        let near = near_matches("countr", names.iter().copied(), 3);
+        assert_eq!(near, vec!["count_r", "counter", "my_crate::COUNTER"]);
+        assert!(near_matches("zzzzzz", names.iter().copied(), 3).is_empty());
+    }
+}
