@@ -187,7 +187,10 @@ impl KernelSymbols {
 
     /// The symbol containing `addr` and the offset into it.
     pub fn symbolize(&self, addr: u64) -> Option<(&str, u64)> {
-        let last = self.symbols.partition_point(|s| s.addr <= addr).checked_sub(1)?;
+        let last = self
+            .symbols
+            .partition_point(|s| s.addr <= addr)
+            .checked_sub(1)?;
         let start = self.symbols[last].addr;
         // Of several aliases at one address, report the first one listed.
         let first = self.symbols[..last].partition_point(|s| s.addr < start);
