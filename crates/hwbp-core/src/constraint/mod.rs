@@ -70,7 +70,7 @@ pub mod scenario;
 mod types;
 
 #[cfg(test)]
-// mod tests;
+mod tests;
 pub use brute::BruteForceEngine;
 pub use engine::ConstraintEngine;
 pub use refusal::{Errno, InvalidRequest, Refusal, RefusalDisplay, ShortageTarget, SlotShortage};
