@@ -50,11 +50,17 @@ pub(crate) fn near_matches<'a>(
         }
         let last = cand.rsplit("::").next().unwrap_or(cand);
         let cand_lower = last.to_ascii_lowercase();
-        let distance = edit_distance(&wanted_lower, &cand_lower)
-            .min(edit_distance(&wanted_lower, &cand.to_ascii_lowercase()));
         let contains = wanted.len() >= 3
             && (cand_lower.contains(&wanted_lower) || wanted_lower.contains(&cand_lower))
             && cand_lower.len() >= 3;
+        // The edit distance is at least the length difference: skip hopeless candidates
+        // cheaply (kallsyms has >100k names).
+        let close_in_length = |n: &str| n.len().abs_diff(wanted.len()) <= max_distance;
+        if !contains && !close_in_length(last) && !close_in_length(cand) {
+            continue;
+        }
+        let distance = edit_distance(&wanted_lower, &cand_lower)
+            .min(edit_distance(&wanted_lower, &cand.to_ascii_lowercase()));
         if distance <= max_distance || contains {
             scored.push((distance, cand));
         }

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -28,56 +29,78 @@ pub struct Built {
 
 pub fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hwbp-symbols-fixtures");
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = |name: &str| Path::new(C_DIR).join(name);
-        let lib = dir.join("libhwbptest.so");
+    BUILT.get_or_init(build_all)
+}
+
+/// Builds into a directory named after a hash of the sources. Test runners such as nextest run
+/// each test in its own process, so each builds into a private directory and renames it into
+/// place; the first rename wins and the others use the winner's binaries.
+fn build_all() -> Built {
+    let sources = ["writer.c", "lib.c", "plugin.c", "my_crate.rs"];
+    let mut hasher = std::hash::DefaultHasher::new();
+    for name in sources {
+        std::fs::read(Path::new(C_DIR).join(name))
+            .unwrap()
+            .hash(&mut hasher);
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = root.join(format!("hwbp-symbols-fixtures-{:016x}", hasher.finish()));
+    let built = Built {
+        pie: dir.join("writer-pie"),
+        non_pie: dir.join("writer-nopie"),
+        lib: dir.join("libhwbptest.so"),
+        plugin: dir.join("libhwbpplugin.so"),
+        rust: dir.join("my_crate"),
+    };
+    if dir.exists() {
+        return built;
+    }
+    let staging = root.join(format!("hwbp-symbols-staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap();
+    let c = |name: &str| Path::new(C_DIR).join(name);
+    for (out, src) in [
+        ("libhwbptest.so", "lib.c"),
+        ("libhwbpplugin.so", "plugin.c"),
+    ] {
         run(Command::new("gcc")
             .args(["-g", "-O2", "-shared", "-fPIC", "-o"])
-            .arg(&lib)
-            .arg(c("lib.c")));
-        let plugin = dir.join("libhwbpplugin.so");
+            .arg(staging.join(out))
+            .arg(c(src)));
+    }
+    for (out, pie_flags) in [
+        ("writer-pie", ["-fPIE", "-pie"]),
+        ("writer-nopie", ["-fno-PIE", "-no-pie"]),
+    ] {
         run(Command::new("gcc")
-            .args(["-g", "-O2", "-shared", "-fPIC", "-o"])
-            .arg(&plugin)
-            .arg(c("plugin.c")));
-        let exe = |name: &str, pie_flags: &[&str]| {
-            let out = dir.join(name);
-            run(Command::new("gcc")
-                .args(["-g", "-O2"])
-                .args(pie_flags)
-                .arg("-o")
-                .arg(&out)
-                .arg(c("writer.c"))
-                .arg(format!("-L{}", dir.display()))
-                .arg(format!("-Wl,-rpath,{}", dir.display()))
-                .args(["-lhwbptest", "-ldl"]));
-            out
-        };
-        let pie = exe("writer-pie", &["-fPIE", "-pie"]);
-        let non_pie = exe("writer-nopie", &["-fno-PIE", "-no-pie"]);
-        let rust = dir.join("my_crate");
-        run(Command::new("rustc")
-            .args([
-                "-g",
-                "-O",
-                "--edition",
-                "2021",
-                "--crate-name",
-                "my_crate",
-                "-o",
-            ])
-            .arg(&rust)
-            .arg(c("my_crate.rs")));
-        Built {
-            pie,
-            non_pie,
-            lib,
-            plugin,
-            rust,
-        }
-    })
+            .args(["-g", "-O2"])
+            .args(pie_flags)
+            .arg("-o")
+            .arg(staging.join(out))
+            .arg(c("writer.c"))
+            .arg(format!("-L{}", staging.display()))
+            // The final directory: the binaries run only after the rename below.
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .args(["-lhwbptest", "-ldl"]));
+    }
+    run(Command::new("rustc")
+        .args([
+            "-g",
+            "-O",
+            "--edition",
+            "2021",
+            "--crate-name",
+            "my_crate",
+            "-o",
+        ])
+        .arg(staging.join("my_crate"))
+        .arg(c("my_crate.rs")));
+    if std::fs::rename(&staging, &dir).is_err() {
+        // Another test process renamed its identical build into place first.
+        assert!(dir.exists());
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    built
 }
 
 /// A running fixture; killed and reaped on drop.
