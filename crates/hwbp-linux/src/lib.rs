@@ -5,6 +5,7 @@
 pub mod error;
 pub mod perf;
 pub mod ring;
+pub mod session;
 pub mod sys;
 
 pub use error::{Error, ErrorKind};

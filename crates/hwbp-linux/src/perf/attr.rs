@@ -99,9 +99,40 @@ pub const BASE_SAMPLE_TYPE: u64 = (bindings::PERF_SAMPLE_IDENTIFIER
     | bindings::PERF_SAMPLE_ADDR
     | bindings::PERF_SAMPLE_CPU) as u64;
 
-/// `read_format` of every event: `read(2)` returns `{value, time_enabled, time_running}`.
+/// The base `read_format` of every event: `read(2)` returns `{value, time_enabled,
+/// time_running}`, followed by `lost` when [`read_format`] adds `PERF_FORMAT_LOST`.
 pub const READ_FORMAT: u64 =
     (bindings::PERF_FORMAT_TOTAL_TIME_ENABLED | bindings::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
+
+/// `PERF_FORMAT_LOST` (Linux 6.0): the number of samples of this event the kernel dropped
+/// because its ring was full. Unlike `PERF_RECORD_LOST`, which the kernel only writes once
+/// the ring has room again, this is exact at any time.
+pub const PERF_FORMAT_LOST: u64 = bindings::PERF_FORMAT_LOST as u64;
+
+/// True if the running kernel accepts `PERF_FORMAT_LOST` (6.0 or newer; older kernels refuse
+/// unknown `read_format` bits with `EINVAL`). Read once from `/proc/sys/kernel/osrelease`.
+pub fn kernel_has_format_lost() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|release| {
+                let major: u32 = release.trim().split(['.', '-']).next()?.parse().ok()?;
+                Some(major >= 6)
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// The `read_format` we open events with: [`READ_FORMAT`], plus [`PERF_FORMAT_LOST`] where
+/// the kernel has it.
+pub fn read_format() -> u64 {
+    if kernel_has_format_lost() {
+        READ_FORMAT | PERF_FORMAT_LOST
+    } else {
+        READ_FORMAT
+    }
+}
 
 /// Builds a sampling breakpoint attr: `sample_period = 1` (every hit is a sample), created
 /// disabled, `inherit` as asked (task events only: threads the target creates later get a
@@ -142,7 +173,7 @@ pub fn counting_attr(watch: &WatchRequest) -> perf_event_attr {
         type_: bindings::PERF_TYPE_BREAKPOINT,
         size: std::mem::size_of::<perf_event_attr>() as u32,
         config: 0,
-        read_format: READ_FORMAT,
+        read_format: read_format(),
         ..Default::default()
     };
     set_breakpoint(&mut attr, watch);
@@ -180,7 +211,8 @@ mod tests {
         assert_eq!(attr.bp_len, 8);
         assert_eq!(attr.sample_period, 1);
         assert_eq!(attr.sample_type, 0x10000 | 1 | 2 | 4 | 8 | 0x80);
-        assert_eq!(attr.read_format, 3);
+        assert_eq!(attr.read_format & 3, 3);
+        assert_eq!(attr.read_format & 16 != 0, kernel_has_format_lost());
         assert_eq!((attr.disabled(), attr.inherit(), attr.pinned()), (1, 1, 1));
         assert_eq!((attr.watermark(), attr.wakeup_watermark), (1, 16 * 1024));
         assert_eq!(

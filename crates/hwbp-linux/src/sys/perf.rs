@@ -234,8 +234,8 @@ pub fn modify_attributes(
     ioctl_result("PERF_EVENT_IOC_MODIFY_ATTRIBUTES", what, ret).map(drop)
 }
 
-/// The three u64 words `read(2)` returns for `read_format =
-/// PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING`.
+/// What `read(2)` returns for `read_format = PERF_FORMAT_TOTAL_TIME_ENABLED |
+/// PERF_FORMAT_TOTAL_TIME_RUNNING [| PERF_FORMAT_LOST]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CountReading {
     /// Event count (for a breakpoint: hits), including exited and live inherited children.
@@ -244,11 +244,14 @@ pub struct CountReading {
     pub time_enabled: u64,
     /// Nanoseconds the event was actually on a debug register.
     pub time_running: u64,
+    /// Samples dropped because the ring was full (`PERF_FORMAT_LOST`), if requested.
+    pub lost: Option<u64>,
 }
 
-/// Reads the count of an event opened with total-time-enabled/running read format.
+/// Reads the count of an event opened with [`crate::perf::attr::read_format`]: 24 bytes
+/// back means no `PERF_FORMAT_LOST`, 32 bytes means it is present.
 pub fn read_count(fd: BorrowedFd<'_>, what: &str) -> Result<CountReading, Error> {
-    let mut words = [0u64; 3];
+    let mut words = [0u64; 4];
     loop {
         // SAFETY: we pass a writable buffer of exactly size_of_val(&words) bytes.
         let n = unsafe {
@@ -258,11 +261,12 @@ pub fn read_count(fd: BorrowedFd<'_>, what: &str) -> Result<CountReading, Error>
                 std::mem::size_of_val(&words),
             )
         };
-        if n == std::mem::size_of_val(&words) as isize {
+        if n == 24 || n == 32 {
             return Ok(CountReading {
                 value: words[0],
                 time_enabled: words[1],
                 time_running: words[2],
+                lost: (n == 32).then_some(words[3]),
             });
         }
         let errno = if n < 0 { Errno::last() } else { Errno::EIO };

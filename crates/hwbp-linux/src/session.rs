@@ -1,0 +1,626 @@
+//! A watch session: a set of breakpoint watches on threads and/or CPUs, sampled into one ring
+//! buffer per CPU, read by [`WatchSession::poll`].
+//!
+//! Kernel behaviour it follows (`kernel/events/core.c` unless noted):
+//! - One event per (watch × thread × CPU) for thread scopes (`pid = tid`, `cpu = c`, `inherit`),
+//!   because an inherited event on `cpu = -1` cannot be mmapped (`perf_mmap`). Threads the
+//!   watched thread creates later get a copy of each event (`inherit_event`); their samples go
+//!   to the parent event's buffer and carry the parent's id (`primary_event_id`).
+//! - One event per (watch × CPU) for CPU scopes (`pid = -1`).
+//! - One ring per CPU: the first event opened on a CPU owns the mapping and every later event
+//!   on that CPU is redirected to it with `PERF_EVENT_IOC_SET_OUTPUT` (which requires the same
+//!   CPU, `perf_event_set_output`).
+//! - A task event polls `POLLHUP` once its task has exited and it has no live inherited
+//!   children (`is_event_hup`), which is how [`WatchSession::poll`] knows the target is gone.
+//! - Slots are reserved when an event is created (`reserve_bp_slot` in
+//!   `kernel/events/hw_breakpoint.c`), so [`WatchSession::open`] fails with `ENOSPC` up front
+//!   instead of silently not counting later.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use hwbp_core::Access;
+//! use hwbp_linux::perf::WatchRequest;
+//! use hwbp_linux::session::{online_cpus, EventScope, Record, SessionOptions, WatchSession};
+//!
+//! # fn main() -> Result<(), hwbp_linux::Error> {
+//! let watch = WatchRequest::new(0x5555_5555_8010, 8, Access::Write);
+//! let mut session =
+//!     WatchSession::open(&[watch], &[EventScope::Thread(1234)], &online_cpus()?, &SessionOptions::default())?;
+//! session.enable()?;
+//! loop {
+//!     let outcome = session.poll(Duration::from_millis(100), &mut |record| {
+//!         if let Record::Hit(hit) = record {
+//!             println!("tid {} wrote {:#x} at ip {:#x}", hit.tid, hit.addr, hit.ip);
+//!         }
+//!     })?;
+//!     if outcome.all_exited {
+//!         break;
+//!     }
+//! }
+//! println!("{:?}, lost {}", session.counts()?, session.lost());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use perf_event_open_sys::bindings::perf_event_attr;
+
+use crate::error::Error;
+use crate::perf::attr::{breakpoint_attr, set_breakpoint};
+use crate::perf::{SampleOptions, WatchRequest};
+use crate::ring::{MappedRing, RingRecord};
+use crate::sys::perf::{self as sys, EventTarget, PerfSys, RealPerfSys};
+
+/// Where a session's events count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventScope {
+    /// One thread (and, with [`SessionOptions::inherit`], every thread or child it creates
+    /// after the session is opened). For a whole process pass one scope per entry of
+    /// `/proc/PID/task`.
+    Thread(i32),
+    /// Every task running on one CPU (`pid = -1`). Needs `perf_event_paranoid <= 0` or
+    /// `CAP_PERFMON`.
+    Cpu(u32),
+}
+
+/// How a session samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// What each sample carries and when the reader is woken.
+    pub sample: SampleOptions,
+    /// Data pages per CPU ring; a power of two. The default, 64 pages (256 KiB with 4 KiB
+    /// pages), holds about 4,600 hits without callchains.
+    pub ring_pages: usize,
+    /// Follow threads created later by watched threads (`inherit = 1`). Ignored for CPU scopes.
+    pub inherit: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            sample: SampleOptions::default(),
+            ring_pages: 64,
+            inherit: true,
+        }
+    }
+}
+
+/// One breakpoint hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Index of the watch in the slice given to [`WatchSession::open`].
+    pub watch: usize,
+    /// `PERF_SAMPLE_TIME` (`local_clock`, ns).
+    pub time_ns: u64,
+    /// CPU the access happened on.
+    pub cpu: u32,
+    /// Process id of the accessing task.
+    pub pid: i32,
+    /// Thread id of the accessing task.
+    pub tid: i32,
+    /// Sampled instruction pointer. On x86 data watches trap *after* the access, so this is
+    /// the next instruction; symbolize `ip - 1` to name the accessing one.
+    pub ip: u64,
+    /// The watched address (`bp_addr`), not the exact byte accessed.
+    pub addr: u64,
+    /// The access happened in kernel mode (e.g. a syscall filling a watched buffer).
+    pub kernel_mode: bool,
+    /// Callchain frames without `PERF_CONTEXT_*` markers, innermost first; empty unless
+    /// [`SampleOptions::callchain`] was set.
+    pub callchain: Vec<u64>,
+    /// The first `callchain_kernel_frames` entries of `callchain` are kernel addresses; the
+    /// rest are user addresses.
+    pub callchain_kernel_frames: usize,
+}
+
+/// Something read from a ring buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A breakpoint hit.
+    Hit(Hit),
+    /// The ring was full and the kernel dropped `count` samples (`PERF_RECORD_LOST`). Counts
+    /// from [`WatchSession::counts`] still include them.
+    Lost {
+        /// Dropped samples.
+        count: u64,
+    },
+    /// The kernel throttled a watch for exceeding `kernel.perf_event_max_sample_rate`; hits
+    /// are not even counted until [`Record::Unthrottle`].
+    Throttle,
+    /// Throttling ended.
+    Unthrottle,
+}
+
+/// What one [`WatchSession::poll`] call saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Records delivered to the callback.
+    pub records: usize,
+    /// The session has thread scopes and every one of their tasks (with inherited children)
+    /// has exited. All their records have been delivered.
+    pub all_exited: bool,
+}
+
+/// Exact hit count of one watch, summed over its events (and their inherited children).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchCount {
+    /// Index of the watch.
+    pub watch: usize,
+    /// Number of hits.
+    pub count: u64,
+    /// Sum over the watch's events of the time they were enabled (ns).
+    pub time_enabled: u64,
+    /// Sum of the time they were on a debug register (ns); less than `time_enabled` means the
+    /// watch was multiplexed or throttled for a while.
+    pub time_running: u64,
+    /// Samples of this watch the kernel dropped because a ring was full (`PERF_FORMAT_LOST`,
+    /// Linux 6.0+; `None` on older kernels). Exact at any time, unlike [`WatchSession::lost`],
+    /// which only sees `PERF_RECORD_LOST` records once the kernel could write them.
+    pub lost: Option<u64>,
+}
+
+#[derive(Debug)]
+struct WatchEvent {
+    fd: OwnedFd,
+    id: u64,
+    watch: usize,
+    is_task: bool,
+    hung_up: bool,
+    what: String,
+}
+
+#[derive(Debug)]
+struct CpuRing {
+    cpu: u32,
+    /// Index in `events` of the event whose fd was mapped.
+    owner: usize,
+    ring: MappedRing,
+}
+
+/// A set of armed (or armable) watches and their ring buffers. Dropping it closes every event,
+/// which frees the debug registers.
+pub struct WatchSession {
+    sys: Box<dyn PerfSys>,
+    watches: Vec<WatchRequest>,
+    attrs: Vec<perf_event_attr>,
+    cpus: Vec<u32>,
+    opts: SessionOptions,
+    // Field order matters for Drop only in that rings and events are independent: a mapping
+    // keeps the kernel buffer alive after its owner fd is closed.
+    events: Vec<WatchEvent>,
+    rings: Vec<CpuRing>,
+    id_to_watch: HashMap<u64, usize>,
+    enabled: bool,
+}
+
+impl std::fmt::Debug for WatchSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchSession")
+            .field("watches", &self.watches)
+            .field("cpus", &self.cpus)
+            .field("events", &self.events.len())
+            .field("rings", &self.rings.len())
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// The online CPUs, from `/sys/devices/system/cpu/online` (e.g. `0-3,6`).
+pub fn online_cpus() -> Result<Vec<u32>, Error> {
+    let path = "/sys/devices/system/cpu/online";
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Sys {
+        op: "read",
+        what: path.to_string(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    parse_cpu_list(&text)
+        .ok_or_else(|| Error::InvalidRequest(format!("cannot parse {path}: {:?}", text.trim())))
+}
+
+/// Parses the kernel's CPU list format (`0-3,6,8-9`).
+pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+impl WatchSession {
+    /// Opens one event per (watch × scope × CPU), all disabled. All-or-nothing: if any event
+    /// cannot be opened, every event opened so far is closed and the error names the watch and
+    /// the thread/CPU that refused, and why.
+    ///
+    /// `cpus` is the set of online CPUs (see [`online_cpus`]); thread scopes get one event
+    /// per CPU in it.
+    pub fn open(
+        watches: &[WatchRequest],
+        scopes: &[EventScope],
+        cpus: &[u32],
+        opts: &SessionOptions,
+    ) -> Result<Self, Error> {
+        Self::open_with(Box::new(RealPerfSys), watches, scopes, cpus, opts)
+    }
+
+    /// [`WatchSession::open`] through a custom [`PerfSys`] (for tests that pin error paths).
+    pub fn open_with(
+        sys: Box<dyn PerfSys>,
+        watches: &[WatchRequest],
+        scopes: &[EventScope],
+        cpus: &[u32],
+        opts: &SessionOptions,
+    ) -> Result<Self, Error> {
+        if watches.is_empty() || scopes.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a session needs at least one watch and one thread or CPU".into(),
+            ));
+        }
+        if !opts.ring_pages.is_power_of_two() {
+            return Err(Error::InvalidRequest(format!(
+                "ring size must be a power of two pages, got {}",
+                opts.ring_pages
+            )));
+        }
+        if cpus.is_empty() && scopes.iter().any(|s| matches!(s, EventScope::Thread(_))) {
+            return Err(Error::InvalidRequest(
+                "thread scopes need the list of online CPUs".into(),
+            ));
+        }
+        let attrs = watches
+            .iter()
+            .map(|w| breakpoint_attr(w, &opts.sample, opts.inherit))
+            .collect();
+        let mut session = WatchSession {
+            sys,
+            watches: watches.to_vec(),
+            attrs,
+            cpus: cpus.to_vec(),
+            opts: *opts,
+            events: Vec::new(),
+            rings: Vec::new(),
+            id_to_watch: HashMap::new(),
+            enabled: false,
+        };
+        for scope in scopes {
+            // On error `session` drops here: every fd is closed and every ring unmapped.
+            session.open_scope(*scope)?;
+        }
+        Ok(session)
+    }
+
+    /// Watches a thread discovered after the session was opened, with every watch on every
+    /// CPU; enabled at once if the session is. All-or-nothing for that thread.
+    pub fn add_thread(&mut self, tid: i32) -> Result<(), Error> {
+        let (events_before, rings_before) = (self.events.len(), self.rings.len());
+        let result = self.open_scope(EventScope::Thread(tid)).and_then(|()| {
+            if self.enabled {
+                for event in &self.events[events_before..] {
+                    sys::enable(event.fd.as_fd(), &event.what)?;
+                }
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            // Rings created for this thread are owned by its events: drop both.
+            self.rings.truncate(rings_before);
+            for event in self.events.drain(events_before..) {
+                self.id_to_watch.remove(&event.id);
+            }
+        }
+        result
+    }
+
+    fn open_scope(&mut self, scope: EventScope) -> Result<(), Error> {
+        let (pid, cpus, is_task) = match scope {
+            EventScope::Thread(tid) => (tid, self.cpus.clone(), true),
+            EventScope::Cpu(cpu) => (-1, vec![cpu], false),
+        };
+        for cpu in cpus {
+            let target = EventTarget {
+                pid,
+                cpu: cpu as i32,
+            };
+            for watch in 0..self.watches.len() {
+                let mut attr = self.attrs[watch];
+                if !is_task {
+                    attr.set_inherit(0);
+                }
+                let watch_text = self.watches[watch].to_string();
+                let fd = sys::open_breakpoint(
+                    self.sys.as_ref(),
+                    &mut attr,
+                    target,
+                    &watch_text,
+                    self.watches.len(),
+                )?;
+                let what = format!("{watch_text} in {target}");
+                let id = sys::id(fd.as_fd(), &what)?;
+                match self.rings.iter().find(|r| r.cpu == cpu) {
+                    Some(ring) => {
+                        let owner = &self.events[ring.owner];
+                        sys::set_output(fd.as_fd(), owner.fd.as_fd(), &what)?;
+                    }
+                    None => {
+                        let ring = MappedRing::map(fd.as_fd(), self.opts.ring_pages, &what)?;
+                        self.rings.push(CpuRing {
+                            cpu,
+                            owner: self.events.len(),
+                            ring,
+                        });
+                    }
+                }
+                self.id_to_watch.insert(id, watch);
+                self.events.push(WatchEvent {
+                    fd,
+                    id,
+                    watch,
+                    is_task,
+                    hung_up: false,
+                    what,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Arms every event (`PERF_EVENT_IOC_ENABLE`); inherited children follow.
+    pub fn enable(&mut self) -> Result<(), Error> {
+        for event in &self.events {
+            sys::enable(event.fd.as_fd(), &event.what)?;
+        }
+        self.enabled = true;
+        Ok(())
+    }
+
+    /// Disarms every event (`PERF_EVENT_IOC_DISABLE`). Slots stay reserved until drop.
+    pub fn disable(&mut self) -> Result<(), Error> {
+        for event in &self.events {
+            sys::disable(event.fd.as_fd(), &event.what)?;
+        }
+        self.enabled = false;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for data (`poll(2)` on the event fds), then drains every ring,
+    /// calling `on_record` for each record. Returns early on a signal (`EINTR`), after
+    /// draining. Records of tasks that exited are delivered before `all_exited` is reported.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        on_record: &mut dyn FnMut(Record),
+    ) -> Result<PollOutcome, Error> {
+        let mut watched: Vec<usize> = Vec::new();
+        let mut pollfds: Vec<libc::pollfd> = Vec::new();
+        for (index, event) in self.events.iter().enumerate() {
+            if !event.hung_up {
+                watched.push(index);
+                pollfds.push(libc::pollfd {
+                    fd: event.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        if !pollfds.is_empty() {
+            let timeout_ms =
+                i32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
+            // SAFETY: `pollfds` is a valid array of `pollfds.len()` entries, and every fd in it
+            // is owned by `self.events`, which outlives the call.
+            let ready = unsafe {
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    timeout_ms,
+                )
+            };
+            if ready < 0 && Errno::last() != Errno::EINTR {
+                return Err(Error::Sys {
+                    op: "poll",
+                    what: "perf event fds".into(),
+                    errno: Errno::last(),
+                });
+            }
+            if ready > 0 {
+                for (slot, pfd) in pollfds.iter().enumerate() {
+                    if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                        self.events[watched[slot]].hung_up = true;
+                    }
+                }
+            }
+        }
+        let records = self.drain(on_record);
+        let mut tasks = self.events.iter().filter(|e| e.is_task).peekable();
+        let all_exited = tasks.peek().is_some() && tasks.all(|e| e.hung_up);
+        Ok(PollOutcome {
+            records,
+            all_exited,
+        })
+    }
+
+    /// Drains every ring without waiting; returns the number of records delivered.
+    pub fn drain(&mut self, on_record: &mut dyn FnMut(Record)) -> usize {
+        let callchain = self.opts.sample.callchain;
+        let id_to_watch = &self.id_to_watch;
+        let mut delivered = 0;
+        for cpu_ring in &mut self.rings {
+            cpu_ring.ring.drain(callchain, &mut |raw| {
+                let record = match raw {
+                    RingRecord::Sample(sample) => {
+                        let Some(&watch) = id_to_watch.get(&sample.identifier) else {
+                            return;
+                        };
+                        let (callchain, callchain_kernel_frames) = sample.frames();
+                        Record::Hit(Hit {
+                            watch,
+                            time_ns: sample.time,
+                            cpu: sample.cpu,
+                            pid: sample.pid,
+                            tid: sample.tid,
+                            ip: sample.ip,
+                            addr: sample.addr,
+                            kernel_mode: sample.kernel_mode(),
+                            callchain,
+                            callchain_kernel_frames,
+                        })
+                    }
+                    RingRecord::Lost { lost, .. } => Record::Lost { count: lost },
+                    RingRecord::Throttle { .. } => Record::Throttle,
+                    RingRecord::Unthrottle { .. } => Record::Unthrottle,
+                    RingRecord::Other { .. } | RingRecord::Malformed { .. } => return,
+                };
+                delivered += 1;
+                on_record(record);
+            });
+        }
+        delivered
+    }
+
+    /// Exact hit count per watch: `read(2)` of each of its events, which includes inherited
+    /// children, summed. Samples dropped from full rings are still counted here.
+    pub fn counts(&self) -> Result<Vec<WatchCount>, Error> {
+        let mut counts: Vec<WatchCount> = (0..self.watches.len())
+            .map(|watch| WatchCount {
+                watch,
+                ..WatchCount::default()
+            })
+            .collect();
+        for event in &self.events {
+            let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
+            let count = &mut counts[event.watch];
+            count.lost = reading.lost.map(|l| l + count.lost.unwrap_or(0));
+            count.count += reading.value;
+            count.time_enabled += reading.time_enabled;
+            count.time_running += reading.time_running;
+        }
+        Ok(counts)
+    }
+
+    /// Samples the kernel reported dropped so far (sum of `PERF_RECORD_LOST` records). The
+    /// kernel writes such a record only when the ring next has room for output on that CPU, so
+    /// prefer [`WatchCount::lost`] for a final tally.
+    pub fn lost(&self) -> u64 {
+        self.rings.iter().map(|r| r.ring.stats().lost).sum()
+    }
+
+    /// Number of `PERF_RECORD_THROTTLE` records seen.
+    pub fn throttled(&self) -> u64 {
+        self.rings.iter().map(|r| r.ring.stats().throttled).sum()
+    }
+
+    /// Moves watch `watch_index` to `new` on every one of its events (and their inherited
+    /// children) with `PERF_EVENT_IOC_MODIFY_ATTRIBUTES`, without closing them. Only the
+    /// address, length and access may change; `pinned`/`exclude_*` must stay as opened. If an
+    /// event refuses, the ones already moved are moved back before the error is returned.
+    pub fn modify(&mut self, watch_index: usize, new: &WatchRequest) -> Result<(), Error> {
+        let old = *self.watches.get(watch_index).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "watch {watch_index} does not exist (the session has {})",
+                self.watches.len()
+            ))
+        })?;
+        if (new.pinned, new.exclude_kernel, new.exclude_user)
+            != (old.pinned, old.exclude_kernel, old.exclude_user)
+        {
+            return Err(Error::InvalidRequest(
+                "a moved watch keeps its pinned and exclude-kernel/user flags; open a new session to change them".into(),
+            ));
+        }
+        let retarget = |watch: &WatchRequest,
+                        template: &perf_event_attr,
+                        event: &WatchEvent,
+                        enabled: bool| {
+            let mut attr = *template;
+            set_breakpoint(&mut attr, watch);
+            attr.set_disabled((!enabled).into());
+            if !event.is_task {
+                attr.set_inherit(0);
+            }
+            sys::modify_attributes(event.fd.as_fd(), &mut attr, &event.what)
+        };
+        let template = self.attrs[watch_index];
+        let mine: Vec<&WatchEvent> = self
+            .events
+            .iter()
+            .filter(|e| e.watch == watch_index)
+            .collect();
+        for (done, event) in mine.iter().enumerate() {
+            if let Err(error) = retarget(new, &template, event, self.enabled) {
+                for moved in &mine[..done] {
+                    let _ = retarget(&old, &template, moved, self.enabled);
+                }
+                return Err(error);
+            }
+        }
+        set_breakpoint(&mut self.attrs[watch_index], new);
+        self.watches[watch_index] = *new;
+        Ok(())
+    }
+
+    /// The watches, in the order given to [`WatchSession::open`] (updated by `modify`).
+    pub fn watches(&self) -> &[WatchRequest] {
+        &self.watches
+    }
+
+    /// Number of perf events (file descriptors) the session holds.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Number of ring buffers (one per CPU that has events).
+    pub fn ring_count(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// True between [`WatchSession::enable`] and [`WatchSession::disable`].
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse_like_sysfs() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0-3,6,8-9"), Some(vec![0, 1, 2, 3, 6, 8, 9]));
+        assert_eq!(parse_cpu_list("5"), Some(vec![5]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_any_syscall() {
+        let w = WatchRequest::new(0x1000, 8, hwbp_core::Access::Write);
+        let opts = SessionOptions {
+            ring_pages: 3,
+            ..SessionOptions::default()
+        };
+        let e = WatchSession::open(&[w], &[EventScope::Thread(1)], &[0], &opts).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidRequest);
+        assert!(e.to_string().contains("power of two"), "{e}");
+        let e = WatchSession::open(
+            &[],
+            &[EventScope::Thread(1)],
+            &[0],
+            &SessionOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidRequest);
+    }
+}
