@@ -5,6 +5,7 @@
 pub mod error;
 pub mod perf;
 pub mod ring;
+pub mod selfwatch;
 pub mod session;
 pub mod sys;
 
