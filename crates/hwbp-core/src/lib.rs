@@ -16,6 +16,7 @@
 //! - [`constraint`]: the slot-constraint engine (`kernel/events/hw_breakpoint.c`), in the
 //!   mainline and the 2009 seed policies, plus the scenario language of `hwbp constraints`.
 //! - [`region`]: splitting an arbitrary byte range into aligned debug-register pieces.
+//! - [`spec`]: the watch-spec parser (native, perf `mem:` and bpftrace `watchpoint:` forms).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
@@ -25,5 +26,6 @@ pub mod access;
 pub mod arch;
 pub mod constraint;
 pub mod region;
+pub mod spec;
 
 pub use access::{Access, BpType};

@@ -209,7 +209,7 @@ mod tests {
             let mut size = 1u64;
             while size <= max {
                 let at = addr + i as u64;
-                if at % size == 0 && i + size as usize <= n {
+                if at & (size - 1) == 0 && i + size as usize <= n {
                     let j = i + size as usize;
                     best[j] = best[j].min(best[i] + 1);
                 }
