@@ -6,6 +6,9 @@
 mod args;
 mod cmd;
 mod exit;
+mod output;
+mod plan;
+mod runner;
 
 use clap::Parser;
 

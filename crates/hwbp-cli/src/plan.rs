@@ -1,0 +1,259 @@
+//! From what the user typed to a validated plan: watch specs resolved to addresses, lengths
+//! chosen, each piece checked against the kernel's x86 rules (`hwbp_core::arch::x86`) before
+//! any event is opened, and the target found (threads of a process, a launched command, CPUs).
+//!
+//! Everything refused here is bad input: a [`crate::exit::usage`] error, exit code 2, and no
+//! kernel state changed (a command hwbp launched for the watch is killed before it ran its
+//! first instruction).
+
+use anyhow::Context;
+use hwbp_core::arch::x86::{validate_breakpoint, BreakpointRequest, X86Environment};
+use hwbp_core::region;
+use hwbp_core::spec::{WatchLocation, WatchSpec};
+use hwbp_core::Access;
+use hwbp_linux::launch::{self, LaunchedProcess};
+use hwbp_linux::perf::WatchRequest;
+use hwbp_linux::target;
+use hwbp_symbols::{KernelSymbols, ProcessSymbols};
+
+use crate::args::CommonWatchArgs;
+use crate::exit::usage;
+
+/// Largest single debug-register piece on x86_64.
+const MAX_PIECE: u64 = 8;
+/// `TASK_SIZE_MAX` on x86_64 with 4-level paging: addresses at or above are kernel space.
+const TASK_SIZE_MAX: u64 = hwbp_core::arch::x86::validate::TASK_SIZE_MAX_X86_64;
+
+/// One watch as the user asked for it, resolved.
+#[derive(Debug, Clone)]
+pub struct PlannedWatch {
+    /// The spec as written.
+    pub label: String,
+    /// Runtime start address.
+    pub addr: u64,
+    /// Bytes watched.
+    pub len: u64,
+    /// Access mode.
+    pub access: Access,
+    /// The debug-register pieces (one, unless the region needed splitting).
+    pub pieces: Vec<WatchRequest>,
+    /// The address is in kernel space.
+    pub kernel_address: bool,
+}
+
+/// What the watch runs on.
+#[derive(Debug)]
+pub enum PlannedTarget {
+    /// Threads of one process (all of them, or one), optionally a command hwbp launched and
+    /// holds stopped at its entry point.
+    Threads {
+        /// The process.
+        pid: i32,
+        /// The threads to open events on.
+        tids: Vec<i32>,
+        /// The launched command, if hwbp started it.
+        launched: Option<LaunchedProcess>,
+    },
+    /// Every task on these CPUs.
+    Cpus(Vec<u32>),
+}
+
+/// The validated plan.
+pub struct Plan {
+    /// The watches, in the order given.
+    pub watches: Vec<PlannedWatch>,
+    /// The target.
+    pub target: PlannedTarget,
+    /// Symbols of the target process, when there is one.
+    pub symbols: Option<ProcessSymbols>,
+    /// Kernel symbols, when a spec named one.
+    pub kernel_symbols: Option<KernelSymbols>,
+}
+
+/// True when this process may see kernel-mode accesses (root, or `perf_event_paranoid <= 1`).
+fn may_watch_kernel_mode() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .is_some_and(|level| level <= 1)
+}
+
+/// Builds the plan for `watch`/`stat`.
+pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
+    let specs = common
+        .specs
+        .iter()
+        .map(|text| WatchSpec::parse(text).map_err(|e| usage(e.to_string())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if common.ring_pages == 0 || !common.ring_pages.is_power_of_two() {
+        return Err(usage(format!(
+            "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",
+            common.ring_pages
+        )));
+    }
+    if let Some(d) = common.duration {
+        if !(d.is_finite() && d > 0.0) {
+            return Err(usage(format!(
+                "--duration {d} is not a positive number of seconds: use e.g. --duration 5"
+            )));
+        }
+    }
+    let target = plan_target(common)?;
+    let pid = match &target {
+        PlannedTarget::Threads { pid, .. } => Some(*pid),
+        PlannedTarget::Cpus(_) => None,
+    };
+    let symbols = match pid {
+        Some(pid) if specs.iter().any(|s| matches!(s.location, WatchLocation::Symbol { .. })) => {
+            Some(ProcessSymbols::load(pid as u32).with_context(|| {
+                format!("cannot read the symbols of process {pid}")
+            })?)
+        }
+        Some(pid) => ProcessSymbols::load(pid as u32).ok(),
+        None => None,
+    };
+    let mut kernel_symbols = None;
+    let kernel_mode_allowed = may_watch_kernel_mode();
+    let mut watches = Vec::new();
+    for spec in &specs {
+        let (addr, symbol_size) = match &spec.location {
+            WatchLocation::Address(addr) => (*addr, None),
+            WatchLocation::Symbol { name, offset } => match &symbols {
+                Some(symbols) => {
+                    let sym = symbols.resolve(name).map_err(|e| usage(e.to_string()))?;
+                    (sym.addr.wrapping_add(*offset), (*offset == 0).then_some(sym.size))
+                }
+                None => {
+                    if kernel_symbols.is_none() {
+                        kernel_symbols = Some(
+                            KernelSymbols::from_kallsyms()
+                                .context("cannot read kernel symbols from /proc/kallsyms")?,
+                        );
+                    }
+                    let ksyms = kernel_symbols.as_ref().expect("loaded above");
+                    let sym = ksyms.resolve(name).map_err(|e| usage(e.to_string()))?;
+                    (sym.addr.wrapping_add(*offset), sym.size.filter(|_| *offset == 0))
+                }
+            },
+        };
+        let len = choose_len(spec, addr, symbol_size)?;
+        let kernel_address = addr >= TASK_SIZE_MAX;
+        let exclude_kernel = spec.exclude_kernel || (!kernel_address && (common.user_only || !kernel_mode_allowed));
+        let exclude_user = spec.exclude_user || kernel_address;
+        let pieces = split(spec, addr, len)?;
+        let mut requests = Vec::with_capacity(pieces.len());
+        for (piece_addr, piece_len) in pieces {
+            let request = BreakpointRequest {
+                addr: piece_addr,
+                len: piece_len,
+                bp_type: spec.access.bp_type(),
+            };
+            let env = X86Environment {
+                exclude_kernel,
+                cap_sys_admin: nix::unistd::geteuid().is_root(),
+                kprobes: false,
+                ..X86Environment::x86_64()
+            };
+            validate_breakpoint(&request, &env)
+                .map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
+            requests.push(WatchRequest {
+                addr: piece_addr,
+                len: piece_len,
+                access: spec.access,
+                pinned: true,
+                exclude_kernel,
+                exclude_user,
+            });
+        }
+        watches.push(PlannedWatch {
+            label: spec.text.clone(),
+            addr,
+            len,
+            access: spec.access,
+            pieces: requests,
+            kernel_address,
+        });
+    }
+    Ok(Plan {
+        watches,
+        target,
+        symbols,
+        kernel_symbols,
+    })
+}
+
+/// The length to watch: as given, else the symbol's size when a debug register can hold it,
+/// else the widest aligned length at the address.
+fn choose_len(spec: &WatchSpec, addr: u64, symbol_size: Option<u64>) -> anyhow::Result<u64> {
+    if let Some(len) = spec.len {
+        return Ok(len);
+    }
+    if spec.access == Access::Execute {
+        return Ok(8);
+    }
+    match symbol_size {
+        Some(size) if size > 0 => Ok(size),
+        _ => Ok([8, 4, 2, 1]
+            .into_iter()
+            .find(|len| addr % len == 0)
+            .unwrap_or(1)),
+    }
+}
+
+/// Splits `[addr, addr+len)` into debug-register pieces; refuses regions that would need more
+/// than the four registers a thread has.
+fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)>> {
+    if spec.access == Access::Execute || (len <= MAX_PIECE && addr % len == 0 && len.is_power_of_two()) {
+        return Ok(vec![(addr, len)]);
+    }
+    let pieces = region::split_region(addr, len, MAX_PIECE).map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
+    if pieces.len() > usize::from(hwbp_core::arch::x86::HBP_NUM) {
+        return Err(usage(format!(
+            "watch '{}': {len} bytes at {addr:#x} need {} debug registers but a thread has {}: \
+             watch a part of it with /LEN (e.g. {}/8)",
+            spec.text,
+            pieces.len(),
+            hwbp_core::arch::x86::HBP_NUM,
+            spec.text.split(['/', ':']).next().unwrap_or(&spec.text),
+        )));
+    }
+    Ok(pieces.into_iter().map(|p| (p.addr, p.len)).collect())
+}
+
+fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
+    let t = &common.target;
+    let given = [t.pid.is_some(), t.tid.is_some(), t.all_cpus, t.cpus.is_some(), !t.command.is_empty()]
+        .into_iter()
+        .filter(|g| *g)
+        .count();
+    if given == 0 {
+        return Err(usage(
+            "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
+        ));
+    }
+    if given > 1 {
+        return Err(usage("give only one target: -p PID, -t TID, -a, -C LIST, or -- CMD"));
+    }
+    if let Some(pid) = t.pid {
+        let tids = target::threads_of(pid).map_err(|e| usage(e.to_string()))?;
+        return Ok(PlannedTarget::Threads { pid, tids, launched: None });
+    }
+    if let Some(tid) = t.tid {
+        let pid = target::process_of_thread(tid).map_err(|e| usage(e.to_string()))?;
+        return Ok(PlannedTarget::Threads { pid, tids: vec![tid], launched: None });
+    }
+    if t.all_cpus {
+        return Ok(PlannedTarget::Cpus(target::online_cpus()?));
+    }
+    if let Some(list) = &t.cpus {
+        let cpus = target::parse_cpu_arg(list).map_err(|e| usage(e.to_string()))?;
+        target::require_online(&cpus).map_err(|e| usage(e.to_string()))?;
+        return Ok(PlannedTarget::Cpus(cpus));
+    }
+    let launched = launch::launch(&t.command).map_err(|e| usage(e.to_string()))?;
+    let pid = launched.pid();
+    Ok(PlannedTarget::Threads { pid, tids: vec![pid], launched: Some(launched) })
+}

@@ -1,0 +1,394 @@
+//! Runs a [`Plan`]: opens the watch session (all-or-nothing), arms it, lets a launched command
+//! go, turns every sample into a [`HitReport`] (symbolized, with the value read after the hit)
+//! for a [`HitSink`], and stops on `--max-hits`, `--duration`, Ctrl-C/SIGTERM or when the target
+//! is gone. The [`Summary`] counts every hit the kernel counted and says how many were lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hwbp_linux::session::{EventScope, Hit, Record, SessionOptions, WatchSession};
+use hwbp_linux::{memory, target};
+use hwbp_symbols::{CodeLocation, KernelSymbols, ProcessSymbols};
+
+use crate::output::{HitReport, Summary, WatchTotals};
+use crate::plan::{Plan, PlannedTarget};
+
+/// Set by the SIGINT/SIGTERM handler; the run loop ends at its next turn.
+pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C / SIGTERM handler once.
+pub fn install_stop_handler() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // A failure only means a handler exists already; Ctrl-C then kills us, and the kernel
+        // still frees every debug register when our fds close.
+        let _ = ctrlc::set_handler(|| STOP_REQUESTED.store(true, Ordering::SeqCst));
+    });
+}
+
+/// Receives hits as they come, and a tick at every loop turn.
+pub trait HitSink {
+    /// One hit.
+    fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()>;
+    /// Called after each poll with the time since arming and the session (for counts).
+    fn tick(&mut self, _elapsed: Duration, _session: &WatchSession) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Sample callchains.
+    pub callchain: bool,
+    /// Stop after this many reported hits.
+    pub max_hits: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Data pages per CPU ring.
+    pub ring_pages: usize,
+    /// Symbolize the accessing instruction of each hit.
+    pub symbolize: bool,
+    /// Read the watched value after each hit.
+    pub read_values: bool,
+}
+
+/// Symbolizes hits, caching per (pid, ip): a hot watch hits the same few instructions.
+struct Symbolizer {
+    target_pid: Option<i32>,
+    target_symbols: Option<ProcessSymbols>,
+    other_processes: HashMap<i32, Option<ProcessSymbols>>,
+    kernel: Option<Option<KernelSymbols>>,
+    cache: HashMap<(i32, u64), CodeInfo>,
+    comms: HashMap<i32, String>,
+}
+
+#[derive(Clone, Default)]
+struct CodeInfo {
+    instruction: Option<u64>,
+    location: Option<CodeLocation>,
+    kernel_function: Option<(String, u64)>,
+}
+
+impl Symbolizer {
+    fn kernel(&mut self) -> Option<&KernelSymbols> {
+        self.kernel
+            .get_or_insert_with(|| KernelSymbols::from_kallsyms().ok())
+            .as_ref()
+    }
+
+    fn process(&mut self, pid: i32) -> Option<&ProcessSymbols> {
+        if Some(pid) == self.target_pid {
+            return self.target_symbols.as_ref();
+        }
+        self.other_processes
+            .entry(pid)
+            .or_insert_with(|| ProcessSymbols::load(pid as u32).ok())
+            .as_ref()
+    }
+
+    fn code(&mut self, pid: i32, ip: u64, kernel_mode: bool) -> CodeInfo {
+        if let Some(info) = self.cache.get(&(pid, ip)) {
+            return info.clone();
+        }
+        let info = if kernel_mode {
+            CodeInfo {
+                kernel_function: self
+                    .kernel()
+                    .and_then(|k| k.symbolize(ip).map(|(n, off)| (n.to_string(), off))),
+                ..CodeInfo::default()
+            }
+        } else {
+            match self.process(pid) {
+                Some(symbols) => {
+                    let instruction = symbols.accessing_instruction(ip, |addr, len| {
+                        let mut buf = vec![0u8; len];
+                        memory::read_memory(pid, addr, &mut buf).ok().map(|_| buf)
+                    });
+                    let location = symbols.symbolize(instruction.unwrap_or(ip.wrapping_sub(1)));
+                    CodeInfo { instruction, location, kernel_function: None }
+                }
+                None => CodeInfo::default(),
+            }
+        };
+        self.cache.insert((pid, ip), info.clone());
+        info
+    }
+
+    fn frame(&mut self, pid: i32, addr: u64, kernel: bool) -> String {
+        if kernel {
+            return match self.kernel().and_then(|k| k.symbolize(addr)) {
+                Some((name, off)) => format!("{addr:#x} {name}+{off:#x} [kernel]"),
+                None => format!("{addr:#x} [kernel]"),
+            };
+        }
+        match self.process(pid).and_then(|s| s.symbolize(addr.wrapping_sub(1))) {
+            Some(loc) => format!("{addr:#x} {loc}"),
+            None => format!("{addr:#x}"),
+        }
+    }
+
+    fn comm(&mut self, pid: i32, tid: i32) -> String {
+        self.comms
+            .entry(tid)
+            .or_insert_with(|| target::thread_comm(pid, tid).unwrap_or_else(|_| "?".into()))
+            .clone()
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Runs the plan to its end and returns the summary.
+pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow::Result<Summary> {
+    install_stop_handler();
+    // Flatten pieces: session watch index -> planned watch index.
+    let mut requests = Vec::new();
+    let mut owner = Vec::new();
+    for (i, w) in plan.watches.iter().enumerate() {
+        for piece in &w.pieces {
+            requests.push(*piece);
+            owner.push(i);
+        }
+    }
+    let online = target::online_cpus()?;
+    let (scopes, target_pid): (Vec<EventScope>, Option<i32>) = match &plan.target {
+        PlannedTarget::Threads { pid, tids, .. } => {
+            (tids.iter().map(|t| EventScope::Thread(*t)).collect(), Some(*pid))
+        }
+        PlannedTarget::Cpus(cpus) => (cpus.iter().map(|c| EventScope::Cpu(*c)).collect(), None),
+    };
+    let mut session_opts = SessionOptions::default();
+    session_opts.ring_pages = opts.ring_pages;
+    session_opts.sample.callchain = opts.callchain;
+    let mut session = WatchSession::open(&requests, &scopes, &online, &session_opts)?;
+
+    // The value each watch held when armed: the "before" of its first hit.
+    let mut last_value: Vec<Option<u64>> = plan
+        .watches
+        .iter()
+        .map(|w| match target_pid {
+            Some(pid) if opts.read_values && !w.kernel_address && w.len <= 8 => {
+                memory::read_value(pid, w.addr, w.len as usize).ok()
+            }
+            _ => None,
+        })
+        .collect();
+
+    let mut symbolizer = Symbolizer {
+        target_pid,
+        target_symbols: plan.symbols.take(),
+        other_processes: HashMap::new(),
+        kernel: plan.kernel_symbols.take().map(Some),
+        cache: HashMap::new(),
+        comms: HashMap::new(),
+    };
+
+    session.enable()?;
+    let armed_at = Instant::now();
+    let armed_ns = monotonic_ns();
+    if let PlannedTarget::Threads { launched: Some(launched), .. } = &mut plan.target {
+        launched.resume().context("cannot let the launched command run")?;
+    }
+
+    let mut delivery = Delivery {
+        plan: &plan,
+        owner: &owner,
+        opts,
+        armed_ns,
+        symbolizer: &mut symbolizer,
+        last_value: &mut last_value,
+        reported: vec![0u64; plan.watches.len()],
+        total_reported: 0,
+    };
+    let mut batch: Vec<Hit> = Vec::new();
+    let ended_by = loop {
+        let outcome = session.poll(POLL_INTERVAL, &mut |record| {
+            if let Record::Hit(hit) = record {
+                batch.push(hit);
+            }
+        })?;
+        delivery.deliver(&mut batch, sink)?;
+        sink.tick(armed_at.elapsed(), &session)?;
+        if delivery.max_hits_reached() {
+            break "max hits reached";
+        }
+        if STOP_REQUESTED.load(Ordering::SeqCst) {
+            break "interrupted";
+        }
+        if opts.duration.is_some_and(|d| armed_at.elapsed() >= d) {
+            break "duration elapsed";
+        }
+        if outcome.all_exited {
+            break "target exited";
+        }
+    };
+    session.disable()?;
+    // What the kernel wrote before the disable is still in the rings.
+    session.drain(&mut |record| {
+        if let Record::Hit(hit) = record {
+            batch.push(hit);
+        }
+    });
+    delivery.deliver(&mut batch, sink)?;
+    let reported = delivery.reported;
+    let duration_s = armed_at.elapsed().as_secs_f64();
+    let counts = session.counts()?;
+    let mut hits = vec![0u64; plan.watches.len()];
+    for c in &counts {
+        hits[owner[c.watch]] += c.count;
+    }
+    let lost_records = session.lost();
+    let throttled = session.throttled();
+    drop(session);
+
+    let mut ended_by = ended_by.to_string();
+    if let PlannedTarget::Threads { launched: Some(launched), .. } = &mut plan.target {
+        if ended_by == "target exited" {
+            if let Ok(exit) = launched.wait() {
+                ended_by = format!("the command {exit}");
+            }
+        }
+    }
+    if let PlannedTarget::Threads { launched, .. } = &mut plan.target {
+        // A command still running keeps running on its own: hwbp only stops watching it.
+        if let Some(l) = launched.take() {
+            let _ = l.into_pid();
+        }
+    }
+    let watchpoints = plan
+        .watches
+        .iter()
+        .enumerate()
+        .map(|(i, w)| WatchTotals {
+            watch: w.label.clone(),
+            address: format!("{:#x}", w.addr),
+            len: w.len,
+            hits: hits[i].max(reported[i]),
+            reported: reported[i],
+            lost: if opts.max_hits.is_some() { 0 } else { hits[i].saturating_sub(reported[i]) },
+        })
+        .collect();
+    Ok(Summary {
+        kind: "summary",
+        watchpoints,
+        lost_records,
+        throttled,
+        duration_s,
+        ended_by,
+    })
+}
+
+/// How often the run loop wakes when no ring has reached its wake-up watermark: bounds the delay
+/// between a hit and its line (and the value read after it).
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Turns samples into reports for the sink, counting them per watch.
+struct Delivery<'a> {
+    plan: &'a Plan,
+    owner: &'a [usize],
+    opts: &'a RunOptions,
+    armed_ns: u64,
+    symbolizer: &'a mut Symbolizer,
+    last_value: &'a mut [Option<u64>],
+    reported: Vec<u64>,
+    total_reported: u64,
+}
+
+impl Delivery<'_> {
+    fn max_hits_reached(&self) -> bool {
+        self.opts.max_hits.is_some_and(|m| self.total_reported >= m)
+    }
+
+    /// Hands one batch to the sink in time order (rings are per CPU, so a batch interleaves
+    /// CPUs), stopping at `--max-hits`.
+    fn deliver(&mut self, batch: &mut Vec<Hit>, sink: &mut dyn HitSink) -> anyhow::Result<()> {
+        batch.sort_by_key(|h| h.time_ns);
+        for hit in batch.drain(..) {
+            if self.max_hits_reached() {
+                break;
+            }
+            let watch_index = self.owner[hit.watch];
+            self.reported[watch_index] += 1;
+            self.total_reported += 1;
+            let report = make_report(
+                self.plan,
+                self.symbolizer,
+                self.last_value,
+                watch_index,
+                &hit,
+                self.armed_ns,
+                self.opts,
+            );
+            sink.hit(&report)?;
+        }
+        batch.clear();
+        Ok(())
+    }
+}
+
+fn make_report(
+    plan: &Plan,
+    symbolizer: &mut Symbolizer,
+    last_value: &mut [Option<u64>],
+    watch_index: usize,
+    hit: &Hit,
+    armed_ns: u64,
+    opts: &RunOptions,
+) -> HitReport {
+    let watch = &plan.watches[watch_index];
+    let code = if opts.symbolize {
+        symbolizer.code(hit.pid, hit.ip, hit.kernel_mode)
+    } else {
+        CodeInfo::default()
+    };
+    let value_after = if opts.read_values && !watch.kernel_address && watch.len <= 8 {
+        memory::read_value(hit.pid, watch.addr, watch.len as usize).ok()
+    } else {
+        None
+    };
+    let value_before = last_value[watch_index];
+    if value_after.is_some() {
+        last_value[watch_index] = value_after;
+    }
+    let (function, offset, file, line) = match (&code.location, &code.kernel_function) {
+        (Some(loc), _) => (Some(loc.function.clone()), Some(loc.offset), loc.file.clone(), loc.line),
+        (None, Some((name, off))) => (Some(name.clone()), Some(*off), None, None),
+        _ => (None, None, None, None),
+    };
+    let callchain = if opts.callchain {
+        hit.callchain
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| symbolizer.frame(hit.pid, *addr, i < hit.callchain_kernel_frames))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    HitReport {
+        kind: "hit",
+        time_ns: hit.time_ns.saturating_sub(armed_ns),
+        cpu: hit.cpu,
+        pid: hit.pid,
+        tid: hit.tid,
+        comm: symbolizer.comm(hit.pid, hit.tid),
+        watch: watch.label.clone(),
+        address: format!("{:#x}", watch.addr),
+        access: watch.access.letters(),
+        kernel: hit.kernel_mode,
+        ip: format!("{:#x}", hit.ip),
+        instruction: code.instruction.map(|i| format!("{i:#x}")),
+        function,
+        offset,
+        file,
+        line,
+        value_after,
+        value_before,
+        callchain,
+    }
+}
