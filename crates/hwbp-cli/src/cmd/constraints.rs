@@ -41,10 +41,20 @@ pub struct ConstraintsArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub slots: u32,
     /// Separate pools (arm64 style): instruction breakpoint slots per CPU (BRPs).
-    #[arg(long, value_name = "N", requires = "data_slots", conflicts_with = "slots")]
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "data_slots",
+        conflicts_with = "slots"
+    )]
     pub inst_slots: Option<u32>,
     /// Separate pools (arm64 style): data watchpoint slots per CPU (WRPs).
-    #[arg(long, value_name = "N", requires = "inst_slots", conflicts_with = "slots")]
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "inst_slots",
+        conflicts_with = "slots"
+    )]
     pub data_slots: Option<u32>,
     /// Number of CPUs, numbered 0 to N-1.
     #[arg(long, default_value_t = 4, value_name = "N")]
