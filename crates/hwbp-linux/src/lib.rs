@@ -1,6 +1,20 @@
 //! # hwbp-linux
 //!
 //! The Linux layer of hwbp: the only crate that talks to the kernel.
+//!
+//! ## Design constraints
+//! - The only crate of the workspace with `unsafe`, confined to the syscall/mmap/signal
+//!   boundary (`sys/`, `ring/mmap.rs`, `selfwatch.rs`, `ptrace/`); every block has a
+//!   `// SAFETY:` comment.
+//! - Errors are typed ([`Error`], [`ErrorKind`]) with the errno mapped where the call is made.
+//!
+//! ## Module map (perf side)
+//! - [`sys::perf`]: `perf_event_open` (behind the [`sys::perf::PerfSys`] seam) and the
+//!   `PERF_EVENT_IOC_*` ioctls.
+//! - [`perf::attr`]: `WatchRequest` → breakpoint `perf_event_attr`.
+//! - [`ring`]: the mmap ring buffer and its pure record parser.
+//! - [`session`]: [`session::WatchSession`], the watch session the CLI drives.
+//! - [`selfwatch`]: [`selfwatch::SelfWatch`], in-process watches with a SIGTRAP callback.
 
 pub mod error;
 pub mod perf;
