@@ -25,6 +25,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the slot-constraint engine on a scenario file (or stdin), one command per line.
     Constraints(crate::cmd::constraints::ConstraintsArgs),
+    /// Show debug-register use per CPU (and per thread with -p/-t): what hwbp's constraint
+    /// model says is free, and what the kernel really accepts.
+    Slots(crate::cmd::slots::SlotsArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,
@@ -88,6 +91,17 @@ pub struct WatchArgs {
     /// Stop after this many hits.
     #[arg(long, value_name = "N")]
     pub max_hits: Option<u64>,
+    /// Stop each accessing thread at the hit (ptrace debug registers) to report exact old and
+    /// new values; the thread then runs on.
+    #[arg(long)]
+    pub stop: bool,
+    /// With --stop: report only writes that changed the value (gdb's `watch`).
+    #[arg(long, requires = "stop")]
+    pub changes_only: bool,
+    /// With --stop: report only hits whose new value satisfies EXPR: `==N`, `!=N`, `<N`, `>N`
+    /// or `&MASK` (N decimal or 0x hex).
+    #[arg(long = "if", value_name = "EXPR", requires = "stop")]
+    pub condition: Option<String>,
 }
 
 /// `hwbp stat`.

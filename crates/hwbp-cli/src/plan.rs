@@ -107,10 +107,15 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
         PlannedTarget::Cpus(_) => None,
     };
     let symbols = match pid {
-        Some(pid) if specs.iter().any(|s| matches!(s.location, WatchLocation::Symbol { .. })) => {
-            Some(ProcessSymbols::load(pid as u32).with_context(|| {
-                format!("cannot read the symbols of process {pid}")
-            })?)
+        Some(pid)
+            if specs
+                .iter()
+                .any(|s| matches!(s.location, WatchLocation::Symbol { .. })) =>
+        {
+            Some(
+                ProcessSymbols::load(pid as u32)
+                    .with_context(|| format!("cannot read the symbols of process {pid}"))?,
+            )
         }
         Some(pid) => ProcessSymbols::load(pid as u32).ok(),
         None => None,
@@ -124,7 +129,10 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
             WatchLocation::Symbol { name, offset } => match &symbols {
                 Some(symbols) => {
                     let sym = symbols.resolve(name).map_err(|e| usage(e.to_string()))?;
-                    (sym.addr.wrapping_add(*offset), (*offset == 0).then_some(sym.size))
+                    (
+                        sym.addr.wrapping_add(*offset),
+                        (*offset == 0).then_some(sym.size),
+                    )
                 }
                 None => {
                     if kernel_symbols.is_none() {
@@ -135,13 +143,17 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
                     }
                     let ksyms = kernel_symbols.as_ref().expect("loaded above");
                     let sym = ksyms.resolve(name).map_err(|e| usage(e.to_string()))?;
-                    (sym.addr.wrapping_add(*offset), sym.size.filter(|_| *offset == 0))
+                    (
+                        sym.addr.wrapping_add(*offset),
+                        sym.size.filter(|_| *offset == 0),
+                    )
                 }
             },
         };
         let len = choose_len(spec, addr, symbol_size)?;
         let kernel_address = addr >= TASK_SIZE_MAX;
-        let exclude_kernel = spec.exclude_kernel || (!kernel_address && (common.user_only || !kernel_mode_allowed));
+        let exclude_kernel =
+            spec.exclude_kernel || (!kernel_address && (common.user_only || !kernel_mode_allowed));
         let exclude_user = spec.exclude_user || kernel_address;
         let pieces = split(spec, addr, len)?;
         let mut requests = Vec::with_capacity(pieces.len());
@@ -198,7 +210,7 @@ fn choose_len(spec: &WatchSpec, addr: u64, symbol_size: Option<u64>) -> anyhow::
         Some(size) if size > 0 => Ok(size),
         _ => Ok([8, 4, 2, 1]
             .into_iter()
-            .find(|len| addr % len == 0)
+            .find(|len| addr.is_multiple_of(*len))
             .unwrap_or(1)),
     }
 }
@@ -206,10 +218,13 @@ fn choose_len(spec: &WatchSpec, addr: u64, symbol_size: Option<u64>) -> anyhow::
 /// Splits `[addr, addr+len)` into debug-register pieces; refuses regions that would need more
 /// than the four registers a thread has.
 fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)>> {
-    if spec.access == Access::Execute || (len <= MAX_PIECE && addr % len == 0 && len.is_power_of_two()) {
+    if spec.access == Access::Execute
+        || (len <= MAX_PIECE && addr.is_multiple_of(len) && len.is_power_of_two())
+    {
         return Ok(vec![(addr, len)]);
     }
-    let pieces = region::split_region(addr, len, MAX_PIECE).map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
+    let pieces = region::split_region(addr, len, MAX_PIECE)
+        .map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
     if pieces.len() > usize::from(hwbp_core::arch::x86::HBP_NUM) {
         return Err(usage(format!(
             "watch '{}': {len} bytes at {addr:#x} need {} debug registers but a thread has {}: \
@@ -225,25 +240,41 @@ fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)
 
 fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
     let t = &common.target;
-    let given = [t.pid.is_some(), t.tid.is_some(), t.all_cpus, t.cpus.is_some(), !t.command.is_empty()]
-        .into_iter()
-        .filter(|g| *g)
-        .count();
+    let given = [
+        t.pid.is_some(),
+        t.tid.is_some(),
+        t.all_cpus,
+        t.cpus.is_some(),
+        !t.command.is_empty(),
+    ]
+    .into_iter()
+    .filter(|g| *g)
+    .count();
     if given == 0 {
         return Err(usage(
             "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
         ));
     }
     if given > 1 {
-        return Err(usage("give only one target: -p PID, -t TID, -a, -C LIST, or -- CMD"));
+        return Err(usage(
+            "give only one target: -p PID, -t TID, -a, -C LIST, or -- CMD",
+        ));
     }
     if let Some(pid) = t.pid {
         let tids = target::threads_of(pid).map_err(|e| usage(e.to_string()))?;
-        return Ok(PlannedTarget::Threads { pid, tids, launched: None });
+        return Ok(PlannedTarget::Threads {
+            pid,
+            tids,
+            launched: None,
+        });
     }
     if let Some(tid) = t.tid {
         let pid = target::process_of_thread(tid).map_err(|e| usage(e.to_string()))?;
-        return Ok(PlannedTarget::Threads { pid, tids: vec![tid], launched: None });
+        return Ok(PlannedTarget::Threads {
+            pid,
+            tids: vec![tid],
+            launched: None,
+        });
     }
     if t.all_cpus {
         return Ok(PlannedTarget::Cpus(target::online_cpus()?));
@@ -255,5 +286,9 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
     }
     let launched = launch::launch(&t.command).map_err(|e| usage(e.to_string()))?;
     let pid = launched.pid();
-    Ok(PlannedTarget::Threads { pid, tids: vec![pid], launched: Some(launched) })
+    Ok(PlannedTarget::Threads {
+        pid,
+        tids: vec![pid],
+        launched: Some(launched),
+    })
 }

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub symbolize: bool,
     /// Read the watched value after each hit.
     pub read_values: bool,
+    /// Say on stderr when the watch is armed (tests and scripts wait for this line).
+    pub announce: bool,
 }
 
 /// Symbolizes hits, caching per (pid, ip): a hot watch hits the same few instructions.
@@ -108,7 +110,11 @@ impl Symbolizer {
                         memory::read_memory(pid, addr, &mut buf).ok().map(|_| buf)
                     });
                     let location = symbols.symbolize(instruction.unwrap_or(ip.wrapping_sub(1)));
-                    CodeInfo { instruction, location, kernel_function: None }
+                    CodeInfo {
+                        instruction,
+                        location,
+                        kernel_function: None,
+                    }
                 }
                 None => CodeInfo::default(),
             }
@@ -124,7 +130,10 @@ impl Symbolizer {
                 None => format!("{addr:#x} [kernel]"),
             };
         }
-        match self.process(pid).and_then(|s| s.symbolize(addr.wrapping_sub(1))) {
+        match self
+            .process(pid)
+            .and_then(|s| s.symbolize(addr.wrapping_sub(1)))
+        {
             Some(loc) => format!("{addr:#x} {loc}"),
             None => format!("{addr:#x}"),
         }
@@ -158,13 +167,16 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     }
     let online = target::online_cpus()?;
     let (scopes, target_pid): (Vec<EventScope>, Option<i32>) = match &plan.target {
-        PlannedTarget::Threads { pid, tids, .. } => {
-            (tids.iter().map(|t| EventScope::Thread(*t)).collect(), Some(*pid))
-        }
+        PlannedTarget::Threads { pid, tids, .. } => (
+            tids.iter().map(|t| EventScope::Thread(*t)).collect(),
+            Some(*pid),
+        ),
         PlannedTarget::Cpus(cpus) => (cpus.iter().map(|c| EventScope::Cpu(*c)).collect(), None),
     };
-    let mut session_opts = SessionOptions::default();
-    session_opts.ring_pages = opts.ring_pages;
+    let mut session_opts = SessionOptions {
+        ring_pages: opts.ring_pages,
+        ..SessionOptions::default()
+    };
     session_opts.sample.callchain = opts.callchain;
     let mut session = WatchSession::open(&requests, &scopes, &online, &session_opts)?;
 
@@ -192,8 +204,21 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     session.enable()?;
     let armed_at = Instant::now();
     let armed_ns = monotonic_ns();
-    if let PlannedTarget::Threads { launched: Some(launched), .. } = &mut plan.target {
-        launched.resume().context("cannot let the launched command run")?;
+    if let PlannedTarget::Threads {
+        launched: Some(launched),
+        ..
+    } = &mut plan.target
+    {
+        launched
+            .resume()
+            .context("cannot let the launched command run")?;
+    }
+    if opts.announce {
+        eprintln!(
+            "hwbp: watching {} on {}; Ctrl-C to stop",
+            plural(plan.watches.len(), "watchpoint"),
+            describe_target(&plan.target)
+        );
     }
 
     let mut delivery = Delivery {
@@ -248,7 +273,11 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     drop(session);
 
     let mut ended_by = ended_by.to_string();
-    if let PlannedTarget::Threads { launched: Some(launched), .. } = &mut plan.target {
+    if let PlannedTarget::Threads {
+        launched: Some(launched),
+        ..
+    } = &mut plan.target
+    {
         if ended_by == "target exited" {
             if let Ok(exit) = launched.wait() {
                 ended_by = format!("the command {exit}");
@@ -271,7 +300,11 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
             len: w.len,
             hits: hits[i].max(reported[i]),
             reported: reported[i],
-            lost: if opts.max_hits.is_some() { 0 } else { hits[i].saturating_sub(reported[i]) },
+            lost: if opts.max_hits.is_some() {
+                0
+            } else {
+                hits[i].saturating_sub(reported[i])
+            },
         })
         .collect();
     Ok(Summary {
@@ -282,6 +315,34 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         duration_s,
         ended_by,
     })
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn describe_target(target: &PlannedTarget) -> String {
+    match target {
+        PlannedTarget::Threads {
+            pid,
+            launched: Some(_),
+            ..
+        } => format!("the command (pid {pid})"),
+        PlannedTarget::Threads { pid, tids, .. } if tids.len() == 1 && tids[0] != *pid => {
+            format!("thread {} of process {pid}", tids[0])
+        }
+        PlannedTarget::Threads { pid, tids, .. } => {
+            format!(
+                "process {pid} ({} and threads it creates)",
+                plural(tids.len(), "thread")
+            )
+        }
+        PlannedTarget::Cpus(cpus) => format!("CPUs {}", hwbp_linux::target::format_cpu_list(cpus)),
+    }
 }
 
 /// How often the run loop wakes when no ring has reached its wake-up watermark: bounds the delay
@@ -357,7 +418,12 @@ fn make_report(
         last_value[watch_index] = value_after;
     }
     let (function, offset, file, line) = match (&code.location, &code.kernel_function) {
-        (Some(loc), _) => (Some(loc.function.clone()), Some(loc.offset), loc.file.clone(), loc.line),
+        (Some(loc), _) => (
+            Some(loc.function.clone()),
+            Some(loc.offset),
+            loc.file.clone(),
+            loc.line,
+        ),
         (None, Some((name, off))) => (Some(name.clone()), Some(*off), None, None),
         _ => (None, None, None, None),
     };

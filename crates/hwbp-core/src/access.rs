@@ -97,7 +97,9 @@ impl Access {
         if bits == 0 {
             return Ok(Access::ReadWrite);
         }
-        BpType(bits).access().ok_or(AccessParseError::ExecuteWithData)
+        BpType(bits)
+            .access()
+            .ok_or(AccessParseError::ExecuteWithData)
     }
 }
 
@@ -148,16 +150,30 @@ mod tests {
         assert_eq!(Access::parse_letters("w"), Ok(Access::Write));
         assert_eq!(Access::parse_letters("wr"), Ok(Access::ReadWrite));
         assert_eq!(Access::parse_letters("x"), Ok(Access::Execute));
-        assert_eq!(Access::parse_letters("rr"), Err(AccessParseError::Repeated('r')));
-        assert_eq!(Access::parse_letters("q"), Err(AccessParseError::UnknownLetter('q')));
-        assert_eq!(Access::parse_letters("rwx"), Err(AccessParseError::ExecuteWithData));
+        assert_eq!(
+            Access::parse_letters("rr"),
+            Err(AccessParseError::Repeated('r'))
+        );
+        assert_eq!(
+            Access::parse_letters("q"),
+            Err(AccessParseError::UnknownLetter('q'))
+        );
+        assert_eq!(
+            Access::parse_letters("rwx"),
+            Err(AccessParseError::ExecuteWithData)
+        );
     }
 
     #[test]
     fn data_types_use_the_data_constraint_space() {
         assert!(BpType::R.is_data() && BpType::W.is_data() && BpType::RW.is_data());
         assert!(!BpType::X.is_data() && !BpType::EMPTY.is_data());
-        for a in [Access::Read, Access::Write, Access::ReadWrite, Access::Execute] {
+        for a in [
+            Access::Read,
+            Access::Write,
+            Access::ReadWrite,
+            Access::Execute,
+        ] {
             assert_eq!(a.bp_type().access(), Some(a));
         }
     }

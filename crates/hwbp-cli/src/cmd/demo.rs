@@ -121,7 +121,8 @@ struct Culprit<'a> {
 
 /// Runs `hwbp demo`.
 pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the hwbp executable to run the demo program")?;
+    let exe = std::env::current_exe()
+        .context("cannot find the hwbp executable to run the demo program")?;
     let common = CommonWatchArgs {
         specs: vec![DEMO_SPEC.to_string()],
         target: TargetArgs {
@@ -140,7 +141,10 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
         );
     }
     let plan = plan(&common)?;
-    let mut sink = DemoSink { json: args.json, hits: Vec::new() };
+    let mut sink = DemoSink {
+        json: args.json,
+        hits: Vec::new(),
+    };
     let opts = RunOptions {
         callchain: false,
         max_hits: None,
@@ -148,6 +152,7 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
         ring_pages: common.ring_pages,
         symbolize: true,
         read_values: true,
+        announce: false,
     };
     let summary = run_plan(plan, &opts, &mut sink)?;
     let mut out = std::io::stdout().lock();
@@ -156,10 +161,13 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
     } else {
         summary.write_text(&mut out)?;
     }
-    let culprit = sink.hits.iter().find_map(|hit| match (hit.value_before, hit.value_after) {
-        (Some(before), Some(after)) if after < before => Some((hit, before, after)),
-        _ => None,
-    });
+    let culprit = sink
+        .hits
+        .iter()
+        .find_map(|hit| match (hit.value_before, hit.value_after) {
+            (Some(before), Some(after)) if after < before => Some((hit, before, after)),
+            _ => None,
+        });
     let Some((hit, before, after)) = culprit else {
         anyhow::bail!(
             "the demo saw {} writes but none lowered the balance: hwbp missed the stray write",

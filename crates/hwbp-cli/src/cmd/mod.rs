@@ -2,8 +2,10 @@
 
 pub mod constraints;
 pub mod demo;
+pub mod slots;
 pub mod stat;
 pub mod watch;
+pub mod watch_stop;
 
 use crate::args::{Cli, Command};
 
@@ -15,5 +17,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::DemoTarget => demo::run_target(),
         Command::Constraints(args) => constraints::run(args),
+        Command::Slots(args) => slots::run(args),
     }
 }

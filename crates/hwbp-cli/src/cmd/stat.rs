@@ -52,13 +52,19 @@ impl HitSink for CountingSink {
     fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
         let i = self.index_of(&hit.watch);
         let b = &mut self.breakdown[i];
-        *b.threads.entry(format!("{} ({})", hit.tid, hit.comm)).or_default() += 1;
+        *b.threads
+            .entry(format!("{} ({})", hit.tid, hit.comm))
+            .or_default() += 1;
         let function = match (&hit.function, &hit.file, hit.line) {
             (Some(f), Some(file), Some(line)) => format!("{f} ({file}:{line})"),
             (Some(f), _, _) => f.clone(),
             _ => hit.instruction.clone().unwrap_or_else(|| hit.ip.clone()),
         };
-        let function = if hit.kernel { format!("{function} [kernel]") } else { function };
+        let function = if hit.kernel {
+            format!("{function} [kernel]")
+        } else {
+            function
+        };
         *b.functions.entry(function).or_default() += 1;
         Ok(())
     }
@@ -68,7 +74,9 @@ impl HitSink for CountingSink {
         elapsed: Duration,
         session: &hwbp_linux::session::WatchSession,
     ) -> anyhow::Result<()> {
-        let Some(interval) = self.interval else { return Ok(()) };
+        let Some(interval) = self.interval else {
+            return Ok(());
+        };
         if elapsed < self.next_interval {
             return Ok(());
         }
@@ -85,7 +93,12 @@ impl HitSink for CountingSink {
             if self.json {
                 write_json_line(
                     &mut out,
-                    &IntervalLine { kind: "interval", elapsed_s: elapsed.as_secs_f64(), watch: label, count: delta },
+                    &IntervalLine {
+                        kind: "interval",
+                        elapsed_s: elapsed.as_secs_f64(),
+                        watch: label,
+                        count: delta,
+                    },
                 )?;
             } else {
                 writeln!(out, "{:10.3}s {:>12} {label}", elapsed.as_secs_f64(), delta)?;
@@ -96,7 +109,6 @@ impl HitSink for CountingSink {
         Ok(())
     }
 }
-
 
 #[derive(Serialize)]
 struct StatWatch<'a> {
@@ -123,7 +135,9 @@ struct StatReport<'a> {
 pub fn run(args: StatArgs) -> anyhow::Result<()> {
     let common = &args.common;
     if args.interval_ms == Some(0) {
-        return Err(crate::exit::usage("-I 0: the interval must be at least 1 millisecond, e.g. -I 1000"));
+        return Err(crate::exit::usage(
+            "-I 0: the interval must be at least 1 millisecond, e.g. -I 1000",
+        ));
     }
     let plan = plan(common)?;
     let labels: Vec<String> = plan.watches.iter().map(|w| w.label.clone()).collect();
@@ -150,6 +164,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
         ring_pages: common.ring_pages,
         symbolize: true,
         read_values: false,
+        announce: true,
     };
     let summary = run_plan(plan, &opts, &mut sink)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -185,11 +200,23 @@ fn json_report<'a>(summary: &'a Summary, sink: &'a CountingSink) -> StatReport<'
     }
 }
 
-fn write_table(out: &mut impl Write, summary: &Summary, sink: &CountingSink) -> std::io::Result<()> {
-    writeln!(out, "hwbp stat: {:.3}s ({})", summary.duration_s, summary.ended_by)?;
+fn write_table(
+    out: &mut impl Write,
+    summary: &Summary,
+    sink: &CountingSink,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "hwbp stat: {:.3}s ({})",
+        summary.duration_s, summary.ended_by
+    )?;
     for (w, b) in summary.watchpoints.iter().zip(&sink.breakdown) {
         writeln!(out)?;
-        writeln!(out, "{:>12}  {} ({}, {} bytes)", w.hits, w.watch, w.address, w.len)?;
+        writeln!(
+            out,
+            "{:>12}  {} ({}, {} bytes)",
+            w.hits, w.watch, w.address, w.len
+        )?;
         if w.lost > 0 {
             writeln!(out, "{:>12}  of them not sampled (ring buffer overrun): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
         }

@@ -40,6 +40,9 @@ impl<W: Write> HitSink for PrintingSink<W> {
 
 /// Runs `hwbp watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
+    if args.stop {
+        return super::watch_stop::run(args);
+    }
     let common = &args.common;
     let plan = plan(common)?;
     let opts = RunOptions {
@@ -49,6 +52,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         ring_pages: common.ring_pages,
         symbolize: true,
         read_values: true,
+        announce: true,
     };
     let stdout = std::io::stdout();
     let flush_each = stdout.is_terminal();

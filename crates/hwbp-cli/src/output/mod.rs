@@ -134,10 +134,14 @@ impl Summary {
     pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "\n{} after {:.3}s ({}); per watchpoint:",
-            "summary", self.duration_s, self.ended_by
+            "\nsummary after {:.3}s ({}); per watchpoint:",
+            self.duration_s, self.ended_by
         )?;
-        writeln!(out, "  {:>10} {:>10} {:>8}  watch", "hits", "reported", "lost")?;
+        writeln!(
+            out,
+            "  {:>10} {:>10} {:>8}  watch",
+            "hits", "reported", "lost"
+        )?;
         for w in &self.watchpoints {
             writeln!(
                 out,

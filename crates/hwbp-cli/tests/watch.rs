@@ -1,0 +1,468 @@
+//! `hwbp watch` and `hwbp stat` against real fixture programs on the real kernel: exact counts,
+//! the writing functions, threads created after attach, a shared-library variable, PIE and
+//! non-PIE executables, a command launched by hwbp, agreement with `perf stat`, and lost hits
+//! reported when the ring overruns.
+//!
+//! These tests use per-thread breakpoints only, so they may run in parallel.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use hwbp_fixtures::{Fixture, FixtureLine, SHLIB, THREADS, WRITER, WRITER_NOPIE};
+use serde_json::Value;
+
+const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+
+/// A running `hwbp`, killed on drop if the test fails before it ends.
+struct Hwbp {
+    child: Option<Child>,
+    stderr: Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Hwbp {
+    /// Starts hwbp and waits until it says the watch is armed.
+    fn start(args: &[&str]) -> Hwbp {
+        let mut child = Command::new(HWBP)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hwbp");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut hwbp = Hwbp {
+            child: Some(child),
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        };
+        hwbp.wait_armed(args);
+        hwbp
+    }
+
+    fn wait_armed(&mut self, args: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let armed = line.starts_with("hwbp: watching");
+                    self.stderr_seen.push(line);
+                    if armed {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("hwbp {args:?} never armed; stderr: {:?}", self.stderr_seen);
+    }
+
+    /// Waits for hwbp to end (it ends when the target exits) and returns its output.
+    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
+        let mut child = self.child.take().unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = child.wait().unwrap();
+        self.stderr_seen.extend(self.stderr.iter());
+        (status, stdout, std::mem::take(&mut self.stderr_seen))
+    }
+}
+
+impl Drop for Hwbp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn of_type<'a>(values: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    values.iter().filter(|v| v["type"] == kind).collect()
+}
+
+fn pid_arg(f: &Fixture) -> String {
+    f.pid().to_string()
+}
+
+/// The one `stat` JSON object hwbp prints at the end.
+fn stat_report(stdout: &str) -> Value {
+    let values = json_lines(stdout);
+    let stats = of_type(&values, "stat");
+    assert_eq!(stats.len(), 1, "one stat object expected in {stdout}");
+    stats[0].clone()
+}
+
+#[test]
+fn stat_counts_a_pie_data_variable_exactly_and_agrees_with_perf_stat() {
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let pid = pid_arg(&writer);
+    let perf_out = std::env::temp_dir().join(format!("hwbp-perf-stat-{pid}.csv"));
+    let mut perf = Command::new("perf")
+        .args(["stat", "-x", ",", "-o"])
+        .arg(&perf_out)
+        .args(["-e", &format!("mem:{:#x}/8:w", writer.addr()), "-p", &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("perf is installed (Debian package linux-perf)");
+    let hwbp = Hwbp::start(&["stat", "counter", "-p", &pid, "--json"]);
+    wait_for_perf_events(&perf);
+
+    let done = writer.command("go 1000").unwrap();
+    assert_eq!(done.field("writes"), Some("1000"));
+    assert!(writer.finish().unwrap().success());
+
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "hwbp failed: {stderr:?}");
+    let perf_status = perf.wait().unwrap();
+    assert!(perf_status.success());
+    let perf_csv = std::fs::read_to_string(&perf_out).unwrap();
+    let _ = std::fs::remove_file(&perf_out);
+    let perf_count: u64 = perf_csv
+        .lines()
+        .find(|l| l.contains("mem:"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in perf output {perf_csv:?}"));
+
+    let report = stat_report(&stdout);
+    let w = &report["watchpoints"][0];
+    assert_eq!(w["hits"], 1000, "{report}");
+    assert_eq!(perf_count, 1000, "perf stat counted {perf_count}");
+    assert_eq!(w["lost"], 0);
+    assert_eq!(
+        w["address"],
+        format!("{:#x}", writer_addr_from(&stdout, &report))
+    );
+    let functions = w["functions"].as_object().unwrap();
+    assert_eq!(functions.len(), 1, "{functions:?}");
+    let (function, count) = functions.iter().next().unwrap();
+    assert!(
+        function.starts_with("bump_counter (writer.c:"),
+        "{function}"
+    );
+    assert_eq!(count, 1000);
+    let threads = w["threads"].as_object().unwrap();
+    assert_eq!(threads.len(), 1);
+    assert_eq!(threads.keys().next().unwrap(), &format!("{pid} (writer)"));
+}
+
+/// The address in the report, checked against itself being the fixture's (passed through).
+fn writer_addr_from(_stdout: &str, report: &Value) -> u64 {
+    let text = report["watchpoints"][0]["address"].as_str().unwrap();
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// perf has no "armed" message: wait until its events show among its open files.
+fn wait_for_perf_events(perf: &Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", perf.id()))
+            .into_iter()
+            .flatten();
+        let has_event = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|target| target.to_string_lossy().contains("perf_event"))
+                .unwrap_or(false)
+        });
+        if has_event {
+            // perf enables its counters right after opening them.
+            std::thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("perf stat never opened its events");
+}
+
+#[test]
+fn watch_follows_existing_threads_and_threads_created_after_attach() {
+    let mut threads = Fixture::spawn(THREADS, &["2"]).unwrap();
+    let pid = pid_arg(&threads);
+    let prestarted = threads.ready().list("tids").unwrap();
+    let hwbp = Hwbp::start(&["watch", "shared_var", "-p", &pid, "--json"]);
+    let done = threads.command("go 2 3 100").unwrap();
+    assert_eq!(done.field("total"), Some("500"));
+    let new_tids = done.list("new_tids").unwrap();
+    assert!(threads.finish().unwrap().success());
+
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let hits = of_type(&values, "hit");
+    assert_eq!(hits.len(), 500);
+    for hit in &hits {
+        assert_eq!(hit["function"], "thread_writer", "{hit}");
+        assert_eq!(hit["file"], "threads.c");
+        assert_eq!(hit["access"], "w");
+        assert_eq!(hit["pid"], threads_pid(&pid));
+    }
+    let mut per_tid = std::collections::BTreeMap::<i64, u64>::new();
+    for hit in &hits {
+        *per_tid.entry(hit["tid"].as_i64().unwrap()).or_default() += 1;
+    }
+    let expected: std::collections::BTreeMap<i64, u64> = prestarted
+        .iter()
+        .chain(&new_tids)
+        .map(|t| (*t as i64, 100))
+        .collect();
+    assert_eq!(
+        per_tid, expected,
+        "100 hits from each of the 2 old and 3 new threads"
+    );
+    let summary = of_type(&values, "summary");
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0]["watchpoints"][0]["hits"], 500);
+    assert_eq!(summary[0]["watchpoints"][0]["lost"], 0);
+    assert_eq!(summary[0]["ended_by"], "target exited");
+}
+
+fn threads_pid(pid: &str) -> i64 {
+    pid.parse().unwrap()
+}
+
+#[test]
+fn stat_counts_a_shared_library_variable() {
+    let mut shlib = Fixture::spawn(SHLIB, &[]).unwrap();
+    let pid = pid_arg(&shlib);
+    let hwbp = Hwbp::start(&["stat", "lib_value", "-p", &pid, "--json"]);
+    shlib.command("go 50").unwrap();
+    assert!(shlib.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let report = stat_report(&stdout);
+    let w = &report["watchpoints"][0];
+    assert_eq!(w["hits"], 50);
+    assert_eq!(w["len"], 4, "an int: the symbol's size");
+    let functions = w["functions"].as_object().unwrap();
+    assert_eq!(functions.len(), 1, "{functions:?}");
+    assert!(functions
+        .keys()
+        .next()
+        .unwrap()
+        .starts_with("lib_bump (hwbpfix_lib.c:"));
+}
+
+#[test]
+fn watch_launched_non_pie_command_sees_every_value_from_the_first_write() {
+    // hwbp's JSON lines and the program's own lines share one stdout: keep the JSON ones.
+    let mut json_seen = String::new();
+    let mut child = Command::new(HWBP)
+        .args(["watch", "counter", "--json", "--", WRITER_NOPIE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin: ChildStdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // The launched program shares hwbp's stdout: its ready line comes first.
+    stdout.read_line(&mut line).unwrap();
+    let ready = FixtureLine::parse(line.trim()).unwrap();
+    assert_eq!(ready.kind, "ready", "{line}");
+    // Writes spaced out in time: each value is read after its own write (perf events never
+    // stop the target, so back-to-back writes would all read the last value).
+    for _ in 0..5 {
+        writeln!(stdin, "go 1").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        while line.starts_with('{') {
+            json_seen.push_str(&line);
+            line.clear();
+            stdout.read_line(&mut line).unwrap();
+        }
+        assert!(line.starts_with("done writes=1"), "{line}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    json_seen.push_str(&rest);
+    let values = json_lines(&json_seen);
+    let hits = of_type(&values, "hit");
+    let expected_address = format!("{:#x}", ready.number("addr").unwrap());
+    let seen: Vec<(u64, u64)> = hits
+        .iter()
+        .map(|h| {
+            assert_eq!(h["address"], expected_address);
+            assert_eq!(h["function"], "bump_counter", "{h}");
+            (
+                h["value_before"].as_u64().unwrap(),
+                h["value_after"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, u64)> = (0..5).map(|i| (0x1234 + i, 0x1235 + i)).collect();
+    assert_eq!(seen, expected);
+    let summary = of_type(&values, "summary");
+    assert_eq!(summary[0]["watchpoints"][0]["hits"], 5);
+    assert_eq!(summary[0]["ended_by"], "the command exited with status 0");
+}
+
+#[test]
+fn watch_reports_lost_hits_when_a_small_ring_overruns() {
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let pid = pid_arg(&writer);
+    let hwbp = Hwbp::start(&[
+        "watch",
+        "counter",
+        "-p",
+        &pid,
+        "--json",
+        "--ring-pages",
+        "1",
+    ]);
+    writer.command("go 50000").unwrap();
+    assert!(writer.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let reported = of_type(&values, "hit").len() as u64;
+    let summary = of_type(&values, "summary");
+    let w = &summary[0]["watchpoints"][0];
+    assert_eq!(
+        w["hits"], 50000,
+        "the kernel's count is exact even when samples are lost"
+    );
+    assert_eq!(w["reported"], reported);
+    let lost = w["lost"].as_u64().unwrap();
+    assert!(
+        lost > 0,
+        "a one-page ring cannot hold 50,000 hits: {summary:?}"
+    );
+    assert_eq!(reported + lost, 50000);
+    assert!(summary[0]["lost_records"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn watch_max_hits_stops_early_and_leaves_the_target_running() {
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let pid = pid_arg(&writer);
+    let hwbp = Hwbp::start(&["watch", "counter", "-p", &pid, "--json", "--max-hits", "3"]);
+    writer.command("go 10").unwrap();
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    assert_eq!(of_type(&values, "hit").len(), 3);
+    assert_eq!(
+        of_type(&values, "summary")[0]["ended_by"],
+        "max hits reached"
+    );
+    // The target is unharmed and no longer watched.
+    let done = writer.command("go 2").unwrap();
+    assert_eq!(done.field("writes"), Some("2"));
+    assert!(writer.finish().unwrap().success());
+}
+
+fn run_hwbp(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(HWBP).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_requests_exit_2_with_one_line_naming_the_fix() {
+    let writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let pid = pid_arg(&writer);
+    let cases: &[(&[&str], &str)] = &[
+        (&["watch", "countr", "-p", &pid], "did you mean: counter"),
+        (&["watch", "counter:r", "-p", &pid], "use rw"),
+        (&["watch", "0x1000/0", "-p", &pid], "watches nothing"),
+        (
+            &["watch", "0xfffffffffffffffc/8", "-p", &pid],
+            "end of the address space",
+        ),
+        (
+            &["watch", "counter/40", "-p", &pid],
+            "need 5 debug registers",
+        ),
+        (&["watch", "counter", "-p", "999999999"], "999999999"),
+        (&["watch", "counter"], "no target"),
+        (
+            &["watch", "mem:0x1000:rwx", "-p", &pid],
+            "x cannot be combined",
+        ),
+        (
+            &["watch", "counter", "--", "/nonexistent/prog"],
+            "cannot run",
+        ),
+        (&["stat", "counter", "-p", &pid, "-I", "0"], "interval"),
+        (
+            &["watch", "counter", "-p", &pid, "--ring-pages", "3"],
+            "power of two",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, stdout, stderr) = run_hwbp(args);
+        assert_eq!(code, 2, "{args:?}: stderr {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line expected, got {stderr}"
+        );
+        assert!(stderr.starts_with("hwbp: "), "{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+    }
+    drop(writer);
+}
+
+#[test]
+fn demo_names_the_culprit_function_and_line() {
+    let (code, stdout, stderr) = run_hwbp(&["demo"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("demo bank: final balance 200 (expected 1500)"),
+        "{stdout}"
+    );
+    let verdict = stdout
+        .lines()
+        .find(|l| l.starts_with("culprit:"))
+        .expect(&stdout);
+    assert!(verdict.contains("went from 1300 to 0 in"), "{verdict}");
+    assert!(verdict.contains("reset_daily_statistics+0x"), "{verdict}");
+    assert!(verdict.contains("(demo.rs:"), "{verdict}");
+}
