@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo nextest run --workspace --no-fail-fast -E 'not test(/exclusive_/)'
-cargo nextest run --workspace --no-fail-fast -E 'test(/exclusive_/)' --test-threads 1
+cargo nextest run --workspace --no-fail-fast -E 'test(/exclusive_/)' --test-threads 1 --no-tests=warn
 cargo test --workspace --doc
