@@ -15,6 +15,7 @@
 //! - [`arch::arm64`]: DBGBCR/DBGWCR codecs (`arch/arm64/kernel/hw_breakpoint.c`).
 //! - [`constraint`]: the slot-constraint engine (`kernel/events/hw_breakpoint.c`), in the
 //!   mainline and the 2009 seed policies, plus the scenario language of `hwbp constraints`.
+//! - [`debugreg_alloc`]: sharing, splitting and allocating DR0-DR3 for ptrace stop mode.
 //! - [`region`]: splitting an arbitrary byte range into aligned debug-register pieces.
 //! - [`spec`]: the watch-spec parser (native, perf `mem:` and bpftrace `watchpoint:` forms).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -25,6 +26,7 @@ extern crate alloc;
 pub mod access;
 pub mod arch;
 pub mod constraint;
+pub mod debugreg_alloc;
 pub mod region;
 pub mod spec;
 
