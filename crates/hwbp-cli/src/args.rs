@@ -68,7 +68,7 @@ pub struct CommonWatchArgs {
     #[arg(long)]
     pub json: bool,
     /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Ring-buffer size per CPU in pages (a power of two).
     #[arg(long, value_name = "PAGES", default_value_t = 256)]
@@ -88,8 +88,8 @@ pub struct WatchArgs {
     /// Print the callchain of each hit.
     #[arg(short = 'g', long = "call-graph")]
     pub callchain: bool,
-    /// Stop after this many hits.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many hits (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_hits: Option<u64>,
     /// Stop each accessing thread at the hit (ptrace debug registers) to report exact old and
     /// new values; the thread then runs on.

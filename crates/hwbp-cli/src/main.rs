@@ -1,6 +1,7 @@
 //! The `hwbp` command: parse the arguments, dispatch to one subcommand, choose the exit code.
 //!
-//! Exit codes: 0 success; 1 runtime error; 2 bad input (usage, specs, scenario files).
+//! Exit codes: 0 success; 1 runtime error; 2 bad input (usage, specs, scenario files). Every
+//! error, clap's included, is one stderr line `hwbp: <what is wrong>: <what would work>`.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -13,6 +14,8 @@ mod runner;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = args::Cli::parse();
-    exit::finish(cmd::run(cli))
+    match args::Cli::try_parse() {
+        Ok(cli) => exit::finish(cmd::run(cli)),
+        Err(err) => exit::clap_error(&err),
+    }
 }

@@ -189,12 +189,30 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
             kernel_address,
         });
     }
+    let registers: usize = watches.iter().map(|w| w.pieces.len()).sum();
+    if registers > usize::from(hwbp_core::arch::x86::HBP_NUM) {
+        return Err(usage(format!(
+            "{} need {registers} debug registers but a thread has {}: watch at most {} \
+             addresses per run (or narrow them with /LEN), and run hwbp again for the rest",
+            plural_watches(watches.len()),
+            hwbp_core::arch::x86::HBP_NUM,
+            hwbp_core::arch::x86::HBP_NUM,
+        )));
+    }
     Ok(Plan {
         watches,
         target,
         symbols,
         kernel_symbols,
     })
+}
+
+fn plural_watches(n: usize) -> String {
+    if n == 1 {
+        "1 watch".to_string()
+    } else {
+        format!("{n} watches")
+    }
 }
 
 /// The length to watch: as given, else the symbol's size when a debug register can hold it,
