@@ -17,6 +17,8 @@
 //!   mainline and the 2009 seed policies, plus the scenario language of `hwbp constraints`.
 //! - [`debugreg_alloc`]: sharing, splitting and allocating DR0-DR3 for ptrace stop mode.
 //! - [`region`]: splitting an arbitrary byte range into aligned debug-register pieces.
+//! - [`sched`]: the rotation scheduler: pinned pieces keep a debug register, flexible ones take
+//!   turns on the rest, with perf-style time_enabled/time_running scaling.
 //! - [`spec`]: the watch-spec parser (native, perf `mem:` and bpftrace `watchpoint:` forms).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod arch;
 pub mod constraint;
 pub mod debugreg_alloc;
 pub mod region;
+pub mod sched;
 pub mod spec;
 
 pub use access::{Access, BpType};
