@@ -370,6 +370,24 @@ impl LaunchedProcess {
         }
     }
 
+    /// Hands the process over still stopped at its entry point and still traced by the
+    /// calling thread, for a caller that keeps tracing it (stop mode): nothing is detached,
+    /// and this value no longer kills or waits for it. The caller must reap it (`waitpid`)
+    /// and detach or kill it. Must be called from the thread that launched it.
+    pub fn into_traced(mut self) -> Result<i32, LaunchError> {
+        if self.state != State::StoppedAtEntry {
+            return Err(LaunchError::Ptrace(PtraceError::UnexpectedStatus {
+                tid: self.pid,
+                status: "no longer stopped at its entry point (already resumed)".to_owned(),
+            }));
+        }
+        if nix::unistd::gettid().as_raw() != self.tracer_tid {
+            return Err(LaunchError::WrongThread { pid: self.pid });
+        }
+        self.state = State::Released;
+        Ok(self.pid)
+    }
+
     /// Gives up ownership without killing: the caller becomes responsible for
     /// the process (resume it first, or it stays stopped until this thread exits,
     /// when `PTRACE_O_EXITKILL` kills it).

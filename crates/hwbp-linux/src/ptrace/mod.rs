@@ -26,12 +26,16 @@
 #[cfg(target_arch = "x86_64")]
 mod debugreg;
 mod tracee;
+#[cfg(target_arch = "x86_64")]
+mod tracer;
 
 #[cfg(target_arch = "x86_64")]
 pub use debugreg::{
     debugreg_offset, peek_debugreg, poke_debugreg, DebugRegisterGuard, DR7_LOCAL_ENABLE_0,
 };
 pub use tracee::SeizedThread;
+#[cfg(target_arch = "x86_64")]
+pub use tracer::{DebugRegisterSet, StopEvent, StopTracer, StopWaker, TracerError};
 
 use nix::errno::Errno;
 
