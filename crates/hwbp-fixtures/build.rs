@@ -26,6 +26,7 @@ const SOURCES: &[&str] = &[
     "shlib.c",
     "hwbpfix_lib.c",
     "kread.c",
+    "sequence.c",
 ];
 
 fn main() {
@@ -49,6 +50,13 @@ fn main() {
         &["-pie", "-fPIE", "-pthread"],
     );
     gcc(&out_dir, &c_dir, "kread", &["kread.c"], &pie);
+    gcc(
+        &out_dir,
+        &c_dir,
+        "sequence",
+        &["sequence.c"],
+        &["-pie", "-fPIE", "-pthread"],
+    );
     gcc(
         &out_dir,
         &c_dir,

@@ -81,6 +81,17 @@ pub const LIBHWBPFIX: &str = concat!(env!("OUT_DIR"), "/libhwbpfix.so");
 ///   user memory). Answer: `done reads=N bytes=30*N`.
 pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 
+/// `sequence` (PIE, threads): a global `long value = 0` written with known values, for exact
+/// old -> new checks in stop mode.
+///
+/// Ready line: `ready pid=P addr=&value store=&store_value initial=0`. Every store goes through
+/// the noinline `store_value(v)`.
+/// - `go N`: stores 1, 2, ..., N. Answer: `done writes=N value=N`.
+/// - `dup N`: stores 1, 1, 2, 2, ..., N, N. Answer: `done writes=2N value=N`.
+/// - `threads M W`: M threads created now; thread k (1..=M) stores k*1000000+i for i = 1..=W.
+///   Answer: `done writes=M*W new_tids=...`.
+pub const SEQUENCE: &str = concat!(env!("OUT_DIR"), "/sequence");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {

@@ -391,7 +391,7 @@ impl StopTracer {
     pub fn frame_pointer_backtrace(&self, frame_pointer: u64, max_frames: usize) -> Vec<u64> {
         let mut frames = Vec::new();
         let mut fp = frame_pointer;
-        while frames.len() < max_frames && fp != 0 && fp % 8 == 0 {
+        while frames.len() < max_frames && fp != 0 && fp.is_multiple_of(8) {
             let mut pair = [0u8; 16];
             if self.read_memory(fp, &mut pair) != Some(16) {
                 break;
