@@ -37,10 +37,22 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
     /// Watch every thread of process PID, including threads it creates later.
-    #[arg(short = 'p', long = "pid", value_name = "PID", group = "target")]
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        group = "target",
+        allow_negative_numbers = true
+    )]
     pub pid: Option<i32>,
     /// Watch one thread (and threads it creates later).
-    #[arg(short = 't', long = "tid", value_name = "TID", group = "target")]
+    #[arg(
+        short = 't',
+        long = "tid",
+        value_name = "TID",
+        group = "target",
+        allow_negative_numbers = true
+    )]
     pub tid: Option<i32>,
     /// Watch on all CPUs, whatever runs there (needs root or CAP_PERFMON).
     #[arg(short = 'a', long = "all-cpus", group = "target")]

@@ -256,6 +256,16 @@ fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)
     Ok(pieces.into_iter().map(|p| (p.addr, p.len)).collect())
 }
 
+/// A target that does not exist, with what to do about it.
+fn target_error(e: target::TargetError) -> anyhow::Error {
+    match e {
+        target::TargetError::NoSuchProcess(_) | target::TargetError::NoSuchThread { .. } => {
+            usage(format!("{e}: check the id with ps -eLf or pgrep"))
+        }
+        other => usage(other.to_string()),
+    }
+}
+
 fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
     let t = &common.target;
     let given = [
@@ -279,7 +289,7 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
         ));
     }
     if let Some(pid) = t.pid {
-        let tids = target::threads_of(pid).map_err(|e| usage(e.to_string()))?;
+        let tids = target::threads_of(pid).map_err(target_error)?;
         return Ok(PlannedTarget::Threads {
             pid,
             tids,
@@ -287,7 +297,7 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
         });
     }
     if let Some(tid) = t.tid {
-        let pid = target::process_of_thread(tid).map_err(|e| usage(e.to_string()))?;
+        let pid = target::process_of_thread(tid).map_err(target_error)?;
         return Ok(PlannedTarget::Threads {
             pid,
             tids: vec![tid],
@@ -302,7 +312,13 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
         target::require_online(&cpus).map_err(|e| usage(e.to_string()))?;
         return Ok(PlannedTarget::Cpus(cpus));
     }
-    let launched = launch::launch(&t.command).map_err(|e| usage(e.to_string()))?;
+    let launched = launch::launch(&t.command).map_err(|e| match e {
+        launch::LaunchError::Spawn { .. } => usage(format!(
+            "{e}: check the program's path and that it is executable (hwbp runs it directly, \
+             without a shell)"
+        )),
+        other => usage(other.to_string()),
+    })?;
     let pid = launched.pid();
     Ok(PlannedTarget::Threads {
         pid,

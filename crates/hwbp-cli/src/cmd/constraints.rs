@@ -107,7 +107,7 @@ impl ConstraintsArgs {
                     Ok(())
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(usage(format!(
-                    "scenario file {} does not exist",
+                    "scenario file {} does not exist: check the path, or give - to read stdin",
                     path.display()
                 ))),
                 Err(e) => Err(anyhow::Error::new(e)
@@ -122,29 +122,29 @@ impl ConstraintsArgs {
 pub fn run(args: ConstraintsArgs) -> anyhow::Result<()> {
     let config = args.engine_config()?;
     let input = args.read_input()?;
-    let mut scenario = Scenario::new(config);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-
+    // Every line is checked before the first runs: a bad scenario prints nothing but its error.
+    let mut lines = Vec::new();
     for (index, raw) in input.split(|&b| b == b'\n').enumerate() {
         let number = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = match std::str::from_utf8(raw) {
-            Ok(line) => line,
-            Err(_) => {
-                out.flush()?;
-                return Err(usage(format!(
-                    "line {number}: not valid UTF-8; expected e.g. 'bp NAME cpu=0 ...'"
-                )));
-            }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            return Err(usage(format!(
+                "line {number}: not valid UTF-8; expected e.g. 'bp NAME cpu=0 ...'"
+            )));
         };
-        match scenario.run_line(line) {
-            Ok(None) => {}
-            Ok(Some((name, outcome))) => writeln!(out, "{}", scenario.report(name, &outcome))?,
-            Err(parse_error) => {
-                out.flush()?;
-                return Err(usage(format!("line {number}: {parse_error}")));
-            }
+        hwbp_core::constraint::scenario::parse_line(line)
+            .map_err(|parse_error| usage(format!("line {number}: {parse_error}")))?;
+        lines.push(line);
+    }
+    let mut scenario = Scenario::new(config);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    for line in lines {
+        if let Some((name, outcome)) = scenario
+            .run_line(line)
+            .map_err(|parse_error| usage(parse_error.to_string()))?
+        {
+            writeln!(out, "{}", scenario.report(name, &outcome))?;
         }
     }
     out.flush()?;
