@@ -12,6 +12,10 @@
 //!   CPU, `perf_event_set_output`).
 //! - A task event polls `POLLHUP` once its task has exited and it has no live inherited
 //!   children (`is_event_hup`), which is how [`WatchSession::poll`] knows the target is gone.
+//! - Every event has `comm = 1`: a task that renames itself or execs writes a
+//!   `PERF_RECORD_COMM` into the ring of the event that watches it (`perf_event_comm`), which
+//!   [`WatchSession::poll`] delivers as [`Record::Comm`]. With one event per watch on the
+//!   task's CPU, a rename is delivered once per watch.
 //! - Slots are reserved when an event is created (`reserve_bp_slot` in
 //!   `kernel/events/hw_breakpoint.c`), so [`WatchSession::open`] fails with `ENOSPC` up front
 //!   instead of silently not counting later.
@@ -97,7 +101,8 @@ impl Default for SessionOptions {
 pub struct Hit {
     /// Index of the watch in the slice given to [`WatchSession::open`].
     pub watch: usize,
-    /// `PERF_SAMPLE_TIME` (`local_clock`, ns).
+    /// `PERF_SAMPLE_TIME`: `CLOCK_MONOTONIC` nanoseconds
+    /// ([`crate::perf::attr::SAMPLE_CLOCK`]), comparable with `clock_gettime`.
     pub time_ns: u64,
     /// CPU the access happened on.
     pub cpu: u32,
@@ -136,6 +141,21 @@ pub enum Record {
     Throttle,
     /// Throttling ended.
     Unthrottle,
+    /// A watched task (or a thread it created) set its name or exec'd: from now on `tid` is
+    /// called `comm`. Delivered even when the thread exits right after, so hits can be named
+    /// without reading `/proc`, where an exited thread is gone.
+    Comm {
+        /// Process id.
+        pid: i32,
+        /// Thread id.
+        tid: i32,
+        /// The new name (at most 15 bytes).
+        comm: String,
+        /// The name changed because the task exec'd.
+        exec: bool,
+        /// When, on the samples' clock ([`Hit::time_ns`]); `None` if the kernel gave no time.
+        time_ns: Option<u64>,
+    },
 }
 
 /// What one [`WatchSession::poll`] call saw.
@@ -172,6 +192,8 @@ struct WatchEvent {
     id: u64,
     watch: usize,
     is_task: bool,
+    /// The CPU the event counts on (`cpu` of `perf_event_open`).
+    cpu: u32,
     hung_up: bool,
     what: String,
 }
@@ -179,8 +201,10 @@ struct WatchEvent {
 #[derive(Debug)]
 struct CpuRing {
     cpu: u32,
-    /// Index in `events` of the event whose fd was mapped.
-    owner: usize,
+    /// Index in `events` of the event whose fd was mapped; `None` once [`WatchSession::remove_cpu`]
+    /// closed it (the mapping still holds the records written before; it is kept so they, and
+    /// its lost/throttle tallies, are not lost).
+    owner: Option<usize>,
     ring: MappedRing,
 }
 
@@ -198,6 +222,9 @@ pub struct WatchSession {
     rings: Vec<CpuRing>,
     id_to_watch: HashMap<u64, usize>,
     enabled: bool,
+    /// Counts of events closed by [`WatchSession::remove_cpu`], per watch, still reported by
+    /// [`WatchSession::counts`].
+    retired: Vec<WatchCount>,
 }
 
 impl std::fmt::Debug for WatchSession {
@@ -240,6 +267,14 @@ pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
         }
     }
     Some(cpus)
+}
+
+/// Adds one event's reading to its watch's total.
+fn add_reading(count: &mut WatchCount, reading: &sys::CountReading) {
+    count.lost = reading.lost.map(|l| l + count.lost.unwrap_or(0));
+    count.count += reading.value;
+    count.time_enabled += reading.time_enabled;
+    count.time_running += reading.time_running;
 }
 
 impl WatchSession {
@@ -296,6 +331,7 @@ impl WatchSession {
             rings: Vec::new(),
             id_to_watch: HashMap::new(),
             enabled: false,
+            retired: Vec::new(),
         };
         for scope in scopes {
             // On error `session` drops here: every fd is closed and every ring unmapped.
@@ -307,8 +343,81 @@ impl WatchSession {
     /// Watches a thread discovered after the session was opened, with every watch on every
     /// CPU; enabled at once if the session is. All-or-nothing for that thread.
     pub fn add_thread(&mut self, tid: i32) -> Result<(), Error> {
+        self.add_scope(EventScope::Thread(tid))
+    }
+
+    /// Watches every task on `cpu` (a CPU that came online after the session was opened, or
+    /// came back after [`WatchSession::remove_cpu`]), with every watch; enabled at once if the
+    /// session is. All-or-nothing for that CPU. Does nothing if the session already has live
+    /// CPU-wide events there.
+    ///
+    /// An event on a CPU that goes offline is dead for good: `perf_event_exit_cpu_context`
+    /// (`kernel/events/core.c`) detaches it, and neither `PERF_EVENT_IOC_ENABLE` nor the CPU
+    /// coming back revives it, so a CPU that returns needs new events.
+    pub fn add_cpu(&mut self, cpu: u32) -> Result<(), Error> {
+        if self.events.iter().any(|e| !e.is_task && e.cpu == cpu) {
+            return Ok(());
+        }
+        self.add_scope(EventScope::Cpu(cpu))
+    }
+
+    /// Closes the CPU-wide events on `cpu` (call it when the CPU went offline): their hits
+    /// stay in [`WatchSession::counts`], records already in that CPU's ring are still
+    /// delivered by the next [`WatchSession::poll`]/[`WatchSession::drain`], and the debug
+    /// registers they reserved are freed (a dead event keeps its slot reserved until closed,
+    /// `release_bp_slot` in `kernel/events/hw_breakpoint.c`). Returns how many events were
+    /// closed. Thread-scope events are left alone: they live in the task's context, not the
+    /// CPU's.
+    pub fn remove_cpu(&mut self, cpu: u32) -> Result<usize, Error> {
+        let closing = |e: &WatchEvent| !e.is_task && e.cpu == cpu;
+        for event in self.events.iter().filter(|e| closing(e)) {
+            let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
+            if self.retired.is_empty() {
+                self.retired = (0..self.watches.len())
+                    .map(|watch| WatchCount {
+                        watch,
+                        ..WatchCount::default()
+                    })
+                    .collect();
+            }
+            add_reading(&mut self.retired[event.watch], &reading);
+        }
+        // Old index -> new index for the events that stay.
+        let mut new_index = Vec::with_capacity(self.events.len());
+        let mut kept = 0;
+        for event in &self.events {
+            if closing(event) {
+                new_index.push(None);
+            } else {
+                new_index.push(Some(kept));
+                kept += 1;
+            }
+        }
+        for ring in &mut self.rings {
+            ring.owner = ring.owner.and_then(|owner| new_index[owner]);
+        }
+        // Ids stay in `id_to_watch`: records of the closed events may still be in the ring.
+        let before = self.events.len();
+        self.events.retain(|e| !closing(e));
+        Ok(before - self.events.len())
+    }
+
+    /// The CPUs that have live CPU-wide events, ascending.
+    pub fn watched_cpus(&self) -> Vec<u32> {
+        let mut cpus: Vec<u32> = self
+            .events
+            .iter()
+            .filter(|e| !e.is_task)
+            .map(|e| e.cpu)
+            .collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        cpus
+    }
+
+    fn add_scope(&mut self, scope: EventScope) -> Result<(), Error> {
         let (events_before, rings_before) = (self.events.len(), self.rings.len());
-        let result = self.open_scope(EventScope::Thread(tid)).and_then(|()| {
+        let result = self.open_scope(scope).and_then(|()| {
             if self.enabled {
                 for event in &self.events[events_before..] {
                     sys::enable(event.fd.as_fd(), &event.what)?;
@@ -351,16 +460,20 @@ impl WatchSession {
                 )?;
                 let what = format!("{watch_text} in {target}");
                 let id = sys::id(fd.as_fd(), &what)?;
-                match self.rings.iter().find(|r| r.cpu == cpu) {
-                    Some(ring) => {
-                        let owner = &self.events[ring.owner];
+                match self
+                    .rings
+                    .iter()
+                    .find_map(|r| r.owner.filter(|_| r.cpu == cpu))
+                {
+                    Some(owner) => {
+                        let owner = &self.events[owner];
                         sys::set_output(fd.as_fd(), owner.fd.as_fd(), &what)?;
                     }
                     None => {
                         let ring = MappedRing::map(fd.as_fd(), self.opts.ring_pages, &what)?;
                         self.rings.push(CpuRing {
                             cpu,
-                            owner: self.events.len(),
+                            owner: Some(self.events.len()),
                             ring,
                         });
                     }
@@ -371,6 +484,7 @@ impl WatchSession {
                     id,
                     watch,
                     is_task,
+                    cpu,
                     hung_up: false,
                     what,
                 });
@@ -482,6 +596,13 @@ impl WatchSession {
                     RingRecord::Lost { lost, .. } => Record::Lost { count: lost },
                     RingRecord::Throttle { .. } => Record::Throttle,
                     RingRecord::Unthrottle { .. } => Record::Unthrottle,
+                    RingRecord::Comm(comm) => Record::Comm {
+                        pid: comm.pid,
+                        tid: comm.tid,
+                        comm: comm.comm,
+                        exec: comm.exec,
+                        time_ns: comm.time,
+                    },
                     RingRecord::Other { .. } | RingRecord::Malformed { .. } => return,
                 };
                 delivered += 1;
@@ -502,11 +623,14 @@ impl WatchSession {
             .collect();
         for event in &self.events {
             let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
-            let count = &mut counts[event.watch];
-            count.lost = reading.lost.map(|l| l + count.lost.unwrap_or(0));
-            count.count += reading.value;
-            count.time_enabled += reading.time_enabled;
-            count.time_running += reading.time_running;
+            add_reading(&mut counts[event.watch], &reading);
+        }
+        for retired in &self.retired {
+            let count = &mut counts[retired.watch];
+            count.lost = retired.lost.map(|l| l + count.lost.unwrap_or(0));
+            count.count += retired.count;
+            count.time_enabled += retired.time_enabled;
+            count.time_running += retired.time_running;
         }
         Ok(counts)
     }

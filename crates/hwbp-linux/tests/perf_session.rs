@@ -53,7 +53,7 @@ fn collect_until_exit(session: &mut WatchSession) -> (Vec<Hit>, u64) {
             .poll(Duration::from_millis(100), &mut |record| match record {
                 Record::Hit(hit) => hits.push(hit),
                 Record::Lost { count } => lost_records += count,
-                Record::Throttle | Record::Unthrottle => {}
+                Record::Throttle | Record::Unthrottle | Record::Comm { .. } => {}
             })
             .unwrap();
         if outcome.all_exited {
@@ -158,6 +158,95 @@ fn threads_created_after_enable_are_followed_through_inherit() {
     assert!(hits
         .iter()
         .all(|h| h.watch == 0 && h.addr == addr_of(&TARGET)));
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds: the clock hit times are on.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn a_short_lived_named_thread_is_named_by_a_comm_record_and_hit_times_are_monotonic() {
+    static TARGET: AtomicU64 = AtomicU64::new(0);
+    const CHILD_WRITES: u64 = 3;
+    let armed = Arc::new(Barrier::new(2));
+    let go = armed.clone();
+    let (child_tx, child_rx) = mpsc::channel();
+    let thread = spawn_watched(move || {
+        go.wait();
+        // std names the thread from inside it (prctl(PR_SET_NAME)) before running the
+        // closure; the thread then writes a few times and is gone before anyone polls.
+        std::thread::Builder::new()
+            .name("short-lived".into())
+            .spawn(move || {
+                child_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+                write_times(&TARGET, CHILD_WRITES);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+    let mut session = WatchSession::open(
+        &[write_watch(&TARGET)],
+        &[EventScope::Thread(thread.tid)],
+        &online_cpus().unwrap(),
+        &SessionOptions::default(),
+    )
+    .unwrap();
+    let before_enable = monotonic_ns();
+    session.enable().unwrap();
+    armed.wait();
+    let mut hits = Vec::new();
+    let mut comms = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "no exit");
+        let outcome = session
+            .poll(Duration::from_millis(100), &mut |record| match record {
+                Record::Hit(hit) => hits.push(hit),
+                Record::Comm {
+                    pid,
+                    tid,
+                    comm,
+                    exec,
+                    time_ns,
+                } => comms.push((pid, tid, comm, exec, time_ns)),
+                _ => {}
+            })
+            .unwrap();
+        if outcome.all_exited {
+            break;
+        }
+    }
+    let after_exit = monotonic_ns();
+    thread.handle.join().unwrap();
+    let child_tid = child_rx.recv().unwrap();
+    // The thread has exited (its events hung up), so /proc may no longer name it; the ring did.
+    let pid = std::process::id() as i32;
+    let child_comms: Vec<_> = comms.iter().filter(|c| c.1 == child_tid).collect();
+    assert_eq!(child_comms.len(), 1, "{comms:?}");
+    let (comm_pid, _, name, exec, comm_time) = child_comms[0].clone();
+    assert_eq!((comm_pid, name.as_str(), exec), (pid, "short-lived", false));
+    let child_hits: Vec<&Hit> = hits.iter().filter(|h| h.tid == child_tid).collect();
+    assert_eq!(child_hits.len() as u64, CHILD_WRITES);
+    // Records and samples share CLOCK_MONOTONIC: the rename comes before the thread's writes,
+    // and everything lies between our own readings around the run.
+    let comm_time = comm_time.expect("sample_id_all gives COMM records a time");
+    assert!(comm_time >= before_enable && comm_time <= child_hits[0].time_ns);
+    for hit in &hits {
+        assert!(
+            hit.time_ns >= before_enable && hit.time_ns <= after_exit,
+            "{} not in [{before_enable}, {after_exit}]",
+            hit.time_ns
+        );
+    }
 }
 
 #[test]

@@ -134,9 +134,20 @@ pub fn read_format() -> u64 {
     }
 }
 
+/// The clock of sample and record times (`attr.clockid` with `use_clockid = 1`):
+/// `CLOCK_MONOTONIC`, so a reader can compare them with `clock_gettime(CLOCK_MONOTONIC)`.
+/// It is NMI-safe, which `perf_event_set_clock` requires for PMUs that may sample from NMI.
+pub const SAMPLE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
 /// Builds a sampling breakpoint attr: `sample_period = 1` (every hit is a sample), created
 /// disabled, `inherit` as asked (task events only: threads the target creates later get a
 /// copy of the event whose samples go to the parent's ring).
+///
+/// Times are [`SAMPLE_CLOCK`] nanoseconds. `comm = 1` and `comm_exec = 1` make the kernel
+/// write a `PERF_RECORD_COMM` into the ring whenever a watched task (or an inherited child)
+/// sets its name or execs, and `sample_id_all = 1` gives those records the samples' `{pid,
+/// tid}`, `time`, `cpu` and `identifier` (`perf_event_comm_output` in `kernel/events/core.c`),
+/// so a reader names short-lived threads without racing their exit against `/proc`.
 pub fn breakpoint_attr(
     watch: &WatchRequest,
     sample: &SampleOptions,
@@ -156,6 +167,11 @@ pub fn breakpoint_attr(
         };
     }
     attr.set_inherit(inherit.into());
+    attr.set_use_clockid(1);
+    attr.clockid = SAMPLE_CLOCK;
+    attr.set_comm(1);
+    attr.set_comm_exec(1);
+    attr.set_sample_id_all(1);
     match sample.wakeup {
         Wakeup::Events(n) => attr.wakeup_events = n.max(1),
         Wakeup::Bytes(bytes) => {
@@ -224,6 +240,11 @@ mod tests {
             (0, 0, 0)
         );
         assert_eq!(attr.size as usize, std::mem::size_of::<perf_event_attr>());
+        assert_eq!((attr.use_clockid(), attr.clockid), (1, 1));
+        assert_eq!(
+            (attr.comm(), attr.comm_exec(), attr.sample_id_all()),
+            (1, 1, 1)
+        );
     }
 
     #[test]

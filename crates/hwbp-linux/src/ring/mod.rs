@@ -11,4 +11,6 @@ pub mod mmap;
 pub mod parse;
 
 pub use mmap::{MappedRing, RingStats};
-pub use parse::{parse_record, parse_unread, RecordHeader, RingRecord, SampleRecord};
+pub use parse::{
+    parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleRecord, SAMPLE_ID_SIZE,
+};

@@ -45,7 +45,8 @@ pub struct SampleRecord {
     pub pid: i32,
     /// `PERF_SAMPLE_TID`: thread id.
     pub tid: i32,
-    /// `PERF_SAMPLE_TIME`: `local_clock()` nanoseconds.
+    /// `PERF_SAMPLE_TIME`: nanoseconds of the event's clock: `CLOCK_MONOTONIC` for events
+    /// built by [`crate::perf::attr::breakpoint_attr`] (`use_clockid`), else `local_clock()`.
     pub time: u64,
     /// `PERF_SAMPLE_ADDR`: for breakpoints, the watched address (`bp_addr`).
     pub addr: u64,
@@ -114,6 +115,10 @@ pub enum RingRecord {
         /// Event id.
         id: u64,
     },
+    /// `PERF_RECORD_COMM`: a watched task set its name (`prctl(PR_SET_NAME)`,
+    /// `pthread_setname_np`, a write to `/proc/PID/task/TID/comm`) or exec'd. Written because
+    /// our events have `attr.comm = 1` (`perf_event_comm` in `kernel/events/core.c`).
+    Comm(CommRecord),
     /// Any other record type (skipped by readers).
     Other {
         /// The `PERF_RECORD_*` value.
@@ -126,6 +131,52 @@ pub enum RingRecord {
         /// Its claimed size.
         size: u16,
     },
+}
+
+/// One `PERF_RECORD_COMM`: `{ u32 pid, tid; char comm[]; struct sample_id }`, the name
+/// NUL-terminated and padded to 8 bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommRecord {
+    /// Process id of the renamed task.
+    pub pid: i32,
+    /// Thread id of the renamed task.
+    pub tid: i32,
+    /// The new name (at most 15 bytes: `TASK_COMM_LEN - 1`), lossily decoded as UTF-8.
+    pub comm: String,
+    /// `PERF_RECORD_MISC_COMM_EXEC`: the name changed because the task exec'd.
+    pub exec: bool,
+    /// The record's time from its `sample_id` trailer (same clock as the samples), or `None`
+    /// when the record has no trailer (`sample_id_all = 0`).
+    pub time: Option<u64>,
+}
+
+/// Bytes of the `struct sample_id` trailer that `sample_id_all = 1` appends to non-sample
+/// records with our [`crate::perf::attr::BASE_SAMPLE_TYPE`]: `{pid, tid}`, `time`, `{cpu, res}`,
+/// `identifier` (`__perf_event_header__init_id` in `kernel/events/core.c`).
+pub const SAMPLE_ID_SIZE: usize = 32;
+
+/// Offset of `time` from the end of a `sample_id` trailer of [`SAMPLE_ID_SIZE`] bytes.
+const SAMPLE_ID_TIME_FROM_END: usize = 24;
+
+fn parse_comm(misc: u16, body: &[u8]) -> Option<CommRecord> {
+    let (ids, rest) = body.split_first_chunk::<8>()?;
+    let pid = i32::from_ne_bytes([ids[0], ids[1], ids[2], ids[3]]);
+    let tid = i32::from_ne_bytes([ids[4], ids[5], ids[6], ids[7]]);
+    let name_len = rest.iter().position(|&b| b == 0)?;
+    let comm = String::from_utf8_lossy(&rest[..name_len]).into_owned();
+    // The name with its NUL, padded to 8 bytes; a trailer follows only if it fits after that.
+    let padded = (name_len + 1).next_multiple_of(8);
+    let time = (rest.len() >= padded + SAMPLE_ID_SIZE).then(|| {
+        let at = rest.len() - SAMPLE_ID_TIME_FROM_END;
+        u64::from_ne_bytes(rest[at..at + 8].try_into().expect("8-byte slice"))
+    });
+    Some(CommRecord {
+        pid,
+        tid,
+        comm,
+        exec: u32::from(misc) & bindings::PERF_RECORD_MISC_COMM_EXEC != 0,
+        time,
+    })
 }
 
 struct Words<'a> {
@@ -202,6 +253,9 @@ pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingR
                 (Some(time), Some(id)) => RingRecord::Unthrottle { time, id },
                 _ => malformed,
             }
+        }
+        bindings::PERF_RECORD_COMM => {
+            parse_comm(header.misc, body).map_or(malformed, RingRecord::Comm)
         }
         type_ => RingRecord::Other { type_ },
     }
@@ -309,6 +363,30 @@ mod tests {
         v
     }
 
+    /// A COMM record as the kernel lays it out, with a `sample_id` trailer whose time is
+    /// `time` when given.
+    fn comm_bytes(pid: u32, tid: u32, name: &str, exec: bool, time: Option<u64>) -> Vec<u8> {
+        let mut body = pid.to_ne_bytes().to_vec();
+        body.extend_from_slice(&tid.to_ne_bytes());
+        body.extend_from_slice(name.as_bytes());
+        body.resize(8 + (name.len() + 1).next_multiple_of(8), 0);
+        if let Some(time) = time {
+            body.extend_from_slice(&pid.to_ne_bytes());
+            body.extend_from_slice(&tid.to_ne_bytes());
+            body.extend_from_slice(&time.to_ne_bytes());
+            body.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+            body.extend_from_slice(&77u64.to_ne_bytes());
+        }
+        let misc = if exec {
+            bindings::PERF_RECORD_MISC_COMM_EXEC as u16
+        } else {
+            0
+        };
+        let mut v = header(bindings::PERF_RECORD_COMM, misc, 8 + body.len());
+        v.extend(body);
+        v
+    }
+
     fn expected_sample(id: u64, tid: i32, addr: u64) -> SampleRecord {
         SampleRecord {
             identifier: id,
@@ -411,6 +489,63 @@ mod tests {
             (vec![0xffff_8000_0000_1000, 0x401234, 0x401500], 1)
         );
         assert!(!sample.kernel_mode());
+    }
+
+    #[test]
+    fn comm_records_give_the_name_the_tid_and_the_trailer_time() {
+        let mut stream = comm_bytes(1000, 1001, "maintenance", false, Some(123_456));
+        // Exactly 7 bytes: the NUL fills the 8-byte slot, so no padding follows it.
+        stream.extend(comm_bytes(1000, 1000, "rename7", true, Some(9)));
+        // No trailer (sample_id_all = 0): the name is still read, the time is unknown.
+        stream.extend(comm_bytes(2000, 2002, "x", false, None));
+        stream.extend(sample_bytes(1, 1001, 0x5000, None));
+        let (records, used) = parse_all(&stream[..21], &stream[21..], false);
+        assert_eq!(used, stream.len());
+        assert_eq!(
+            records,
+            vec![
+                RingRecord::Comm(CommRecord {
+                    pid: 1000,
+                    tid: 1001,
+                    comm: "maintenance".into(),
+                    exec: false,
+                    time: Some(123_456),
+                }),
+                RingRecord::Comm(CommRecord {
+                    pid: 1000,
+                    tid: 1000,
+                    comm: "rename7".into(),
+                    exec: true,
+                    time: Some(9),
+                }),
+                RingRecord::Comm(CommRecord {
+                    pid: 2000,
+                    tid: 2002,
+                    comm: "x".into(),
+                    exec: false,
+                    time: None,
+                }),
+                RingRecord::Sample(expected_sample(1, 1001, 0x5000)),
+            ]
+        );
+        // The first record: header 8, pid/tid 8, "maintenance\0" padded to 16, trailer 32.
+        assert_eq!(stream[6..8], 64u16.to_ne_bytes());
+    }
+
+    #[test]
+    fn a_comm_record_without_its_nul_is_malformed() {
+        let mut stream = header(bindings::PERF_RECORD_COMM, 0, 24);
+        stream.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        stream.extend_from_slice(b"abcdefgh");
+        let (records, used) = parse_all(&stream, &[], false);
+        assert_eq!(used, 24);
+        assert_eq!(
+            records,
+            vec![RingRecord::Malformed {
+                type_: bindings::PERF_RECORD_COMM,
+                size: 24
+            }]
+        );
     }
 
     #[test]
