@@ -171,8 +171,13 @@ fn request(operation: &'static str, tid: i32) -> impl FnOnce(Errno) -> PtraceErr
     }
 }
 
+/// Waits for any tracee or child of *this thread* (`__WNOTHREAD`: another thread's children,
+/// e.g. another tracer's, are left alone).
 fn wait_any() -> Result<Option<WaitStatus>, PtraceError> {
-    match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) {
+    match waitpid(
+        Pid::from_raw(-1),
+        Some(WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD),
+    ) {
         Ok(status) => Ok(Some(status)),
         Err(Errno::EINTR) => Ok(None),
         Err(errno) => Err(PtraceError::Request {
