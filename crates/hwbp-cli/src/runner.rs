@@ -2,8 +2,19 @@
 //! go, turns every sample into a [`HitReport`] (symbolized, with the value read after the hit)
 //! for a [`HitSink`], and stops on `--max-hits`, `--duration`, Ctrl-C/SIGTERM or when the target
 //! is gone. The [`Summary`] counts every hit the kernel counted and says how many were lost.
+//!
+//! Thread names come from the `PERF_RECORD_COMM` records the kernel writes into the ring when a
+//! watched thread names itself (as perf does), applied in time order with the hits, so a thread
+//! that exits before its hits are read is still named; `/proc/PID/task/TID/comm` is the fallback
+//! for threads that never renamed themselves while watched.
+//!
+//! Hot path (a hot watch can deliver ~100k hits/s): symbolization is cached per (pid, ip), and
+//! the watched value is read once per drained batch per (process, watch) rather than once per
+//! hit: every read happens after all the hits of the batch anyway, so reading again per hit only
+//! costs a `process_vm_readv` each.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -63,7 +74,7 @@ struct Symbolizer {
     target_symbols: Option<ProcessSymbols>,
     other_processes: HashMap<i32, Option<ProcessSymbols>>,
     kernel: Option<Option<KernelSymbols>>,
-    cache: HashMap<(i32, u64), CodeInfo>,
+    cache: HashMap<(i32, u64), Rc<CodeInfo>>,
     comms: HashMap<i32, String>,
 }
 
@@ -91,9 +102,9 @@ impl Symbolizer {
             .as_ref()
     }
 
-    fn code(&mut self, pid: i32, ip: u64, kernel_mode: bool) -> CodeInfo {
+    fn code(&mut self, pid: i32, ip: u64, kernel_mode: bool) -> Rc<CodeInfo> {
         if let Some(info) = self.cache.get(&(pid, ip)) {
-            return info.clone();
+            return Rc::clone(info);
         }
         let info = if kernel_mode {
             CodeInfo {
@@ -119,7 +130,8 @@ impl Symbolizer {
                 None => CodeInfo::default(),
             }
         };
-        self.cache.insert((pid, ip), info.clone());
+        let info = Rc::new(info);
+        self.cache.insert((pid, ip), Rc::clone(&info));
         info
     }
 
@@ -139,14 +151,54 @@ impl Symbolizer {
         }
     }
 
+    /// The name of `tid`: the last one a `PERF_RECORD_COMM` gave, else read from `/proc` when
+    /// the thread is first seen (`?` if it has exited by then).
     fn comm(&mut self, pid: i32, tid: i32) -> String {
         self.comms
             .entry(tid)
             .or_insert_with(|| target::thread_comm(pid, tid).unwrap_or_else(|_| "?".into()))
             .clone()
     }
+
+    /// Records that `tid` is now called `comm` (from a `PERF_RECORD_COMM`).
+    fn rename(&mut self, tid: i32, comm: String) {
+        self.comms.insert(tid, comm);
+    }
 }
 
+/// What the run loop takes from the rings, in time order: hits, and thread names.
+enum Sampled {
+    Hit(Hit),
+    Comm {
+        tid: i32,
+        comm: String,
+        time_ns: Option<u64>,
+    },
+}
+
+impl Sampled {
+    /// Sort key: a name with no time applies before the hits it came with.
+    fn time_ns(&self) -> u64 {
+        match self {
+            Sampled::Hit(hit) => hit.time_ns,
+            Sampled::Comm { time_ns, .. } => time_ns.unwrap_or(0),
+        }
+    }
+
+    /// Keeps what the runner uses: hits and renames.
+    fn keep(record: Record, batch: &mut Vec<Sampled>) {
+        match record {
+            Record::Hit(hit) => batch.push(Sampled::Hit(hit)),
+            Record::Comm {
+                tid, comm, time_ns, ..
+            } => batch.push(Sampled::Comm { tid, comm, time_ns }),
+            Record::Lost { .. } | Record::Throttle | Record::Unthrottle => {}
+        }
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock of [`Hit::time_ns`]
+/// ([`hwbp_linux::perf::attr::SAMPLE_CLOCK`]).
 fn monotonic_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .expect("CLOCK_MONOTONIC is always available");
@@ -201,9 +253,10 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         comms: HashMap::new(),
     };
 
-    session.enable()?;
+    // Read before arming, so every hit time (same clock) is after it: times are never negative.
     let armed_at = Instant::now();
     let armed_ns = monotonic_ns();
+    session.enable()?;
     if let PlannedTarget::Threads {
         launched: Some(launched),
         ..
@@ -230,13 +283,12 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         last_value: &mut last_value,
         reported: vec![0u64; plan.watches.len()],
         total_reported: 0,
+        values_read: HashMap::new(),
     };
-    let mut batch: Vec<Hit> = Vec::new();
+    let mut batch: Vec<Sampled> = Vec::new();
     let ended_by = loop {
         let outcome = session.poll(POLL_INTERVAL, &mut |record| {
-            if let Record::Hit(hit) = record {
-                batch.push(hit);
-            }
+            Sampled::keep(record, &mut batch)
         })?;
         delivery.deliver(&mut batch, sink)?;
         sink.tick(armed_at.elapsed(), &session)?;
@@ -255,11 +307,7 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     };
     session.disable()?;
     // What the kernel wrote before the disable is still in the rings.
-    session.drain(&mut |record| {
-        if let Record::Hit(hit) = record {
-            batch.push(hit);
-        }
-    });
+    session.drain(&mut |record| Sampled::keep(record, &mut batch));
     delivery.deliver(&mut batch, sink)?;
     let reported = delivery.reported;
     let duration_s = armed_at.elapsed().as_secs_f64();
@@ -359,6 +407,8 @@ struct Delivery<'a> {
     last_value: &'a mut [Option<u64>],
     reported: Vec<u64>,
     total_reported: u64,
+    /// Values read during the current batch, per (pid, planned watch).
+    values_read: HashMap<(i32, usize), Option<u64>>,
 }
 
 impl Delivery<'_> {
@@ -367,22 +417,43 @@ impl Delivery<'_> {
     }
 
     /// Hands one batch to the sink in time order (rings are per CPU, so a batch interleaves
-    /// CPUs), stopping at `--max-hits`.
-    fn deliver(&mut self, batch: &mut Vec<Hit>, sink: &mut dyn HitSink) -> anyhow::Result<()> {
-        batch.sort_by_key(|h| h.time_ns);
-        for hit in batch.drain(..) {
+    /// CPUs), applying thread renames where they happened, stopping at `--max-hits`.
+    fn deliver(&mut self, batch: &mut Vec<Sampled>, sink: &mut dyn HitSink) -> anyhow::Result<()> {
+        // Stable: records with equal times keep ring order (a rename before its thread's hits).
+        batch.sort_by_key(Sampled::time_ns);
+        self.values_read.clear();
+        for sampled in batch.drain(..) {
+            let hit = match sampled {
+                Sampled::Hit(hit) => hit,
+                Sampled::Comm { tid, comm, .. } => {
+                    self.symbolizer.rename(tid, comm);
+                    continue;
+                }
+            };
             if self.max_hits_reached() {
                 break;
             }
             let watch_index = self.owner[hit.watch];
             self.reported[watch_index] += 1;
             self.total_reported += 1;
+            let watch = &self.plan.watches[watch_index];
+            let value_after = if self.opts.read_values && !watch.kernel_address && watch.len <= 8 {
+                *self
+                    .values_read
+                    .entry((hit.pid, watch_index))
+                    .or_insert_with(|| {
+                        memory::read_value(hit.pid, watch.addr, watch.len as usize).ok()
+                    })
+            } else {
+                None
+            };
             let report = make_report(
                 self.plan,
                 self.symbolizer,
                 self.last_value,
                 watch_index,
                 &hit,
+                value_after,
                 self.armed_ns,
                 self.opts,
             );
@@ -393,12 +464,16 @@ impl Delivery<'_> {
     }
 }
 
+/// One hit as the user sees it. `value_after` is the watched value read after the hit (once
+/// per batch, see [`Delivery::deliver`]).
+#[allow(clippy::too_many_arguments)]
 fn make_report(
     plan: &Plan,
     symbolizer: &mut Symbolizer,
     last_value: &mut [Option<u64>],
     watch_index: usize,
     hit: &Hit,
+    value_after: Option<u64>,
     armed_ns: u64,
     opts: &RunOptions,
 ) -> HitReport {
@@ -406,12 +481,7 @@ fn make_report(
     let code = if opts.symbolize {
         symbolizer.code(hit.pid, hit.ip, hit.kernel_mode)
     } else {
-        CodeInfo::default()
-    };
-    let value_after = if opts.read_values && !watch.kernel_address && watch.len <= 8 {
-        memory::read_value(hit.pid, watch.addr, watch.len as usize).ok()
-    } else {
-        None
+        Rc::new(CodeInfo::default())
     };
     let value_before = last_value[watch_index];
     if value_after.is_some() {

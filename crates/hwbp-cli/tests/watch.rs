@@ -465,4 +465,26 @@ fn demo_names_the_culprit_function_and_line() {
     assert!(verdict.contains("went from 1300 to 0 in"), "{verdict}");
     assert!(verdict.contains("reset_daily_statistics+0x"), "{verdict}");
     assert!(verdict.contains("(demo.rs:"), "{verdict}");
+    // The maintenance thread has exited long before hwbp reads its hit; its name comes from
+    // the PERF_RECORD_COMM it wrote when it named itself.
+    let on_thread = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("culprit:"))
+        .nth(1)
+        .expect(&stdout);
+    assert!(
+        on_thread.trim_start().starts_with("on thread ")
+            && on_thread.contains(" (maintenance); every other write came from deposit()."),
+        "{on_thread}"
+    );
+    // Hit times are seconds since arming on CLOCK_MONOTONIC: 6 writes 50 ms apart, in order,
+    // the first within a few ms of the command starting.
+    let times: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.contains(" w hwbp::cmd::demo::ACCOUNT_BALANCE:w by "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 6, "{stdout}");
+    assert!(times[0] >= 0.0 && times[0] < 5.0, "{times:?}");
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 0.040), "{times:?}");
 }

@@ -43,7 +43,8 @@ pub struct HitReport {
     pub file: Option<String>,
     /// Source line of the accessing instruction.
     pub line: Option<u32>,
-    /// The watched value read just after the hit (it may have changed again since).
+    /// The watched value read after the hit (it may have changed again since): read once per
+    /// batch of hits drained together, so hits of one batch of one process share it.
     pub value_after: Option<u64>,
     /// The value before this hit, as last seen by hwbp (at arming or at the previous hit).
     pub value_before: Option<u64>,
