@@ -27,6 +27,7 @@ const SOURCES: &[&str] = &[
     "hwbpfix_lib.c",
     "kread.c",
     "sequence.c",
+    "churn.c",
 ];
 
 fn main() {
@@ -50,6 +51,13 @@ fn main() {
         &["-pie", "-fPIE", "-pthread"],
     );
     gcc(&out_dir, &c_dir, "kread", &["kread.c"], &pie);
+    gcc(
+        &out_dir,
+        &c_dir,
+        "churn",
+        &["churn.c"],
+        &["-pie", "-fPIE", "-pthread"],
+    );
     gcc(
         &out_dir,
         &c_dir,

@@ -92,6 +92,18 @@ pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 ///   Answer: `done writes=M*W new_tids=...`.
 pub const SEQUENCE: &str = concat!(env!("OUT_DIR"), "/sequence");
 
+/// `churn`: a global `long churn_var = 1` written by short-lived threads, a forked child, and
+/// the program again after it re-executes itself.
+///
+/// Ready line: `ready pid=P addr=&churn_var writer=&churn_write image=1` (`image=2` after
+/// `exec`).
+/// - `go T K`: T threads (at most 64 alive at once) each store K times, then exit. Answer:
+///   `done threads=T writes=T*K`.
+/// - `fork K`: a forked child stores K times and exits. Answer: `done child=PID writes=K
+///   status=0`.
+/// - `exec`: re-executes the program (same pid), which prints a new ready line (`image=2`).
+pub const CHURN: &str = concat!(env!("OUT_DIR"), "/churn");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {
