@@ -9,9 +9,12 @@
 //!   `function+0x12 (file.c:31)` (DWARF lines through blazesym), and finds the accessing
 //!   instruction before an x86 trap IP. Works from the ELF files and the snapshot, so hits are
 //!   symbolized after the process has exited.
+//! - [`dwarf`]: [`dwarf::VariableLayout`], a global variable's type layout from DWARF, to name
+//!   the field or element (`cfg.limits[2].max`) at a byte offset.
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
 #![forbid(unsafe_code)]
 
+pub mod dwarf;
 mod elf;
 mod error;
 pub mod kernel;
