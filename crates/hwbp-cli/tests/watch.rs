@@ -488,3 +488,30 @@ fn demo_names_the_culprit_function_and_line() {
     assert!(times[0] >= 0.0 && times[0] < 5.0, "{times:?}");
     assert!(times.windows(2).all(|w| w[1] - w[0] >= 0.040), "{times:?}");
 }
+
+#[test]
+fn threads_that_exit_before_their_hits_are_read_keep_their_creators_name() {
+    // The 3 new threads never name themselves and are joined before the command answers, so
+    // /proc no longer has them when hwbp reads their hits: their names come from the
+    // PERF_RECORD_FORK records (a new thread is called what its creator was).
+    let mut threads = Fixture::spawn(THREADS, &["1"]).unwrap();
+    let pid = pid_arg(&threads);
+    threads.ready();
+    let hwbp = Hwbp::start(&["watch", "shared_var", "-p", &pid, "--json"]);
+    let done = threads.command("go 0 3 50").unwrap();
+    assert_eq!(done.field("total"), Some("150"));
+    let new_tids = done.list("new_tids").unwrap();
+    assert!(threads.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let hits = of_type(&values, "hit");
+    assert_eq!(hits.len(), 150);
+    for hit in &hits {
+        assert!(
+            new_tids.contains(&(hit["tid"].as_i64().unwrap() as _)),
+            "{hit}"
+        );
+        assert_eq!(hit["comm"], "threads", "{hit}");
+    }
+}

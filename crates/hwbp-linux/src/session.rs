@@ -15,7 +15,8 @@
 //! - Every event has `comm = 1`: a task that renames itself or execs writes a
 //!   `PERF_RECORD_COMM` into the ring of the event that watches it (`perf_event_comm`), which
 //!   [`WatchSession::poll`] delivers as [`Record::Comm`]. With one event per watch on the
-//!   task's CPU, a rename is delivered once per watch.
+//!   task's CPU, a rename is delivered once per watch. `comm = 1` also enables
+//!   `PERF_RECORD_FORK` (`perf_event_task_match`), delivered as [`Record::Fork`].
 //! - Slots are reserved when an event is created (`reserve_bp_slot` in
 //!   `kernel/events/hw_breakpoint.c`), so [`WatchSession::open`] fails with `ENOSPC` up front
 //!   instead of silently not counting later.
@@ -156,6 +157,21 @@ pub enum Record {
         /// When, on the samples' clock ([`Hit::time_ns`]); `None` if the kernel gave no time.
         time_ns: Option<u64>,
     },
+    /// A watched task created thread `tid` (of process `pid`): the new thread is watched too
+    /// (with [`SessionOptions::inherit`]) and is called what its creator `ptid` was called
+    /// until it names itself ([`Record::Comm`]).
+    Fork {
+        /// Process id of the new task.
+        pid: i32,
+        /// Thread id of the new task.
+        tid: i32,
+        /// Process id of the creator.
+        ppid: i32,
+        /// Thread id of the creator.
+        ptid: i32,
+        /// When, on the samples' clock.
+        time_ns: u64,
+    },
 }
 
 /// What one [`WatchSession::poll`] call saw.
@@ -201,9 +217,8 @@ struct WatchEvent {
 #[derive(Debug)]
 struct CpuRing {
     cpu: u32,
-    /// Index in `events` of the event whose fd was mapped; `None` once [`WatchSession::remove_cpu`]
-    /// closed it (the mapping still holds the records written before; it is kept so they, and
-    /// its lost/throttle tallies, are not lost).
+    /// Index in `events` of the event whose fd was mapped; `None` for a moment inside
+    /// [`WatchSession::remove_cpu`], between closing it and unmapping the ring.
     owner: Option<usize>,
     ring: MappedRing,
 }
@@ -225,6 +240,10 @@ pub struct WatchSession {
     /// Counts of events closed by [`WatchSession::remove_cpu`], per watch, still reported by
     /// [`WatchSession::counts`].
     retired: Vec<WatchCount>,
+    /// `PERF_RECORD_LOST` and `PERF_RECORD_THROTTLE` tallies of rings unmapped by
+    /// [`WatchSession::remove_cpu`].
+    retired_lost: u64,
+    retired_throttled: u64,
 }
 
 impl std::fmt::Debug for WatchSession {
@@ -332,6 +351,8 @@ impl WatchSession {
             id_to_watch: HashMap::new(),
             enabled: false,
             retired: Vec::new(),
+            retired_lost: 0,
+            retired_throttled: 0,
         };
         for scope in scopes {
             // On error `session` drops here: every fd is closed and every ring unmapped.
@@ -362,15 +383,22 @@ impl WatchSession {
     }
 
     /// Closes the CPU-wide events on `cpu` (call it when the CPU went offline): their hits
-    /// stay in [`WatchSession::counts`], records already in that CPU's ring are still
-    /// delivered by the next [`WatchSession::poll`]/[`WatchSession::drain`], and the debug
-    /// registers they reserved are freed (a dead event keeps its slot reserved until closed,
-    /// `release_bp_slot` in `kernel/events/hw_breakpoint.c`). Returns how many events were
-    /// closed. Thread-scope events are left alone: they live in the task's context, not the
-    /// CPU's.
-    pub fn remove_cpu(&mut self, cpu: u32) -> Result<usize, Error> {
+    /// stay in [`WatchSession::counts`], every record in the rings is first delivered to
+    /// `on_record` (as [`WatchSession::drain`] does), and the debug registers they reserved are
+    /// freed (a dead event keeps its slot until its file is released, `release_bp_slot` in
+    /// `kernel/events/hw_breakpoint.c`, and a mapped ring holds its owner's file, so the ring
+    /// of that CPU is unmapped too unless thread-scope events still use it). Returns how many
+    /// events were closed. Thread-scope events are left alone: they live in the task's
+    /// context, not the CPU's.
+    pub fn remove_cpu(
+        &mut self,
+        cpu: u32,
+        on_record: &mut dyn FnMut(Record),
+    ) -> Result<usize, Error> {
         let closing = |e: &WatchEvent| !e.is_task && e.cpu == cpu;
         for event in self.events.iter().filter(|e| closing(e)) {
+            // Already dead if the CPU is offline; stops counting if it is not.
+            let _ = sys::disable(event.fd.as_fd(), &event.what);
             let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
             if self.retired.is_empty() {
                 self.retired = (0..self.watches.len())
@@ -399,6 +427,12 @@ impl WatchSession {
         // Ids stay in `id_to_watch`: records of the closed events may still be in the ring.
         let before = self.events.len();
         self.events.retain(|e| !closing(e));
+        self.drain(on_record);
+        for ring in self.rings.iter().filter(|r| r.owner.is_none()) {
+            self.retired_lost += ring.ring.stats().lost;
+            self.retired_throttled += ring.ring.stats().throttled;
+        }
+        self.rings.retain(|r| r.owner.is_some());
         Ok(before - self.events.len())
     }
 
@@ -596,6 +630,13 @@ impl WatchSession {
                     RingRecord::Lost { lost, .. } => Record::Lost { count: lost },
                     RingRecord::Throttle { .. } => Record::Throttle,
                     RingRecord::Unthrottle { .. } => Record::Unthrottle,
+                    RingRecord::Fork(task) => Record::Fork {
+                        pid: task.pid,
+                        tid: task.tid,
+                        ppid: task.ppid,
+                        ptid: task.ptid,
+                        time_ns: task.time,
+                    },
                     RingRecord::Comm(comm) => Record::Comm {
                         pid: comm.pid,
                         tid: comm.tid,
@@ -603,7 +644,9 @@ impl WatchSession {
                         exec: comm.exec,
                         time_ns: comm.time,
                     },
-                    RingRecord::Other { .. } | RingRecord::Malformed { .. } => return,
+                    RingRecord::Exit(_)
+                    | RingRecord::Other { .. }
+                    | RingRecord::Malformed { .. } => return,
                 };
                 delivered += 1;
                 on_record(record);
@@ -639,12 +682,17 @@ impl WatchSession {
     /// kernel writes such a record only when the ring next has room for output on that CPU, so
     /// prefer [`WatchCount::lost`] for a final tally.
     pub fn lost(&self) -> u64 {
-        self.rings.iter().map(|r| r.ring.stats().lost).sum()
+        self.retired_lost + self.rings.iter().map(|r| r.ring.stats().lost).sum::<u64>()
     }
 
     /// Number of `PERF_RECORD_THROTTLE` records seen.
     pub fn throttled(&self) -> u64 {
-        self.rings.iter().map(|r| r.ring.stats().throttled).sum()
+        self.retired_throttled
+            + self
+                .rings
+                .iter()
+                .map(|r| r.ring.stats().throttled)
+                .sum::<u64>()
     }
 
     /// Moves watch `watch_index` to `new` on every one of its events (and their inherited

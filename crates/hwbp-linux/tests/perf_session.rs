@@ -53,7 +53,10 @@ fn collect_until_exit(session: &mut WatchSession) -> (Vec<Hit>, u64) {
             .poll(Duration::from_millis(100), &mut |record| match record {
                 Record::Hit(hit) => hits.push(hit),
                 Record::Lost { count } => lost_records += count,
-                Record::Throttle | Record::Unthrottle | Record::Comm { .. } => {}
+                Record::Throttle
+                | Record::Unthrottle
+                | Record::Comm { .. }
+                | Record::Fork { .. } => {}
             })
             .unwrap();
         if outcome.all_exited {
@@ -205,6 +208,7 @@ fn a_short_lived_named_thread_is_named_by_a_comm_record_and_hit_times_are_monoto
     armed.wait();
     let mut hits = Vec::new();
     let mut comms = Vec::new();
+    let mut forks = Vec::new();
     let start = std::time::Instant::now();
     loop {
         assert!(start.elapsed() < Duration::from_secs(20), "no exit");
@@ -218,6 +222,13 @@ fn a_short_lived_named_thread_is_named_by_a_comm_record_and_hit_times_are_monoto
                     exec,
                     time_ns,
                 } => comms.push((pid, tid, comm, exec, time_ns)),
+                Record::Fork {
+                    pid,
+                    tid,
+                    ppid,
+                    ptid,
+                    time_ns,
+                } => forks.push((pid, tid, ppid, ptid, time_ns)),
                 _ => {}
             })
             .unwrap();
@@ -240,6 +251,14 @@ fn a_short_lived_named_thread_is_named_by_a_comm_record_and_hit_times_are_monoto
     // and everything lies between our own readings around the run.
     let comm_time = comm_time.expect("sample_id_all gives COMM records a time");
     assert!(comm_time >= before_enable && comm_time <= child_hits[0].time_ns);
+    // Its creation came first, as a FORK record naming the watched thread as its creator.
+    assert_eq!(forks.len(), 1, "{forks:?}");
+    let (fork_pid, fork_tid, fork_ppid, fork_ptid, fork_time) = forks[0];
+    assert_eq!(
+        (fork_pid, fork_tid, fork_ppid, fork_ptid),
+        (pid, child_tid, pid, thread.tid)
+    );
+    assert!(fork_time >= before_enable && fork_time <= comm_time);
     for hit in &hits {
         assert!(
             hit.time_ns >= before_enable && hit.time_ns <= after_exit,

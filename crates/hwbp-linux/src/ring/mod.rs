@@ -12,5 +12,6 @@ pub mod parse;
 
 pub use mmap::{MappedRing, RingStats};
 pub use parse::{
-    parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleRecord, SAMPLE_ID_SIZE,
+    parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleRecord, TaskRecord,
+    SAMPLE_ID_SIZE,
 };

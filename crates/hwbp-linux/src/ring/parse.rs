@@ -119,6 +119,11 @@ pub enum RingRecord {
     /// `pthread_setname_np`, a write to `/proc/PID/task/TID/comm`) or exec'd. Written because
     /// our events have `attr.comm = 1` (`perf_event_comm` in `kernel/events/core.c`).
     Comm(CommRecord),
+    /// `PERF_RECORD_FORK`: a watched task created a thread or process. `attr.comm = 1` also
+    /// enables these (`perf_event_task_match`): the new task starts with its creator's name.
+    Fork(TaskRecord),
+    /// `PERF_RECORD_EXIT`: a watched task exited.
+    Exit(TaskRecord),
     /// Any other record type (skipped by readers).
     Other {
         /// The `PERF_RECORD_*` value.
@@ -148,6 +153,23 @@ pub struct CommRecord {
     /// The record's time from its `sample_id` trailer (same clock as the samples), or `None`
     /// when the record has no trailer (`sample_id_all = 0`).
     pub time: Option<u64>,
+}
+
+/// One `PERF_RECORD_FORK` or `PERF_RECORD_EXIT`: `{ u32 pid, ppid; u32 tid, ptid; u64 time }`
+/// (`perf_event_task_output`). For a fork, `pid`/`tid` are the new task and `ppid`/`ptid` the
+/// task that created it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// Process id of the task.
+    pub pid: i32,
+    /// Process id of the creating (fork) or parent (exit) task.
+    pub ppid: i32,
+    /// Thread id of the task.
+    pub tid: i32,
+    /// Thread id of the creating (fork) or parent (exit) task.
+    pub ptid: i32,
+    /// When, on the samples' clock.
+    pub time: u64,
 }
 
 /// Bytes of the `struct sample_id` trailer that `sample_id_all = 1` appends to non-sample
@@ -256,6 +278,25 @@ pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingR
         }
         bindings::PERF_RECORD_COMM => {
             parse_comm(header.misc, body).map_or(malformed, RingRecord::Comm)
+        }
+        bindings::PERF_RECORD_FORK | bindings::PERF_RECORD_EXIT => {
+            match (w.two_u32(), w.two_u32(), w.u64()) {
+                (Some((pid, ppid)), Some((tid, ptid)), Some(time)) => {
+                    let task = TaskRecord {
+                        pid: pid as i32,
+                        ppid: ppid as i32,
+                        tid: tid as i32,
+                        ptid: ptid as i32,
+                        time,
+                    };
+                    if header.type_ == bindings::PERF_RECORD_FORK {
+                        RingRecord::Fork(task)
+                    } else {
+                        RingRecord::Exit(task)
+                    }
+                }
+                _ => malformed,
+            }
         }
         type_ => RingRecord::Other { type_ },
     }
@@ -530,6 +571,43 @@ mod tests {
         );
         // The first record: header 8, pid/tid 8, "maintenance\0" padded to 16, trailer 32.
         assert_eq!(stream[6..8], 64u16.to_ne_bytes());
+    }
+
+    #[test]
+    fn fork_and_exit_records_give_the_new_task_and_its_creator() {
+        let task = |type_: u32, tid: u32, ptid: u32, time: u64| {
+            let mut v = header(type_, 0, 8 + 24 + SAMPLE_ID_SIZE);
+            for w in [1000u32, 1000, tid, ptid] {
+                v.extend_from_slice(&w.to_ne_bytes());
+            }
+            v.extend_from_slice(&time.to_ne_bytes());
+            v.extend(std::iter::repeat_n(0xEE, SAMPLE_ID_SIZE));
+            v
+        };
+        let mut stream = task(bindings::PERF_RECORD_FORK, 1002, 1001, 50);
+        stream.extend(task(bindings::PERF_RECORD_EXIT, 1002, 1001, 90));
+        stream.extend(&header(bindings::PERF_RECORD_FORK, 0, 16)[..]);
+        stream.extend([0u8; 8]);
+        let (records, used) = parse_all(&stream, &[], false);
+        assert_eq!(used, stream.len());
+        let fork = TaskRecord {
+            pid: 1000,
+            ppid: 1000,
+            tid: 1002,
+            ptid: 1001,
+            time: 50,
+        };
+        assert_eq!(
+            records,
+            vec![
+                RingRecord::Fork(fork),
+                RingRecord::Exit(TaskRecord { time: 90, ..fork }),
+                RingRecord::Malformed {
+                    type_: bindings::PERF_RECORD_FORK,
+                    size: 16
+                },
+            ]
+        );
     }
 
     #[test]
