@@ -216,3 +216,44 @@ fn missing_variable_and_missing_debug_info_are_explained() {
     assert!(matches!(err, DwarfError::NoDebugInfo { .. }), "{err}");
     assert!(err.to_string().contains("rebuild it with -g"), "{err}");
 }
+
+/// A Rust static of this test binary (built with debug info by the dev profile): found by its
+/// path, fields named from rustc's DWARF whatever order rustc laid them out in.
+#[test]
+fn rust_static_by_path() {
+    #[allow(dead_code)]
+    struct Pair {
+        left: u8,
+        right: u64,
+    }
+    #[allow(dead_code)]
+    struct Settings {
+        pairs: [Pair; 2],
+        level: u32,
+    }
+    static SETTINGS: Settings = Settings {
+        pairs: [Pair { left: 1, right: 2 }, Pair { left: 3, right: 4 }],
+        level: 5,
+    };
+    let base = &SETTINGS as *const Settings as u64;
+    let field = |p: *const u8| p as u64 - base;
+    let exe = std::env::current_exe().unwrap();
+    let settings = layout(&exe, "dwarf_layout::rust_static_by_path::SETTINGS");
+    assert_eq!(settings.size(), std::mem::size_of::<Settings>() as u64);
+    let right_1 = field(std::ptr::addr_of!(SETTINGS.pairs[1].right).cast());
+    let left_0 = field(std::ptr::addr_of!(SETTINGS.pairs[0].left).cast());
+    let level = field(std::ptr::addr_of!(SETTINGS.level).cast());
+    assert_eq!(
+        settings.name_at(right_1 + 7),
+        "dwarf_layout::rust_static_by_path::SETTINGS.pairs[1].right"
+    );
+    assert_eq!(
+        settings.name_at(left_0),
+        "dwarf_layout::rust_static_by_path::SETTINGS.pairs[0].left"
+    );
+    assert_eq!(
+        settings.name_at(level),
+        "dwarf_layout::rust_static_by_path::SETTINGS.level"
+    );
+    std::hint::black_box(&SETTINGS);
+}

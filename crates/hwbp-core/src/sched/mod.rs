@@ -39,6 +39,12 @@ mod tests;
 
 pub use plan::RotationPlan;
 
+/// Default rotation quantum: 10 ms. Measured on a 2-vCPU VM (`bench/rotation/RESULTS.md`), a
+/// move costs ~33 µs when the watched thread runs on another CPU (two IPIs), so 10 ms keeps the
+/// cost to watcher and target near 0.3% per rotating register and thread, while a few seconds
+/// still give each of 9 pieces sharing one register 30+ turns.
+pub const DEFAULT_QUANTUM_NS: u64 = 10_000_000;
+
 /// Whether a piece keeps a register for the whole watch or shares one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Placement {
