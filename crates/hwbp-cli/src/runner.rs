@@ -3,10 +3,10 @@
 //! for a [`HitSink`], and stops on `--max-hits`, `--duration`, Ctrl-C/SIGTERM or when the target
 //! is gone. The [`Summary`] counts every hit the kernel counted and says how many were lost.
 //!
-//! Thread names come from the `PERF_RECORD_COMM` records the kernel writes into the ring when a
-//! watched thread names itself (as perf does), applied in time order with the hits, so a thread
-//! that exits before its hits are read is still named; `/proc/PID/task/TID/comm` is the fallback
-//! for threads that never renamed themselves while watched.
+//! Thread names come from the records the kernel writes into the ring (as perf does), applied
+//! in time order with the hits, so a thread that exits before its hits are read is still named:
+//! `PERF_RECORD_FORK` gives a new thread its creator's name, `PERF_RECORD_COMM` a name it sets
+//! itself. `/proc/PID/task/TID/comm` is the fallback for threads that existed before arming.
 //!
 //! Hot path (a hot watch can deliver ~100k hits/s): symbolization is cached per (pid, ip), and
 //! the watched value is read once per drained batch per (process, watch) rather than once per
@@ -151,8 +151,8 @@ impl Symbolizer {
         }
     }
 
-    /// The name of `tid`: the last one a `PERF_RECORD_COMM` gave, else read from `/proc` when
-    /// the thread is first seen (`?` if it has exited by then).
+    /// The name of `tid`: the last one a `PERF_RECORD_COMM` or `PERF_RECORD_FORK` gave, else
+    /// read from `/proc` when the thread is first seen (`?` if it has exited by then).
     fn comm(&mut self, pid: i32, tid: i32) -> String {
         self.comms
             .entry(tid)
@@ -160,7 +160,7 @@ impl Symbolizer {
             .clone()
     }
 
-    /// Records that `tid` is now called `comm` (from a `PERF_RECORD_COMM`).
+    /// Records that `tid` is now called `comm` (from a `PERF_RECORD_COMM` or `_FORK`).
     fn rename(&mut self, tid: i32, comm: String) {
         self.comms.insert(tid, comm);
     }
@@ -174,6 +174,14 @@ enum Sampled {
         comm: String,
         time_ns: Option<u64>,
     },
+    /// Thread `tid` was created by thread `ptid` of process `ppid`, whose name it has until it
+    /// renames itself.
+    Fork {
+        tid: i32,
+        ppid: i32,
+        ptid: i32,
+        time_ns: u64,
+    },
 }
 
 impl Sampled {
@@ -182,6 +190,7 @@ impl Sampled {
         match self {
             Sampled::Hit(hit) => hit.time_ns,
             Sampled::Comm { time_ns, .. } => time_ns.unwrap_or(0),
+            Sampled::Fork { time_ns, .. } => *time_ns,
         }
     }
 
@@ -192,6 +201,18 @@ impl Sampled {
             Record::Comm {
                 tid, comm, time_ns, ..
             } => batch.push(Sampled::Comm { tid, comm, time_ns }),
+            Record::Fork {
+                tid,
+                ppid,
+                ptid,
+                time_ns,
+                ..
+            } => batch.push(Sampled::Fork {
+                tid,
+                ppid,
+                ptid,
+                time_ns,
+            }),
             Record::Lost { .. } | Record::Throttle | Record::Unthrottle => {}
         }
     }
@@ -438,6 +459,13 @@ impl Delivery<'_> {
                 Sampled::Hit(hit) => hit,
                 Sampled::Comm { tid, comm, .. } => {
                     self.symbolizer.rename(tid, comm);
+                    continue;
+                }
+                Sampled::Fork {
+                    tid, ppid, ptid, ..
+                } => {
+                    let creator = self.symbolizer.comm(ppid, ptid);
+                    self.symbolizer.rename(tid, creator);
                     continue;
                 }
             };
