@@ -1,0 +1,319 @@
+//! `hwbp watch --stop` (ptrace stop mode) against the `sequence` fixture on the real kernel:
+//! the exact, complete old -> new sequence of 1000 writes, writes from threads created after
+//! attach, `--changes-only`, `--if`, `--max-hits`, and a clean detach (DR7 reads 0 through
+//! ptrace afterwards and the target runs on and exits normally).
+//!
+//! ptrace: every test name starts with `exclusive_`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use hwbp_fixtures::{Fixture, SEQUENCE};
+use hwbp_linux::ptrace::{peek_debugreg, SeizedThread};
+use serde_json::Value;
+
+const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+
+/// A running `hwbp`, killed on drop if the test fails before it ends.
+struct Hwbp {
+    child: Option<Child>,
+    /// stdout, read concurrently: a stopped-mode hwbp blocked on a full pipe would hold the
+    /// target at its next hit.
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Hwbp {
+    fn start(args: &[&str]) -> Hwbp {
+        let mut child = Command::new(HWBP)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hwbp");
+        let stderr = child.stderr.take().unwrap();
+        let mut stdout_pipe = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout_pipe.read_to_string(&mut text);
+            text
+        });
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut hwbp = Hwbp {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match hwbp.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let armed = line.starts_with("hwbp: watching");
+                    hwbp.stderr_seen.push(line);
+                    if armed {
+                        return hwbp;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("hwbp {args:?} never armed; stderr: {:?}", hwbp.stderr_seen);
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
+        let mut child = self.child.take().unwrap();
+        let status = child.wait().unwrap();
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        self.stderr_seen.extend(self.stderr.iter());
+        (status, stdout, std::mem::take(&mut self.stderr_seen))
+    }
+}
+
+impl Drop for Hwbp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn hits(values: &[Value]) -> Vec<&Value> {
+    values.iter().filter(|v| v["type"] == "hit").collect()
+}
+
+fn summary(values: &[Value]) -> &Value {
+    values
+        .iter()
+        .find(|v| v["type"] == "summary")
+        .expect("a summary line")
+}
+
+fn old_new(hit: &Value) -> (u64, u64) {
+    (
+        hit["value_before"].as_u64().unwrap(),
+        hit["value_after"].as_u64().unwrap(),
+    )
+}
+
+/// DR7 of every thread of `pid`, read through ptrace.
+fn dr7_of_threads(pid: i32) -> Vec<u64> {
+    hwbp_linux::target::threads_of(pid)
+        .unwrap()
+        .into_iter()
+        .map(|tid| {
+            let seized = SeizedThread::seize_stopped(tid).unwrap();
+            let dr7 = peek_debugreg(tid, 7).unwrap();
+            seized.detach().unwrap();
+            dr7
+        })
+        .collect()
+}
+
+#[test]
+fn exclusive_stop_reports_the_exact_complete_sequence_of_1000_writes() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let target_pid = target.pid();
+    let pid = target_pid.to_string();
+    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid, "--json"]);
+    let done = target.command("go 1000").unwrap();
+    assert_eq!(done.field("value"), Some("1000"));
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let hits = hits(&values);
+    let sequence: Vec<(u64, u64)> = hits.iter().map(|h| old_new(h)).collect();
+    let expected: Vec<(u64, u64)> = (1..=1000).map(|i| (i - 1, i)).collect();
+    assert_eq!(sequence, expected);
+    for hit in &hits {
+        assert_eq!(hit["exact"], true);
+        assert_eq!(hit["tid"].as_i64(), Some(target_pid.into()));
+        assert_eq!(hit["function"], "store_value");
+        assert_eq!(hit["file"], "sequence.c");
+        assert!(hit["line"].as_u64().is_some());
+        assert!(hit.get("cpu").is_none());
+    }
+    let s = summary(&values);
+    assert_eq!(s["watchpoints"][0]["hits"], 1000);
+    assert_eq!(s["watchpoints"][0]["reported"], 1000);
+    assert_eq!(s["ended_by"], "the target exited with status 0");
+}
+
+#[test]
+fn exclusive_stop_catches_writes_from_threads_created_after_attach() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid, "--json"]);
+    let done = target.command("threads 4 50").unwrap();
+    let new_tids = done.list("new_tids").unwrap();
+    assert_eq!(new_tids.len(), 4);
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let hits = hits(&values);
+    assert_eq!(hits.len(), 200);
+    for tid in &new_tids {
+        let from_thread: Vec<&&Value> = hits
+            .iter()
+            .filter(|h| h["tid"].as_i64() == Some(i64::from(*tid)))
+            .collect();
+        assert_eq!(from_thread.len(), 50, "thread {tid}");
+    }
+    assert_eq!(summary(&values)["watchpoints"][0]["hits"], 200);
+}
+
+#[test]
+fn exclusive_stop_changes_only_drops_same_value_writes() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let hwbp = Hwbp::start(&[
+        "watch",
+        "--stop",
+        "--changes-only",
+        "value",
+        "-p",
+        &pid,
+        "--json",
+    ]);
+    let done = target.command("dup 100").unwrap();
+    assert_eq!(done.field("writes"), Some("200"));
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let sequence: Vec<(u64, u64)> = hits(&values).iter().map(|h| old_new(h)).collect();
+    let expected: Vec<(u64, u64)> = (1..=100).map(|i| (i - 1, i)).collect();
+    assert_eq!(sequence, expected);
+    let totals = &summary(&values)["watchpoints"][0];
+    assert_eq!(totals["hits"], 200);
+    assert_eq!(totals["reported"], 100);
+}
+
+#[test]
+fn exclusive_stop_condition_tests_the_new_value() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let hwbp = Hwbp::start(&[
+        "watch", "--stop", "value", "-p", &pid, "--json", "--if", ">990",
+    ]);
+    target.command("go 1000").unwrap();
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let sequence: Vec<(u64, u64)> = hits(&values).iter().map(|h| old_new(h)).collect();
+    let expected: Vec<(u64, u64)> = (991..=1000).map(|i| (i - 1, i)).collect();
+    assert_eq!(sequence, expected);
+}
+
+#[test]
+fn exclusive_stop_detaches_cleanly_after_max_hits_and_the_target_runs_on() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid();
+    let hwbp = Hwbp::start(&[
+        "watch",
+        "--stop",
+        "value",
+        "-p",
+        &pid.to_string(),
+        "--json",
+        "--max-hits",
+        "5",
+    ]);
+    let done = target.command("go 20").unwrap();
+    assert_eq!(done.field("value"), Some("20"));
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let sequence: Vec<(u64, u64)> = hits(&values).iter().map(|h| old_new(h)).collect();
+    assert_eq!(sequence, (1..=5).map(|i| (i - 1, i)).collect::<Vec<_>>());
+    assert_eq!(summary(&values)["ended_by"], "max hits reached");
+    assert_eq!(dr7_of_threads(pid), vec![0]);
+    let done = target.command("go 3").unwrap();
+    assert_eq!(done.field("value"), Some("3"));
+    assert!(target.finish().unwrap().success());
+}
+
+#[test]
+fn exclusive_stop_detaches_cleanly_on_ctrl_c() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid();
+    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid.to_string(), "--json"]);
+    target.command("go 10").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hwbp.pid()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    assert_eq!(hits(&values).len(), 10);
+    assert_eq!(summary(&values)["ended_by"], "interrupted");
+    assert_eq!(dr7_of_threads(pid), vec![0]);
+    target.command("go 2").unwrap();
+    assert!(target.finish().unwrap().success());
+}
+
+#[test]
+fn exclusive_stop_launches_a_command_and_reports_its_exit() {
+    // A launched command under stop mode: its stdin is hwbp's (null), so it exits at once.
+    let hwbp = Hwbp::start(&["watch", "--stop", "value", "--json", "--", SEQUENCE]);
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    assert_eq!(hits(&values).len(), 0);
+    assert_eq!(
+        summary(&values)["ended_by"],
+        "the command exited with status 0"
+    );
+}
+
+#[test]
+fn exclusive_stop_identical_watches_share_a_register_and_both_report() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid().to_string();
+    // value/16 takes DR0 and DR1; `value` is its first piece and shares DR0.
+    let hwbp = Hwbp::start(&["watch", "--stop", "value/16", "value", "-p", &pid, "--json"]);
+    target.command("go 3").unwrap();
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let labels: Vec<&str> = hits(&values)
+        .iter()
+        .map(|h| h["watch"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["value/16", "value", "value/16", "value", "value/16", "value"]
+    );
+}
