@@ -28,6 +28,9 @@ pub enum Command {
     /// Show debug-register use per CPU (and per thread with -p/-t): what hwbp's constraint
     /// model says is free, and what the kernel really accepts.
     Slots(crate::cmd::slots::SlotsArgs),
+    /// Trace accesses to kernel variables on all CPUs, in the ftrace ksym tracer's filter
+    /// syntax (`SYMBOL:rw-`, `SYMBOL:-w-`), with a per-function table at the end.
+    Ksym(crate::cmd::ksym::KsymArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
 use hwbp_linux::session::{EventScope, Hit, Record, SessionOptions, WatchSession};
 use hwbp_linux::{memory, target};
 use hwbp_symbols::{CodeLocation, KernelSymbols, ProcessSymbols};
@@ -252,6 +253,16 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     };
     session_opts.sample.callchain = opts.callchain;
     let mut session = WatchSession::open(&requests, &scopes, &online, &session_opts)?;
+    // CPU hotplug: -a follows every CPU that comes online, -C LIST re-arms its CPUs.
+    let mut hotplug = match &plan.target {
+        PlannedTarget::Cpus(cpus) => SessionHotplug::new(if *cpus == online {
+            CpuSelection::AllOnline
+        } else {
+            CpuSelection::Listed(cpus.clone())
+        })
+        .ok(),
+        PlannedTarget::Threads { .. } => None,
+    };
 
     // The value each watch held when armed: the "before" of its first hit.
     let mut last_value: Vec<Option<u64>> = plan
@@ -319,6 +330,7 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
             }
             Sampled::keep(record, &mut batch)
         })?;
+        follow_hotplug(&mut hotplug, &mut session, &mut batch, opts.announce);
         delivery.deliver(&mut batch, sink)?;
         sink.tick(armed_at.elapsed(), &session)?;
         if delivery.max_hits_reached() {
@@ -395,6 +407,42 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         duration_s,
         ended_by,
     })
+}
+
+/// Keeps a CPU-wide watch on the selected online CPUs ([`SessionHotplug`]), saying on stderr
+/// what changed. Never ends the watch: if the online list cannot be read, hotplug is no longer
+/// followed.
+fn follow_hotplug(
+    hotplug: &mut Option<SessionHotplug>,
+    session: &mut WatchSession,
+    batch: &mut Vec<Sampled>,
+    announce: bool,
+) {
+    let Some(follower) = hotplug.as_mut() else {
+        return;
+    };
+    let notes = match follower.follow(session, &mut |record| Sampled::keep(record, batch)) {
+        Ok(notes) => notes,
+        Err(error) => {
+            eprintln!("hwbp: no longer following CPU hotplug: {error}");
+            *hotplug = None;
+            return;
+        }
+    };
+    for note in notes {
+        match note {
+            HotplugNote::WentOffline { cpu, .. } if announce => {
+                eprintln!("hwbp: CPU {cpu} went offline; its hits so far are kept")
+            }
+            HotplugNote::Armed { cpu } if announce => {
+                eprintln!("hwbp: CPU {cpu} came online; watching it too")
+            }
+            HotplugNote::Refused { cpu, error } => {
+                eprintln!("hwbp: CPU {cpu} came online but refused the watch: {error}")
+            }
+            _ => {}
+        }
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {

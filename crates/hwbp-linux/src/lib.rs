@@ -17,6 +17,7 @@
 //! - [`selfwatch`]: [`selfwatch::SelfWatch`], in-process watches with a SIGTRAP callback.
 
 pub mod error;
+pub mod hotplug;
 pub mod perf;
 pub mod ring;
 pub mod selfwatch;

@@ -2,6 +2,7 @@
 
 pub mod constraints;
 pub mod demo;
+pub mod ksym;
 pub mod slots;
 pub mod stat;
 pub mod watch;
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoTarget => demo::run_target(),
         Command::Constraints(args) => constraints::run(args),
         Command::Slots(args) => slots::run(args),
+        Command::Ksym(args) => ksym::run(args),
     }
 }
