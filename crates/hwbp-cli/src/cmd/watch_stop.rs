@@ -309,6 +309,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                 ..
             } => {
                 let time_ns = armed_at.elapsed().as_nanos() as u64;
+                // With one thread nothing can write between the trap and the read. With more,
+                // another thread may store to the same place before this stop is handled.
+                let exact = tracer.thread_count() == 1;
                 // Values first, while the thread is stopped: exact.
                 let mut hit_watches = Vec::new();
                 for (index, w) in watches.iter_mut().enumerate() {
@@ -392,11 +395,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                         let mut value = serde_json::to_value(&report)?;
                         if let Some(map) = value.as_object_mut() {
                             map.remove("cpu");
-                            map.insert("exact".into(), serde_json::Value::Bool(true));
+                            map.insert("exact".into(), serde_json::Value::Bool(exact));
                         }
                         write_json_line(&mut out, &value)?;
                     } else {
-                        write_text(&mut out, &report)?;
+                        write_text(&mut out, &report, exact)?;
                     }
                     if flush_each {
                         out.flush()?;
@@ -454,8 +457,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One hit as a text line: exact values, no CPU.
-fn write_text(out: &mut impl Write, hit: &HitReport) -> std::io::Result<()> {
+/// One hit as a text line: the values (marked `(racy)` when another thread could have
+/// written in between), no CPU.
+fn write_text(out: &mut impl Write, hit: &HitReport, exact: bool) -> std::io::Result<()> {
     let secs = hit.time_ns as f64 / 1e9;
     write!(
         out,
@@ -470,6 +474,10 @@ fn write_text(out: &mut impl Write, hit: &HitReport) -> std::io::Result<()> {
     match (hit.value_before, hit.value_after) {
         (Some(before), Some(after)) => write!(out, "  {before} -> {after}")?,
         (None, Some(after)) => write!(out, "  -> {after}")?,
+        _ => {}
+    }
+    match (exact, hit.value_after) {
+        (false, Some(_)) => write!(out, " (racy: other threads run)")?,
         _ => {}
     }
     writeln!(out)?;

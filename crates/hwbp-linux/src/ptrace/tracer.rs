@@ -297,6 +297,11 @@ impl StopTracer {
         self.pid
     }
 
+    /// How many threads are traced now.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+
     /// The threads currently traced.
     pub fn threads(&self) -> Vec<i32> {
         let mut tids: Vec<i32> = self.threads.keys().copied().collect();
