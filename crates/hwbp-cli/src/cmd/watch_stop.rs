@@ -108,11 +108,130 @@ struct StopWatch {
     reported: u64,
 }
 
+/// What a plain `mov` store wrote, computable from the registers at the stop: exact even when
+/// another thread writes the same place before the stop is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DecodedStore {
+    /// The stored value: a register (index in encoding order, bit shift for `ah`..`bh`) or an
+    /// immediate.
+    source: StoreSource,
+    /// Bytes stored.
+    bytes: u64,
+    /// The destination address: base register, index register and scale, displacement
+    /// (absolute for `rip`-relative operands).
+    base: Option<usize>,
+    index: Option<(usize, u32)>,
+    displacement: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreSource {
+    Register { index: usize, shift: u32 },
+    Immediate(u64),
+}
+
+/// A general-purpose register as (index in encoding order, bit shift, bytes).
+fn gpr(register: iced_x86::Register) -> Option<(usize, u32, u64)> {
+    let r = register as usize;
+    match r {
+        1..=4 => Some((r - 1, 0, 1)),
+        5..=8 => Some((r - 5, 8, 1)),
+        9..=20 => Some((r - 9 + 4, 0, 1)),
+        21..=36 => Some((r - 21, 0, 2)),
+        37..=52 => Some((r - 37, 0, 4)),
+        53..=68 => Some((r - 53, 0, 8)),
+        _ => None,
+    }
+}
+
+/// Decodes the instruction at `address` (`code` holds its bytes); `Some` for a `mov` to memory
+/// from a register or an immediate, without an `fs`/`gs` segment.
+fn decode_store(address: u64, code: &[u8]) -> Option<DecodedStore> {
+    use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic, OpKind, Register};
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let instruction = decoder.decode();
+    if instruction.is_invalid()
+        || instruction.mnemonic() != Mnemonic::Mov
+        || instruction.op_kind(0) != OpKind::Memory
+        || matches!(instruction.memory_segment(), Register::FS | Register::GS)
+    {
+        return None;
+    }
+    let (source, bytes) = match instruction.op_kind(1) {
+        OpKind::Register => {
+            let (index, shift, bytes) = gpr(instruction.op_register(1))?;
+            (StoreSource::Register { index, shift }, bytes)
+        }
+        OpKind::Immediate8
+        | OpKind::Immediate16
+        | OpKind::Immediate32
+        | OpKind::Immediate32to64 => {
+            let bytes = match instruction.code() {
+                Code::Mov_rm8_imm8 => 1,
+                Code::Mov_rm16_imm16 => 2,
+                Code::Mov_rm32_imm32 => 4,
+                Code::Mov_rm64_imm32 => 8,
+                _ => return None,
+            };
+            (StoreSource::Immediate(instruction.immediate(1)), bytes)
+        }
+        _ => return None,
+    };
+    let (base, displacement) = match instruction.memory_base() {
+        Register::RIP => (None, instruction.memory_displacement64()),
+        Register::None => (None, instruction.memory_displacement64()),
+        other => (
+            Some(gpr(other).filter(|g| g.2 == 8)?.0),
+            instruction.memory_displacement64(),
+        ),
+    };
+    let index = match instruction.memory_index() {
+        Register::None => None,
+        other => Some((
+            gpr(other).filter(|g| g.2 == 8)?.0,
+            instruction.memory_index_scale(),
+        )),
+    };
+    Some(DecodedStore {
+        source,
+        bytes,
+        base,
+        index,
+        displacement,
+    })
+}
+
+impl DecodedStore {
+    /// The value stored at `addr` (`len` bytes), if this store wrote exactly that.
+    fn value_at(&self, registers: &[u64; 16], addr: u64, len: u64) -> Option<u64> {
+        let mut target = self.displacement;
+        if let Some(base) = self.base {
+            target = target.wrapping_add(registers[base]);
+        }
+        if let Some((index, scale)) = self.index {
+            target = target.wrapping_add(registers[index].wrapping_mul(u64::from(scale)));
+        }
+        if target != addr || self.bytes != len {
+            return None;
+        }
+        let raw = match self.source {
+            StoreSource::Register { index, shift } => registers[index] >> shift,
+            StoreSource::Immediate(value) => value,
+        };
+        Some(if len == 8 {
+            raw
+        } else {
+            raw & ((1u64 << (8 * len)) - 1)
+        })
+    }
+}
+
 /// Symbolization cached per instruction pointer.
 struct CodeCache {
     pid: i32,
     symbols: Option<ProcessSymbols>,
     code: HashMap<u64, (Option<u64>, Option<CodeLocation>)>,
+    stores: HashMap<u64, Option<DecodedStore>>,
     frames: HashMap<u64, String>,
     comms: HashMap<i32, String>,
 }
@@ -138,6 +257,20 @@ impl CodeCache {
         };
         self.code.insert(ip, info.clone());
         info
+    }
+
+    /// The store that trapped at `ip`, decoded once per IP.
+    fn store(&mut self, ip: u64) -> Option<DecodedStore> {
+        if let Some(store) = self.stores.get(&ip) {
+            return *store;
+        }
+        let decoded = self.code(ip, false).0.and_then(|instruction| {
+            let mut bytes = vec![0u8; usize::try_from(ip - instruction).ok()?];
+            memory::read_memory(self.pid, instruction, &mut bytes).ok()?;
+            decode_store(instruction, &bytes)
+        });
+        self.stores.insert(ip, decoded);
+        decoded
     }
 
     fn frame(&mut self, addr: u64) -> String {
@@ -286,6 +419,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         pid,
         symbols: plan.symbols.take(),
         code: HashMap::new(),
+        stores: HashMap::new(),
         frames: HashMap::new(),
         comms: HashMap::new(),
     };
@@ -306,19 +440,27 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                 slots,
                 ip,
                 frame_pointer,
+                registers,
                 ..
             } => {
                 let time_ns = armed_at.elapsed().as_nanos() as u64;
                 // With one thread nothing can write between the trap and the read. With more,
-                // another thread may store to the same place before this stop is handled.
-                let exact = tracer.thread_count() == 1;
+                // another thread may store to the same place before this stop is handled,
+                // so the value comes from the decoded store when it is a plain `mov`.
+                let single_thread = tracer.thread_count() == 1;
+                let store = if single_thread { None } else { cache.store(ip) };
+                let mut exact = single_thread;
                 // Values first, while the thread is stopped: exact.
                 let mut hit_watches = Vec::new();
                 for (index, w) in watches.iter_mut().enumerate() {
                     if w.slot_mask & slots == 0 {
                         continue;
                     }
-                    let after = if w.access != Access::Execute && w.len <= 8 {
+                    let decoded = store.and_then(|st| st.value_at(&registers, w.addr, w.len));
+                    exact |= decoded.is_some();
+                    let after = if decoded.is_some() {
+                        decoded
+                    } else if w.access != Access::Execute && w.len <= 8 {
                         memory::read_value(pid, w.addr, w.len as usize).ok()
                     } else {
                         None
@@ -457,7 +599,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One hit as a text line: the values (marked `(racy)` when another thread could have
+/// One hit as a text line: the values (marked `(read after)` when another thread could have
 /// written in between), no CPU.
 fn write_text(out: &mut impl Write, hit: &HitReport, exact: bool) -> std::io::Result<()> {
     let secs = hit.time_ns as f64 / 1e9;
@@ -476,9 +618,8 @@ fn write_text(out: &mut impl Write, hit: &HitReport, exact: bool) -> std::io::Re
         (None, Some(after)) => write!(out, "  -> {after}")?,
         _ => {}
     }
-    match (exact, hit.value_after) {
-        (false, Some(_)) => write!(out, " (racy: other threads run)")?,
-        _ => {}
+    if !exact && hit.value_after.is_some() {
+        write!(out, " (read after: other threads run)")?;
     }
     writeln!(out)?;
     for frame in &hit.callchain {
@@ -490,6 +631,38 @@ fn write_text(out: &mut impl Write, hit: &HitReport, exact: bool) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_mov_stores_are_decoded_to_their_value() {
+        let mut registers = [0u64; 16];
+        registers[0] = 0x1122_3344_5566_7788; // rax
+        registers[3] = 0x1000; // rbx
+                               // mov %rax, 0x10(%rbx)
+        let store = decode_store(0x400000, &[0x48, 0x89, 0x43, 0x10]).unwrap();
+        assert_eq!(
+            store.value_at(&registers, 0x1010, 8),
+            Some(0x1122_3344_5566_7788)
+        );
+        assert_eq!(store.value_at(&registers, 0x1018, 8), None);
+        assert_eq!(store.value_at(&registers, 0x1010, 4), None);
+        // mov %ah, (%rbx)
+        let store = decode_store(0x400000, &[0x88, 0x23]).unwrap();
+        assert_eq!(store.value_at(&registers, 0x1000, 1), Some(0x77));
+        // movq $-2, 0x2000(%rip): absolute 0x400000 + 11 + 0x2000
+        let store = decode_store(
+            0x400000,
+            &[
+                0x48, 0xc7, 0x05, 0x00, 0x20, 0x00, 0x00, 0xfe, 0xff, 0xff, 0xff,
+            ],
+        )
+        .unwrap();
+        assert_eq!(store.value_at(&registers, 0x40200b, 8), Some(u64::MAX - 1));
+        // movl $7, (%rbx)
+        let store = decode_store(0x400000, &[0xc7, 0x03, 0x07, 0, 0, 0]).unwrap();
+        assert_eq!(store.value_at(&registers, 0x1000, 4), Some(7));
+        // add %rax, (%rbx) is not a plain store.
+        assert_eq!(decode_store(0x400000, &[0x48, 0x01, 0x03]), None);
+    }
 
     #[test]
     fn conditions_parse_and_test_the_new_value() {

@@ -71,6 +71,9 @@ pub enum StopEvent {
         frame_pointer: u64,
         /// The stack pointer (`rsp`).
         stack_pointer: u64,
+        /// The general-purpose registers at the stop in encoding order: `rax`, `rcx`, `rdx`,
+        /// `rbx`, `rsp`, `rbp`, `rsi`, `rdi`, `r8`-`r15` (for decoding what a store wrote).
+        registers: [u64; 16],
     },
     /// A thread the watch was armed on was created (already armed and running).
     ThreadStarted {
@@ -470,6 +473,11 @@ impl StopTracer {
                             ip: regs.rip,
                             frame_pointer: regs.rbp,
                             stack_pointer: regs.rsp,
+                            registers: [
+                                regs.rax, regs.rcx, regs.rdx, regs.rbx, regs.rsp, regs.rbp,
+                                regs.rsi, regs.rdi, regs.r8, regs.r9, regs.r10, regs.r11, regs.r12,
+                                regs.r13, regs.r14, regs.r15,
+                            ],
                         }));
                     }
                 }
