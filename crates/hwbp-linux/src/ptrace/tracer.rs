@@ -28,10 +28,13 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use hwbp_core::arch::x86::Dr6;
+use hwbp_core::arch::x86::{Dr6, X86Type};
+use hwbp_core::debugreg_alloc::{AllocatedWatch, DebugRegisterAllocator};
+use hwbp_core::Access;
 
 use super::{peek_debugreg, poke_debugreg, DebugRegisterGuard, PtraceError};
 use crate::launch::ProcessExit;
+use crate::perf::WatchRequest;
 
 /// The debug registers every traced thread gets: DR0-3 and the DR7 enabling them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,40 @@ pub struct DebugRegisterSet {
 }
 
 impl DebugRegisterSet {
+    /// Stop mode behind the perf-event API: allocates the same [`WatchRequest`]s that
+    /// `WatchSession::open` takes (identical ones share a register, unaligned or long ones are
+    /// split) and returns the registers to arm plus, per request, the slots holding it
+    /// ([`AllocatedWatch::slot_mask`] tells which request a [`StopEvent::Hit`] is for).
+    /// Execute requests watch one instruction whatever their `len`.
+    pub fn allocate(requests: &[WatchRequest]) -> Result<(Self, Vec<AllocatedWatch>), TracerError> {
+        let mut allocator = DebugRegisterAllocator::new();
+        let mut watches = Vec::with_capacity(requests.len());
+        for request in requests {
+            let (ty, len) = match request.access {
+                Access::Write => (X86Type::Write, request.len),
+                Access::ReadWrite => (X86Type::ReadWrite, request.len),
+                Access::Execute => (X86Type::Execute, 1),
+                Access::Read => {
+                    return Err(TracerError::Unsupported {
+                        addr: request.addr,
+                        reason: "x86 debug registers cannot watch reads alone: use read/write",
+                    })
+                }
+            };
+            let watch = allocator
+                .allocate(request.addr, len, ty)
+                .map_err(|e| TracerError::Allocation(e.to_string()))?;
+            watches.push(watch);
+        }
+        Ok((
+            Self {
+                addresses: allocator.addresses(),
+                dr7: allocator.dr7(),
+            },
+            watches,
+        ))
+    }
+
     /// Slots enabled in DR7 (L or G bit), as a 4-bit mask.
     pub fn enabled_mask(&self) -> u8 {
         (0..4).fold(0u8, |mask, slot| {
@@ -109,6 +146,17 @@ pub enum TracerError {
         /// What the kernel refused.
         #[source]
         source: PtraceError,
+    },
+    /// The requests do not fit in the debug registers; the text says what would.
+    #[error("{0}")]
+    Allocation(String),
+    /// A request stop mode cannot watch.
+    #[error("cannot watch {addr:#x} in stop mode: {reason}")]
+    Unsupported {
+        /// The request's address.
+        addr: u64,
+        /// Why, and what would work.
+        reason: &'static str,
     },
     /// The process has no thread to trace.
     #[error("process {pid} has no threads left to trace")]
@@ -704,5 +752,52 @@ impl Drop for StopTracer {
             let _ = self.detach_inner();
             self.finished = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(addr: u64, len: u64, access: Access) -> WatchRequest {
+        WatchRequest {
+            addr,
+            len,
+            access,
+            pinned: true,
+            exclude_kernel: true,
+            exclude_user: false,
+        }
+    }
+
+    #[test]
+    fn perf_requests_become_shared_and_split_registers() {
+        let (set, watches) = DebugRegisterSet::allocate(&[
+            request(0x1000, 8, Access::Write),
+            request(0x1000, 8, Access::Write),
+            request(0x2003, 3, Access::ReadWrite),
+            request(0x401000, 8, Access::Execute),
+        ])
+        .unwrap();
+        assert_eq!(set.addresses, [0x1000, 0x2003, 0x2004, 0x401000]);
+        // R/W+LEN fields: DR0 W/8 = 0x9, DR1 RW/1 = 0x3, DR2 RW/2 = 0x7, DR3 X = 0; L0-L3, LE.
+        assert_eq!(set.dr7, 0x0739_0155);
+        assert_eq!(set.enabled_mask(), 0b1111);
+        let masks: Vec<u8> = watches.iter().map(AllocatedWatch::slot_mask).collect();
+        assert_eq!(masks, [0b0001, 0b0001, 0b0110, 0b1000]);
+        assert!(matches!(
+            DebugRegisterSet::allocate(&[request(0x1000, 4, Access::Read)]),
+            Err(TracerError::Unsupported { addr: 0x1000, .. })
+        ));
+        let err = DebugRegisterSet::allocate(&[
+            request(0x1000, 32, Access::Write),
+            request(0x3000, 4, Access::Write),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "4 bytes at 0x3000 need 1 more debug register but only 0 of 4 are free: \
+             remove another watch first"
+        );
     }
 }
