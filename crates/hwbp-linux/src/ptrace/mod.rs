@@ -22,6 +22,10 @@
 //! detaches.
 //!
 //! Every function needs the thread to be ptrace-stopped by the calling thread.
+//!
+//! [`StopTracer`] (stop mode) builds on these: it traces every thread of a process, arms the
+//! same [`DebugRegisterSet`] in each (new threads before they run), reports each hit with the
+//! thread stopped, and restores every thread's registers when it detaches.
 
 #[cfg(target_arch = "x86_64")]
 mod debugreg;
