@@ -256,6 +256,41 @@ fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)
     Ok(pieces.into_iter().map(|p| (p.addr, p.len)).collect())
 }
 
+/// `CAP_SYS_PTRACE`'s bit in the capability sets (`include/uapi/linux/capability.h`).
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// True when this process's effective capability set holds capability `bit`.
+fn has_capability(bit: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << bit) != 0)
+}
+
+/// Refuses, before any event is opened, a process of another user when this process may not
+/// ptrace it: `perf_event_open` on a task needs `ptrace_may_access(PTRACE_MODE_READ_REALCREDS)`
+/// (`kernel/events/core.c`), which without `CAP_SYS_PTRACE` requires the same user
+/// (`kernel/ptrace.c`). Whatever the answer here, the kernel still decides at open time.
+fn require_ptrace_access(pid: i32) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()) else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if owner == me || has_capability(CAP_SYS_PTRACE) {
+        return Ok(());
+    }
+    Err(anyhow::anyhow!(
+        "process {pid} belongs to uid {owner}, not to you (uid {me}): watching another user's \
+         process needs CAP_SYS_PTRACE; run hwbp as that user, or as root"
+    ))
+}
+
 /// A target that does not exist, with what to do about it.
 fn target_error(e: target::TargetError) -> anyhow::Error {
     match e {
@@ -290,6 +325,7 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
     }
     if let Some(pid) = t.pid {
         let tids = target::threads_of(pid).map_err(target_error)?;
+        require_ptrace_access(pid)?;
         return Ok(PlannedTarget::Threads {
             pid,
             tids,
@@ -298,6 +334,7 @@ fn plan_target(common: &CommonWatchArgs) -> anyhow::Result<PlannedTarget> {
     }
     if let Some(tid) = t.tid {
         let pid = target::process_of_thread(tid).map_err(target_error)?;
+        require_ptrace_access(pid)?;
         return Ok(PlannedTarget::Threads {
             pid,
             tids: vec![tid],

@@ -481,10 +481,3 @@ fn every_bad_request_exits_2_with_one_line_naming_the_problem_and_a_fix() {
     assert_eq!(done.number("value").unwrap(), INITIAL_COUNTER + 3);
     assert_eq!(writer.finish().unwrap().code(), Some(0));
 }
-
-#[test]
-fn the_built_binary_is_not_setuid_or_setgid() {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(HWBP).unwrap().permissions().mode();
-    assert_eq!(mode & 0o6000, 0, "{HWBP} has mode {mode:o}");
-}

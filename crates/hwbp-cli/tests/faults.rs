@@ -31,7 +31,8 @@ impl Hwbp {
     fn start_with(args: &[&str], stdout: Stdio) -> Hwbp {
         let mut child = Command::new(HWBP)
             .args(args)
-            .stdin(Stdio::null())
+            // Kept open: a command hwbp launches inherits it and must not see end of input.
+            .stdin(Stdio::piped())
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
