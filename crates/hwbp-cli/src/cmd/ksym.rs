@@ -229,11 +229,10 @@ impl SymbolSource {
             })?;
         match table.resolve(name) {
             Ok(sym) => Ok((sym.addr, sym.size, sym.kind)),
+            // The symbols crate already says that kallsyms lacks variables and to pass a map.
             Err(e) if self.table.is_none() && !table.has_data_symbols() => Err(usage(format!(
-                "{e}. This kernel's /proc/kallsyms lists functions but no variables (it was \
-                 built without CONFIG_KALLSYMS_ALL). Pass --system-map /boot/System.map-$(uname \
-                 -r) or --vmlinux with the kernel's debug image (e.g. the linux-image-*-dbg \
-                 package), or rebuild the kernel with CONFIG_KALLSYMS_ALL=y"
+                "{e}. The System.map and vmlinux of a kernel come with its build tree or its \
+                 debug package; or rebuild the kernel with CONFIG_KALLSYMS_ALL=y"
             ))),
             Err(e) => Err(usage(e.to_string())),
         }

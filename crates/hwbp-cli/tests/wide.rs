@@ -1,0 +1,321 @@
+//! Wide watches (`-a`) on the real kernel: all-or-nothing across CPUs (a CPU whose four
+//! registers another process holds refuses the whole watch, and no hit is printed), CPU
+//! hotplug during a watch (CPU 1 taken offline and back; its hits after it returns are
+//! counted), a kernel-mode write into a watched user buffer, and agreement with
+//! `perf stat -a` in the same run.
+//!
+//! Every test opens CPU-wide breakpoints (or takes CPU 1 offline), so every name starts with
+//! `exclusive_`. Tests needing CPU 1 return early, saying so, on a machine with one CPU.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use hwbp_fixtures::{Fixture, KREAD, WRITER};
+use hwbp_linux::hotplug::{is_cpu_online, OfflineCpu};
+use serde_json::Value;
+
+const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+
+/// A running process whose stderr is read line by line; killed on drop.
+struct Running {
+    child: Option<Child>,
+    stderr: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(program: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child: Some(child),
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a stderr line starts with `prefix`; returns when it came.
+    fn wait_stderr(&mut self, prefix: &str) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(5)) {
+                let found = line.starts_with(prefix);
+                self.seen.push(line);
+                if found {
+                    return Instant::now();
+                }
+            }
+        }
+        panic!("no stderr line starting {prefix:?}; saw {:?}", self.seen);
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends SIGINT and returns (status, stdout, stderr lines).
+    fn interrupt(self) -> (ExitStatus, String, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.finish()
+    }
+
+    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
+        let mut child = self.child.take().unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = child.wait().unwrap();
+        self.seen.extend(self.stderr.iter());
+        (status, stdout, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn json_of_type(stdout: &str, kind: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+fn summary_hits(stdout: &str) -> u64 {
+    let summaries = json_of_type(stdout, "summary");
+    assert_eq!(summaries.len(), 1, "{stdout}");
+    summaries[0]["watchpoints"][0]["hits"].as_u64().unwrap()
+}
+
+fn has_cpu1() -> bool {
+    is_cpu_online(1).unwrap_or(false)
+}
+
+fn pin(pid: i32, cpu: u32) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "taskset {pid} to CPU {cpu}");
+}
+
+fn perf_event_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[perf_event]")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
+    if !has_cpu1() {
+        eprintln!("skipped: needs CPU 1 online");
+        return;
+    }
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let spec = format!("{:#x}/8:w", writer.addr());
+    // Another process takes CPU 1's four debug registers with CPU-wide breakpoints.
+    let perf = Running::start(
+        "perf",
+        &[
+            "stat",
+            "-C",
+            "1",
+            "-e",
+            "mem:0x1000/8:w,mem:0x1008/8:w,mem:0x1010/8:w,mem:0x1018/8:w",
+            "--",
+            "sleep",
+            "60",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while perf_event_fds(perf.pid()) < 4 {
+        assert!(Instant::now() < deadline, "perf never opened its 4 events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = Command::new(HWBP)
+        .args(["watch", "-a", &spec, "--json", "--duration", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(refused.stdout.is_empty(), "printed {:?}", refused.stdout);
+    assert!(stderr.contains("every task on CPU 1"), "{stderr}");
+    assert!(
+        stderr.contains("CPU 1 has no free debug register"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hwbp: watching"), "{stderr}");
+    drop(perf);
+
+    // Released: the same watch now succeeds and counts the writer exactly.
+    let hwbp = {
+        let mut h = Running::start(HWBP, &["watch", "-a", &spec, "--json"]);
+        h.wait_stderr("hwbp: watching");
+        h
+    };
+    writer.command("go 250").unwrap();
+    let (status, stdout, stderr) = hwbp.interrupt();
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(json_of_type(&stdout, "hit").len(), 250);
+    assert_eq!(summary_hits(&stdout), 250);
+}
+
+#[test]
+fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
+    if !has_cpu1() {
+        eprintln!("skipped: needs CPU 1 online");
+        return;
+    }
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    pin(writer.pid(), 1);
+    let spec = format!("{:#x}/8:w", writer.addr());
+    let mut hwbp = Running::start(HWBP, &["watch", "-a", &spec, "--json"]);
+    hwbp.wait_stderr("hwbp: watching");
+    writer.command("go 10").unwrap();
+
+    let offline = OfflineCpu::take(1).unwrap();
+    hwbp.wait_stderr("hwbp: CPU 1 went offline");
+    // The kernel moved the writer to CPU 0.
+    writer.command("go 20").unwrap();
+    offline.bring_back().unwrap();
+    let back = Instant::now();
+    let armed = hwbp.wait_stderr("hwbp: CPU 1 came online; watching it too");
+    let rearm = armed - back;
+    eprintln!("CPU 1 re-armed {rearm:?} after it came back online");
+    assert!(rearm < Duration::from_millis(100), "{rearm:?}");
+    pin(writer.pid(), 1);
+    writer.command("go 30").unwrap();
+
+    let (status, stdout, stderr) = hwbp.interrupt();
+    assert!(status.success(), "{stderr:?}");
+    let hits = json_of_type(&stdout, "hit");
+    let on = |cpu: u64| hits.iter().filter(|h| h["cpu"] == cpu).count();
+    assert_eq!((on(0), on(1)), (20, 40), "{stdout}");
+    assert_eq!(summary_hits(&stdout), 60);
+}
+
+#[test]
+fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
+    let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let addr = writer.addr();
+    let out = std::env::temp_dir().join(format!("hwbp-wide-perf-{}.csv", std::process::id()));
+    let mut perf = Running::start(
+        "perf",
+        &[
+            "stat",
+            "-a",
+            "-x,",
+            "-o",
+            out.to_str().unwrap(),
+            "-e",
+            &format!("mem:{addr:#x}/8:w"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while perf_event_fds(perf.pid()) < 2 {
+        assert!(Instant::now() < deadline, "perf never opened its events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut hwbp = Running::start(HWBP, &["watch", "-a", &format!("{addr:#x}/8:w"), "--json"]);
+    hwbp.wait_stderr("hwbp: watching");
+    writer.command("go 400").unwrap();
+    let (status, stdout, stderr) = hwbp.interrupt();
+    assert!(status.success(), "{stderr:?}");
+    perf.seen.clear();
+    let (_, _, _) = perf.interrupt();
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let perf_count: u64 = csv
+        .lines()
+        .find(|l| l.contains("mem:"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in perf output {csv:?}"));
+    assert_eq!(perf_count, 400, "{csv}");
+    assert_eq!(summary_hits(&stdout), perf_count);
+}
+
+#[test]
+fn exclusive_a_kernel_write_into_a_watched_user_buffer_names_the_kernel_function_and_syscall() {
+    let mut kread = Fixture::spawn(KREAD, &[]).unwrap();
+    let spec = format!("{:#x}/8:w", kread.addr());
+    let mut hwbp = Running::start(HWBP, &["watch", "-a", &spec, "--json", "-g"]);
+    hwbp.wait_stderr("hwbp: watching");
+    kread.command("go 3").unwrap();
+    let (status, stdout, stderr) = hwbp.interrupt();
+    assert!(status.success(), "{stderr:?}");
+    let hits = json_of_type(&stdout, "hit");
+    assert!(
+        hits.len() >= 3,
+        "each of 3 read(2)s writes the buffer: {stdout}"
+    );
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    for hit in &hits {
+        assert_eq!(hit["kernel"], true, "{hit}");
+        assert_eq!(hit["pid"], kread.pid(), "{hit}");
+        let function = hit["function"].as_str().expect("a kernel function");
+        assert!(
+            kallsyms
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some(function)),
+            "{function} is not in /proc/kallsyms"
+        );
+        let frames: Vec<&str> = hit["callchain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let first_user = frames
+            .iter()
+            .position(|f| !f.ends_with("[kernel]"))
+            .expect("a user frame");
+        assert!(first_user > 0, "{frames:?}");
+        assert!(
+            frames[..first_user].iter().any(|f| f.contains("vfs_read")),
+            "{frames:?}"
+        );
+        assert!(frames[first_user].contains("read"), "{frames:?}");
+    }
+    assert_eq!(summary_hits(&stdout), hits.len() as u64);
+}
