@@ -1,0 +1,295 @@
+//! `hwbp ksym` on the real kernel. This machine's `/proc/kallsyms` lists no variables (no
+//! `CONFIG_KALLSYMS_ALL`) and there is no System.map, so the traced kernel memory is the
+//! ELF-notes section: `/proc/kallsyms` lists its start marker `__start_notes`, and every
+//! read of `/sys/kernel/notes` copies from it (`notes_read` in `kernel/ksysfs.c`). The
+//! System.map path is tested with a map written here that names that address.
+//!
+//! Tests that arm breakpoints are CPU-wide, so their names start with `exclusive_`; the input
+//! checks fail before any event is opened.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use hwbp_symbols::KernelSymbols;
+
+const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+
+fn hwbp(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(HWBP).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kallsyms_address(name: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in /proc/kallsyms"));
+    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
+}
+
+/// A file removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, content: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("hwbp-ksym-{tag}-{}.txt", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A running `hwbp ksym`, killed on drop.
+struct Tracer {
+    child: Option<Child>,
+    stderr: Receiver<String>,
+}
+
+impl Tracer {
+    fn start(args: &[&str]) -> Tracer {
+        let mut child = Command::new(HWBP)
+            .arg("ksym")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let tracer = Tracer {
+            child: Some(child),
+            stderr: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(line) = tracer.stderr.recv_timeout(Duration::from_millis(20)) {
+                if line.starts_with("hwbp: watching") {
+                    return tracer;
+                }
+                seen.push(line);
+            }
+        }
+        panic!("hwbp ksym {args:?} never armed: {seen:?}");
+    }
+
+    fn interrupt(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (child.wait().unwrap(), stdout)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn read_notes_with_cat(times: usize) {
+    for _ in 0..times {
+        let status = Command::new("cat")
+            .arg("/sys/kernel/notes")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Trace lines (`comm-tid [cpu] symbol+off TYPE caller`) of a ksym run.
+fn trace_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| !l.starts_with('#'))
+        .collect()
+}
+
+/// The total of the `NAME (...): N accesses` line for `name`.
+fn table_total(stdout: &str, name: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} (")))
+        .unwrap_or_else(|| panic!("no table for {name} in {stdout}"));
+    line.rsplit_once(": ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_kernel_variable_without_a_symbol_source_says_why_and_how_to_fix_it() {
+    let kallsyms = KernelSymbols::from_kallsyms().unwrap();
+    let (code, stdout, stderr) = hwbp(&["ksym", "jiffies:rw-"]);
+    if kallsyms.has_data_symbols() {
+        // A kernel with CONFIG_KALLSYMS_ALL resolves jiffies; only the refusal path is tested.
+        eprintln!("skipped: this kernel lists variables in /proc/kallsyms");
+        return;
+    }
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    for expected in [
+        "kernel symbol 'jiffies' not found",
+        "CONFIG_KALLSYMS_ALL",
+        "--system-map",
+        "--vmlinux",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_filters_are_refused_with_what_would_work() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["ksym", "pid_max"], "has no ':OP'"),
+        (&["ksym", "pid_max:r--"], "use pid_max:rw-"),
+        (&["ksym", "pid_max:--x"], "execute breakpoints"),
+        (&["ksym"], "no filter"),
+        (
+            &["ksym", "a:rw-", "b:rw-", "c:rw-", "d:rw-", "e:rw-"],
+            "give at most 4",
+        ),
+        (
+            &["ksym", "--system-map", "/nonexistent/System.map", "x:rw-"],
+            "--system-map",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = hwbp(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn exclusive_ksym_traces_a_symbol_from_a_system_map_per_accessing_function() {
+    let text = kallsyms_address("_text");
+    let notes = kallsyms_address("__start_notes");
+    // A System.map in `nm -n` format naming the notes section as a variable.
+    let map = TempFile::new(
+        "map",
+        &format!(
+            "{text:016x} T _text\n{notes:016x} D kernel_notes\n{:016x} D after_notes\n",
+            notes + 0x40
+        ),
+    );
+    let tracer = Tracer::start(&["--system-map", map.path(), "kernel_notes:rw-"]);
+    read_notes_with_cat(3);
+    let (status, stdout) = tracer.interrupt();
+    assert!(status.success(), "{stdout}");
+    let lines = trace_lines(&stdout);
+    // Each read(2) of /sys/kernel/notes copies from the watched bytes at least once.
+    assert!(lines.len() >= 3, "{stdout}");
+    for line in &lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields[0].starts_with("cat-"), "{line}");
+        assert!(
+            fields[1].starts_with('[') && fields[1].ends_with(']'),
+            "{line}"
+        );
+        assert_eq!(&fields[2..4], ["kernel_notes+0x0", "RW"], "{line}");
+        assert!(
+            fields[4].contains("+0x"),
+            "caller as function+offset: {line}"
+        );
+    }
+    assert_eq!(table_total(&stdout, "kernel_notes+0x0"), lines.len() as u64);
+    let caller = lines[0].split_whitespace().nth(4).unwrap();
+    let function = caller.split('+').next().unwrap();
+    let row = format!("{:>10}  {function}", lines.len());
+    assert!(
+        lines.iter().all(|l| l.contains(&format!(" {function}+"))),
+        "one accessing function: {stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.trim_end() == format!("  {row}")),
+        "{row:?} in {stdout}"
+    );
+    let address = format!("at {notes:#x}");
+    assert!(stdout.contains(&address), "{address} in {stdout}");
+}
+
+#[test]
+fn exclusive_ksym_reads_filters_from_a_file_and_counts_like_perf() {
+    // `__start_notes` is a section marker /proc/kallsyms lists even without KALLSYMS_ALL.
+    let notes = kallsyms_address("__start_notes");
+    let filters = TempFile::new("filters", "# the notes section\n__start_notes:rw-\n");
+    let out = TempFile::new("perf", "");
+    let mut perf = Command::new("perf")
+        .args(["stat", "-a", "-x,", "-o", out.path(), "-e"])
+        .arg(format!("mem:{notes:#x}/4:rw:k"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let tracer = Tracer::start(&["--file", filters.path(), "-q"]);
+    read_notes_with_cat(4);
+    let (status, stdout) = tracer.interrupt();
+    assert!(Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    perf.wait().unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(
+        trace_lines(&stdout).is_empty(),
+        "-q prints no trace: {stdout}"
+    );
+    let ours = table_total(&stdout, "__start_notes+0x0");
+    let csv = std::fs::read_to_string(out.path()).unwrap();
+    let perfs: u64 = csv
+        .lines()
+        .find(|l| l.contains("mem:"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {csv:?}"));
+    assert!(ours >= 4, "{stdout}");
+    assert_eq!(ours, perfs, "hwbp {ours} vs perf {perfs}: {stdout} {csv}");
+}
