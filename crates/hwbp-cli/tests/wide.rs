@@ -319,3 +319,92 @@ fn exclusive_a_kernel_write_into_a_watched_user_buffer_names_the_kernel_function
     }
     assert_eq!(summary_hits(&stdout), hits.len() as u64);
 }
+
+/// The rows of `hwbp slots` whose first column is `name`: (model, kernel, held elsewhere).
+fn slots_row(stdout: &str, name: &str) -> (u32, u32, u32) {
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in {stdout}"));
+    let n: Vec<u32> = line
+        .split_whitespace()
+        .rev()
+        .take(3)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (n[2], n[1], n[0])
+}
+
+#[test]
+fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
+    if !has_cpu1() {
+        eprintln!("skipped: needs CPU 1 online");
+        return;
+    }
+    let slots = || {
+        let out = Command::new(HWBP).args(["slots"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let idle = slots();
+    assert_eq!(slots_row(&idle, "cpu0"), (4, 4, 0), "{idle}");
+    assert_eq!(slots_row(&idle, "cpu1"), (4, 4, 0), "{idle}");
+
+    // perf holds two of CPU 1's registers.
+    let perf = Running::start(
+        "perf",
+        &[
+            "stat",
+            "-C",
+            "1",
+            "-e",
+            "mem:0x1000/8:w,mem:0x1008/8:w",
+            "--",
+            "sleep",
+            "60",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while perf_event_fds(perf.pid()) < 2 {
+        assert!(Instant::now() < deadline, "perf never opened its events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let busy = slots();
+    assert_eq!(slots_row(&busy, "cpu0"), (4, 4, 0), "{busy}");
+    assert_eq!(slots_row(&busy, "cpu1"), (4, 2, 2), "{busy}");
+    assert!(
+        busy.contains(&format!("pid {:<8} perf", perf.pid())),
+        "{busy}"
+    );
+    drop(perf);
+
+    // An hwbp watch of one thread: that thread has 3 left, and a CPU-wide breakpoint must
+    // fit next to it on every CPU.
+    let writer = Fixture::spawn(WRITER, &[]).unwrap();
+    let mut hwbp = Running::start(
+        HWBP,
+        &[
+            "watch",
+            "-p",
+            &writer.pid().to_string(),
+            &format!("{:#x}/8:w", writer.addr()),
+        ],
+    );
+    hwbp.wait_stderr("hwbp: watching");
+    let out = Command::new(HWBP)
+        .args(["slots", "-p", &writer.pid().to_string()])
+        .output()
+        .unwrap();
+    let watched = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        slots_row(&watched, &writer.pid().to_string()),
+        (4, 3, 1),
+        "{watched}"
+    );
+    assert_eq!(slots_row(&watched, "cpu0"), (4, 3, 1), "{watched}");
+    assert!(
+        watched.contains(&format!("pid {:<8} hwbp", hwbp.pid())),
+        "{watched}"
+    );
+    assert!(watched.contains("(hwbp)"), "{watched}");
+}

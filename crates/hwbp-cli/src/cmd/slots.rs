@@ -131,7 +131,11 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
     } else {
         println!("perf events held by other processes (any perf event, not only breakpoints):");
         for (pid, comm, count) in &holders {
-            let who = if comm.starts_with("hwbp") { " (hwbp)" } else { "" };
+            let who = if comm.starts_with("hwbp") {
+                " (hwbp)"
+            } else {
+                ""
+            };
             println!("  pid {pid:<8} {comm:<16} {count} events{who}");
         }
     }
