@@ -125,6 +125,15 @@ impl Drop for Tracer {
     }
 }
 
+/// `cargo test` runs a binary's tests in parallel threads (nextest serializes `exclusive_`
+/// tests itself): these share CPU 1's registers and its online state, so they take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn read_notes_with_cat(times: usize) {
     for _ in 0..times {
         let status = Command::new("cat")
@@ -208,6 +217,7 @@ fn bad_filters_are_refused_with_what_would_work() {
 
 #[test]
 fn exclusive_ksym_traces_a_symbol_from_a_system_map_per_accessing_function() {
+    let _serial = serial();
     let text = kallsyms_address("_text");
     let notes = kallsyms_address("__start_notes");
     // A System.map in `nm -n` format naming the notes section as a variable.
@@ -256,6 +266,7 @@ fn exclusive_ksym_traces_a_symbol_from_a_system_map_per_accessing_function() {
 
 #[test]
 fn exclusive_ksym_reads_filters_from_a_file_and_counts_like_perf() {
+    let _serial = serial();
     // `__start_notes` is a section marker /proc/kallsyms lists even without KALLSYMS_ALL.
     let notes = kallsyms_address("__start_notes");
     let filters = TempFile::new("filters", "# the notes section\n__start_notes:rw-\n");

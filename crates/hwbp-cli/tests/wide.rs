@@ -119,6 +119,15 @@ fn summary_hits(stdout: &str) -> u64 {
     summaries[0]["watchpoints"][0]["hits"].as_u64().unwrap()
 }
 
+/// `cargo test` runs a binary's tests in parallel threads (nextest serializes `exclusive_`
+/// tests itself): these share CPU 1's registers and its online state, so they take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn has_cpu1() -> bool {
     is_cpu_online(1).unwrap_or(false)
 }
@@ -147,6 +156,7 @@ fn perf_event_fds(pid: i32) -> usize {
 
 #[test]
 fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
+    let _serial = serial();
     if !has_cpu1() {
         eprintln!("skipped: needs CPU 1 online");
         return;
@@ -202,6 +212,7 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
 
 #[test]
 fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
+    let _serial = serial();
     if !has_cpu1() {
         eprintln!("skipped: needs CPU 1 online");
         return;
@@ -236,6 +247,7 @@ fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
 
 #[test]
 fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
+    let _serial = serial();
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let addr = writer.addr();
     let out = std::env::temp_dir().join(format!("hwbp-wide-perf-{}.csv", std::process::id()));
@@ -277,6 +289,7 @@ fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
 
 #[test]
 fn exclusive_a_kernel_write_into_a_watched_user_buffer_names_the_kernel_function_and_syscall() {
+    let _serial = serial();
     let mut kread = Fixture::spawn(KREAD, &[]).unwrap();
     let spec = format!("{:#x}/8:w", kread.addr());
     let mut hwbp = Running::start(HWBP, &["watch", "-a", &spec, "--json", "-g"]);
@@ -337,6 +350,7 @@ fn slots_row(stdout: &str, name: &str) -> (u32, u32, u32) {
 
 #[test]
 fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
+    let _serial = serial();
     if !has_cpu1() {
         eprintln!("skipped: needs CPU 1 online");
         return;

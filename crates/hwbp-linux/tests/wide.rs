@@ -35,6 +35,15 @@ fn watch(target: &AtomicU64) -> WatchRequest {
     }
 }
 
+/// `cargo test` runs a binary's tests in parallel threads (nextest serializes `exclusive_`
+/// tests itself): these share CPU 1's registers and its online state, so they take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn has_cpu1() -> bool {
     is_cpu_online(1).unwrap_or(false)
 }
@@ -56,6 +65,7 @@ fn drain_hits(session: &mut WatchSession) -> Vec<Hit> {
 
 #[test]
 fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
+    let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
     if !has_cpu1() {
@@ -112,6 +122,7 @@ fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
 
 #[test]
 fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() {
+    let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
     if !has_cpu1() {
         eprintln!("skipped: needs CPU 1 online");
@@ -168,6 +179,7 @@ fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() 
 
 #[test]
 fn exclusive_remove_cpu_frees_the_registers_a_dead_event_would_keep() {
+    let _serial = serial();
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
     if !has_cpu1() {
         eprintln!("skipped: needs CPU 1 online");
