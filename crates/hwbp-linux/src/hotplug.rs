@@ -316,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_selection_follows_only_its_cpus() {
+        assert!(CpuSelection::AllOnline.wants(7));
+        let listed = CpuSelection::Listed(vec![0, 2]);
+        assert!(listed.wants(2));
+        assert!(!listed.wants(1));
+    }
+
+    #[test]
     fn monitor_reads_the_same_set_as_online_cpus() {
         let monitor = OnlineCpuMonitor::new().unwrap();
         assert_eq!(
