@@ -55,8 +55,8 @@ gcc -O1 -g -o "$WORK/prog" "$WORK/prog.c"
 # field NAME FILE: a value from /usr/bin/time -v output.
 field() { grep -F "$1" "$2" | head -1 | sed 's/.*: //'; }
 
-echo "| mode | hits asked | hits counted | sampled | lost | wall s | hwbp CPU s | peak RSS MiB | JSON lines/s |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| mode | hits asked | hits counted | sampled | lost | throttled | ended by | wall s | CPU s | peak RSS MiB | JSON lines/s |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
 for n in $HITS; do
     for mode in stat watch; do
         echo "$mode, $n hits..." >&2
@@ -86,7 +86,7 @@ cpu = float(get("User time (seconds)")) + float(get("System time (seconds)"))
 rss = int(get("Maximum resident set size (kbytes)")) / 1024
 sampled = w.get("sampled", w.get("reported"))
 rate = f"{(lines - 1) / secs:,.0f}" if mode == "watch" else "-"
-print(f"| {mode} | {asked:,} | {w['hits']:,} | {sampled:,} | {w['lost']:,} | {secs:.1f} | {cpu:.1f} | {rss:.1f} | {rate} |")
+print(f"| {mode} | {asked:,} | {w['hits']:,} | {sampled:,} | {w['lost']:,} | {report.get('throttled', '-')} | {report['ended_by']} | {secs:.1f} | {cpu:.1f} | {rss:.1f} | {rate} |")
 PY
     done
 done
