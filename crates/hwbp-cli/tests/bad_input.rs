@@ -6,8 +6,7 @@
 //! fixture must be untouched: alive, its counter unchanged, every debug register of its thread
 //! free afterwards; a command hwbp was asked to launch must not be left running.
 //!
-//! Kernel symbol files (`--system-map`, `--vmlinux`) are not covered: no subcommand takes them
-//! yet.
+//! Kernel symbol files are covered through `hwbp ksym --system-map`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,8 +18,8 @@ const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
 /// The writer's `counter` starts at 0x1234.
 const INITIAL_COUNTER: u64 = 0x1234;
 
-/// One bad request: the arguments (`{pid}`, `{cmd}` and `{noexec}` are substituted), optional stdin, the
-/// words naming the problem and the words of the suggested fix.
+/// One bad request: the arguments (`{pid}`, `{cmd}`, `{noexec}` and `{badmap}` are
+/// substituted), optional stdin, the words naming the problem and the words of the fix.
 struct Case {
     args: &'static [&'static str],
     stdin: &'static [u8],
@@ -295,6 +294,17 @@ const CASES: &[Case] = &[
         "usage: hwbp <COMMAND>",
     ),
     case(&[], "no subcommand given", "use one of watch, stat"),
+    // Kernel symbol files and filters for `hwbp ksym`.
+    case(
+        &["ksym", "--system-map", "{badmap}", "jiffies:rw-"],
+        "malformed line 2",
+        "expected 'ADDRESS TYPE NAME' lines",
+    ),
+    case(
+        &["ksym", "jiffies"],
+        "has no ':OP'",
+        "write it as SYMBOL:rw-",
+    ),
     // Scenario files for `hwbp constraints`.
     case(
         &["constraints", "/nonexistent/hwbp-scenario.txt"],
@@ -363,6 +373,8 @@ impl LaunchCopy {
         std::fs::copy(WRITER, &program).unwrap();
         // A program file without execute permission.
         std::fs::write(dir.join("not-executable"), b"\x7fELF").unwrap();
+        // A System.map with a line that is not `ADDRESS TYPE NAME`.
+        std::fs::write(dir.join("bad.map"), b"ffffffff81000000 T _text\ngarbage\n").unwrap();
         LaunchCopy { dir, program }
     }
 
@@ -402,6 +414,7 @@ fn run_case(case: &Case, pid: &str, cmd: &Path) -> (Option<i32>, String, String)
                     "{noexec}",
                     cmd.with_file_name("not-executable").to_str().unwrap(),
                 )
+                .replace("{badmap}", cmd.with_file_name("bad.map").to_str().unwrap())
         })
         .collect();
     let mut child = Command::new(HWBP)

@@ -72,7 +72,7 @@ pub enum SymbolError {
         module: PathBuf,
     },
     /// A kernel symbol table line did not have the `ADDRESS TYPE NAME [module]` format.
-    #[error("malformed line {line_no} in {source_name}: '{line}'")]
+    #[error("malformed line {line_no} in {source_name}: '{line}'; expected 'ADDRESS TYPE NAME' lines as in /proc/kallsyms or a System.map")]
     KernelParse {
         /// Where the text came from (`/proc/kallsyms`, a System.map path).
         source_name: String,

@@ -385,7 +385,11 @@ ffffffff81e00020 W weak_thing
     fn malformed_lines_fail_with_line_number() {
         let err = KernelSymbols::parse_system_map("ffffffff81000000 T ok\nnot-hex T x\n", "m")
             .unwrap_err();
-        assert_eq!(err.to_string(), "malformed line 2 in m: 'not-hex T x'");
+        assert_eq!(
+            err.to_string(),
+            "malformed line 2 in m: 'not-hex T x'; expected 'ADDRESS TYPE NAME' lines as in \
+             /proc/kallsyms or a System.map"
+        );
         assert!(KernelSymbols::parse_system_map("ffffffff81000000 TT x\n", "m").is_err());
         assert!(KernelSymbols::parse_system_map("ffffffff81000000 T x mod\n", "m").is_err());
     }
