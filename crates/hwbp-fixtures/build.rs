@@ -28,6 +28,7 @@ const SOURCES: &[&str] = &[
     "kread.c",
     "sequence.c",
     "churn.c",
+    "many.c",
 ];
 
 fn main() {
@@ -51,6 +52,7 @@ fn main() {
         &["-pie", "-fPIE", "-pthread"],
     );
     gcc(&out_dir, &c_dir, "kread", &["kread.c"], &pie);
+    gcc(&out_dir, &c_dir, "many", &["many.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

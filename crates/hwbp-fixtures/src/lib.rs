@@ -104,6 +104,18 @@ pub const SEQUENCE: &str = concat!(env!("OUT_DIR"), "/sequence");
 /// - `exec`: re-executes the program (same pid), which prints a new ready line (`image=2`).
 pub const CHURN: &str = concat!(env!("OUT_DIR"), "/churn");
 
+/// `many` (PIE): twelve globals `long v0` .. `long v11` and a 64-byte
+/// `struct config cfg { long id; char name[8]; struct limit { long min, max; } limits[3]; }`,
+/// for flexible (rotating) watches and field names.
+///
+/// Ready line: `ready pid=P addr=&v0 cfg=&cfg cfg_size=64`.
+/// - `go N MS`: stores to v0, v1, ..., v11 in turn, N rounds (N stores to each), paced
+///   evenly over MS milliseconds (a short sleep every 100 rounds). Answer: `done writes=N`.
+/// - `fields N MS`: stores to `cfg.id`, `cfg.limits[2].max` and `cfg.name[5]` in turn, N
+///   times each, paced evenly over MS milliseconds (a sleep before every round). Answer:
+///   `done writes=N`.
+pub const MANY: &str = concat!(env!("OUT_DIR"), "/many");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {
