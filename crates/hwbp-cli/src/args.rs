@@ -94,12 +94,41 @@ pub struct CommonWatchArgs {
     pub user_only: bool,
 }
 
+/// More watch pieces than debug registers: which pieces rotate, and how often.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct RotationArgs {
+    /// Make every watch flexible: watches take turns on the free debug registers and their
+    /// counts are estimates (hits seen scaled by time watched / time armed, as perf scales
+    /// multiplexed counters). Without it, watches are pinned (never miss a hit) while they
+    /// fit, and only the ones beyond the free registers become flexible, with a notice.
+    #[arg(long)]
+    pub flexible: bool,
+    /// Move flexible watches to the next ones every MS milliseconds. The default, 10 ms, was
+    /// measured (bench/rotation/RESULTS.md): a move costs ~33 us when the watched thread runs
+    /// on another CPU, so 10 ms keeps the cost near 0.3% per rotating register while a few
+    /// seconds still give each of 9 watches sharing one register 30+ turns.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    pub rotate_ms: u64,
+}
+
+impl Default for RotationArgs {
+    fn default() -> Self {
+        RotationArgs {
+            flexible: false,
+            rotate_ms: hwbp_core::sched::DEFAULT_QUANTUM_NS / 1_000_000,
+        }
+    }
+}
+
 /// `hwbp watch`.
 #[derive(Debug, Args, Clone)]
 pub struct WatchArgs {
     /// Specs, target and output options.
     #[command(flatten)]
     pub common: CommonWatchArgs,
+    /// Pinned and flexible watches.
+    #[command(flatten)]
+    pub rotation: RotationArgs,
     /// Print the callchain of each hit.
     #[arg(short = 'g', long = "call-graph")]
     pub callchain: bool,
@@ -125,6 +154,9 @@ pub struct StatArgs {
     /// Specs, target and output options.
     #[command(flatten)]
     pub common: CommonWatchArgs,
+    /// Pinned and flexible watches.
+    #[command(flatten)]
+    pub rotation: RotationArgs,
     /// Print counts every MS milliseconds.
     #[arg(short = 'I', long = "interval", value_name = "MS")]
     pub interval_ms: Option<u64>,

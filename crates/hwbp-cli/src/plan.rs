@@ -2,6 +2,12 @@
 //! chosen, each piece checked against the kernel's x86 rules (`hwbp_core::arch::x86`) before
 //! any event is opened, and the target found (threads of a process, a launched command, CPUs).
 //!
+//! A region wider than one debug register (a struct, an array, `ADDR/LEN` of any length) is
+//! split into aligned 1/2/4/8-byte pieces (`hwbp_core::region`); when the symbol's type is
+//! known from DWARF ([`VariableLayout`]) the pieces also follow its leaf members, so a hit on
+//! a piece names one field or element. More pieces than free debug registers is not an error
+//! here: the runner makes the overflow flexible and rotates it (`hwbp_core::sched`).
+//!
 //! Everything refused here is bad input: a [`crate::exit::usage`] error, exit code 2, and no
 //! kernel state changed (a command hwbp launched for the watch is killed before it ran its
 //! first instruction).
@@ -14,13 +20,20 @@ use hwbp_core::Access;
 use hwbp_linux::launch::{self, LaunchedProcess};
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::target;
+use hwbp_symbols::dwarf::VariableLayout;
 use hwbp_symbols::{KernelSymbols, ProcessSymbols};
 
-use crate::args::CommonWatchArgs;
+use crate::args::{CommonWatchArgs, RotationArgs};
 use crate::exit::usage;
 
 /// Largest single debug-register piece on x86_64.
 const MAX_PIECE: u64 = 8;
+/// Most pieces one run may rotate through: beyond this each piece would be armed less than
+/// 1/1000 of the time, and its estimate would mean nothing.
+pub const MAX_PIECES: usize = 1024;
+/// A layout-guided split may use up to this many times the pieces of a plain split (a
+/// `char[4096]` split per element would need 4096 pieces instead of 512).
+const LEAF_SPLIT_FACTOR: usize = 2;
 /// `TASK_SIZE_MAX` on x86_64 with 4-level paging: addresses at or above are kernel space.
 const TASK_SIZE_MAX: u64 = hwbp_core::arch::x86::validate::TASK_SIZE_MAX_X86_64;
 
@@ -39,6 +52,31 @@ pub struct PlannedWatch {
     pub pieces: Vec<WatchRequest>,
     /// The address is in kernel space.
     pub kernel_address: bool,
+    /// The DWARF layout of the symbol watched, when the watch needs several pieces and the
+    /// symbol's type is known: names the field or element of each hit.
+    pub layout: Option<VariableLayout>,
+    /// Offset of [`addr`](Self::addr) inside the variable of [`layout`](Self::layout).
+    pub layout_offset: u64,
+}
+
+impl PlannedWatch {
+    /// Names the part of the watch at byte `offset` from its start: the DWARF path of the
+    /// field or element (`cfg.limits[2].max`, or `first..last` when a piece spans several
+    /// members), else `+0xNN`. `len` is the piece's length.
+    pub fn field_at(&self, offset: u64, len: u64) -> String {
+        match &self.layout {
+            Some(layout) => {
+                let start = layout.name_at(self.layout_offset + offset);
+                let end = layout.name_at(self.layout_offset + offset + len.max(1) - 1);
+                if start == end {
+                    start
+                } else {
+                    format!("{start}..{end}")
+                }
+            }
+            None => format!("+{offset:#x}"),
+        }
+    }
 }
 
 /// What the watch runs on.
@@ -68,6 +106,8 @@ pub struct Plan {
     pub symbols: Option<ProcessSymbols>,
     /// Kernel symbols, when a spec named one.
     pub kernel_symbols: Option<KernelSymbols>,
+    /// `--flexible` and `--rotate-ms`.
+    pub rotation: RotationArgs,
 }
 
 /// True when this process may see kernel-mode accesses (root, or `perf_event_paranoid <= 1`).
@@ -81,8 +121,18 @@ fn may_watch_kernel_mode() -> bool {
         .is_some_and(|level| level <= 1)
 }
 
-/// Builds the plan for `watch`/`stat`.
+/// Builds the plan with the default rotation settings (pinned while they fit, 10 ms).
 pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
+    plan_with(common, RotationArgs::default())
+}
+
+/// Builds the plan for `watch`/`stat`.
+pub fn plan_with(common: &CommonWatchArgs, rotation: RotationArgs) -> anyhow::Result<Plan> {
+    if rotation.rotate_ms == 0 {
+        return Err(usage(
+            "--rotate-ms 0: flexible watches need at least 1 ms on a register, e.g. --rotate-ms 10",
+        ));
+    }
     let specs = common
         .specs
         .iter()
@@ -124,15 +174,18 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
     let kernel_mode_allowed = may_watch_kernel_mode();
     let mut watches = Vec::new();
     for spec in &specs {
+        let mut resolved_symbol = None;
         let (addr, symbol_size) = match &spec.location {
             WatchLocation::Address(addr) => (*addr, None),
             WatchLocation::Symbol { name, offset } => match &symbols {
                 Some(symbols) => {
                     let sym = symbols.resolve(name).map_err(|e| usage(e.to_string()))?;
-                    (
+                    let found = (
                         sym.addr.wrapping_add(*offset),
                         (*offset == 0).then_some(sym.size),
-                    )
+                    );
+                    resolved_symbol = Some((sym, *offset));
+                    found
                 }
                 None => {
                     if kernel_symbols.is_none() {
@@ -155,7 +208,22 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
         let exclude_kernel =
             spec.exclude_kernel || (!kernel_address && (common.user_only || !kernel_mode_allowed));
         let exclude_user = spec.exclude_user || kernel_address;
-        let pieces = split(spec, addr, len)?;
+        let mut pieces = split(spec, addr, len)?;
+        let mut layout = None;
+        let mut layout_offset = 0;
+        if pieces.len() > 1 {
+            if let Some((sym, offset)) = &resolved_symbol {
+                if let Ok(found) = VariableLayout::of_symbol(sym) {
+                    if let Some(leaf_pieces) = split_by_leaves(&found, *offset, addr, len) {
+                        if leaf_pieces.len() <= pieces.len() * LEAF_SPLIT_FACTOR {
+                            pieces = leaf_pieces;
+                        }
+                    }
+                    layout = Some(found);
+                    layout_offset = *offset;
+                }
+            }
+        }
         let mut requests = Vec::with_capacity(pieces.len());
         for (piece_addr, piece_len) in pieces {
             let request = BreakpointRequest {
@@ -187,16 +255,17 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
             access: spec.access,
             pieces: requests,
             kernel_address,
+            layout,
+            layout_offset,
         });
     }
-    let registers: usize = watches.iter().map(|w| w.pieces.len()).sum();
-    if registers > usize::from(hwbp_core::arch::x86::HBP_NUM) {
+    let pieces: usize = watches.iter().map(|w| w.pieces.len()).sum();
+    if pieces > MAX_PIECES {
         return Err(usage(format!(
-            "{} need {registers} debug registers but a thread has {}: watch at most {} \
-             addresses per run (or narrow them with /LEN), and run hwbp again for the rest",
+            "{} need {pieces} debug-register pieces; hwbp rotates at most {MAX_PIECES} \
+             (each would be armed too rarely to estimate anything): narrow them with /LEN \
+             or run hwbp once per part",
             plural_watches(watches.len()),
-            hwbp_core::arch::x86::HBP_NUM,
-            hwbp_core::arch::x86::HBP_NUM,
         )));
     }
     Ok(Plan {
@@ -204,6 +273,7 @@ pub fn plan(common: &CommonWatchArgs) -> anyhow::Result<Plan> {
         target,
         symbols,
         kernel_symbols,
+        rotation,
     })
 }
 
@@ -233,26 +303,56 @@ fn choose_len(spec: &WatchSpec, addr: u64, symbol_size: Option<u64>) -> anyhow::
     }
 }
 
+/// Splits `[addr, addr+len)` along the leaf members of `layout` (`addr` is at `offset` in
+/// the variable), each leaf into aligned pieces, so no piece spans two members. Bytes between
+/// leaves (padding) are left out. `None` when the layout covers none of the region.
+fn split_by_leaves(
+    layout: &VariableLayout,
+    offset: u64,
+    addr: u64,
+    len: u64,
+) -> Option<Vec<(u64, u64)>> {
+    let end = offset.checked_add(len)?;
+    let mut leaves = layout.leaves();
+    leaves.sort_by_key(|leaf| leaf.offset);
+    let mut pieces = Vec::new();
+    let mut covered_to = offset;
+    for leaf in leaves {
+        let leaf_start = leaf.offset.max(covered_to);
+        let leaf_end = (leaf.offset + leaf.size).min(end);
+        if leaf_start >= leaf_end {
+            continue;
+        }
+        let piece_addr = addr + (leaf_start - offset);
+        for piece in region::split_region(piece_addr, leaf_end - leaf_start, MAX_PIECE).ok()? {
+            pieces.push((piece.addr, piece.len));
+        }
+        covered_to = leaf_end;
+    }
+    (!pieces.is_empty()).then_some(pieces)
+}
+
 /// Splits `[addr, addr+len)` into debug-register pieces; refuses regions that would need more
-/// than the four registers a thread has.
+/// than [`MAX_PIECES`].
 fn split(spec: &WatchSpec, addr: u64, len: u64) -> anyhow::Result<Vec<(u64, u64)>> {
     if spec.access == Access::Execute
         || (len <= MAX_PIECE && addr.is_multiple_of(len) && len.is_power_of_two())
     {
         return Ok(vec![(addr, len)]);
     }
-    let pieces = region::split_region(addr, len, MAX_PIECE)
+    let needed = region::pieces_needed(addr, len, MAX_PIECE)
         .map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
-    if pieces.len() > usize::from(hwbp_core::arch::x86::HBP_NUM) {
+    if needed > MAX_PIECES {
         return Err(usage(format!(
-            "watch '{}': {len} bytes at {addr:#x} need {} debug registers but a thread has {}: \
-             watch a part of it with /LEN (e.g. {}/8)",
+            "watch '{}': {len} bytes at {addr:#x} need {} debug-register pieces; hwbp rotates \
+             at most {MAX_PIECES}: watch a part of it with /LEN (e.g. {}/64)",
             spec.text,
-            pieces.len(),
-            hwbp_core::arch::x86::HBP_NUM,
+            needed,
             spec.text.split(['/', ':']).next().unwrap_or(&spec.text),
         )));
     }
+    let pieces = region::split_region(addr, len, MAX_PIECE)
+        .map_err(|e| usage(format!("watch '{}': {e}", spec.text)))?;
     Ok(pieces.into_iter().map(|p| (p.addr, p.len)).collect())
 }
 

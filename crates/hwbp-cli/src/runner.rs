@@ -8,6 +8,17 @@
 //! `PERF_RECORD_FORK` gives a new thread its creator's name, `PERF_RECORD_COMM` a name it sets
 //! itself. `/proc/PID/task/TID/comm` is the fallback for threads that existed before arming.
 //!
+//! More pieces than free debug registers (or `--flexible`): the pieces are placed by
+//! `hwbp_core::sched` (pinned while they fit, the rest flexible, one register kept for the
+//! rotation: the seed rule). The session opens one watch per logical register; every quantum
+//! the rotating registers' watches are moved to the next flexible pieces with
+//! `PERF_EVENT_IOC_MODIFY_ATTRIBUTES` ([`WatchSession::modify`]), which keeps each event and so
+//! its slot (`modify_user_hw_breakpoint` in `kernel/events/hw_breakpoint.c`). A sample is
+//! charged to the piece whose address it carries (`PERF_SAMPLE_ADDR` is `bp_addr` at the
+//! time of the hit, `perf_bp_event`), never to the piece armed when the ring is read. A
+//! rotating register's kernel count mixes pieces, so flexible pieces are counted from their
+//! samples and scaled by time watched / time armed, as perf scales multiplexed counters.
+//!
 //! Hot path (a hot watch can deliver ~100k hits/s): symbolization is cached per (pid, ip), and
 //! the watched value is read once per drained batch per (process, watch) rather than once per
 //! hit: every read happens after all the hits of the batch anyway, so reading again per hit only
@@ -19,13 +30,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hwbp_core::sched::{auto_placements, Action, Placement, RotationPlan, RotationScheduler};
 use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
+use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::session::{EventScope, Hit, Record, SessionOptions, WatchSession};
+use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{memory, target};
 use hwbp_symbols::{CodeLocation, KernelSymbols, ProcessSymbols};
 
 use crate::output::{HitReport, Summary, WatchTotals};
-use crate::plan::{Plan, PlannedTarget};
+use crate::plan::{Plan, PlannedTarget, PlannedWatch};
 
 /// Set by the SIGINT/SIGTERM handler; the run loop ends at its next turn.
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -230,16 +244,14 @@ fn monotonic_ns() -> u64 {
 /// Runs the plan to its end and returns the summary.
 pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow::Result<Summary> {
     install_stop_handler();
-    // Flatten pieces: session watch index -> planned watch index.
-    let mut requests = Vec::new();
-    let mut owner = Vec::new();
-    for (i, w) in plan.watches.iter().enumerate() {
-        for piece in &w.pieces {
-            requests.push(*piece);
-            owner.push(i);
+    let online = target::online_cpus()?;
+    let mut placement = PiecePlacement::new(&plan)?;
+    let requests = placement.session_requests();
+    if opts.announce {
+        if let Some(notice) = placement.notice(&plan) {
+            eprintln!("hwbp: {notice}");
         }
     }
-    let online = target::online_cpus()?;
     let (scopes, target_pid): (Vec<EventScope>, Option<i32>) = match &plan.target {
         PlannedTarget::Threads { pid, tids, .. } => (
             tids.iter().map(|t| EventScope::Thread(*t)).collect(),
@@ -288,6 +300,8 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     // Read before arming, so every hit time (same clock) is after it: times are never negative.
     let armed_at = Instant::now();
     let armed_ns = monotonic_ns();
+    // The session's watches are already the pieces `start` arms.
+    let _ = placement.sched.start(armed_ns);
     session.enable()?;
     if let PlannedTarget::Threads {
         launched: Some(launched),
@@ -308,12 +322,11 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
 
     let mut delivery = Delivery {
         plan: &plan,
-        owner: &owner,
+        placement: &mut placement,
         opts,
         armed_ns,
         symbolizer: &mut symbolizer,
         last_value: &mut last_value,
-        reported: vec![0u64; plan.watches.len()],
         total_reported: 0,
         values_read: HashMap::new(),
     };
@@ -321,7 +334,8 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
     // The target exec'd: the watched address belonged to its old image, so the watch ends.
     let mut target_exec = false;
     let ended_by = loop {
-        let outcome = session.poll(POLL_INTERVAL, &mut |record| {
+        let wait = delivery.placement.time_to_rotation(monotonic_ns());
+        let outcome = session.poll(wait.min(POLL_INTERVAL), &mut |record| {
             if let Record::Comm {
                 pid, exec: true, ..
             } = &record
@@ -348,17 +362,18 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         if outcome.all_exited {
             break "target exited";
         }
+        delivery.placement.rotate(&mut session, monotonic_ns());
     };
+    let stopped_ns = monotonic_ns();
     session.disable()?;
+    delivery.placement.stop(stopped_ns);
     // What the kernel wrote before the disable is still in the rings.
     session.drain(&mut |record| Sampled::keep(record, &mut batch));
     delivery.deliver(&mut batch, sink)?;
-    let reported = delivery.reported;
     let duration_s = armed_at.elapsed().as_secs_f64();
     let counts = session.counts()?;
-    let mut hits = vec![0u64; plan.watches.len()];
     for c in &counts {
-        hits[owner[c.watch]] += c.count;
+        placement.register_count(c.watch, c.count);
     }
     let lost_records = session.lost();
     let throttled = session.throttled();
@@ -386,18 +401,7 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         .watches
         .iter()
         .enumerate()
-        .map(|(i, w)| WatchTotals {
-            watch: w.label.clone(),
-            address: format!("{:#x}", w.addr),
-            len: w.len,
-            hits: hits[i].max(reported[i]),
-            reported: reported[i],
-            lost: if opts.max_hits.is_some() {
-                0
-            } else {
-                hits[i].saturating_sub(reported[i])
-            },
-        })
+        .map(|(i, w)| placement.totals(i, w, opts.max_hits.is_some()))
         .collect();
     Ok(Summary {
         kind: "summary",
@@ -480,12 +484,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Turns samples into reports for the sink, counting them per watch.
 struct Delivery<'a> {
     plan: &'a Plan,
-    owner: &'a [usize],
+    placement: &'a mut PiecePlacement,
     opts: &'a RunOptions,
     armed_ns: u64,
     symbolizer: &'a mut Symbolizer,
     last_value: &'a mut [Option<u64>],
-    reported: Vec<u64>,
     total_reported: u64,
     /// Values read during the current batch, per (pid, planned watch).
     values_read: HashMap<(i32, usize), Option<u64>>,
@@ -517,13 +520,20 @@ impl Delivery<'_> {
                     continue;
                 }
             };
+            // Every sample counts for the estimates, even past --max-hits.
+            let piece = self.placement.piece_of_hit(&hit);
+            self.placement.hits_seen[piece] += 1;
             if self.max_hits_reached() {
-                break;
+                continue;
             }
-            let watch_index = self.owner[hit.watch];
-            self.reported[watch_index] += 1;
+            let watch_index = self.placement.piece_owner[piece];
+            self.placement.reported[piece] += 1;
             self.total_reported += 1;
             let watch = &self.plan.watches[watch_index];
+            let field = (watch.pieces.len() > 1).then(|| {
+                let request = &self.placement.pieces[piece];
+                watch.field_at(request.addr.wrapping_sub(watch.addr), request.len)
+            });
             let value_after = if self.opts.read_values && !watch.kernel_address && watch.len <= 8 {
                 *self
                     .values_read
@@ -534,7 +544,7 @@ impl Delivery<'_> {
             } else {
                 None
             };
-            let report = make_report(
+            let mut report = make_report(
                 self.plan,
                 self.symbolizer,
                 self.last_value,
@@ -544,6 +554,7 @@ impl Delivery<'_> {
                 self.armed_ns,
                 self.opts,
             );
+            report.field = field;
             sink.hit(&report)?;
         }
         batch.clear();
@@ -602,6 +613,7 @@ fn make_report(
         comm: symbolizer.comm(hit.pid, hit.tid),
         watch: watch.label.clone(),
         address: format!("{:#x}", watch.addr),
+        field: None,
         access: watch.access.letters(),
         kernel: hit.kernel_mode,
         ip: format!("{:#x}", hit.ip),
@@ -613,5 +625,317 @@ fn make_report(
         value_after,
         value_before,
         callchain,
+    }
+}
+
+/// How the pieces of every watch share the debug registers, and what each piece has seen.
+///
+/// Session watch `r` is logical register `r` of the [`RotationScheduler`]: pinned pieces on
+/// `0..P`, then the flexible ones. Without rotation, register `r` holds piece `r` for the
+/// whole run and everything is exactly as with one event per piece.
+pub struct PiecePlacement {
+    sched: RotationScheduler,
+    /// Every piece of every watch, in plan order.
+    pieces: Vec<WatchRequest>,
+    /// Piece -> planned watch index.
+    piece_owner: Vec<usize>,
+    /// Piece -> the register it keeps for the whole run (pinned, or flexible with a register
+    /// of its own); `None` for rotating pieces.
+    fixed_register: Vec<Option<usize>>,
+    /// Register -> the piece it keeps for the whole run; `None` for rotating registers.
+    register_piece: Vec<Option<usize>>,
+    /// Rotating pieces by address, to charge a sample to the piece it was taken for.
+    rotating_by_addr: HashMap<u64, usize>,
+    /// Samples received per piece.
+    hits_seen: Vec<u64>,
+    /// Samples reported (before `--max-hits`) per piece.
+    reported: Vec<u64>,
+    /// Kernel counts per register, read at the end.
+    register_counts: Vec<u64>,
+    /// Set when a move failed: rotation stopped there (the times stopped with it).
+    rotation_stopped: bool,
+}
+
+/// Debug registers free for a new watch on every one of `scopes`, by trial
+/// ([`crate::cmd::slots::kernel_free_slots`]); `None` if the kernel would not say (e.g. no
+/// permission: the real open then reports why).
+fn free_registers(target: &PlannedTarget) -> Option<usize> {
+    let targets: Vec<EventTarget> = match target {
+        PlannedTarget::Threads { tids, .. } => tids
+            .iter()
+            .map(|&tid| EventTarget { pid: tid, cpu: -1 })
+            .collect(),
+        PlannedTarget::Cpus(cpus) => cpus
+            .iter()
+            .map(|&cpu| EventTarget {
+                pid: -1,
+                cpu: cpu as i32,
+            })
+            .collect(),
+    };
+    let mut free: Option<usize> = None;
+    for target in targets {
+        let here = crate::cmd::slots::kernel_free_slots(target).ok()? as usize;
+        free = Some(free.map_or(here, |f| f.min(here)));
+    }
+    free
+}
+
+impl PiecePlacement {
+    /// Places the pieces of `plan`: all pinned while they fit in the free registers (and
+    /// without `--flexible`), else pinned first and the rest flexible, rotating.
+    pub fn new(plan: &Plan) -> anyhow::Result<PiecePlacement> {
+        let mut pieces = Vec::new();
+        let mut piece_owner = Vec::new();
+        for (i, w) in plan.watches.iter().enumerate() {
+            for piece in &w.pieces {
+                pieces.push(*piece);
+                piece_owner.push(i);
+            }
+        }
+        let n = pieces.len();
+        let quantum_ns = plan.rotation.rotate_ms.saturating_mul(1_000_000);
+        let free = if plan.rotation.flexible || n > 1 {
+            free_registers(&plan.target)
+        } else {
+            None
+        };
+        let (placements, registers) = match free {
+            Some(free) if free > 0 && (plan.rotation.flexible || n > free) => {
+                (auto_placements(n, free, plan.rotation.flexible), free)
+            }
+            // Everything fits, or the kernel would not say: one pinned event per piece, and
+            // the kernel's refusal (if any) names what is full.
+            _ => (vec![Placement::Pinned; n], n),
+        };
+        let sched = RotationScheduler::new(&placements, registers, quantum_ns)
+            .map_err(|e| crate::exit::usage(e.to_string()))?;
+        let rotating = sched.rotating_registers().to_vec();
+        let register_piece: Vec<Option<usize>> = (0..registers)
+            .map(|r| {
+                if rotating.contains(&r) {
+                    None
+                } else {
+                    sched.piece_on(r)
+                }
+            })
+            .collect();
+        let mut fixed_register = vec![None; n];
+        for (r, piece) in register_piece.iter().enumerate() {
+            if let Some(piece) = piece {
+                fixed_register[*piece] = Some(r);
+            }
+        }
+        let mut rotating_by_addr = HashMap::new();
+        for piece in (0..n).filter(|&p| fixed_register[p].is_none()) {
+            rotating_by_addr.entry(pieces[piece].addr).or_insert(piece);
+        }
+        Ok(PiecePlacement {
+            sched,
+            pieces,
+            piece_owner,
+            fixed_register,
+            register_piece,
+            rotating_by_addr,
+            hits_seen: vec![0; n],
+            reported: vec![0; n],
+            register_counts: vec![0; registers],
+            rotation_stopped: false,
+        })
+    }
+
+    /// The session's watches: register `r`'s first piece, for every register that has one.
+    pub fn session_requests(&self) -> Vec<WatchRequest> {
+        (0..self.sched.registers())
+            .map_while(|r| self.sched.piece_on(r).map(|p| self.pieces[p]))
+            .collect()
+    }
+
+    /// The rotation plan (for `hwbp slots` and the notice).
+    pub fn plan(&self) -> RotationPlan {
+        self.sched.plan()
+    }
+
+    /// The one-line notice when some pieces are flexible, `None` when all are pinned.
+    pub fn notice(&self, plan: &Plan) -> Option<String> {
+        if self.fixed_register.iter().all(Option::is_some)
+            && (0..self.pieces.len()).all(|p| self.sched.placement(p) == Placement::Pinned)
+        {
+            return None;
+        }
+        let why = if plan.rotation.flexible {
+            "--flexible".to_string()
+        } else {
+            format!(
+                "{} pieces for {} free debug registers",
+                self.pieces.len(),
+                self.sched.registers()
+            )
+        };
+        Some(format!(
+            "{why}: {}; flexible counts are estimates",
+            self.plan()
+        ))
+    }
+
+    /// How long the run loop may wait before the next rotation is due.
+    fn time_to_rotation(&self, now_ns: u64) -> Duration {
+        match self.sched.next_rotation_ns() {
+            Some(next) if !self.rotation_stopped => {
+                Duration::from_nanos(next.saturating_sub(now_ns))
+            }
+            _ => Duration::MAX,
+        }
+    }
+
+    /// Rotates if a quantum has passed: moves every rotating register to its next piece.
+    fn rotate(&mut self, session: &mut WatchSession, now_ns: u64) {
+        if self.rotation_stopped {
+            return;
+        }
+        for action in self.sched.tick(now_ns) {
+            if let Action::Move {
+                register, to_piece, ..
+            } = action
+            {
+                if let Err(error) = session.modify(register, &self.pieces[to_piece]) {
+                    eprintln!(
+                        "hwbp: cannot move a flexible watch ({error}); rotation stops here, \
+                         estimates cover the time until now"
+                    );
+                    let _ = self.sched.stop(now_ns);
+                    self.rotation_stopped = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ends the accounting of armed time.
+    fn stop(&mut self, now_ns: u64) {
+        let _ = self.sched.stop(now_ns);
+    }
+
+    /// The piece a sample belongs to: the register's own piece, or for a rotating register
+    /// the flexible piece at the sample's address (`bp_addr` when it hit).
+    fn piece_of_hit(&self, hit: &Hit) -> usize {
+        if let Some(Some(piece)) = self.register_piece.get(hit.watch) {
+            return *piece;
+        }
+        if let Some(&piece) = self.rotating_by_addr.get(&hit.addr) {
+            return piece;
+        }
+        // Not expected: a rotating register's sample without a known address.
+        self.sched.piece_on(hit.watch).unwrap_or(0)
+    }
+
+    /// Records the kernel's count of register `register` at the end.
+    fn register_count(&mut self, register: usize, count: u64) {
+        if let Some(slot) = self.register_counts.get_mut(register) {
+            *slot += count;
+        }
+    }
+
+    /// The summary line of watch `index`.
+    fn totals(&self, index: usize, watch: &PlannedWatch, max_hits: bool) -> WatchTotals {
+        let mine: Vec<usize> = (0..self.pieces.len())
+            .filter(|&p| self.piece_owner[p] == index)
+            .collect();
+        let flexible: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&p| self.sched.placement(p) == Placement::Flexible)
+            .collect();
+        let exact_count = |p: usize| self.fixed_register[p].map(|r| self.register_counts[r]);
+        // Exact counts where a piece kept a register, samples where it rotated.
+        let counted = |p: usize| exact_count(p).unwrap_or(self.hits_seen[p]);
+        let hits: u64 = mine.iter().map(|&p| counted(p)).sum();
+        let reported: u64 = mine.iter().map(|&p| self.reported[p]).sum();
+        let exact_hits: u64 = mine.iter().filter_map(|&p| exact_count(p)).sum();
+        let exact_reported: u64 = mine
+            .iter()
+            .filter(|&&p| exact_count(p).is_some())
+            .map(|&p| self.reported[p])
+            .sum();
+        let placement = match (flexible.len(), mine.len()) {
+            (0, _) => "pinned",
+            (f, all) if f == all => "flexible",
+            _ => "mixed",
+        };
+        let (hits_seen, coverage, estimate) = if flexible.is_empty() {
+            (None, None, None)
+        } else {
+            let seen: u64 = flexible.iter().map(|&p| counted(p)).sum();
+            let (enabled, running) = flexible.iter().fold((0u64, 0u64), |(e, r), &p| {
+                let t = self.sched.times(p);
+                (e + t.time_enabled, r + t.time_running)
+            });
+            let coverage = if enabled == 0 {
+                0.0
+            } else {
+                running as f64 / enabled as f64
+            };
+            let estimate = mine.iter().try_fold(0u64, |sum, &p| {
+                let piece_estimate = match exact_count(p) {
+                    Some(exact) => Some(exact),
+                    None => self.sched.estimate(p, self.hits_seen[p]),
+                };
+                piece_estimate.map(|e| sum + e)
+            });
+            (Some(seen), Some(coverage), estimate)
+        };
+        WatchTotals {
+            watch: watch.label.clone(),
+            address: format!("{:#x}", watch.addr),
+            len: watch.len,
+            hits: hits.max(reported),
+            reported,
+            lost: if max_hits {
+                0
+            } else {
+                exact_hits.saturating_sub(exact_reported)
+            },
+            placement,
+            hits_seen,
+            coverage,
+            estimate,
+        }
+    }
+}
+
+impl PiecePlacement {
+    /// One line per piece for `hwbp slots SPEC...`: where it goes and what it watches.
+    pub fn piece_lines(&self, plan: &Plan) -> Vec<String> {
+        let rotating: Vec<String> = self
+            .sched
+            .rotating_registers()
+            .iter()
+            .map(|r| format!("DR{r}"))
+            .collect();
+        (0..self.pieces.len())
+            .map(|p| {
+                let watch = &plan.watches[self.piece_owner[p]];
+                let request = &self.pieces[p];
+                let what = if watch.pieces.len() > 1 {
+                    format!(
+                        "{} {}",
+                        watch.label,
+                        watch.field_at(request.addr.wrapping_sub(watch.addr), request.len)
+                    )
+                } else {
+                    watch.label.clone()
+                };
+                let (placement, registers) = match (self.sched.placement(p), self.fixed_register[p])
+                {
+                    (Placement::Pinned, Some(r)) => ("pinned", format!("DR{r}")),
+                    (Placement::Flexible, Some(r)) => ("flexible", format!("DR{r}")),
+                    (_, None) => ("flexible", rotating.join(",")),
+                };
+                format!(
+                    "  {registers:<8} {placement:<9} {what} ({:#x}, {} bytes)",
+                    request.addr, request.len
+                )
+            })
+            .collect()
     }
 }

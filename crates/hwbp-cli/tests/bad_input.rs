@@ -113,21 +113,26 @@ const CASES: &[Case] = &[
         "use a smaller length",
     ),
     case(
-        &["watch", "counter/40", "-p", "{pid}"],
-        "need 5 debug registers",
+        &["watch", "counter/100000", "-p", "{pid}"],
+        "need 12500 debug-register pieces",
         "watch a part of it with /LEN",
     ),
     case(
         &[
-            "watch", "0x1000", "0x1008", "0x1010", "0x1018", "0x1020", "-p", "{pid}",
+            "watch", "0x1000", "0x1008", "0x1010", "0x1018", "0x1020", "--stop", "-p", "{pid}",
         ],
-        "5 watches need 5 debug registers",
-        "watch at most 4",
+        "need 1 more debug register but only 0 of 4 are free",
+        "remove another watch first",
     ),
     case(
-        &["watch", "0x1000/32", "0x2000", "-p", "{pid}"],
-        "need 5 debug registers",
-        "watch at most 4",
+        &["watch", "counter", "--rotate-ms", "0", "-p", "{pid}"],
+        "--rotate-ms 0",
+        "e.g. --rotate-ms 10",
+    ),
+    case(
+        &["watch", "counter", "--flexible", "--stop", "-p", "{pid}"],
+        "--flexible rotates perf-event watches",
+        "drop one of them",
     ),
     case(
         &["watch", "mem:zz", "-p", "{pid}"],

@@ -413,8 +413,8 @@ fn bad_requests_exit_2_with_one_line_naming_the_fix() {
             "end of the address space",
         ),
         (
-            &["watch", "counter/40", "-p", &pid],
-            "need 5 debug registers",
+            &["watch", "counter/100000", "-p", &pid],
+            "need 12500 debug-register pieces",
         ),
         (&["watch", "counter", "-p", "999999999"], "999999999"),
         (&["watch", "counter"], "no target"),

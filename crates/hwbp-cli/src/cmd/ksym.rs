@@ -371,6 +371,8 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
                 exclude_user: true,
             }],
             kernel_address: true,
+            layout: None,
+            layout_offset: 0,
         });
     }
     let plan = Plan {
@@ -378,6 +380,7 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
         target: PlannedTarget::Cpus(cpus),
         symbols: None,
         kernel_symbols: source.kallsyms.or(source.table),
+        rotation: Default::default(),
     };
     let opts = RunOptions {
         callchain: false,

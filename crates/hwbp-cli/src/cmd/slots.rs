@@ -11,6 +11,10 @@
 //! perf/gdb/bpftrace/hwbp user, a CPU-wide breakpoint, or a busier thread on that CPU (a
 //! CPU-wide breakpoint must fit next to the busiest task, `max_bp_pinned_slots`).
 //!
+//! With watch specs (`hwbp slots counter cfg -p PID`), it also prints the rotation plan
+//! `hwbp watch` would use for them (`hwbp_core::sched`): which pieces are pinned on which
+//! registers and which take turns, how often, and what share of the time each is armed.
+//!
 //! The trial itself holds the probed slots for a few microseconds; a tool that opens a
 //! breakpoint at exactly that moment may be refused.
 
@@ -33,6 +37,13 @@ const SLOTS: u32 = hwbp_core::arch::x86::HBP_NUM as u32;
 /// Arguments of `hwbp slots`.
 #[derive(Debug, clap::Args)]
 pub struct SlotsArgs {
+    /// Watch specs (as for `hwbp watch`): print the rotation plan `hwbp watch` would use for
+    /// them on the target given with -p/-t.
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<String>,
+    /// Pinned and flexible watches (for the plan).
+    #[command(flatten)]
+    pub rotation: crate::args::RotationArgs,
     /// Also show every thread of process PID.
     #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "tid")]
     pub pid: Option<i32>,
@@ -100,6 +111,39 @@ fn perf_event_holders() -> Vec<(i32, String, usize)> {
 
 fn held_elsewhere(model: u32, kernel: u32) -> u32 {
     model.saturating_sub(kernel)
+}
+
+/// Prints the rotation plan for `args.specs` on the -p/-t target.
+fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
+    if args.pid.is_none() && args.tid.is_none() {
+        return Err(usage(
+            "a rotation plan needs the target: give -p PID or -t TID with the specs",
+        ));
+    }
+    let common = crate::args::CommonWatchArgs {
+        specs: args.specs.clone(),
+        target: crate::args::TargetArgs {
+            pid: args.pid,
+            tid: args.tid,
+            ..Default::default()
+        },
+        json: false,
+        duration: None,
+        ring_pages: 256,
+        user_only: false,
+    };
+    let plan = crate::plan::plan_with(&common, args.rotation)?;
+    let placement = crate::runner::PiecePlacement::new(&plan)?;
+    println!();
+    println!(
+        "rotation plan for {}: {}",
+        args.specs.join(" "),
+        placement.plan()
+    );
+    for line in placement.piece_lines(&plan) {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// Runs `hwbp slots`.
@@ -192,6 +236,9 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
             ),
             Err(e) => println!("{label:<24} {model:>11} {:>11}   ({e})", "?"),
         }
+    }
+    if !args.specs.is_empty() {
+        print_rotation_plan(&args)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::args::StatArgs;
 use crate::output::{write_json_line, HitReport, Summary};
-use crate::plan::plan;
+use crate::plan::plan_with;
 use crate::runner::{run as run_plan, HitSink, RunOptions};
 
 /// Counts of one watchpoint by thread and by function.
@@ -38,6 +38,9 @@ struct CountingSink {
     breakdown: Vec<Breakdown>,
     interval: Option<Duration>,
     next_interval: Duration,
+    /// Hits received per label, for interval counts when watches rotate (a rotating
+    /// register's kernel count mixes the pieces it held).
+    received: Vec<u64>,
     previous: Vec<u64>,
     json: bool,
 }
@@ -51,6 +54,7 @@ impl CountingSink {
 impl HitSink for CountingSink {
     fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
         let i = self.index_of(&hit.watch);
+        self.received[i] += 1;
         let b = &mut self.breakdown[i];
         *b.threads
             .entry(format!("{} ({})", hit.tid, hit.comm))
@@ -81,11 +85,15 @@ impl HitSink for CountingSink {
             return Ok(());
         }
         self.next_interval += interval;
-        let counts = session.counts()?;
         let mut now = vec![0u64; self.labels.len()];
-        for c in counts {
-            // Pieces of one watch share its label; counts arrive per piece in order.
-            now[self.piece_owner[c.watch]] += c.count;
+        if session.watches().len() == self.piece_owner.len() {
+            for c in session.counts()? {
+                // Pieces of one watch share its label; counts arrive per piece in order.
+                now[self.piece_owner[c.watch]] += c.count;
+            }
+        } else {
+            // Pieces take turns on fewer registers: count the hits received instead.
+            now.clone_from(&self.received);
         }
         let mut out = std::io::stdout().lock();
         for (i, label) in self.labels.iter().enumerate() {
@@ -118,6 +126,13 @@ struct StatWatch<'a> {
     hits: u64,
     sampled: u64,
     lost: u64,
+    placement: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hits_seen: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimate: Option<u64>,
     threads: &'a BTreeMap<String, u64>,
     functions: &'a BTreeMap<String, u64>,
 }
@@ -139,7 +154,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
             "-I 0: the interval must be at least 1 millisecond, e.g. -I 1000",
         ));
     }
-    let plan = plan(common)?;
+    let plan = plan_with(common, args.rotation)?;
     let labels: Vec<String> = plan.watches.iter().map(|w| w.label.clone()).collect();
     let piece_owner = plan
         .watches
@@ -148,6 +163,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
         .flat_map(|(i, w)| std::iter::repeat_n(i, w.pieces.len()))
         .collect();
     let interval = args.interval_ms.map(Duration::from_millis);
+    let labels_len = labels.len();
     let mut sink = CountingSink {
         breakdown: vec![Breakdown::default(); labels.len()],
         previous: vec![0; labels.len()],
@@ -155,6 +171,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
         piece_owner,
         interval,
         next_interval: interval.unwrap_or_default(),
+        received: vec![0; labels_len],
         json: common.json,
     };
     let opts = RunOptions {
@@ -193,6 +210,10 @@ fn json_report<'a>(summary: &'a Summary, sink: &'a CountingSink) -> StatReport<'
                 hits: w.hits,
                 sampled: w.reported,
                 lost: w.lost,
+                placement: w.placement,
+                hits_seen: w.hits_seen,
+                coverage: w.coverage,
+                estimate: w.estimate,
                 threads: &b.threads,
                 functions: &b.functions,
             })
@@ -217,6 +238,10 @@ fn write_table(
             "{:>12}  {} ({}, {} bytes)",
             w.hits, w.watch, w.address, w.len
         )?;
+        let flexible = w.flexible_text();
+        if !flexible.is_empty() {
+            writeln!(out, "{:>12}  {flexible}", "")?;
+        }
         if w.lost > 0 {
             writeln!(out, "{:>12}  of them not sampled (ring buffer overrun): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::args::WatchArgs;
 use crate::output::{write_json_line, HitReport};
-use crate::plan::plan;
+use crate::plan::plan_with;
 use crate::runner::{run as run_plan, HitSink, RunOptions};
 
 /// Prints hits as they come: line-buffered on a terminal, block-buffered into a pipe or file.
@@ -41,10 +41,16 @@ impl<W: Write> HitSink for PrintingSink<W> {
 /// Runs `hwbp watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     if args.stop {
+        if args.rotation.flexible {
+            return Err(crate::exit::usage(
+                "--flexible rotates perf-event watches; --stop uses the thread's own debug \
+                 registers, which do not rotate: drop one of them",
+            ));
+        }
         return super::watch_stop::run(args);
     }
     let common = &args.common;
-    let plan = plan(common)?;
+    let plan = plan_with(common, args.rotation)?;
     let opts = RunOptions {
         callchain: args.callchain,
         max_hits: args.max_hits,

@@ -521,6 +521,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                         comm: cache.comm(tid),
                         watch: w.label.clone(),
                         address: format!("{:#x}", w.addr),
+                        field: None,
                         access: w.access.letters(),
                         kernel: false,
                         ip: format!("{ip:#x}"),
@@ -583,6 +584,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                 hits: w.hits,
                 reported: w.reported,
                 lost: 0,
+                placement: "pinned",
+                hits_seen: None,
+                coverage: None,
+                estimate: None,
             })
             .collect(),
         lost_records: 0,

@@ -27,6 +27,11 @@ pub struct HitReport {
     pub watch: String,
     /// The watched address (`0x...`).
     pub address: String,
+    /// For a watch split into several pieces (a struct, an array, a long region): the field
+    /// or element of the piece that was hit, from DWARF (`cfg.limits[2].max`; `a..b` when the
+    /// piece spans several), else its byte offset (`+0x18`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// The watch's access mode (`w`, `rw`, `r`, `x`).
     pub access: &'static str,
     /// True when the CPU was in kernel mode (e.g. `read(2)` filling a watched buffer).
@@ -71,9 +76,13 @@ impl HitReport {
     pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
         let secs = self.time_ns as f64 / 1e9;
         let mode = if self.kernel { " [kernel]" } else { "" };
+        let field = match &self.field {
+            Some(field) => format!(" field {field}"),
+            None => String::new(),
+        };
         write!(
             out,
-            "{secs:12.6} [{:03}] {}/{} {:<15} {} {}{mode} by {}",
+            "{secs:12.6} [{:03}] {}/{} {:<15} {} {}{field}{mode} by {}",
             self.cpu,
             self.pid,
             self.tid,
@@ -110,6 +119,41 @@ pub struct WatchTotals {
     pub reported: u64,
     /// Hits counted by the kernel but never received (ring buffer overrun).
     pub lost: u64,
+    /// `pinned` (always on a debug register, `hits` exact), `flexible` (took turns on the
+    /// registers left over, `hits` are the hits seen while armed) or `mixed` (a region whose
+    /// first pieces are pinned and the rest flexible).
+    pub placement: &'static str,
+    /// Flexible and mixed watches: hits seen while the flexible pieces were armed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hits_seen: Option<u64>,
+    /// Flexible and mixed watches: time the flexible pieces were armed over the time they
+    /// were watched (perf's `time_running / time_enabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Flexible and mixed watches: the estimated number of accesses, `hits_seen / coverage`
+    /// per flexible piece (perf's scaling of multiplexed counters) plus the exact counts of
+    /// pinned pieces; absent if a flexible piece never had a turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<u64>,
+}
+
+impl WatchTotals {
+    /// The flexible part in words: `flexible: 1234 hits seen, armed 11.1% of the time,
+    /// estimate 11106`; empty for pinned watches.
+    pub fn flexible_text(&self) -> String {
+        let (Some(seen), Some(coverage)) = (self.hits_seen, self.coverage) else {
+            return String::new();
+        };
+        let estimate = match self.estimate {
+            Some(estimate) => estimate.to_string(),
+            None => "none (never armed)".to_string(),
+        };
+        format!(
+            "{}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
+            self.placement,
+            coverage * 100.0
+        )
+    }
 }
 
 /// The end-of-run summary.
@@ -149,6 +193,10 @@ impl Summary {
                 "  {:>10} {:>10} {:>8}  {} ({}, {} bytes)",
                 w.hits, w.reported, w.lost, w.watch, w.address, w.len
             )?;
+            let flexible = w.flexible_text();
+            if !flexible.is_empty() {
+                writeln!(out, "  {:>30}  {flexible}", "")?;
+            }
         }
         if self.lost_records > 0 || self.throttled > 0 {
             writeln!(
