@@ -113,11 +113,13 @@ pub struct WatchTotals {
     pub address: String,
     /// Bytes watched.
     pub len: u64,
-    /// Accesses the kernel counted (exact, from the event counters).
+    /// Accesses counted: exact from the event counters for pieces that kept a register; for
+    /// pieces that rotated, the hits seen while armed (see `estimate` for the whole time).
     pub hits: u64,
     /// Hits hwbp received and reported.
     pub reported: u64,
-    /// Hits counted by the kernel but never received (ring buffer overrun).
+    /// Hits counted by the kernel but never received (ring buffer overrun), for the pieces
+    /// that kept a register (a rotating register's count mixes pieces).
     pub lost: u64,
     /// `pinned` (always on a debug register, `hits` exact), `flexible` (took turns on the
     /// registers left over, `hits` are the hits seen while armed) or `mixed` (a region whose
