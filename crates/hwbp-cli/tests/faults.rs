@@ -6,144 +6,21 @@
 //!
 //! Per-thread breakpoints only: these tests may run in parallel.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hwbp_fixtures::{Fixture, CHURN, WRITER};
 use serde_json::Value;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+mod support;
+use support::{json_lines, Running, HWBP};
 /// The writer's `counter` starts at 0x1234.
 const INITIAL_COUNTER: u64 = 0x1234;
-
-/// A running hwbp, killed and reaped on drop if a test fails first.
-struct Hwbp {
-    child: Option<Child>,
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Receiver<String>,
-    stderr_seen: Vec<String>,
-}
-
-impl Hwbp {
-    /// Starts hwbp with stdout piped (or given) and waits for its "watching" line.
-    fn start_with(args: &[&str], stdout: Stdio) -> Hwbp {
-        let mut child = Command::new(HWBP)
-            .args(args)
-            // Kept open: a command hwbp launches inherits it and must not see end of input.
-            .stdin(Stdio::piped())
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hwbp");
-        // Read stdout as it comes: a large report must not block hwbp on a full pipe.
-        let stdout = child.stdout.take().map(|mut out| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                out.read_to_string(&mut text).unwrap();
-                text
-            })
-        });
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut hwbp = Hwbp {
-            child: Some(child),
-            stdout,
-            stderr: rx,
-            stderr_seen: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match hwbp.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let armed = line.starts_with("hwbp: watching");
-                    hwbp.stderr_seen.push(line);
-                    if armed {
-                        return hwbp;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("hwbp {args:?} never armed; stderr: {:?}", hwbp.stderr_seen);
-    }
-
-    fn start(args: &[&str]) -> Hwbp {
-        Hwbp::start_with(args, Stdio::piped())
-    }
-
-    /// True once hwbp has exited (the status stays cached for `finish_within`).
-    fn has_ended(&mut self) -> bool {
-        self.child.as_mut().unwrap().try_wait().unwrap().is_some()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
-    }
-
-    /// Waits (at most `limit`) for hwbp to end; returns its status, stdout and stderr lines.
-    fn finish_within(mut self, limit: Duration) -> (ExitStatus, String, Vec<String>) {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("hwbp did not end within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let stdout = self
-            .stdout
-            .take()
-            .map(|reader| reader.join().unwrap())
-            .unwrap_or_default();
-        let mut stderr = std::mem::take(&mut self.stderr_seen);
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            stderr.push(line);
-        }
-        (status, stdout, stderr)
-    }
-}
-
-impl Drop for Hwbp {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// The last stdout line as JSON (stat's report, watch's summary).
 fn last_json(stdout: &str) -> Value {
     let line = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
-}
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// All four debug registers of `pid`'s main thread are free: a four-watch stat opens and ends.
@@ -165,7 +42,7 @@ fn assert_registers_free(pid: i32) {
 fn target_exiting_mid_watch_ends_the_watch_with_its_summary() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = writer.pid().to_string();
-    let hwbp = Hwbp::start(&["stat", "counter", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp_keeping_stdin(&["stat", "counter", "-p", &pid, "--json"]);
     writer.command("go 5").unwrap();
     assert_eq!(writer.finish().unwrap().code(), Some(0));
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(10));
@@ -177,8 +54,8 @@ fn target_exiting_mid_watch_ends_the_watch_with_its_summary() {
 
 #[test]
 fn launched_command_killed_by_sigkill_is_reported_with_its_signal() {
-    let hwbp = Hwbp::start(&["stat", "churn_var", "--json", "--", CHURN]);
-    let armed = hwbp.stderr_seen.last().unwrap().clone();
+    let hwbp = Running::hwbp_keeping_stdin(&["stat", "churn_var", "--json", "--", CHURN]);
+    let armed = hwbp.stderr_seen().last().unwrap().clone();
     let pid: i32 = armed
         .split("(pid ")
         .nth(1)
@@ -204,7 +81,8 @@ fn launched_command_killed_by_sigkill_is_reported_with_its_signal() {
 fn writes_of_a_forked_child_are_reported_with_the_childs_pid() {
     let mut churn = Fixture::spawn(CHURN, &[]).unwrap();
     let pid = churn.pid();
-    let hwbp = Hwbp::start(&["watch", "churn_var", "-p", &pid.to_string(), "--json"]);
+    let hwbp =
+        Running::hwbp_keeping_stdin(&["watch", "churn_var", "-p", &pid.to_string(), "--json"]);
     churn.command("go 1 2").unwrap();
     let done = churn.command("fork 7").unwrap();
     let child = done.number("child").unwrap() as i64;
@@ -230,7 +108,8 @@ fn writes_of_a_forked_child_are_reported_with_the_childs_pid() {
 fn target_exec_ends_the_watch_on_the_old_image() {
     let mut churn = Fixture::spawn(CHURN, &[]).unwrap();
     let pid = churn.pid();
-    let hwbp = Hwbp::start(&["stat", "churn_var", "-p", &pid.to_string(), "--json"]);
+    let hwbp =
+        Running::hwbp_keeping_stdin(&["stat", "churn_var", "-p", &pid.to_string(), "--json"]);
     churn.command("go 1 3").unwrap();
     churn.send("exec").unwrap();
     let ready = hwbp_fixtures::FixtureLine::parse(&churn.read_line().unwrap()).unwrap();
@@ -253,7 +132,7 @@ fn target_exec_ends_the_watch_on_the_old_image() {
 fn signal_ends_the_watch_cleanly(signal: nix::sys::signal::Signal) {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = writer.pid();
-    let hwbp = Hwbp::start(&["stat", "counter", "-p", &pid.to_string(), "--json"]);
+    let hwbp = Running::hwbp_keeping_stdin(&["stat", "counter", "-p", &pid.to_string(), "--json"]);
     writer.command("go 5").unwrap();
     hwbp.signal(signal);
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(10));
@@ -284,7 +163,7 @@ fn closed_output_pipe_ends_hwbp_quietly_with_exit_0() {
     let pid = writer.pid();
     // hwbp watch ... | head -1
     let (read_end, write_end) = std::io::pipe().unwrap();
-    let mut hwbp = Hwbp::start_with(
+    let mut hwbp = Running::hwbp_keeping_stdin_with(
         &["watch", "counter", "-p", &pid.to_string()],
         Stdio::from(write_end),
     );
@@ -326,7 +205,8 @@ fn ten_thousand_short_lived_threads_are_all_counted() {
     const WRITES_EACH: u64 = 5;
     let mut churn = Fixture::spawn(CHURN, &[]).unwrap();
     let pid = churn.pid();
-    let hwbp = Hwbp::start(&["stat", "churn_var", "-p", &pid.to_string(), "--json"]);
+    let hwbp =
+        Running::hwbp_keeping_stdin(&["stat", "churn_var", "-p", &pid.to_string(), "--json"]);
     let done = churn
         .command(&format!("go {THREADS} {WRITES_EACH}"))
         .unwrap();
@@ -354,7 +234,7 @@ fn ring_overrun_is_counted_as_lost_and_the_total_stays_exact() {
     const WRITES: u64 = 200_000;
     let mut churn = Fixture::spawn(CHURN, &[]).unwrap();
     let pid = churn.pid();
-    let hwbp = Hwbp::start(&[
+    let hwbp = Running::hwbp_keeping_stdin(&[
         "stat",
         "churn_var",
         "-p",

@@ -7,23 +7,13 @@
 //! Tests that arm breakpoints are CPU-wide, so their names start with `exclusive_`; the input
 //! checks fail before any event is opened.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hwbp_symbols::KernelSymbols;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
-
-fn hwbp(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(HWBP).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+use support::{run_hwbp, Running};
 
 fn kallsyms_address(name: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
@@ -52,76 +42,6 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A running `hwbp ksym`, killed on drop.
-struct Tracer {
-    child: Option<Child>,
-    stderr: Receiver<String>,
-}
-
-impl Tracer {
-    fn start(args: &[&str]) -> Tracer {
-        let mut child = Command::new(HWBP)
-            .arg("ksym")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let tracer = Tracer {
-            child: Some(child),
-            stderr: rx,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Ok(line) = tracer.stderr.recv_timeout(Duration::from_millis(20)) {
-                if line.starts_with("hwbp: watching") {
-                    return tracer;
-                }
-                seen.push(line);
-            }
-        }
-        panic!("hwbp ksym {args:?} never armed: {seen:?}");
-    }
-
-    fn interrupt(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        (child.wait().unwrap(), stdout)
-    }
-}
-
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -173,7 +93,7 @@ fn table_total(stdout: &str, name: &str) -> u64 {
 #[test]
 fn a_kernel_variable_without_a_symbol_source_says_why_and_how_to_fix_it() {
     let kallsyms = KernelSymbols::from_kallsyms().unwrap();
-    let (code, stdout, stderr) = hwbp(&["ksym", "jiffies:rw-"]);
+    let (code, stdout, stderr) = run_hwbp(&["ksym", "jiffies:rw-"]);
     if kallsyms.has_data_symbols() {
         // A kernel with CONFIG_KALLSYMS_ALL resolves jiffies; only the refusal path is tested.
         eprintln!("skipped: this kernel lists variables in /proc/kallsyms");
@@ -208,7 +128,7 @@ fn bad_filters_are_refused_with_what_would_work() {
         ),
     ];
     for (args, expected) in cases {
-        let (code, stdout, stderr) = hwbp(args);
+        let (code, stdout, stderr) = run_hwbp(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stdout.is_empty(), "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -228,9 +148,9 @@ fn exclusive_ksym_traces_a_symbol_from_a_system_map_per_accessing_function() {
             notes + 0x40
         ),
     );
-    let tracer = Tracer::start(&["--system-map", map.path(), "kernel_notes:rw-"]);
+    let tracer = Running::hwbp(&["ksym", "--system-map", map.path(), "kernel_notes:rw-"]);
     read_notes_with_cat(3);
-    let (status, stdout) = tracer.interrupt();
+    let (status, stdout, _) = tracer.interrupt();
     assert!(status.success(), "{stdout}");
     let lines = trace_lines(&stdout);
     // Each read(2) of /sys/kernel/notes copies from the watched bytes at least once.
@@ -279,9 +199,9 @@ fn exclusive_ksym_reads_filters_from_a_file_and_counts_like_perf() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let tracer = Tracer::start(&["--file", filters.path(), "-q"]);
+    let tracer = Running::hwbp(&["ksym", "--file", filters.path(), "-q"]);
     read_notes_with_cat(4);
-    let (status, stdout) = tracer.interrupt();
+    let (status, stdout, _) = tracer.interrupt();
     assert!(Command::new("kill")
         .args(["-INT", &perf.id().to_string()])
         .status()

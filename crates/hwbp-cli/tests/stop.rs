@@ -5,104 +5,12 @@
 //!
 //! ptrace: every test name starts with `exclusive_`.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
-
 use hwbp_fixtures::{Fixture, SEQUENCE};
 use hwbp_linux::ptrace::{peek_debugreg, SeizedThread};
 use serde_json::Value;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
-
-/// A running `hwbp`, killed on drop if the test fails before it ends.
-struct Hwbp {
-    child: Option<Child>,
-    /// stdout, read concurrently: a stopped-mode hwbp blocked on a full pipe would hold the
-    /// target at its next hit.
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Receiver<String>,
-    stderr_seen: Vec<String>,
-}
-
-impl Hwbp {
-    fn start(args: &[&str]) -> Hwbp {
-        let mut child = Command::new(HWBP)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hwbp");
-        let stderr = child.stderr.take().unwrap();
-        let mut stdout_pipe = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout_pipe.read_to_string(&mut text);
-            text
-        });
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut hwbp = Hwbp {
-            child: Some(child),
-            stdout: Some(stdout),
-            stderr: rx,
-            stderr_seen: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match hwbp.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let armed = line.starts_with("hwbp: watching");
-                    hwbp.stderr_seen.push(line);
-                    if armed {
-                        return hwbp;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("hwbp {args:?} never armed; stderr: {:?}", hwbp.stderr_seen);
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
-        let mut child = self.child.take().unwrap();
-        let status = child.wait().unwrap();
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        self.stderr_seen.extend(self.stderr.iter());
-        (status, stdout, std::mem::take(&mut self.stderr_seen))
-    }
-}
-
-impl Drop for Hwbp {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
+mod support;
+use support::{json_lines, Running};
 
 fn hits(values: &[Value]) -> Vec<&Value> {
     values.iter().filter(|v| v["type"] == "hit").collect()
@@ -141,7 +49,7 @@ fn exclusive_stop_reports_the_exact_complete_sequence_of_1000_writes() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let target_pid = target.pid();
     let pid = target_pid.to_string();
-    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["watch", "--stop", "value", "-p", &pid, "--json"]);
     let done = target.command("go 1000").unwrap();
     assert_eq!(done.field("value"), Some("1000"));
     assert!(target.finish().unwrap().success());
@@ -170,7 +78,7 @@ fn exclusive_stop_reports_the_exact_complete_sequence_of_1000_writes() {
 fn exclusive_stop_catches_writes_from_threads_created_after_attach() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid().to_string();
-    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["watch", "--stop", "value", "-p", &pid, "--json"]);
     let done = target.command("threads 4 50").unwrap();
     let new_tids = done.list("new_tids").unwrap();
     assert_eq!(new_tids.len(), 4);
@@ -202,7 +110,7 @@ fn exclusive_stop_catches_writes_from_threads_created_after_attach() {
 fn exclusive_stop_changes_only_drops_same_value_writes() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid().to_string();
-    let hwbp = Hwbp::start(&[
+    let hwbp = Running::hwbp(&[
         "watch",
         "--stop",
         "--changes-only",
@@ -229,7 +137,7 @@ fn exclusive_stop_changes_only_drops_same_value_writes() {
 fn exclusive_stop_condition_tests_the_new_value() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid().to_string();
-    let hwbp = Hwbp::start(&[
+    let hwbp = Running::hwbp(&[
         "watch", "--stop", "value", "-p", &pid, "--json", "--if", ">990",
     ]);
     target.command("go 1000").unwrap();
@@ -246,7 +154,7 @@ fn exclusive_stop_condition_tests_the_new_value() {
 fn exclusive_stop_detaches_cleanly_after_max_hits_and_the_target_runs_on() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid();
-    let hwbp = Hwbp::start(&[
+    let hwbp = Running::hwbp(&[
         "watch",
         "--stop",
         "value",
@@ -274,7 +182,7 @@ fn exclusive_stop_detaches_cleanly_after_max_hits_and_the_target_runs_on() {
 fn exclusive_stop_detaches_cleanly_on_ctrl_c() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid();
-    let hwbp = Hwbp::start(&["watch", "--stop", "value", "-p", &pid.to_string(), "--json"]);
+    let hwbp = Running::hwbp(&["watch", "--stop", "value", "-p", &pid.to_string(), "--json"]);
     target.command("go 10").unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(hwbp.pid()),
@@ -294,7 +202,7 @@ fn exclusive_stop_detaches_cleanly_on_ctrl_c() {
 #[test]
 fn exclusive_stop_launches_a_command_and_reports_its_exit() {
     // A launched command under stop mode: its stdin is hwbp's (null), so it exits at once.
-    let hwbp = Hwbp::start(&["watch", "--stop", "value", "--json", "--", SEQUENCE]);
+    let hwbp = Running::hwbp(&["watch", "--stop", "value", "--json", "--", SEQUENCE]);
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
     let values = json_lines(&stdout);
@@ -310,7 +218,7 @@ fn exclusive_stop_identical_watches_share_a_register_and_both_report() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
     let pid = target.pid().to_string();
     // value/16 takes DR0 and DR1; `value` is its first piece and shares DR0.
-    let hwbp = Hwbp::start(&["watch", "--stop", "value/16", "value", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["watch", "--stop", "value/16", "value", "-p", &pid, "--json"]);
     target.command("go 3").unwrap();
     assert!(target.finish().unwrap().success());
     let (status, stdout, stderr) = hwbp.finish();

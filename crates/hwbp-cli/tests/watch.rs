@@ -6,105 +6,14 @@
 //! These tests use per-thread breakpoints only, so they may run in parallel.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hwbp_fixtures::{Fixture, FixtureLine, SHLIB, THREADS, WRITER, WRITER_NOPIE};
 use serde_json::Value;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
-
-/// A running `hwbp`, killed on drop if the test fails before it ends.
-struct Hwbp {
-    child: Option<Child>,
-    stderr: Receiver<String>,
-    stderr_seen: Vec<String>,
-}
-
-impl Hwbp {
-    /// Starts hwbp and waits until it says the watch is armed.
-    fn start(args: &[&str]) -> Hwbp {
-        let mut child = Command::new(HWBP)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hwbp");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut hwbp = Hwbp {
-            child: Some(child),
-            stderr: rx,
-            stderr_seen: Vec::new(),
-        };
-        hwbp.wait_armed(args);
-        hwbp
-    }
-
-    fn wait_armed(&mut self, args: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let armed = line.starts_with("hwbp: watching");
-                    self.stderr_seen.push(line);
-                    if armed {
-                        return;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("hwbp {args:?} never armed; stderr: {:?}", self.stderr_seen);
-    }
-
-    /// Waits for hwbp to end (it ends when the target exits) and returns its output.
-    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
-        let mut child = self.child.take().unwrap();
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        let status = child.wait().unwrap();
-        self.stderr_seen.extend(self.stderr.iter());
-        (status, stdout, std::mem::take(&mut self.stderr_seen))
-    }
-}
-
-impl Drop for Hwbp {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn of_type<'a>(values: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    values.iter().filter(|v| v["type"] == kind).collect()
-}
+mod support;
+use support::{json_lines, of_type, run_hwbp, Running, HWBP};
 
 fn pid_arg(f: &Fixture) -> String {
     f.pid().to_string()
@@ -131,7 +40,7 @@ fn stat_counts_a_pie_data_variable_exactly_and_agrees_with_perf_stat() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("perf is installed (Debian package linux-perf)");
-    let hwbp = Hwbp::start(&["stat", "counter", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["stat", "counter", "-p", &pid, "--json"]);
     wait_for_perf_events(&perf);
 
     let done = writer.command("go 1000").unwrap();
@@ -206,7 +115,7 @@ fn watch_follows_existing_threads_and_threads_created_after_attach() {
     let mut threads = Fixture::spawn(THREADS, &["2"]).unwrap();
     let pid = pid_arg(&threads);
     let prestarted = threads.ready().list("tids").unwrap();
-    let hwbp = Hwbp::start(&["watch", "shared_var", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["watch", "shared_var", "-p", &pid, "--json"]);
     let done = threads.command("go 2 3 100").unwrap();
     assert_eq!(done.field("total"), Some("500"));
     let new_tids = done.list("new_tids").unwrap();
@@ -251,7 +160,7 @@ fn threads_pid(pid: &str) -> i64 {
 fn stat_counts_a_shared_library_variable() {
     let mut shlib = Fixture::spawn(SHLIB, &[]).unwrap();
     let pid = pid_arg(&shlib);
-    let hwbp = Hwbp::start(&["stat", "lib_value", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["stat", "lib_value", "-p", &pid, "--json"]);
     shlib.command("go 50").unwrap();
     assert!(shlib.finish().unwrap().success());
     let (status, stdout, stderr) = hwbp.finish();
@@ -340,7 +249,7 @@ fn watch_launched_non_pie_command_sees_every_value_from_the_first_write() {
 fn watch_reports_lost_hits_when_a_small_ring_overruns() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = pid_arg(&writer);
-    let hwbp = Hwbp::start(&[
+    let hwbp = Running::hwbp(&[
         "watch",
         "counter",
         "-p",
@@ -375,7 +284,7 @@ fn watch_reports_lost_hits_when_a_small_ring_overruns() {
 fn watch_max_hits_stops_early_and_leaves_the_target_running() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = pid_arg(&writer);
-    let hwbp = Hwbp::start(&["watch", "counter", "-p", &pid, "--json", "--max-hits", "3"]);
+    let hwbp = Running::hwbp(&["watch", "counter", "-p", &pid, "--json", "--max-hits", "3"]);
     writer.command("go 10").unwrap();
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
@@ -389,15 +298,6 @@ fn watch_max_hits_stops_early_and_leaves_the_target_running() {
     let done = writer.command("go 2").unwrap();
     assert_eq!(done.field("writes"), Some("2"));
     assert!(writer.finish().unwrap().success());
-}
-
-fn run_hwbp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(HWBP).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -434,7 +334,7 @@ fn bad_requests_exit_2_with_one_line_naming_the_fix() {
     ];
     for (args, needle) in cases {
         let (code, stdout, stderr) = run_hwbp(args);
-        assert_eq!(code, 2, "{args:?}: stderr {stderr}");
+        assert_eq!(code, Some(2), "{args:?}: stderr {stderr}");
         assert!(stdout.is_empty(), "{args:?} printed {stdout}");
         assert_eq!(
             stderr.lines().count(),
@@ -453,7 +353,7 @@ fn bad_requests_exit_2_with_one_line_naming_the_fix() {
 #[test]
 fn demo_names_the_culprit_function_and_line() {
     let (code, stdout, stderr) = run_hwbp(&["demo"]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stdout.contains("demo bank: final balance 200 (expected 1500)"),
         "{stdout}"
@@ -497,7 +397,7 @@ fn threads_that_exit_before_their_hits_are_read_keep_their_creators_name() {
     let mut threads = Fixture::spawn(THREADS, &["1"]).unwrap();
     let pid = pid_arg(&threads);
     threads.ready();
-    let hwbp = Hwbp::start(&["watch", "shared_var", "-p", &pid, "--json"]);
+    let hwbp = Running::hwbp(&["watch", "shared_var", "-p", &pid, "--json"]);
     let done = threads.command("go 0 3 50").unwrap();
     assert_eq!(done.field("total"), Some("150"));
     let new_tids = done.list("new_tids").unwrap();

@@ -7,111 +7,14 @@
 //! Every test opens CPU-wide breakpoints (or takes CPU 1 offline), so every name starts with
 //! `exclusive_`. Tests needing CPU 1 return early, saying so, on a machine with one CPU.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hwbp_fixtures::{Fixture, KREAD, WRITER};
 use hwbp_linux::hotplug::{is_cpu_online, OfflineCpu};
-use serde_json::Value;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
-
-/// A running process whose stderr is read line by line; killed on drop.
-struct Running {
-    child: Option<Child>,
-    stderr: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(program: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child: Some(child),
-            stderr: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until a stderr line starts with `prefix`; returns when it came.
-    fn wait_stderr(&mut self, prefix: &str) -> Instant {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(5)) {
-                let found = line.starts_with(prefix);
-                self.seen.push(line);
-                if found {
-                    return Instant::now();
-                }
-            }
-        }
-        panic!("no stderr line starting {prefix:?}; saw {:?}", self.seen);
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    /// Sends SIGINT and returns (status, stdout, stderr lines).
-    fn interrupt(self) -> (ExitStatus, String, Vec<String>) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.finish()
-    }
-
-    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
-        let mut child = self.child.take().unwrap();
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        let status = child.wait().unwrap();
-        self.seen.extend(self.stderr.iter());
-        (status, stdout, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn json_of_type(stdout: &str, kind: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["type"] == kind)
-        .collect()
-}
+mod support;
+use support::{json_of_type, Running, HWBP};
 
 fn summary_hits(stdout: &str) -> u64 {
     let summaries = json_of_type(stdout, "summary");
@@ -164,7 +67,7 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let spec = format!("{:#x}/8:w", writer.addr());
     // Another process takes CPU 1's four debug registers with CPU-wide breakpoints.
-    let perf = Running::start(
+    let perf = Running::spawn(
         "perf",
         &[
             "stat",
@@ -176,6 +79,7 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
             "sleep",
             "60",
         ],
+        Stdio::piped(),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while perf_event_fds(perf.pid()) < 4 {
@@ -199,7 +103,7 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
 
     // Released: the same watch now succeeds and counts the writer exactly.
     let hwbp = {
-        let mut h = Running::start(HWBP, &["watch", "-a", &spec, "--json"]);
+        let mut h = Running::spawn(HWBP, &["watch", "-a", &spec, "--json"], Stdio::piped());
         h.wait_stderr("hwbp: watching");
         h
     };
@@ -220,7 +124,7 @@ fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     pin(writer.pid(), 1);
     let spec = format!("{:#x}/8:w", writer.addr());
-    let mut hwbp = Running::start(HWBP, &["watch", "-a", &spec, "--json"]);
+    let mut hwbp = Running::spawn(HWBP, &["watch", "-a", &spec, "--json"], Stdio::piped());
     hwbp.wait_stderr("hwbp: watching");
     writer.command("go 10").unwrap();
 
@@ -251,7 +155,7 @@ fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let addr = writer.addr();
     let out = std::env::temp_dir().join(format!("hwbp-wide-perf-{}.csv", std::process::id()));
-    let mut perf = Running::start(
+    let perf = Running::spawn(
         "perf",
         &[
             "stat",
@@ -262,18 +166,22 @@ fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
             "-e",
             &format!("mem:{addr:#x}/8:w"),
         ],
+        Stdio::piped(),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while perf_event_fds(perf.pid()) < 2 {
         assert!(Instant::now() < deadline, "perf never opened its events");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut hwbp = Running::start(HWBP, &["watch", "-a", &format!("{addr:#x}/8:w"), "--json"]);
+    let mut hwbp = Running::spawn(
+        HWBP,
+        &["watch", "-a", &format!("{addr:#x}/8:w"), "--json"],
+        Stdio::piped(),
+    );
     hwbp.wait_stderr("hwbp: watching");
     writer.command("go 400").unwrap();
     let (status, stdout, stderr) = hwbp.interrupt();
     assert!(status.success(), "{stderr:?}");
-    perf.seen.clear();
     let (_, _, _) = perf.interrupt();
     let csv = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
@@ -292,7 +200,11 @@ fn exclusive_a_kernel_write_into_a_watched_user_buffer_names_the_kernel_function
     let _serial = serial();
     let mut kread = Fixture::spawn(KREAD, &[]).unwrap();
     let spec = format!("{:#x}/8:w", kread.addr());
-    let mut hwbp = Running::start(HWBP, &["watch", "-a", &spec, "--json", "-g"]);
+    let mut hwbp = Running::spawn(
+        HWBP,
+        &["watch", "-a", &spec, "--json", "-g"],
+        Stdio::piped(),
+    );
     hwbp.wait_stderr("hwbp: watching");
     kread.command("go 3").unwrap();
     let (status, stdout, stderr) = hwbp.interrupt();
@@ -365,7 +277,7 @@ fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
     assert_eq!(slots_row(&idle, "cpu1"), (4, 4, 0), "{idle}");
 
     // perf holds two of CPU 1's registers.
-    let perf = Running::start(
+    let perf = Running::spawn(
         "perf",
         &[
             "stat",
@@ -377,6 +289,7 @@ fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
             "sleep",
             "60",
         ],
+        Stdio::piped(),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while perf_event_fds(perf.pid()) < 2 {
@@ -395,7 +308,7 @@ fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
     // An hwbp watch of one thread: that thread has 3 left, and a CPU-wide breakpoint must
     // fit next to it on every CPU.
     let writer = Fixture::spawn(WRITER, &[]).unwrap();
-    let mut hwbp = Running::start(
+    let mut hwbp = Running::spawn(
         HWBP,
         &[
             "watch",
@@ -403,6 +316,7 @@ fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
             &writer.pid().to_string(),
             &format!("{:#x}/8:w", writer.addr()),
         ],
+        Stdio::piped(),
     );
     hwbp.wait_stderr("hwbp: watching");
     let out = Command::new(HWBP)

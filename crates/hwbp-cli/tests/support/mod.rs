@@ -1,0 +1,218 @@
+//! What the CLI test binaries share: running `hwbp` (or a peer tool) with its output read as it
+//! comes, waiting for its "armed" line, ending it, and reading its JSON lines.
+//!
+//! Each test binary includes this with `mod support;` and uses only part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `hwbp` binary under test.
+pub const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
+
+/// What hwbp prints on stderr once every watchpoint is armed.
+pub const ARMED: &str = "hwbp: watching";
+
+/// A running process whose stdout is collected in the background (a large report must not block
+/// it on a full pipe) and whose stderr is read line by line; killed and reaped on drop, so a
+/// failing test leaves nothing running.
+pub struct Running {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts `program` with stdin closed and the given stdout.
+    pub fn spawn(program: &str, args: &[&str], stdout: Stdio) -> Running {
+        Running::spawn_with_stdin(program, args, Stdio::null(), stdout)
+    }
+
+    /// Starts `program` with the given stdin and stdout.
+    pub fn spawn_with_stdin(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Running {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let stdout = child.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = out.read_to_string(&mut text);
+                text
+            })
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child: Some(child),
+            stdout,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Starts hwbp (stdin closed) and waits until it says its watch is armed.
+    pub fn hwbp(args: &[&str]) -> Running {
+        let mut running = Running::spawn(HWBP, args, Stdio::piped());
+        running.wait_stderr(ARMED);
+        running
+    }
+
+    /// As [`Running::hwbp`], with stdin kept open: a command hwbp launches inherits it and
+    /// must not see end of input.
+    pub fn hwbp_keeping_stdin(args: &[&str]) -> Running {
+        Running::hwbp_keeping_stdin_with(args, Stdio::piped())
+    }
+
+    /// As [`Running::hwbp_keeping_stdin`], with the given stdout.
+    pub fn hwbp_keeping_stdin_with(args: &[&str], stdout: Stdio) -> Running {
+        let mut running = Running::spawn_with_stdin(HWBP, args, Stdio::piped(), stdout);
+        running.wait_stderr(ARMED);
+        running
+    }
+
+    /// Waits (30 s at most) until a stderr line starts with `prefix`; returns when it came.
+    pub fn wait_stderr(&mut self, prefix: &str) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.stderr.recv_timeout(Duration::from_millis(5)) {
+                Ok(line) => {
+                    let found = line.starts_with(prefix);
+                    self.seen.push(line);
+                    if found {
+                        return Instant::now();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no stderr line starting {prefix:?}; saw {:?}", self.seen);
+    }
+
+    /// The stderr lines read so far.
+    pub fn stderr_seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    /// True once the process has exited.
+    pub fn has_ended(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_some()
+    }
+
+    /// Sends SIGINT and waits for the end.
+    pub fn interrupt(self) -> (ExitStatus, String, Vec<String>) {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        self.finish()
+    }
+
+    /// Waits (two minutes at most) for the end; returns the status, stdout and stderr lines.
+    pub fn finish(self) -> (ExitStatus, String, Vec<String>) {
+        self.finish_within(Duration::from_secs(120))
+    }
+
+    /// Waits at most `limit` for the end; returns the status, stdout and stderr lines.
+    pub fn finish_within(mut self, limit: Duration) -> (ExitStatus, String, Vec<String>) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "process did not end within {limit:?}; stderr: {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .map(|reader| reader.join().unwrap())
+            .unwrap_or_default();
+        let mut stderr = std::mem::take(&mut self.seen);
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            stderr.push(line);
+        }
+        (status, stdout, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs hwbp to its end: exit code, stdout, stderr.
+pub fn run_hwbp(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(HWBP).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every JSON line of `stdout` (other lines, e.g. a launched program's own output, skipped).
+pub fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// The JSON objects of one `"type"`.
+pub fn of_type<'a>(values: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    values.iter().filter(|v| v["type"] == kind).collect()
+}
+
+/// The JSON objects of one `"type"` in `stdout`, owned.
+pub fn json_of_type(stdout: &str, kind: &str) -> Vec<Value> {
+    json_lines(stdout)
+        .into_iter()
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// The one summary object of a `watch --json` run.
+pub fn summary(values: &[Value]) -> &Value {
+    let summaries = of_type(values, "summary");
+    assert_eq!(summaries.len(), 1, "one summary expected in {values:?}");
+    summaries[0]
+}
