@@ -296,6 +296,14 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         cache: HashMap::new(),
         comms: HashMap::new(),
     };
+    // Name every thread the target has now: a thread it creates later is named after its
+    // creator (PERF_RECORD_FORK), and the creator may be gone from /proc by the time the new
+    // thread's hits are read.
+    if let PlannedTarget::Threads { pid, tids, .. } = &plan.target {
+        for &tid in tids {
+            symbolizer.comm(*pid, tid);
+        }
+    }
 
     // Read before arming, so every hit time (same clock) is after it: times are never negative.
     let armed_at = Instant::now();
