@@ -7,130 +7,10 @@
 //! assume the fixture's thread has its 4 debug registers free, which holds while no CPU-wide
 //! breakpoint is open (those tests take the exclusive lock).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
-
 use hwbp_fixtures::{Fixture, MANY};
-use serde_json::Value;
 
-const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
-
-/// A running hwbp: stdout collected in the background, stderr line by line; killed and reaped
-/// on drop, so a failing test leaves nothing running.
-struct Running {
-    child: Option<Child>,
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    /// Starts hwbp and waits until it says its watch is armed.
-    fn hwbp(args: &[&str]) -> Running {
-        let mut child = Command::new(HWBP)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hwbp runs");
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            text
-        });
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut running = Running {
-            child: Some(child),
-            stdout: Some(stdout),
-            stderr: rx,
-            seen: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match running.stderr.recv_timeout(Duration::from_millis(5)) {
-                Ok(line) => {
-                    let armed = line.starts_with("hwbp: watching");
-                    running.seen.push(line);
-                    if armed {
-                        return running;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!("hwbp never said it was watching; stderr {:?}", running.seen);
-    }
-
-    /// The stderr lines read so far.
-    fn stderr_seen(&self) -> &[String] {
-        &self.seen
-    }
-
-    /// Waits (a minute at most) for the end: status, stdout and all stderr lines.
-    fn finish(mut self) -> (ExitStatus, String, Vec<String>) {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("hwbp did not end within a minute; stderr {:?}", self.seen);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        self.seen.extend(self.stderr.try_iter());
-        (status, stdout, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs hwbp to its end: exit code, stdout, stderr.
-fn run_hwbp(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(HWBP).args(args).output().expect("hwbp runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Every JSON line of `stdout`.
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The objects of `"type": kind`.
-fn of_type<'a>(values: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    values.iter().filter(|v| v["type"] == kind).collect()
-}
+mod support;
+use support::{json_lines, of_type, run_hwbp, Running};
 
 const WRITES: u64 = 100_000;
 const VARIABLES: [&str; 12] = [
@@ -264,8 +144,10 @@ fn a_64_byte_struct_watched_whole_names_the_fields_written() {
     );
 }
 
+/// `hwbp slots` trial-opens breakpoints on every CPU to read the kernel's answer, which for a
+/// moment takes a register from every thread: it runs in the serial `exclusive_` pass.
 #[test]
-fn slots_with_specs_prints_the_rotation_plan() {
+fn exclusive_slots_with_specs_prints_the_rotation_plan() {
     let many = Fixture::spawn(MANY, &[]).unwrap();
     let pid = many.pid().to_string();
     let mut args = vec!["slots", "-p", &pid];
