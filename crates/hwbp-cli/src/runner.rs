@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hwbp_core::sched::{auto_placements, Action, Placement, RotationPlan, RotationScheduler};
 use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
+use hwbp_linux::launch::ProcessExit;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::session::{EventScope, Hit, Record, SessionOptions, WatchSession};
 use hwbp_linux::sys::perf::EventTarget;
@@ -396,6 +397,10 @@ pub fn run(mut plan: Plan, opts: &RunOptions, sink: &mut dyn HitSink) -> anyhow:
         if ended_by == "target exited" {
             if let Ok(exit) = launched.wait() {
                 ended_by = format!("the command {exit}");
+                if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP)
+                {
+                    ended_by.push_str(STRAY_TRAP_HINT);
+                }
             }
         }
     }
@@ -484,6 +489,13 @@ fn describe_target(target: &PlannedTarget) -> String {
         PlannedTarget::Cpus(cpus) => format!("CPUs {}", hwbp_linux::target::format_cpu_list(cpus)),
     }
 }
+
+/// Why a watched program may die of SIGTRAP without anyone sending one: some virtual machines
+/// deliver a watchpoint hit as a debug exception with an empty DR6, which the kernel cannot match
+/// to a watchpoint, so it counts nothing and sends SIGTRAP (seen with perf and bpftrace too).
+const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it, likely a debug \
+     exception the kernel could not match to a watchpoint: some virtual machines raise these \
+     under busy watchpoints, and that hit was not counted)";
 
 /// How often the run loop wakes when no ring has reached its wake-up watermark: bounds the delay
 /// between a hit and its line (and the value read after it).

@@ -78,6 +78,33 @@ fn launched_command_killed_by_sigkill_is_reported_with_its_signal() {
 }
 
 #[test]
+fn launched_command_killed_by_sigtrap_is_reported_with_the_likely_cause() {
+    // A SIGTRAP nobody sent is how these VMs report a watchpoint hit they could not match
+    // (bench/sigtrap): the summary says so. Here the program sends it to itself.
+    let hwbp = Running::hwbp(&[
+        "stat",
+        "0x1000/8:w",
+        "--json",
+        "--",
+        "/bin/sh",
+        "-c",
+        "kill -TRAP $$",
+    ]);
+    let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    let report = last_json(&stdout);
+    let ended_by = report["ended_by"].as_str().unwrap();
+    assert!(
+        ended_by.starts_with("the command killed by signal 5 (SIGTRAP)"),
+        "{ended_by}"
+    );
+    assert!(
+        ended_by.contains("could not match to a watchpoint"),
+        "{ended_by}"
+    );
+}
+
+#[test]
 fn writes_of_a_forked_child_are_reported_with_the_childs_pid() {
     let mut churn = Fixture::spawn(CHURN, &[]).unwrap();
     let pid = churn.pid();
