@@ -6,14 +6,14 @@
 //! These tests use per-thread breakpoints only, so they may run in parallel.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::Duration;
 
 use hwbp_fixtures::{Fixture, FixtureLine, SHLIB, THREADS, WRITER, WRITER_NOPIE};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, of_type, run_hwbp, Running, HWBP};
+use support::{json_lines, of_type, run_hwbp, wait_for_perf_events, Running, HWBP};
 
 fn pid_arg(f: &Fixture) -> String {
     f.pid().to_string()
@@ -41,7 +41,9 @@ fn stat_counts_a_pie_data_variable_exactly_and_agrees_with_perf_stat() {
         .spawn()
         .expect("perf is installed (Debian package linux-perf)");
     let hwbp = Running::hwbp(&["stat", "counter", "-p", &pid, "--json"]);
-    wait_for_perf_events(&perf);
+    wait_for_perf_events(perf.id() as i32, 1);
+    // perf enables its counters right after opening them.
+    std::thread::sleep(Duration::from_millis(200));
 
     let done = writer.command("go 1000").unwrap();
     assert_eq!(done.field("writes"), Some("1000"));
@@ -86,28 +88,6 @@ fn stat_counts_a_pie_data_variable_exactly_and_agrees_with_perf_stat() {
 fn writer_addr_from(_stdout: &str, report: &Value) -> u64 {
     let text = report["watchpoints"][0]["address"].as_str().unwrap();
     u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
-}
-
-/// perf has no "armed" message: wait until its events show among its open files.
-fn wait_for_perf_events(perf: &Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", perf.id()))
-            .into_iter()
-            .flatten();
-        let has_event = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path())
-                .map(|target| target.to_string_lossy().contains("perf_event"))
-                .unwrap_or(false)
-        });
-        if has_event {
-            // perf enables its counters right after opening them.
-            std::thread::sleep(Duration::from_millis(200));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("perf stat never opened its events");
 }
 
 #[test]

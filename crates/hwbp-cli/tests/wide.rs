@@ -14,7 +14,7 @@ use hwbp_fixtures::{Fixture, KREAD, WRITER};
 use hwbp_linux::hotplug::{is_cpu_online, OfflineCpu};
 
 mod support;
-use support::{json_of_type, Running, HWBP};
+use support::{json_of_type, wait_for_perf_events, Running, HWBP};
 
 fn summary_hits(stdout: &str) -> u64 {
     let summaries = json_of_type(stdout, "summary");
@@ -44,19 +44,6 @@ fn pin(pid: i32, cpu: u32) {
     assert!(status.success(), "taskset {pid} to CPU {cpu}");
 }
 
-fn perf_event_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| {
-            dir.flatten()
-                .filter(|fd| {
-                    std::fs::read_link(fd.path())
-                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[perf_event]")
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
     let _serial = serial();
@@ -81,11 +68,7 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
         ],
         Stdio::piped(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while perf_event_fds(perf.pid()) < 4 {
-        assert!(Instant::now() < deadline, "perf never opened its 4 events");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_perf_events(perf.pid(), 4);
     let refused = Command::new(HWBP)
         .args(["watch", "-a", &spec, "--json", "--duration", "2"])
         .output()
@@ -168,11 +151,7 @@ fn exclusive_a_wide_watch_counts_what_perf_stat_a_counts_in_the_same_run() {
         ],
         Stdio::piped(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while perf_event_fds(perf.pid()) < 2 {
-        assert!(Instant::now() < deadline, "perf never opened its events");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_perf_events(perf.pid(), 2);
     let mut hwbp = Running::spawn(
         HWBP,
         &["watch", "-a", &format!("{addr:#x}/8:w"), "--json"],
@@ -291,11 +270,7 @@ fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
         ],
         Stdio::piped(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while perf_event_fds(perf.pid()) < 2 {
-        assert!(Instant::now() < deadline, "perf never opened its events");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_perf_events(perf.pid(), 2);
     let busy = slots();
     assert_eq!(slots_row(&busy, "cpu0"), (4, 4, 0), "{busy}");
     assert_eq!(slots_row(&busy, "cpu1"), (4, 2, 2), "{busy}");

@@ -178,6 +178,33 @@ impl Drop for Running {
     }
 }
 
+/// How many perf events process `pid` holds open (its `anon_inode:[perf_event]` fds).
+pub fn perf_event_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[perf_event]")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (10 s at most) until a peer tool (perf) has opened `events` perf events: it prints no
+/// "armed" line of its own.
+pub fn wait_for_perf_events(pid: i32, events: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while perf_event_fds(pid) < events {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never opened {events} perf events"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs hwbp to its end: exit code, stdout, stderr.
 pub fn run_hwbp(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(HWBP).args(args).output().unwrap();
