@@ -1,0 +1,4 @@
+//! # hwbp
+//!
+//! The library facade of hwbp: from "what to watch, where" to typed, symbolized hits.
+#![forbid(unsafe_code)]
