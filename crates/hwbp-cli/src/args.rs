@@ -92,6 +92,41 @@ pub struct CommonWatchArgs {
     /// e.g. read(2) filling a buffer, are reported too when permitted).
     #[arg(long)]
     pub user_only: bool,
+    /// Write hits and the summary to FILE (created or truncated) instead of stdout, apart from
+    /// a launched command's own output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Most memory for hits drained from the kernel but not yet written, e.g. 64M or 1G: the
+    /// kernel's rings are emptied however slowly the output is read, and only past this are
+    /// hits lost (counted and reported as lost).
+    #[arg(long = "queue-size", value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
+    pub queue_size: usize,
+}
+
+/// Parses a size: a number of bytes with an optional K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale: usize = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: use bytes or K/M/G, e.g. 256M"
+            ))
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive size: use e.g. 64M or 1G"))
 }
 
 /// More watch pieces than debug registers: which pieces rotate, and how often.
@@ -178,5 +213,15 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").unwrap_err().contains("e.g. 256M"));
     }
 }

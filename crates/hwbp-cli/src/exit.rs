@@ -33,7 +33,12 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("hwbp: {}", one_line(&err));
-            if err.chain().any(|e| e.is::<UsageError>()) {
+            let bad_input = err.chain().any(|e| {
+                e.is::<UsageError>()
+                    || e.downcast_ref::<hwbp::Error>()
+                        .is_some_and(hwbp::Error::is_bad_input)
+            });
+            if bad_input {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
@@ -125,6 +130,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<hwbp::Error>()
+                .is_some_and(|h| h.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }
 

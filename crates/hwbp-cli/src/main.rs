@@ -9,7 +9,6 @@ mod cmd;
 mod exit;
 mod output;
 mod plan;
-mod runner;
 
 use clap::Parser;
 

@@ -19,7 +19,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::error::Error;
-use crate::session::{parse_cpu_list, Record, WatchSession};
+use crate::session::{Record, WatchSession};
+use crate::target::parse_cpu_list;
 
 /// Where the kernel lists the online CPUs.
 pub const ONLINE_CPUS_PATH: &str = "/sys/devices/system/cpu/online";
@@ -97,12 +98,8 @@ impl OnlineCpuMonitor {
             .read_at(&mut self.buf, 0)
             .map_err(|e| io_error("read", ONLINE_CPUS_PATH, &e))?;
         let text = String::from_utf8_lossy(&self.buf[..n]);
-        parse_cpu_list(&text).ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "cannot parse {ONLINE_CPUS_PATH}: {:?}",
-                text.trim()
-            ))
-        })
+        parse_cpu_list(&text)
+            .map_err(|e| Error::InvalidRequest(format!("cannot parse {ONLINE_CPUS_PATH}: {e}")))
     }
 
     /// Re-reads the online set and says what changed since the previous check. A CPU that

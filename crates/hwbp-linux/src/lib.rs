@@ -28,5 +28,6 @@ pub use error::{Error, ErrorKind};
 
 pub mod launch;
 pub mod memory;
+pub mod probe;
 pub mod ptrace;
 pub mod target;

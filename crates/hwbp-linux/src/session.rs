@@ -258,34 +258,10 @@ impl std::fmt::Debug for WatchSession {
     }
 }
 
-/// The online CPUs, from `/sys/devices/system/cpu/online` (e.g. `0-3,6`).
+/// The online CPUs, ascending, from `/sys/devices/system/cpu/online` (e.g. `0-3,6`); the one
+/// parser is [`crate::target::parse_cpu_list`].
 pub fn online_cpus() -> Result<Vec<u32>, Error> {
-    let path = "/sys/devices/system/cpu/online";
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Sys {
-        op: "read",
-        what: path.to_string(),
-        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    parse_cpu_list(&text)
-        .ok_or_else(|| Error::InvalidRequest(format!("cannot parse {path}: {:?}", text.trim())))
-}
-
-/// Parses the kernel's CPU list format (`0-3,6,8-9`).
-pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if a > b {
-                    return None;
-                }
-                cpus.extend(a..=b);
-            }
-            None => cpus.push(part.parse().ok()?),
-        }
-    }
-    Some(cpus)
+    crate::target::online_cpus().map_err(|e| Error::InvalidRequest(e.to_string()))
 }
 
 /// Adds one event's reading to its watch's total.
@@ -768,15 +744,6 @@ impl WatchSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists_parse_like_sysfs() {
-        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
-        assert_eq!(parse_cpu_list("0-3,6,8-9"), Some(vec![0, 1, 2, 3, 6, 8, 9]));
-        assert_eq!(parse_cpu_list("5"), Some(vec![5]));
-        assert_eq!(parse_cpu_list("3-1"), None);
-        assert_eq!(parse_cpu_list("a"), None);
-    }
 
     #[test]
     fn bad_options_are_refused_before_any_syscall() {

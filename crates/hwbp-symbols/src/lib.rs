@@ -14,12 +14,14 @@
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod dwarf;
 mod elf;
 mod error;
 pub mod kernel;
 pub mod maps;
 pub mod process;
+pub mod store;
 
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};

@@ -1,4 +1,76 @@
 //! # hwbp
 //!
-//! The library facade of hwbp: from "what to watch, where" to typed, symbolized hits.
+//! The library facade of hwbp: from "what to watch, where" to typed, symbolized hits. Every
+//! `hwbp` subcommand goes through it, and so can any Rust program.
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use hwbp::{Target, WatchOptions, WatchPlan, Watcher};
+//!
+//! # fn main() -> Result<(), hwbp::Error> {
+//! let plan = WatchPlan::builder()
+//!     .watch("counter")                             // a symbol, 0xADDR/LEN:w, mem:..., ...
+//!     .target(Target::launch(["./prog", "--fast"])) // or Target::Process(pid), ...
+//!     .build()?;                                    // bad input fails here, nothing armed
+//! let watches = plan.watches().to_vec();
+//! let summary = Watcher::new(plan, WatchOptions::default()).run(hwbp::from_fn(|hit| {
+//!     let value = hit.value.and_then(|v| v.new);
+//!     println!("{} {} wrote {value:?} at {}", hit.tid, hit.comm, hit.location());
+//!     let _ = &watches[hit.watch.index()];          // the watch: label, address, length
+//!     Ok(ControlFlow::Continue(()))
+//! }))?;
+//! println!("{} hits", summary.watchpoints[0].hits);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Design constraints
+//! - No `unsafe`, no clap, no anyhow: errors are one [`Error`] with a [`ErrorKind`]
+//!   (`BadInput` is refused before anything is armed).
+//! - The watcher runs the drain of the kernel's rings on a worker thread and delivers to the
+//!   sink on the caller's thread: a slow sink costs memory up to a bound, never hits.
+//! - However a run ends, every debug register is freed and the target runs on.
+//!
+//! ## Modules
+//! - [`plan`]: [`WatchPlan`], [`Target`], [`PlanOptions`]: specs to validated pieces.
+//! - [`watcher`]: [`Watcher`], [`WatchOptions`], [`Mode`], [`StopHandle`].
+//! - [`hit`], [`summary`], [`sink`]: what comes out, and where it goes.
+//! - [`rotation`]: more pieces than debug registers (the rotation executor and its totals).
+//! - [`threads`]: thread names from the kernel's COMM/FORK records.
+//! - [`condition`]: `--if` tests on values.
 #![forbid(unsafe_code)]
+
+pub mod condition;
+pub mod error;
+pub mod hit;
+mod perf;
+pub mod plan;
+mod queue;
+pub mod rotation;
+pub mod sink;
+mod stop;
+pub mod summary;
+pub mod threads;
+pub mod watcher;
+
+pub use condition::Condition;
+pub use error::{Error, ErrorKind, Result};
+pub use hit::{Hit, HitValue, ValueSource, WatchId};
+pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
+pub use queue::DEFAULT_QUEUE_BYTES;
+pub use sink::{from_fn, HitSink, Notice, Progress};
+pub use summary::{Placement, Summary, WatchTotals};
+pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
+
+/// An access mode: read, write, read/write, execute.
+pub use hwbp_core::Access;
+/// The code location of a hit's accessing instruction (from `hwbp-symbols`).
+pub use hwbp_symbols::cache::CodeInfo;
+/// Where an address is in the code: function, offset, file and line.
+pub use hwbp_symbols::CodeLocation;
+
+/// How many debug registers a new watch would get now on the plan's target (trial-open), and
+/// how the plan's pieces would be placed: what `hwbp slots SPEC...` prints.
+pub fn placement(plan: &WatchPlan) -> Result<rotation::PiecePlacement> {
+    perf::placement(plan)
+}

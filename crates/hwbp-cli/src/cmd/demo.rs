@@ -8,15 +8,16 @@
 //! names the function and line that made the bad write.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
+use hwbp::{Hit, HitSink, HitValue, Target, WatchOptions, WatchPlan, Watcher};
 use serde::Serialize;
 
-use crate::args::{CommonWatchArgs, TargetArgs};
-use crate::output::{write_json_line, HitReport};
-use crate::plan::plan;
-use crate::runner::{run as run_plan, HitSink, RunOptions};
+use crate::output::{write_hit_text, write_summary_text, Output};
+use crate::plan::stop_handle;
 
 /// The demo's victim: the balance of the one account of the demo bank, watched by its Rust path
 /// `hwbp::cmd::demo::ACCOUNT_BALANCE`; non-zero so it lives in `.data`.
@@ -86,22 +87,25 @@ pub fn run_target() -> anyhow::Result<()> {
 pub const DEMO_SPEC: &str = "hwbp::cmd::demo::ACCOUNT_BALANCE:w";
 
 /// Prints each hit and keeps them for the verdict.
-struct DemoSink {
+struct DemoSink<'a> {
+    out: Output,
     json: bool,
-    hits: Vec<HitReport>,
+    watches: &'a [hwbp::PlannedWatch],
+    hits: Vec<Hit>,
 }
 
-impl HitSink for DemoSink {
-    fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
+impl HitSink for DemoSink<'_> {
+    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
         if self.json {
-            write_json_line(&mut out, hit)?;
+            self.out
+                .json(&hit.to_json(&self.watches[hit.watch.index()]))?;
         } else {
-            hit.write_text(&mut out)?;
+            let watches = self.watches;
+            self.out.lines(|buf| write_hit_text(buf, hit, watches))?;
         }
-        out.flush()?;
+        self.out.flush()?;
         self.hits.push(hit.clone());
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     }
 }
 
@@ -123,79 +127,72 @@ struct Culprit<'a> {
 pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()
         .context("cannot find the hwbp executable to run the demo program")?;
-    let common = CommonWatchArgs {
-        specs: vec![DEMO_SPEC.to_string()],
-        target: TargetArgs {
-            command: vec![exe.to_string_lossy().into_owned(), "demo-target".into()],
-            ..TargetArgs::default()
-        },
-        json: args.json,
-        duration: Some(30.0),
-        ring_pages: 64,
-        user_only: false,
-    };
     if !args.json {
         println!(
             "hwbp demo: a small bank program ends with the wrong balance. Who wrote it?\n\
              running `hwbp watch {DEMO_SPEC} -- hwbp demo-target`\n"
         );
     }
-    let plan = plan(&common)?;
+    let plan = WatchPlan::builder()
+        .watch(DEMO_SPEC)
+        .target(Target::launch([exe.into_os_string(), "demo-target".into()]))
+        .build()?;
+    let options = WatchOptions {
+        duration: Some(Duration::from_secs(30)),
+        ring_pages: 64,
+        ..WatchOptions::default()
+    };
+    let watches = plan.watches().to_vec();
     let mut sink = DemoSink {
+        out: Output::open(None)?,
         json: args.json,
+        watches: &watches,
         hits: Vec::new(),
     };
-    let opts = RunOptions {
-        callchain: false,
-        max_hits: None,
-        duration: common.duration.map(std::time::Duration::from_secs_f64),
-        ring_pages: common.ring_pages,
-        symbolize: true,
-        read_values: true,
-        announce: false,
-    };
-    let summary = run_plan(plan, &opts, &mut sink)?;
-    let mut out = std::io::stdout().lock();
+    let summary = Watcher::new(plan, options)
+        .with_stop_handle(stop_handle())
+        .run(&mut sink)?;
+    let DemoSink { mut out, hits, .. } = sink;
     if args.json {
-        write_json_line(&mut out, &summary)?;
+        out.json(&summary)?;
     } else {
-        summary.write_text(&mut out)?;
+        out.lines(|buf| write_summary_text(buf, &summary))?;
     }
-    let culprit = sink
-        .hits
-        .iter()
-        .find_map(|hit| match (hit.value_before, hit.value_after) {
-            (Some(before), Some(after)) if after < before => Some((hit, before, after)),
-            _ => None,
-        });
+    let culprit = hits.iter().find_map(|hit| match hit.value {
+        Some(HitValue {
+            old: Some(before),
+            new: Some(after),
+            ..
+        }) if after < before => Some((hit, before, after)),
+        _ => None,
+    });
     let Some((hit, before, after)) = culprit else {
         anyhow::bail!(
             "the demo saw {} writes but none lowered the balance: hwbp missed the stray write",
-            sink.hits.len()
+            hits.len()
         );
     };
+    let location = hit.code.location.as_ref();
     if args.json {
-        write_json_line(
-            &mut out,
-            &Culprit {
-                kind: "culprit",
-                function: hit.function.as_deref(),
-                file: hit.file.as_deref(),
-                line: hit.line,
-                tid: hit.tid,
-                comm: &hit.comm,
-                value_before: before,
-                value_after: after,
-            },
-        )?;
+        out.json(&Culprit {
+            kind: "culprit",
+            function: hit.code.function(),
+            file: location.and_then(|l| l.file.as_deref()),
+            line: location.and_then(|l| l.line),
+            tid: hit.tid,
+            comm: &hit.comm,
+            value_before: before,
+            value_after: after,
+        })?;
     } else {
-        writeln!(
-            out,
-            "\nculprit: ACCOUNT_BALANCE went from {before} to {after} in {}\n         on thread {} ({}); every other write came from deposit().",
-            hit.location(),
-            hit.tid,
-            hit.comm
-        )?;
+        let place = hit.location();
+        out.lines(|buf| {
+            writeln!(
+                buf,
+                "\nculprit: ACCOUNT_BALANCE went from {before} to {after} in {place}\n         on thread {} ({}); every other write came from deposit().",
+                hit.tid, hit.comm
+            )
+        })?;
     }
     out.flush()?;
     Ok(())

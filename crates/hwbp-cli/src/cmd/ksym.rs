@@ -20,16 +20,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use hwbp_core::arch::x86::{validate_breakpoint, BreakpointRequest, X86Environment};
+use hwbp_core::arch::native::{self, BreakpointRequest};
 use hwbp_core::Access;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::target;
 use hwbp_symbols::{KernelSymbols, SymbolKind};
 
+use std::ops::ControlFlow;
+
+use hwbp::{
+    Hit, HitSink, Notice, PlannedTarget, PlannedWatch, WatchId, WatchOptions, WatchPlan, Watcher,
+};
+
 use crate::exit::usage;
-use crate::output::HitReport;
-use crate::plan::{Plan, PlannedTarget, PlannedWatch};
-use crate::runner::{run as run_plan, HitSink, RunOptions};
+use crate::output::print_notice;
+use crate::plan::stop_handle;
 
 /// `KSYM_TRACER_MAX` of the old tracer, which is `HBP_NUM`: the debug registers of one CPU.
 const MAX_FILTERS: usize = 4;
@@ -243,48 +248,46 @@ impl SymbolSource {
 struct KsymSink<W: Write> {
     out: W,
     quiet: bool,
-    /// watch label -> accessing function -> accesses.
-    by_function: BTreeMap<String, BTreeMap<String, u64>>,
-    /// watch label -> the text printed for it in trace lines (`symbol+off`).
-    names: BTreeMap<String, String>,
+    /// watch -> accessing function -> accesses.
+    by_function: Vec<BTreeMap<String, u64>>,
+    /// watch -> the text printed for it in trace lines (`symbol+off`).
+    names: Vec<String>,
+    /// watch -> its access letters.
+    access: Vec<&'static str>,
 }
 
 impl<W: Write> HitSink for KsymSink<W> {
-    fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
-        let caller = match (&hit.function, hit.offset) {
+    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+        let ip = format!("{:#x}", hit.ip);
+        let caller = match (hit.code.function(), hit.code.offset()) {
             (Some(f), Some(off)) => format!("{f}+{off:#x}"),
-            _ => hit.ip.clone(),
+            _ => ip.clone(),
         };
-        let function = hit.function.clone().unwrap_or_else(|| hit.ip.clone());
-        *self
-            .by_function
-            .entry(hit.watch.clone())
-            .or_default()
-            .entry(function)
-            .or_default() += 1;
+        let function = hit.code.function().map_or(ip, str::to_string);
+        let i = hit.watch.index();
+        *self.by_function[i].entry(function).or_default() += 1;
         if !self.quiet {
-            let name = self.names.get(&hit.watch).unwrap_or(&hit.watch);
             let mode = if hit.kernel { "" } else { " (user mode)" };
             writeln!(
                 self.out,
                 "{:>16}-{:<7} [{:03}] {:<28} {:<2} {caller}{mode}",
                 hit.comm,
                 hit.tid,
-                hit.cpu,
-                name,
-                access_column(hit.access)
+                hit.cpu.unwrap_or_default(),
+                self.names[i],
+                access_column(self.access[i])
             )?;
         }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+        print_notice(notice, true);
         Ok(())
     }
 
-    fn tick(
-        &mut self,
-        _elapsed: Duration,
-        _session: &hwbp_linux::session::WatchSession,
-    ) -> anyhow::Result<()> {
-        self.out.flush()?;
-        Ok(())
+    fn idle(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -316,14 +319,9 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
         }
         None => target::online_cpus()?,
     };
-    let env = X86Environment {
-        exclude_kernel: false,
-        cap_sys_admin: nix::unistd::geteuid().is_root(),
-        kprobes: false,
-        ..X86Environment::x86_64()
-    };
+    let cap_sys_admin = hwbp_linux::probe::is_root();
     let mut watches = Vec::new();
-    let mut names = BTreeMap::new();
+    let mut names = Vec::new();
     for (text, filter) in &filters {
         let (base, size, kind, shown) = match (&filter.symbol, filter.address) {
             (Some(name), _) => {
@@ -355,10 +353,12 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             len,
             bp_type: filter.access.bp_type(),
         };
-        validate_breakpoint(&request, &env).map_err(|e| usage(format!("filter '{text}': {e}")))?;
-        names.insert(text.clone(), format!("{shown}+{:#x}", filter.offset));
+        native::validate(&request, false, cap_sys_admin)
+            .map_err(|e| usage(format!("filter '{text}': {e}")))?;
+        names.push(format!("{shown}+{:#x}", filter.offset));
         watches.push(PlannedWatch {
-            label: text.clone(),
+            id: WatchId(watches.len()),
+            label: text.as_str().into(),
             addr,
             len,
             access: filter.access,
@@ -375,28 +375,28 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             layout_offset: 0,
         });
     }
-    let plan = Plan {
+    let access = watches.iter().map(|w| w.access.letters()).collect();
+    let plan = WatchPlan::from_watches(
         watches,
-        target: PlannedTarget::Cpus(cpus),
-        symbols: None,
-        kernel_symbols: source.kallsyms.or(source.table),
-        rotation: Default::default(),
-    };
-    let opts = RunOptions {
-        callchain: false,
+        PlannedTarget::Cpus {
+            all: args.cpus.is_none(),
+            cpus,
+        },
+        source.kallsyms.or(source.table),
+    );
+    let options = WatchOptions {
         max_hits: args.max_hits,
         duration: args.duration.map(Duration::from_secs_f64),
-        ring_pages: 256,
-        symbolize: true,
         read_values: false,
-        announce: true,
+        ..WatchOptions::default()
     };
     let stdout = std::io::stdout();
     let mut sink = KsymSink {
         out: std::io::BufWriter::new(stdout.lock()),
         quiet: args.quiet,
-        by_function: BTreeMap::new(),
+        by_function: vec![BTreeMap::new(); filters.len()],
         names,
+        access,
     };
     if !args.quiet {
         writeln!(
@@ -405,15 +405,18 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             "TASK", "PID", "CPU#", "SYMBOL", "TYPE"
         )?;
     }
-    let summary = run_plan(plan, &opts, &mut sink).context("ksym trace failed")?;
+    let summary = Watcher::new(plan, options)
+        .with_stop_handle(stop_handle())
+        .run(&mut sink)
+        .context("ksym trace failed")?;
     let out = &mut sink.out;
     writeln!(
         out,
         "\nksym summary after {:.3}s ({}):",
         summary.duration_s, summary.ended_by
     )?;
-    for (total, (text, _)) in summary.watchpoints.iter().zip(&filters) {
-        let name = sink.names.get(text).cloned().unwrap_or_default();
+    for (i, (total, (text, _))) in summary.watchpoints.iter().zip(&filters).enumerate() {
+        let name = &sink.names[i];
         writeln!(
             out,
             "{name} ({}, {} bytes at {}): {} accesses{}",
@@ -427,12 +430,10 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
                 String::new()
             }
         )?;
-        if let Some(functions) = sink.by_function.get(text) {
-            let mut rows: Vec<(&String, &u64)> = functions.iter().collect();
-            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            for (function, count) in rows {
-                writeln!(out, "  {count:>10}  {function}")?;
-            }
+        let mut rows: Vec<(&String, &u64)> = sink.by_function[i].iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (function, count) in rows {
+            writeln!(out, "  {count:>10}  {function}")?;
         }
     }
     out.flush()?;

@@ -6,7 +6,6 @@ pub mod ksym;
 pub mod slots;
 pub mod stat;
 pub mod watch;
-pub mod watch_stop;
 
 use crate::args::{Cli, Command};
 

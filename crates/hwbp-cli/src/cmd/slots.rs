@@ -18,16 +18,11 @@
 //! The trial itself holds the probed slots for a few microseconds; a tool that opens a
 //! breakpoint at exactly that moment may be refused.
 
-use std::os::fd::OwnedFd;
-
 use hwbp_core::constraint::{
     ConstraintEngine, CpuTarget, EngineConfig, Policy, SlotPools, SlotType, TaskId,
 };
-use hwbp_core::Access;
-use hwbp_linux::perf::attr::breakpoint_attr;
-use hwbp_linux::perf::{SampleOptions, WatchRequest};
-use hwbp_linux::sys::perf::{open_breakpoint, EventTarget, RealPerfSys};
-use hwbp_linux::target;
+use hwbp_linux::sys::perf::EventTarget;
+use hwbp_linux::{probe, target};
 
 use crate::exit::usage;
 
@@ -52,63 +47,6 @@ pub struct SlotsArgs {
     pub tid: Option<i32>,
 }
 
-/// How many pinned data breakpoints the kernel accepts now on `target`, by opening them one by
-/// one (at distinct, never-accessed addresses) until it refuses; all are closed on return.
-/// `Err` carries the refusal that was not `ENOSPC` (e.g. permission).
-pub fn kernel_free_slots(target: EventTarget) -> Result<u32, hwbp_linux::Error> {
-    let mut held: Vec<OwnedFd> = Vec::new();
-    for i in 0..u64::from(SLOTS) {
-        // User page 0, never mapped: the event takes a slot and counts nothing (created
-        // disabled as well).
-        let watch = WatchRequest {
-            pinned: true,
-            exclude_kernel: true,
-            ..WatchRequest::new(0x100 + 8 * i, 8, Access::Write)
-        };
-        let mut attr = breakpoint_attr(&watch, &SampleOptions::default(), false);
-        attr.set_disabled(1);
-        match open_breakpoint(&RealPerfSys, &mut attr, target, "trial slot", 1) {
-            Ok(fd) => held.push(fd),
-            Err(e) if e.kind() == hwbp_linux::ErrorKind::NoFreeSlot => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(held.len() as u32)
-}
-
-/// Processes holding perf events: (pid, comm, number of perf event fds).
-fn perf_event_holders() -> Vec<(i32, String, usize)> {
-    let mut holders = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return holders;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let count = fds
-            .flatten()
-            .filter(|fd| {
-                std::fs::read_link(fd.path())
-                    .is_ok_and(|link| link.to_string_lossy() == "anon_inode:[perf_event]")
-            })
-            .count();
-        if count > 0 && pid != std::process::id() as i32 {
-            let comm = target::process_comm(pid).unwrap_or_else(|_| "?".into());
-            holders.push((pid, comm, count));
-        }
-    }
-    holders.sort();
-    holders
-}
-
 fn held_elsewhere(model: u32, kernel: u32) -> u32 {
     model.saturating_sub(kernel)
 }
@@ -120,27 +58,28 @@ fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
             "a rotation plan needs the target: give -p PID or -t TID with the specs",
         ));
     }
-    let common = crate::args::CommonWatchArgs {
-        specs: args.specs.clone(),
-        target: crate::args::TargetArgs {
-            pid: args.pid,
-            tid: args.tid,
-            ..Default::default()
-        },
-        json: false,
-        duration: None,
-        ring_pages: 256,
-        user_only: false,
+    let target = match (args.pid, args.tid) {
+        (Some(pid), _) => hwbp::Target::Process(pid),
+        (None, Some(tid)) => hwbp::Target::Thread(tid),
+        (None, None) => unreachable!("checked above"),
     };
-    let plan = crate::plan::plan_with(&common, args.rotation)?;
-    let placement = crate::runner::PiecePlacement::new(&plan)?;
+    let plan = hwbp::WatchPlan::builder()
+        .watches(args.specs.iter())
+        .target(target)
+        .options(hwbp::PlanOptions {
+            flexible: args.rotation.flexible,
+            rotate_ms: args.rotation.rotate_ms,
+            ..hwbp::PlanOptions::default()
+        })
+        .build()?;
+    let placement = hwbp::placement(&plan)?;
     println!();
     println!(
         "rotation plan for {}: {}",
         args.specs.join(" "),
         placement.plan()
     );
-    for line in placement.piece_lines(&plan) {
+    for line in placement.piece_lines(plan.watches()) {
         println!("{line}");
     }
     Ok(())
@@ -169,12 +108,17 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
     };
 
     println!("debug registers: {SLOTS} per CPU and per thread (x86)");
-    let holders = perf_event_holders();
+    let holders = probe::perf_event_holders();
     if holders.is_empty() {
         println!("perf events held by other processes: none");
     } else {
         println!("perf events held by other processes (any perf event, not only breakpoints):");
-        for (pid, comm, count) in &holders {
+        for probe::PerfEventHolder {
+            pid,
+            comm,
+            events: count,
+        } in &holders
+        {
             let who = if comm.starts_with("hwbp") {
                 " (hwbp)"
             } else {
@@ -194,7 +138,7 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
             pid: -1,
             cpu: *cpu as i32,
         };
-        match kernel_free_slots(target) {
+        match probe::kernel_free_slots(target) {
             Ok(kernel) => println!(
                 "{:<10} {model:>11} {kernel:>11} {:>15}",
                 format!("cpu{cpu}"),
@@ -229,7 +173,7 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
         let comm = target::thread_comm(pid, tid).unwrap_or_else(|_| "?".into());
         let model = engine.free_slots(CpuTarget::All, Some(TaskId(tid as u32)), SlotType::Data);
         let label = format!("{tid} {comm}");
-        match kernel_free_slots(EventTarget { pid: tid, cpu: -1 }) {
+        match probe::kernel_free_slots(EventTarget { pid: tid, cpu: -1 }) {
             Ok(kernel) => println!(
                 "{label:<24} {model:>11} {kernel:>11} {:>15}",
                 held_elsewhere(model, kernel)

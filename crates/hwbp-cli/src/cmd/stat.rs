@@ -1,25 +1,29 @@
 //! `hwbp stat`: exact access counts per watchpoint (from the kernel's event counters), broken
-//! down per thread and per accessing function (from the samples), as a table or JSON;
-//! `-I MS` prints interval counts while it runs.
+//! down per member, per thread and per accessing function (from the samples), as a table or
+//! JSON; `-I MS` prints interval counts while it runs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
+use hwbp::{Hit, HitSink, Mode, Notice, PlannedWatch, Progress, Summary, Watcher};
 use serde::Serialize;
 
 use crate::args::StatArgs;
-use crate::output::{write_json_line, HitReport, Summary};
-use crate::plan::plan_with;
-use crate::runner::{run as run_plan, HitSink, RunOptions};
+use crate::output::{print_notice, totals_notes, write_summary_notes, Output};
+use crate::plan::{stop_handle, watch_options, watch_plan};
 
-/// Counts of one watchpoint by thread and by function.
+/// Counts of one watchpoint by member, thread and function.
 #[derive(Debug, Default, Clone, Serialize)]
 struct Breakdown {
     /// `tid (comm)` → hits.
     threads: BTreeMap<String, u64>,
     /// `function (file:line)` or the instruction address → hits.
     functions: BTreeMap<String, u64>,
+    /// Member (for watches over several members) → hits.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    members: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
@@ -28,92 +32,76 @@ struct IntervalLine<'a> {
     kind: &'static str,
     elapsed_s: f64,
     watch: &'a str,
+    watch_id: usize,
     count: u64,
 }
 
-struct CountingSink {
-    labels: Vec<String>,
-    /// Session watch index (one per debug-register piece) → index in `labels`.
-    piece_owner: Vec<usize>,
+/// Counts hits per watch id and prints interval lines.
+struct CountingSink<'a> {
+    watches: &'a [PlannedWatch],
     breakdown: Vec<Breakdown>,
-    interval: Option<Duration>,
-    next_interval: Duration,
-    /// Hits received per label, for interval counts when watches rotate (a rotating
-    /// register's kernel count mixes the pieces it held).
-    received: Vec<u64>,
     previous: Vec<u64>,
+    out: Output,
     json: bool,
 }
 
-impl CountingSink {
-    fn index_of(&self, label: &str) -> usize {
-        self.labels.iter().position(|l| l == label).unwrap_or(0)
+/// The function column of a hit: `function (file:line)`, else the instruction's address.
+pub fn function_key(hit: &Hit) -> String {
+    let function = match (hit.code.function(), &hit.code.location) {
+        (Some(f), Some(loc)) if loc.file.is_some() && loc.line.is_some() => format!(
+            "{f} ({}:{})",
+            loc.file.as_deref().unwrap_or_default(),
+            loc.line.unwrap_or_default()
+        ),
+        (Some(f), _) => f.to_string(),
+        _ => format!("{:#x}", hit.code.instruction.unwrap_or(hit.ip)),
+    };
+    if hit.kernel {
+        format!("{function} [kernel]")
+    } else {
+        function
     }
 }
 
-impl HitSink for CountingSink {
-    fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
-        let i = self.index_of(&hit.watch);
-        self.received[i] += 1;
-        let b = &mut self.breakdown[i];
+impl HitSink for CountingSink<'_> {
+    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+        let b = &mut self.breakdown[hit.watch.index()];
         *b.threads
             .entry(format!("{} ({})", hit.tid, hit.comm))
             .or_default() += 1;
-        let function = match (&hit.function, &hit.file, hit.line) {
-            (Some(f), Some(file), Some(line)) => format!("{f} ({file}:{line})"),
-            (Some(f), _, _) => f.clone(),
-            _ => hit.instruction.clone().unwrap_or_else(|| hit.ip.clone()),
-        };
-        let function = if hit.kernel {
-            format!("{function} [kernel]")
-        } else {
-            function
-        };
-        *b.functions.entry(function).or_default() += 1;
+        *b.functions.entry(function_key(hit)).or_default() += 1;
+        if let Some(member) = &hit.member {
+            *b.members.entry(member.to_string()).or_default() += 1;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+        print_notice(notice, true);
         Ok(())
     }
 
-    fn tick(
-        &mut self,
-        elapsed: Duration,
-        session: &hwbp_linux::session::WatchSession,
-    ) -> anyhow::Result<()> {
-        let Some(interval) = self.interval else {
-            return Ok(());
-        };
-        if elapsed < self.next_interval {
-            return Ok(());
-        }
-        self.next_interval += interval;
-        let mut now = vec![0u64; self.labels.len()];
-        if session.watches().len() == self.piece_owner.len() {
-            for c in session.counts()? {
-                // Pieces of one watch share its label; counts arrive per piece in order.
-                now[self.piece_owner[c.watch]] += c.count;
-            }
-        } else {
-            // Pieces take turns on fewer registers: count the hits received instead.
-            now.clone_from(&self.received);
-        }
-        let mut out = std::io::stdout().lock();
-        for (i, label) in self.labels.iter().enumerate() {
-            let delta = now[i] - self.previous[i].min(now[i]);
+    fn progress(&mut self, progress: &Progress<'_>) -> std::io::Result<()> {
+        let elapsed = progress.elapsed.as_secs_f64();
+        for (i, watch) in self.watches.iter().enumerate() {
+            let now = progress.counts[i];
+            let delta = now - self.previous[i].min(now);
             if self.json {
-                write_json_line(
-                    &mut out,
-                    &IntervalLine {
-                        kind: "interval",
-                        elapsed_s: elapsed.as_secs_f64(),
-                        watch: label,
-                        count: delta,
-                    },
-                )?;
+                self.out.json(&IntervalLine {
+                    kind: "interval",
+                    elapsed_s: elapsed,
+                    watch: &watch.label,
+                    watch_id: i,
+                    count: delta,
+                })?;
             } else {
-                writeln!(out, "{:10.3}s {:>12} {label}", elapsed.as_secs_f64(), delta)?;
+                let label = &watch.label;
+                self.out
+                    .lines(|out| writeln!(out, "{elapsed:10.3}s {delta:>12} {label}"))?;
             }
         }
-        out.flush()?;
-        self.previous = now;
+        self.out.flush()?;
+        self.previous = progress.counts.to_vec();
         Ok(())
     }
 }
@@ -121,20 +109,24 @@ impl HitSink for CountingSink {
 #[derive(Serialize)]
 struct StatWatch<'a> {
     watch: &'a str,
+    watch_id: usize,
     address: &'a str,
     len: u64,
     hits: u64,
     sampled: u64,
     lost: u64,
-    placement: &'static str,
+    placement: hwbp::Placement,
     #[serde(skip_serializing_if = "Option::is_none")]
     hits_seen: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     coverage: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     estimate: Option<u64>,
-    threads: &'a BTreeMap<String, u64>,
-    functions: &'a BTreeMap<String, u64>,
+    lower_bound: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    never_armed: &'a [String],
+    #[serde(flatten)]
+    breakdown: &'a Breakdown,
 }
 
 #[derive(Serialize)]
@@ -143,6 +135,7 @@ struct StatReport<'a> {
     kind: &'static str,
     duration_s: f64,
     ended_by: &'a str,
+    queue_dropped: u64,
     watchpoints: Vec<StatWatch<'a>>,
 }
 
@@ -154,57 +147,46 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
             "-I 0: the interval must be at least 1 millisecond, e.g. -I 1000",
         ));
     }
-    let plan = plan_with(common, args.rotation)?;
-    let labels: Vec<String> = plan.watches.iter().map(|w| w.label.clone()).collect();
-    let piece_owner = plan
-        .watches
-        .iter()
-        .enumerate()
-        .flat_map(|(i, w)| std::iter::repeat_n(i, w.pieces.len()))
-        .collect();
-    let interval = args.interval_ms.map(Duration::from_millis);
-    let labels_len = labels.len();
+    let plan = watch_plan(common, args.rotation)?;
+    let mut options = watch_options(common, Mode::Perf);
+    options.read_values = false;
+    options.interval = args.interval_ms.map(Duration::from_millis);
+    let watches = plan.watches().to_vec();
     let mut sink = CountingSink {
-        breakdown: vec![Breakdown::default(); labels.len()],
-        previous: vec![0; labels.len()],
-        labels,
-        piece_owner,
-        interval,
-        next_interval: interval.unwrap_or_default(),
-        received: vec![0; labels_len],
+        watches: &watches,
+        breakdown: vec![Breakdown::default(); watches.len()],
+        previous: vec![0; watches.len()],
+        out: Output::open(common.output.as_deref())?,
         json: common.json,
     };
-    let opts = RunOptions {
-        callchain: false,
-        max_hits: None,
-        duration: common.duration.map(Duration::from_secs_f64),
-        ring_pages: common.ring_pages,
-        symbolize: true,
-        read_values: false,
-        announce: true,
-    };
-    let summary = run_plan(plan, &opts, &mut sink)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let summary = Watcher::new(plan, options)
+        .with_stop_handle(stop_handle())
+        .run(&mut sink)?;
+    let CountingSink {
+        mut out, breakdown, ..
+    } = sink;
     if common.json {
-        write_json_line(&mut out, &json_report(&summary, &sink))?;
+        out.json(&json_report(&summary, &breakdown))?;
     } else {
-        write_table(&mut out, &summary, &sink)?;
+        out.lines(|buf| write_table(buf, &summary, &breakdown))?;
     }
     out.flush()?;
     Ok(())
 }
 
-fn json_report<'a>(summary: &'a Summary, sink: &'a CountingSink) -> StatReport<'a> {
+fn json_report<'a>(summary: &'a Summary, breakdown: &'a [Breakdown]) -> StatReport<'a> {
     StatReport {
         kind: "stat",
         duration_s: summary.duration_s,
         ended_by: &summary.ended_by,
+        queue_dropped: summary.queue_dropped,
         watchpoints: summary
             .watchpoints
             .iter()
-            .zip(&sink.breakdown)
+            .zip(breakdown)
             .map(|(w, b)| StatWatch {
                 watch: &w.watch,
+                watch_id: w.id.index(),
                 address: &w.address,
                 len: w.len,
                 hits: w.hits,
@@ -214,47 +196,56 @@ fn json_report<'a>(summary: &'a Summary, sink: &'a CountingSink) -> StatReport<'
                 hits_seen: w.hits_seen,
                 coverage: w.coverage,
                 estimate: w.estimate,
-                threads: &b.threads,
-                functions: &b.functions,
+                lower_bound: w.lower_bound,
+                never_armed: &w.never_armed,
+                breakdown: b,
             })
             .collect(),
     }
 }
 
+/// Rows sorted by count (highest first), then by name.
+fn by_count(map: &BTreeMap<String, u64>) -> Vec<(&String, &u64)> {
+    let mut rows: Vec<_> = map.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    rows
+}
+
 fn write_table(
-    out: &mut impl Write,
+    out: &mut Vec<u8>,
     summary: &Summary,
-    sink: &CountingSink,
+    breakdown: &[Breakdown],
 ) -> std::io::Result<()> {
     writeln!(
         out,
         "hwbp stat: {:.3}s ({})",
         summary.duration_s, summary.ended_by
     )?;
-    for (w, b) in summary.watchpoints.iter().zip(&sink.breakdown) {
+    for (w, b) in summary.watchpoints.iter().zip(breakdown) {
         writeln!(out)?;
         writeln!(
             out,
             "{:>12}  {} ({}, {} bytes)",
-            w.hits, w.watch, w.address, w.len
+            w.hits_text(),
+            w.watch,
+            w.address,
+            w.len
         )?;
-        let flexible = w.flexible_text();
-        if !flexible.is_empty() {
-            writeln!(out, "{:>12}  {flexible}", "")?;
+        for note in totals_notes(w) {
+            writeln!(out, "{:>12}  {note}", "")?;
         }
         if w.lost > 0 {
-            writeln!(out, "{:>12}  of them not sampled (ring buffer overrun): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
+            writeln!(out, "{:>12}  of them not sampled (ring buffer overrun or output queue full): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
         }
-        let mut threads: Vec<_> = b.threads.iter().collect();
-        threads.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        for (thread, count) in threads {
+        for (member, count) in by_count(&b.members) {
+            writeln!(out, "{count:>12}    member {member}")?;
+        }
+        for (thread, count) in by_count(&b.threads) {
             writeln!(out, "{count:>12}    thread {thread}")?;
         }
-        let mut functions: Vec<_> = b.functions.iter().collect();
-        functions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        for (function, count) in functions {
+        for (function, count) in by_count(&b.functions) {
             writeln!(out, "{count:>12}    by {function}")?;
         }
     }
-    Ok(())
+    write_summary_notes(out, summary)
 }

@@ -1,78 +1,43 @@
-//! `hwbp watch`: one line (or JSON object) per hit, live, then a summary.
+//! `hwbp watch`: one line (or JSON object) per hit, live, then a summary; `--stop` for stop
+//! mode. The library's [`hwbp::Watcher`] does the work; this file only wires flags to it.
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use hwbp::{Condition, Mode, Watcher};
 
 use crate::args::WatchArgs;
-use crate::output::{write_json_line, HitReport};
-use crate::plan::plan_with;
-use crate::runner::{run as run_plan, HitSink, RunOptions};
-
-/// Prints hits as they come: line-buffered on a terminal, block-buffered into a pipe or file.
-struct PrintingSink<W: Write> {
-    out: W,
-    json: bool,
-    flush_each: bool,
-}
-
-impl<W: Write> HitSink for PrintingSink<W> {
-    fn hit(&mut self, hit: &HitReport) -> anyhow::Result<()> {
-        if self.json {
-            write_json_line(&mut self.out, hit)?;
-        } else {
-            hit.write_text(&mut self.out)?;
-        }
-        if self.flush_each {
-            self.out.flush()?;
-        }
-        Ok(())
-    }
-
-    fn tick(
-        &mut self,
-        _elapsed: Duration,
-        _session: &hwbp_linux::session::WatchSession,
-    ) -> anyhow::Result<()> {
-        self.out.flush()?;
-        Ok(())
-    }
-}
+use crate::output::{Output, PrintingSink};
+use crate::plan::{stop_handle, watch_options, watch_plan};
 
 /// Runs `hwbp watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
-    if args.stop {
-        if args.rotation.flexible {
-            return Err(crate::exit::usage(
-                "--flexible rotates perf-event watches; --stop uses the thread's own debug \
-                 registers, which do not rotate: drop one of them",
-            ));
-        }
-        return super::watch_stop::run(args);
-    }
     let common = &args.common;
-    let plan = plan_with(common, args.rotation)?;
-    let opts = RunOptions {
-        callchain: args.callchain,
-        max_hits: args.max_hits,
-        duration: common.duration.map(Duration::from_secs_f64),
-        ring_pages: common.ring_pages,
-        symbolize: true,
-        read_values: true,
+    let condition = args
+        .condition
+        .as_deref()
+        .map(Condition::parse)
+        .transpose()?;
+    if args.stop && args.rotation.flexible {
+        return Err(crate::exit::usage(
+            "--flexible rotates perf-event watches; --stop uses the thread's own debug \
+             registers, which do not rotate: drop one of them",
+        ));
+    }
+    let plan = watch_plan(common, args.rotation)?;
+    let out = Output::open(common.output.as_deref())?;
+    let mut options = watch_options(common, if args.stop { Mode::Stop } else { Mode::Perf });
+    options.callchain = args.callchain;
+    options.max_hits = args.max_hits;
+    options.changes_only = args.changes_only;
+    options.condition = condition;
+    let watcher = Watcher::new(plan, options).with_stop_handle(stop_handle());
+    // The watcher owns the plan while it runs; the sink keeps the watches' labels.
+    let watches = watcher.plan().watches().to_vec();
+    let mut sink = PrintingSink {
+        out,
+        json: common.json,
+        watches: &watches,
         announce: true,
     };
-    let stdout = std::io::stdout();
-    let flush_each = stdout.is_terminal();
-    let mut sink = PrintingSink {
-        out: std::io::BufWriter::with_capacity(64 * 1024, stdout.lock()),
-        json: common.json,
-        flush_each,
-    };
-    let summary = run_plan(plan, &opts, &mut sink)?;
-    if common.json {
-        write_json_line(&mut sink.out, &summary)?;
-    } else {
-        summary.write_text(&mut sink.out)?;
-    }
-    sink.out.flush()?;
+    let summary = watcher.run(&mut sink)?;
+    sink.finish(&summary)?;
     Ok(())
 }

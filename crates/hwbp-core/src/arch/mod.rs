@@ -2,4 +2,5 @@
 //! picks the native one.
 
 pub mod arm64;
+pub mod native;
 pub mod x86;

@@ -1,0 +1,739 @@
+//! The perf-event watcher: opens the watch session (all-or-nothing), arms it, lets a launched
+//! command go, and runs two threads until the end:
+//!
+//! - the **drain thread** owns the [`WatchSession`]: it empties every CPU's ring as soon as the
+//!   kernel wakes it (or every 10 ms), reads the watched values once per drained batch, rotates
+//!   flexible pieces, follows CPU hotplug, and pushes hits, thread-name records and interval
+//!   counts into a bounded [`HitQueue`]. It never waits for the output, so a slow consumer costs
+//!   memory (up to the bound), not hits; past the bound, hits are counted as lost;
+//! - the **caller's thread** takes what is queued, names threads (`PERF_RECORD_COMM`/`FORK`, in
+//!   time order), symbolizes the accessing instruction (cached per pid and ip), and hands each
+//!   [`Hit`] to the sink.
+//!
+//! It stops on the stop handle, the duration, the hit limit, the sink's `Break`, a target exec
+//! or exit. The [`Summary`] counts every hit the kernel counted and says how many were lost.
+//!
+//! Values are read after the hit, per drained batch (every read happens after all the hits of
+//! the batch anyway), and are marked [`ValueSource::ReadAfter`].
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hwbp_core::Access;
+use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
+use hwbp_linux::launch::ProcessExit;
+use hwbp_linux::session::{self, EventScope, Record, SessionOptions, WatchSession};
+use hwbp_linux::sys::perf::EventTarget;
+use hwbp_linux::{memory, probe, target};
+use hwbp_symbols::cache::{CodeInfo, SymbolCache};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::plan::{plural, PlannedTarget, WatchPlan};
+use crate::queue::{HitQueue, Taken};
+use crate::rotation::PiecePlacement;
+use crate::sink::{HitSink, Notice, Progress};
+use crate::summary::Summary;
+use crate::threads::ThreadNames;
+use crate::watcher::{monotonic_ns, StopHandle, WatchOptions};
+
+/// How often the drain thread wakes when no ring has reached its wake-up watermark: bounds the
+/// delay between a hit and its value read.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Why a watched program may die of SIGTRAP without anyone sending one: some virtual machines
+/// deliver a watchpoint hit as a debug exception with an empty DR6, which the kernel cannot match
+/// to a watchpoint, so it counts nothing and sends SIGTRAP (seen with perf and bpftrace too).
+pub(crate) const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it, likely a debug \
+     exception the kernel could not match to a watchpoint: some virtual machines raise these \
+     under busy watchpoints, and that hit was not counted)";
+
+/// What the drain thread queues for the caller's thread, in time order.
+enum Queued {
+    /// A hit of piece `piece`, with the value read after it (if values are read).
+    Hit {
+        hit: session::Hit,
+        piece: usize,
+        value: Option<u64>,
+    },
+    /// `tid` set its name.
+    Comm { tid: i32, comm: String },
+    /// `tid` was created by `ptid` of `ppid`.
+    Fork { tid: i32, ppid: i32, ptid: i32 },
+    /// Interval counts per watch.
+    Progress { elapsed: Duration, counts: Vec<u64> },
+    /// A notice from the drain side.
+    Notice(Notice),
+}
+
+impl Queued {
+    /// What the item costs in the queue, in bytes.
+    fn cost(&self) -> usize {
+        std::mem::size_of::<Queued>()
+            + match self {
+                Queued::Hit { hit, .. } => hit.callchain.len() * 8,
+                Queued::Comm { comm, .. } => comm.len(),
+                Queued::Progress { counts, .. } => counts.len() * 8,
+                Queued::Fork { .. } | Queued::Notice(_) => 0,
+            }
+    }
+}
+
+/// A record as the drain thread sorts it (rings are per CPU, so a poll interleaves CPUs).
+enum Sampled {
+    Hit(session::Hit),
+    Comm {
+        tid: i32,
+        comm: String,
+        time_ns: u64,
+    },
+    Fork {
+        tid: i32,
+        ppid: i32,
+        ptid: i32,
+        time_ns: u64,
+    },
+}
+
+impl Sampled {
+    /// Sort key: a name with no time applies before the hits it came with.
+    fn time_ns(&self) -> u64 {
+        match self {
+            Sampled::Hit(hit) => hit.time_ns,
+            Sampled::Comm { time_ns, .. } | Sampled::Fork { time_ns, .. } => *time_ns,
+        }
+    }
+
+    fn keep(record: Record, batch: &mut Vec<Sampled>) {
+        match record {
+            Record::Hit(hit) => batch.push(Sampled::Hit(hit)),
+            Record::Comm {
+                tid, comm, time_ns, ..
+            } => batch.push(Sampled::Comm {
+                tid,
+                comm,
+                time_ns: time_ns.unwrap_or(0),
+            }),
+            Record::Fork {
+                tid,
+                ppid,
+                ptid,
+                time_ns,
+                ..
+            } => batch.push(Sampled::Fork {
+                tid,
+                ppid,
+                ptid,
+                time_ns,
+            }),
+            Record::Lost { .. } | Record::Throttle | Record::Unthrottle => {}
+        }
+    }
+}
+
+/// Why the caller's side asked the drain thread to end.
+const CONSUMER_RUNNING: u8 = 0;
+const CONSUMER_MAX_HITS: u8 = 1;
+const CONSUMER_BREAK: u8 = 2;
+const CONSUMER_FAILED: u8 = 3;
+
+/// What the drain thread hands back at the end.
+struct DrainEnd {
+    placement: PiecePlacement,
+    ended_by: String,
+    lost_records: u64,
+    throttled: u64,
+    dropped: u64,
+    duration: Duration,
+}
+
+/// Closes the queue however the drain thread ends, so the caller's thread never waits forever.
+struct CloseOnDrop<'a, T>(&'a HitQueue<T>);
+
+impl<T> Drop for CloseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The session's scopes for the target.
+fn scopes(target: &PlannedTarget) -> Vec<EventScope> {
+    match target {
+        PlannedTarget::Threads { tids, .. } => {
+            tids.iter().map(|t| EventScope::Thread(*t)).collect()
+        }
+        PlannedTarget::Cpus { cpus, .. } => cpus.iter().map(|c| EventScope::Cpu(*c)).collect(),
+    }
+}
+
+/// The trial-open targets for counting free registers.
+fn event_targets(target: &PlannedTarget) -> Vec<EventTarget> {
+    match target {
+        PlannedTarget::Threads { tids, .. } => tids
+            .iter()
+            .map(|&tid| EventTarget { pid: tid, cpu: -1 })
+            .collect(),
+        PlannedTarget::Cpus { cpus, .. } => cpus
+            .iter()
+            .map(|&cpu| EventTarget {
+                pid: -1,
+                cpu: cpu as i32,
+            })
+            .collect(),
+    }
+}
+
+/// Places the plan's pieces on the registers free now (trial-open, only when it matters).
+pub(crate) fn placement(plan: &WatchPlan) -> Result<PiecePlacement> {
+    let pieces: usize = plan.watches.iter().map(|w| w.pieces.len()).sum();
+    let free = if plan.options.flexible || pieces > 1 {
+        probe::fewest_free_slots(&event_targets(&plan.target)).map(|f| f as usize)
+    } else {
+        None
+    };
+    PiecePlacement::new(&plan.watches, free, &plan.options)
+}
+
+/// Reads `len` bytes of process `pid` for the symbol cache.
+pub(crate) fn code_reader() -> hwbp_symbols::cache::CodeReader {
+    Box::new(|pid, addr, len| {
+        let mut buf = vec![0u8; len];
+        memory::read_memory(pid, addr, &mut buf).ok().map(|_| buf)
+    })
+}
+
+/// Runs `plan` in perf-event mode; see the module docs.
+pub(crate) fn run(
+    mut plan: WatchPlan,
+    opts: &WatchOptions,
+    stop: &StopHandle,
+    sink: &mut dyn HitSink,
+) -> Result<Summary> {
+    let online =
+        target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
+    let mut placement = placement(&plan)?;
+    if let Some(notice) = placement.notice() {
+        sink.notice(&Notice::Rotation(notice))?;
+    }
+    let requests = placement.session_requests();
+    let target_pid = plan.target.pid();
+    let mut session_opts = SessionOptions {
+        ring_pages: opts.ring_pages,
+        ..SessionOptions::default()
+    };
+    session_opts.sample.callchain = opts.callchain;
+    let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
+    let hotplug = match &plan.target {
+        PlannedTarget::Cpus { cpus, all } => SessionHotplug::new(if *all {
+            CpuSelection::AllOnline
+        } else {
+            CpuSelection::Listed(cpus.clone())
+        })
+        .ok(),
+        PlannedTarget::Threads { .. } => None,
+    };
+    let reads_value = |w: &crate::plan::PlannedWatch| {
+        opts.read_values && !w.kernel_address && w.len <= 8 && w.access != Access::Execute
+    };
+    // The value each watch held when armed: the "before" of its first hit.
+    let mut last_value: Vec<Option<u64>> = plan
+        .watches
+        .iter()
+        .map(|w| match target_pid {
+            Some(pid) if reads_value(w) => memory::read_value(pid, w.addr, w.len as usize).ok(),
+            _ => None,
+        })
+        .collect();
+    let mut cache = SymbolCache::new(
+        target_pid.zip(plan.symbols.clone()),
+        plan.kernel_symbols.clone(),
+        code_reader(),
+    );
+    let mut names = ThreadNames::from_proc();
+    // Name every thread the target has now: a thread it creates later is named after its
+    // creator (PERF_RECORD_FORK), and the creator may be gone from /proc by then.
+    if let PlannedTarget::Threads { pid, tids, .. } = &plan.target {
+        for &tid in tids {
+            names.name(*pid, tid);
+        }
+    }
+    let piece_owner: Vec<(WatchId, usize)> = (0..placement.pieces().len())
+        .map(|p| placement.owner(p))
+        .collect();
+    let piece_members: Vec<Option<Arc<str>>> = piece_owner
+        .iter()
+        .map(|&(id, index)| plan.watches[id.0].piece_member(index).map(Into::into))
+        .collect();
+
+    // Read before arming, so every hit time (same clock) is after it.
+    let armed_at = Instant::now();
+    let armed_ns = monotonic_ns();
+    placement.start(armed_ns);
+    session.enable()?;
+    if let PlannedTarget::Threads {
+        launched: Some(launched),
+        ..
+    } = &mut plan.target
+    {
+        launched.resume().map_err(|e| {
+            Error::wrap(ErrorKind::Target, "cannot let the launched command run", e)
+        })?;
+    }
+    sink.notice(&Notice::Armed {
+        description: format!(
+            "{} on {}",
+            plural(plan.watches.len(), "watchpoint"),
+            plan.target.describe()
+        ),
+    })?;
+
+    let queue: HitQueue<Queued> = HitQueue::new(opts.queue_bytes);
+    let consumer = AtomicU8::new(CONSUMER_RUNNING);
+    let value_watches: Vec<bool> = plan.watches.iter().map(reads_value).collect();
+    let watch_ranges: Vec<(u64, u64)> = plan.watches.iter().map(|w| (w.addr, w.len)).collect();
+    let n_pieces = piece_owner.len();
+    let n_watches = plan.watches.len();
+
+    let (drained, delivered) = std::thread::scope(|scope| {
+        let drain = scope.spawn(|| {
+            let _close = CloseOnDrop(&queue);
+            let drain = Drain {
+                session,
+                placement,
+                hotplug,
+                queue: &queue,
+                opts,
+                stop,
+                consumer: &consumer,
+                target_pid,
+                value_watches: &value_watches,
+                watch_ranges: &watch_ranges,
+                n_watches,
+                armed_at,
+                dropped: 0,
+                next_interval: opts.interval,
+            };
+            drain.run()
+        });
+        let delivered = deliver(
+            &queue,
+            &consumer,
+            sink,
+            opts,
+            &plan,
+            &mut Delivery {
+                cache: &mut cache,
+                names: &mut names,
+                last_value: &mut last_value,
+                piece_owner: &piece_owner,
+                piece_members: &piece_members,
+                reported: vec![0; n_pieces],
+                total_reported: 0,
+                armed_ns,
+            },
+        );
+        let drained = drain
+            .join()
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Kernel, "the drain thread panicked")));
+        (drained, delivered)
+    });
+    let end = drained?;
+    let reported = delivered?;
+
+    let mut ended_by = end.ended_by;
+    if let PlannedTarget::Threads { launched, .. } = &mut plan.target {
+        if let Some(mut launched) = launched.take() {
+            if ended_by == "target exited" {
+                if let Ok(exit) = launched.wait() {
+                    ended_by = format!("the command {exit}");
+                    if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP)
+                    {
+                        ended_by.push_str(STRAY_TRAP_HINT);
+                    }
+                }
+            }
+            // A command still running keeps running on its own: hwbp only stops watching it.
+            let _ = launched.into_pid();
+        }
+    }
+    let max_hits = opts.max_hits.is_some();
+    let watchpoints = plan
+        .watches
+        .iter()
+        .map(|w| end.placement.totals(w, &reported, max_hits, end.duration))
+        .collect();
+    Ok(Summary {
+        kind: "summary",
+        watchpoints,
+        lost_records: end.lost_records,
+        queue_dropped: end.dropped,
+        queue_peak_bytes: queue.peak_bytes() as u64,
+        throttled: end.throttled,
+        stray_traps: 0,
+        duration_s: end.duration.as_secs_f64(),
+        ended_by,
+    })
+}
+
+/// The drain thread's state; see the module docs.
+struct Drain<'a> {
+    session: WatchSession,
+    placement: PiecePlacement,
+    hotplug: Option<SessionHotplug>,
+    queue: &'a HitQueue<Queued>,
+    opts: &'a WatchOptions,
+    stop: &'a StopHandle,
+    consumer: &'a AtomicU8,
+    target_pid: Option<i32>,
+    /// Per watch: read its value after hits.
+    value_watches: &'a [bool],
+    /// Per watch: address and length.
+    watch_ranges: &'a [(u64, u64)],
+    n_watches: usize,
+    armed_at: Instant,
+    dropped: u64,
+    next_interval: Option<Duration>,
+}
+
+impl Drain<'_> {
+    fn run(mut self) -> Result<DrainEnd> {
+        let mut batch: Vec<Sampled> = Vec::new();
+        // The target exec'd: the watched address belonged to its old image, so the watch ends.
+        let mut target_exec = false;
+        let ended_by = loop {
+            let wait = self.placement.time_to_rotation(monotonic_ns());
+            let target_pid = self.target_pid;
+            let outcome = self.session.poll(wait.min(POLL_INTERVAL), &mut |record| {
+                if let Record::Comm {
+                    pid, exec: true, ..
+                } = &record
+                {
+                    target_exec |= Some(*pid) == target_pid;
+                }
+                Sampled::keep(record, &mut batch)
+            })?;
+            self.follow_hotplug(&mut batch);
+            self.push(&mut batch);
+            self.progress()?;
+            match self.consumer.load(Ordering::SeqCst) {
+                CONSUMER_MAX_HITS => break "max hits reached",
+                CONSUMER_BREAK => break "stopped by the hit sink",
+                CONSUMER_FAILED => break "output failed",
+                _ => {}
+            }
+            if self.stop.is_stopped() {
+                break "interrupted";
+            }
+            if self
+                .opts
+                .duration
+                .is_some_and(|d| self.armed_at.elapsed() >= d)
+            {
+                break "duration elapsed";
+            }
+            if target_exec {
+                break "target exec'd a new program; the address watched was the old program's";
+            }
+            if outcome.all_exited {
+                break "target exited";
+            }
+            let session = &mut self.session;
+            if let Err(error) = self.placement.rotate(monotonic_ns(), |register, piece| {
+                session.modify(register, piece)
+            }) {
+                self.notice(Notice::Warning(format!(
+                    "cannot move a flexible watch ({error}); rotation stops here, estimates \
+                     cover the time until now"
+                )));
+            }
+        };
+        let stopped_ns = monotonic_ns();
+        self.session.disable()?;
+        self.placement.stop(stopped_ns);
+        // What the kernel wrote before the disable is still in the rings.
+        self.session
+            .drain(&mut |record| Sampled::keep(record, &mut batch));
+        self.push(&mut batch);
+        let duration = self.armed_at.elapsed();
+        for c in self.session.counts()? {
+            self.placement.register_count(c.watch, c.count);
+        }
+        let lost_records = self.session.lost();
+        let throttled = self.session.throttled();
+        let Drain {
+            session,
+            placement,
+            dropped,
+            ..
+        } = self;
+        // Close the events now: the registers are free before the caller's thread finishes.
+        drop(session);
+        Ok(DrainEnd {
+            placement,
+            ended_by: ended_by.to_string(),
+            lost_records,
+            throttled,
+            dropped,
+            duration,
+        })
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        let item = Queued::Notice(notice);
+        let cost = item.cost();
+        let _ = self.queue.push_all([(item, cost)]);
+    }
+
+    /// Sorts one batch by time, charges every hit to its piece, reads the values (once per
+    /// batch per process and watch) and queues it all.
+    fn push(&mut self, batch: &mut Vec<Sampled>) {
+        if batch.is_empty() {
+            return;
+        }
+        // Stable: records with equal times keep ring order (a rename before its thread's hits).
+        batch.sort_by_key(Sampled::time_ns);
+        let mut values: Vec<(i32, usize, Option<u64>)> = Vec::new();
+        let mut items = Vec::with_capacity(batch.len());
+        for sampled in batch.drain(..) {
+            let item = match sampled {
+                Sampled::Hit(hit) => {
+                    let piece = self.placement.charge_hit(hit.watch, hit.addr);
+                    let watch = self.placement.owner(piece).0 .0;
+                    let value = if self.value_watches[watch] {
+                        match values.iter().find(|(p, w, _)| *p == hit.pid && *w == watch) {
+                            Some((_, _, v)) => *v,
+                            None => {
+                                let (addr, len) = self.watch_ranges[watch];
+                                let v = memory::read_value(hit.pid, addr, len as usize).ok();
+                                values.push((hit.pid, watch, v));
+                                v
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    Queued::Hit { hit, piece, value }
+                }
+                Sampled::Comm { tid, comm, .. } => Queued::Comm { tid, comm },
+                Sampled::Fork {
+                    tid, ppid, ptid, ..
+                } => Queued::Fork { tid, ppid, ptid },
+            };
+            let cost = item.cost();
+            items.push((item, cost));
+        }
+        for refused in self.queue.push_all(items) {
+            if matches!(refused, Queued::Hit { .. }) {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Queues interval counts when an interval has passed.
+    fn progress(&mut self) -> Result<()> {
+        let (Some(interval), Some(due)) = (self.opts.interval, self.next_interval) else {
+            return Ok(());
+        };
+        let elapsed = self.armed_at.elapsed();
+        if elapsed < due {
+            return Ok(());
+        }
+        self.next_interval = Some(due + interval);
+        let kernel: Option<Vec<u64>> = if self.placement.is_static() {
+            let mut per_register = vec![0; self.session.watches().len()];
+            for c in self.session.counts()? {
+                per_register[c.watch] += c.count;
+            }
+            Some(per_register)
+        } else {
+            None
+        };
+        let counts = self
+            .placement
+            .progress_counts(self.n_watches, kernel.as_deref());
+        let item = Queued::Progress { elapsed, counts };
+        let cost = item.cost();
+        let _ = self.queue.push_all([(item, cost)]);
+        Ok(())
+    }
+
+    /// Keeps a CPU-wide watch on the selected online CPUs, saying what changed. Never ends the
+    /// watch: if the online list cannot be read, hotplug is no longer followed.
+    fn follow_hotplug(&mut self, batch: &mut Vec<Sampled>) {
+        let Some(follower) = self.hotplug.as_mut() else {
+            return;
+        };
+        let notes = match follower.follow(&mut self.session, &mut |record| {
+            Sampled::keep(record, batch)
+        }) {
+            Ok(notes) => notes,
+            Err(error) => {
+                self.hotplug = None;
+                self.notice(Notice::Warning(format!(
+                    "no longer following CPU hotplug: {error}"
+                )));
+                return;
+            }
+        };
+        for note in notes {
+            let text = match note {
+                HotplugNote::WentOffline { cpu, .. } => {
+                    format!("CPU {cpu} went offline; its hits so far are kept")
+                }
+                HotplugNote::Armed { cpu } => format!("CPU {cpu} came online; watching it too"),
+                HotplugNote::Refused { cpu, error } => {
+                    format!("CPU {cpu} came online but refused the watch: {error}")
+                }
+            };
+            self.notice(Notice::Warning(text));
+        }
+    }
+}
+
+/// The caller's side of a run: names, symbols, values, counts.
+struct Delivery<'a> {
+    cache: &'a mut SymbolCache,
+    names: &'a mut ThreadNames,
+    last_value: &'a mut [Option<u64>],
+    piece_owner: &'a [(WatchId, usize)],
+    piece_members: &'a [Option<Arc<str>>],
+    reported: Vec<u64>,
+    total_reported: u64,
+    armed_ns: u64,
+}
+
+/// Takes what the drain thread queues and hands it to the sink until the queue closes; returns
+/// the hits reported per piece.
+fn deliver(
+    queue: &HitQueue<Queued>,
+    consumer: &AtomicU8,
+    sink: &mut dyn HitSink,
+    opts: &WatchOptions,
+    plan: &WatchPlan,
+    d: &mut Delivery<'_>,
+) -> Result<Vec<u64>> {
+    let mut taken = Vec::new();
+    let mut failure: Option<Error> = None;
+    loop {
+        let state = queue.take_all(&mut taken, POLL_INTERVAL);
+        let idle = taken.is_empty();
+        for item in taken.drain(..) {
+            if failure.is_some() {
+                continue;
+            }
+            let result = match item {
+                Queued::Comm { tid, comm } => {
+                    d.names.renamed(tid, &comm);
+                    Ok(())
+                }
+                Queued::Fork { tid, ppid, ptid } => {
+                    d.names.forked(tid, ppid, ptid);
+                    Ok(())
+                }
+                Queued::Notice(notice) => sink.notice(&notice),
+                Queued::Progress { elapsed, counts } => sink.progress(&Progress {
+                    elapsed,
+                    counts: &counts,
+                }),
+                Queued::Hit { hit, piece, value } => {
+                    if consumer.load(Ordering::SeqCst) != CONSUMER_RUNNING {
+                        continue;
+                    }
+                    let hit = d.hit(plan, opts, hit, piece, value);
+                    d.reported[piece] += 1;
+                    d.total_reported += 1;
+                    match sink.hit(&hit) {
+                        Ok(std::ops::ControlFlow::Break(())) => {
+                            consumer.store(CONSUMER_BREAK, Ordering::SeqCst);
+                            Ok(())
+                        }
+                        Ok(std::ops::ControlFlow::Continue(())) => {
+                            if opts.max_hits.is_some_and(|m| d.total_reported >= m) {
+                                consumer.store(CONSUMER_MAX_HITS, Ordering::SeqCst);
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                consumer.store(CONSUMER_FAILED, Ordering::SeqCst);
+                failure = Some(e.into());
+            }
+        }
+        if idle && failure.is_none() {
+            if let Err(e) = sink.idle() {
+                consumer.store(CONSUMER_FAILED, Ordering::SeqCst);
+                failure = Some(e.into());
+            }
+        }
+        if state == Taken::Closed {
+            break;
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(std::mem::take(&mut d.reported)),
+    }
+}
+
+impl Delivery<'_> {
+    fn hit(
+        &mut self,
+        plan: &WatchPlan,
+        opts: &WatchOptions,
+        hit: session::Hit,
+        piece: usize,
+        value: Option<u64>,
+    ) -> Hit {
+        let (id, _) = self.piece_owner[piece];
+        let watch = &plan.watches[id.0];
+        let code = if opts.symbolize {
+            self.cache.code(
+                hit.pid,
+                hit.ip,
+                hit.kernel_mode,
+                watch.access == Access::Execute,
+            )
+        } else {
+            Arc::new(CodeInfo::default())
+        };
+        let value = value.map(|new| {
+            let old = self.last_value[id.0].replace(new);
+            HitValue {
+                old,
+                new: Some(new),
+                source: ValueSource::ReadAfter,
+            }
+        });
+        let callchain = if opts.callchain {
+            hit.callchain
+                .iter()
+                .enumerate()
+                .map(|(i, addr)| {
+                    self.cache
+                        .frame(hit.pid, *addr, i < hit.callchain_kernel_frames)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Hit {
+            watch: id,
+            time_ns: hit.time_ns.saturating_sub(self.armed_ns),
+            cpu: Some(hit.cpu),
+            pid: hit.pid,
+            tid: hit.tid,
+            comm: self.names.name(hit.pid, hit.tid),
+            access: watch.access,
+            kernel: hit.kernel_mode,
+            ip: hit.ip,
+            code,
+            member: self.piece_members[piece].clone(),
+            value,
+            callchain,
+        }
+    }
+}

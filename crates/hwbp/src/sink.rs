@@ -1,0 +1,88 @@
+//! [`HitSink`]: where a watcher delivers hits, start-up notices and interval progress, in the
+//! caller's thread. One required method; [`from_fn`] turns a closure into a sink. A sink says
+//! whether to go on with [`ControlFlow`], and its I/O errors end the run (a closed pipe is a
+//! normal end for a CLI).
+
+use std::io;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use crate::hit::Hit;
+
+/// Something the watcher says about the run, apart from hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// Every watch is armed and the target runs: `description` names what is watched.
+    Armed {
+        /// E.g. `2 watchpoints on process 1234 (3 threads and threads it creates)`.
+        description: String,
+    },
+    /// Some pieces take turns on the debug registers (the plan in words).
+    Rotation(String),
+    /// Which engine reads the values and why (e.g. perf samples, or stop mode).
+    Engine(String),
+    /// CPU hotplug, a rotation stopped, a thread that could not be armed: the run goes on.
+    Warning(String),
+}
+
+/// Counts so far, at each interval (`WatchOptions::interval`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress<'a> {
+    /// Time since arming.
+    pub elapsed: Duration,
+    /// Accesses so far per watch (plan order): the kernel's exact counts where every piece of
+    /// the watch kept a register, else the hits received.
+    pub counts: &'a [u64],
+}
+
+/// Receives what a watcher produces.
+pub trait HitSink {
+    /// One hit. `Break` ends the run (the summary still comes).
+    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>>;
+
+    /// A notice; ignored by default.
+    fn notice(&mut self, _notice: &Notice) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Interval counts; ignored by default.
+    fn progress(&mut self, _progress: &Progress<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Called when the watcher has nothing to deliver for a moment (a good time to flush
+    /// buffered output); ignored by default.
+    fn idle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: HitSink + ?Sized> HitSink for &mut S {
+    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>> {
+        (**self).hit(hit)
+    }
+    fn notice(&mut self, notice: &Notice) -> io::Result<()> {
+        (**self).notice(notice)
+    }
+    fn progress(&mut self, progress: &Progress<'_>) -> io::Result<()> {
+        (**self).progress(progress)
+    }
+    fn idle(&mut self) -> io::Result<()> {
+        (**self).idle()
+    }
+}
+
+/// A sink made from a closure over hits; see [`from_fn`].
+pub struct FnSink<F>(F);
+
+impl<F: FnMut(&Hit) -> io::Result<ControlFlow<()>>> HitSink for FnSink<F> {
+    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>> {
+        (self.0)(hit)
+    }
+}
+
+/// A sink that calls `f` for every hit.
+pub fn from_fn<F: FnMut(&Hit) -> io::Result<ControlFlow<()>>>(f: F) -> FnSink<F> {
+    FnSink(f)
+}

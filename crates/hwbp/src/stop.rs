@@ -1,0 +1,412 @@
+//! The stop-mode watcher: every thread of the target is armed with the same DR0-3/DR7 through
+//! ptrace ([`hwbp_linux::ptrace::StopTracer`]; registers allocated by
+//! [`DebugRegisterSet::allocate`] from the same pieces perf mode uses: identical pieces share a
+//! register). At each hit the accessing thread is stopped, so the new value read then is exactly
+//! what the access left, and the old value is the one kept from the previous stop (or from
+//! arming). With several threads another one may store to the same place before the stop is
+//! handled, so the value then comes from decoding the trapping store
+//! ([`hwbp_symbols::store`]) when it is a plain `mov`, and is marked read-after otherwise.
+//! A watch of several pieces (a struct, an array) reports the member whose piece fired, with
+//! that member's own old and new value.
+//!
+//! `changes_only` drops hits that did not change the value (gdb's `watch`), `condition` tests
+//! the new value. However the run ends, every thread gets its previous debug registers back and
+//! runs on ([`StopTracer::detach`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hwbp_core::Access;
+use hwbp_linux::memory;
+use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
+use hwbp_symbols::cache::SymbolCache;
+use hwbp_symbols::store::{decode_store, DecodedStore};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::plan::{plural, PlannedTarget, WatchPlan};
+use crate::sink::{HitSink, Notice};
+use crate::summary::{Placement, Summary, WatchTotals};
+use crate::threads::ThreadNames;
+use crate::watcher::{StopHandle, WatchOptions};
+
+/// Frames walked for callchains.
+const MAX_FRAMES: usize = 64;
+
+/// One debug-register piece of a watch, with its value cache.
+struct StopPiece {
+    watch: WatchId,
+    addr: u64,
+    len: u64,
+    slot_mask: u8,
+    member: Option<Arc<str>>,
+    /// The value as last seen (at arming or the previous hit); `None` for execute pieces.
+    last_value: Option<u64>,
+}
+
+/// Refuses what stop mode cannot do, before anything is armed.
+fn check(plan: &WatchPlan) -> Result<()> {
+    if matches!(plan.target, PlannedTarget::Cpus { .. }) {
+        return Err(Error::bad_input(
+            "--stop stops threads of one process: give -p PID, -t TID or -- CMD, not -a/-C",
+        ));
+    }
+    for w in &plan.watches {
+        if w.kernel_address {
+            return Err(Error::bad_input(format!(
+                "watch '{}': {:#x} is a kernel address; ptrace debug registers watch user \
+                 space only: drop --stop to use perf-event mode",
+                w.label, w.addr
+            )));
+        }
+        if w.access == Access::Read {
+            return Err(Error::bad_input(format!(
+                "watch '{}': x86 debug registers cannot watch reads alone: use :rw",
+                w.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Allocates every piece; a refusal names the first watch that does not fit.
+fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
+    let mut requests = Vec::new();
+    let mut pieces = Vec::new();
+    for w in &plan.watches {
+        for (index, request) in w.pieces.iter().enumerate() {
+            requests.push(*request);
+            pieces.push(StopPiece {
+                watch: w.id,
+                addr: request.addr,
+                len: if w.access == Access::Execute {
+                    1
+                } else {
+                    request.len
+                },
+                slot_mask: 0,
+                member: w.piece_member(index).map(Into::into),
+                last_value: None,
+            });
+        }
+        if let Err(e) = DebugRegisterSet::allocate(&requests) {
+            return Err(Error::bad_input(format!("watch '{}': {e}", w.label)));
+        }
+    }
+    let (registers, allocated) =
+        DebugRegisterSet::allocate(&requests).map_err(|e| Error::bad_input(e.to_string()))?;
+    for (piece, allocated) in pieces.iter_mut().zip(&allocated) {
+        piece.slot_mask = allocated.slot_mask();
+    }
+    Ok((registers, pieces))
+}
+
+/// The store that trapped at `ip`, decoded once per IP.
+fn decoded_store(
+    stores: &mut HashMap<u64, Option<DecodedStore>>,
+    cache: &mut SymbolCache,
+    pid: i32,
+    ip: u64,
+) -> Option<DecodedStore> {
+    if let Some(store) = stores.get(&ip) {
+        return *store;
+    }
+    let decoded = cache
+        .code(pid, ip, false, false)
+        .instruction
+        .and_then(|start| {
+            let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
+            decode_store(start, &bytes)
+        });
+    stores.insert(ip, decoded);
+    decoded
+}
+
+/// Runs `plan` in stop mode; see the module docs.
+pub(crate) fn run(
+    mut plan: WatchPlan,
+    opts: &WatchOptions,
+    stop: &StopHandle,
+    sink: &mut dyn HitSink,
+) -> Result<Summary> {
+    check(&plan)?;
+    let (registers, mut pieces) = allocate(&plan)?;
+    let PlannedTarget::Threads {
+        pid,
+        tids,
+        launched,
+    } = std::mem::replace(
+        &mut plan.target,
+        PlannedTarget::Cpus {
+            cpus: Vec::new(),
+            all: false,
+        },
+    )
+    else {
+        unreachable!("CPU targets were refused by check()");
+    };
+    let is_launched = launched.is_some();
+    for piece in &mut pieces {
+        if plan.watches[piece.watch.0].access != Access::Execute && opts.read_values {
+            piece.last_value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
+        }
+    }
+    let mut tracer = match launched {
+        Some(launched) => {
+            let pid = launched.into_traced().map_err(|e| {
+                Error::wrap(
+                    ErrorKind::Target,
+                    format!("cannot keep tracing the launched command: {e}"),
+                    e,
+                )
+            })?;
+            StopTracer::adopt_launched(pid, registers)
+        }
+        None => StopTracer::attach(pid, &tids, registers),
+    }
+    .map_err(|e| {
+        Error::wrap(
+            ErrorKind::Target,
+            format!("cannot arm the stop-mode watch in process {pid}: {e}"),
+            e,
+        )
+    })?;
+    let armed_at = Instant::now();
+    let armed = sink.notice(&Notice::Armed {
+        description: format!(
+            "{} on {} in stop mode ({})",
+            plural(plan.watches.len(), "watchpoint"),
+            if is_launched {
+                format!("the command (pid {pid})")
+            } else {
+                format!("process {pid}")
+            },
+            plural(tracer.threads().len(), "thread"),
+        ),
+    });
+
+    // The stop handle and the duration wake the tracer out of waitpid.
+    let done = Arc::new(AtomicBool::new(false));
+    let waker = tracer.waker();
+    let deadline = opts.duration;
+    let waker_thread = {
+        let done = Arc::clone(&done);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+                if stop.is_stopped() || deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+                    waker.wake();
+                }
+            }
+        })
+    };
+
+    let mut cache = SymbolCache::new(
+        plan.symbols.clone().map(|s| (pid, s)),
+        None,
+        crate::perf::code_reader(),
+    );
+    let mut names = ThreadNames::from_proc();
+    let mut stores = HashMap::new();
+    let mut hits = vec![0u64; pieces.len()];
+    let mut reported = vec![0u64; pieces.len()];
+    let mut total_reported = 0u64;
+    let mut stray_traps = 0u64;
+    let result: Result<String> = armed.map_err(Error::from).and_then(|()| loop {
+        if stop.is_stopped() {
+            return Ok("interrupted".to_owned());
+        }
+        if deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+            return Ok("duration elapsed".to_owned());
+        }
+        if opts.max_hits.is_some_and(|m| total_reported >= m) {
+            return Ok("max hits reached".to_owned());
+        }
+        let event = tracer.next_event().map_err(|e| {
+            Error::wrap(
+                ErrorKind::Target,
+                format!("stop-mode tracing failed: {e}"),
+                e,
+            )
+        })?;
+        match event {
+            StopEvent::Hit {
+                tid,
+                slots,
+                ip,
+                frame_pointer,
+                registers,
+                ..
+            } => {
+                let time_ns = armed_at.elapsed().as_nanos() as u64;
+                // With one thread nothing can write between the trap and the read.
+                let single_thread = tracer.thread_count() == 1;
+                let store = if single_thread {
+                    None
+                } else {
+                    decoded_store(&mut stores, &mut cache, pid, ip)
+                };
+                // Values first, while the thread is stopped.
+                let mut fired = Vec::new();
+                for (index, piece) in pieces.iter_mut().enumerate() {
+                    if piece.slot_mask & slots == 0 {
+                        continue;
+                    }
+                    let execute = plan.watches[piece.watch.0].access == Access::Execute;
+                    let value = if execute || !opts.read_values {
+                        None
+                    } else {
+                        let decoded =
+                            store.and_then(|st| st.value_at(&registers, piece.addr, piece.len));
+                        let (new, source) = match decoded {
+                            Some(v) => (Some(v), ValueSource::DecodedStore),
+                            None => (
+                                memory::read_value(pid, piece.addr, piece.len as usize).ok(),
+                                if single_thread {
+                                    ValueSource::Stopped
+                                } else {
+                                    ValueSource::ReadAfter
+                                },
+                            ),
+                        };
+                        let old = piece.last_value;
+                        if new.is_some() {
+                            piece.last_value = new;
+                        }
+                        Some(HitValue { old, new, source })
+                    };
+                    hits[index] += 1;
+                    fired.push((index, value));
+                }
+                let frames = if opts.callchain {
+                    tracer.frame_pointer_backtrace(frame_pointer, MAX_FRAMES)
+                } else {
+                    Vec::new()
+                };
+                tracer.resume(tid).map_err(|e| {
+                    Error::wrap(
+                        ErrorKind::Target,
+                        format!("cannot resume thread {tid}: {e}"),
+                        e,
+                    )
+                })?;
+                for (index, value) in fired {
+                    if opts.max_hits.is_some_and(|m| total_reported >= m) {
+                        break;
+                    }
+                    if let Some(v) = value {
+                        if opts.changes_only && v.old.is_some() && v.old == v.new {
+                            continue;
+                        }
+                        if let Some(c) = opts.condition {
+                            if !v.new.is_some_and(|n| c.holds(n)) {
+                                continue;
+                            }
+                        }
+                    }
+                    let piece = &pieces[index];
+                    let watch = &plan.watches[piece.watch.0];
+                    let execute = watch.access == Access::Execute;
+                    let code = cache.code(pid, ip, false, execute);
+                    let mut callchain = Vec::with_capacity(frames.len() + 1);
+                    if opts.callchain {
+                        callchain.push(match &code.location {
+                            Some(loc) => {
+                                format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into()
+                            }
+                            None => format!("{ip:#x}").into(),
+                        });
+                        callchain.extend(frames.iter().map(|&a| cache.frame(pid, a, false)));
+                    }
+                    let hit = Hit {
+                        watch: piece.watch,
+                        time_ns,
+                        cpu: None,
+                        pid,
+                        tid,
+                        comm: names.name(pid, tid),
+                        access: watch.access,
+                        kernel: false,
+                        ip,
+                        code,
+                        member: piece.member.clone(),
+                        value,
+                        callchain,
+                    };
+                    reported[index] += 1;
+                    total_reported += 1;
+                    if sink.hit(&hit)?.is_break() {
+                        return Ok("stopped by the hit sink".to_owned());
+                    }
+                }
+            }
+            StopEvent::Exited(exit) => {
+                return Ok(if is_launched {
+                    format!("the command {exit}")
+                } else {
+                    format!("the target {exit}")
+                });
+            }
+            StopEvent::Exec => {
+                return Ok(
+                    "the target exec'd another program (its watch addresses are gone)".into(),
+                )
+            }
+            StopEvent::ThreadStarted { .. }
+            | StopEvent::ThreadExited { .. }
+            | StopEvent::Interrupted => {}
+        }
+        let _ = &mut stray_traps;
+    });
+    done.store(true, Ordering::SeqCst);
+    // Put every thread's registers back and let it run, whatever ended the loop.
+    let detached = tracer.detach();
+    let _ = waker_thread.join();
+    let ended_by = result?;
+    detached.map_err(|e| {
+        Error::wrap(
+            ErrorKind::Target,
+            format!("cannot restore the target's debug registers and detach: {e}"),
+            e,
+        )
+    })?;
+
+    let watchpoints = plan
+        .watches
+        .iter()
+        .map(|w| {
+            let mine = pieces.iter().enumerate().filter(|(_, p)| p.watch == w.id);
+            let (h, r) = mine.fold((0, 0), |(h, r), (i, _)| (h + hits[i], r + reported[i]));
+            WatchTotals {
+                id: w.id,
+                watch: w.label.to_string(),
+                address: format!("{:#x}", w.addr),
+                len: w.len,
+                hits: h,
+                reported: r,
+                lost: 0,
+                placement: Placement::Pinned,
+                hits_seen: None,
+                coverage: None,
+                estimate: None,
+                lower_bound: false,
+                never_armed: Vec::new(),
+                never_armed_reason: None,
+            }
+        })
+        .collect();
+    Ok(Summary {
+        kind: "summary",
+        watchpoints,
+        lost_records: 0,
+        queue_dropped: 0,
+        queue_peak_bytes: 0,
+        throttled: 0,
+        stray_traps,
+        duration_s: armed_at.elapsed().as_secs_f64(),
+        ended_by,
+    })
+}

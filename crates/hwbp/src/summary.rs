@@ -1,0 +1,157 @@
+//! [`Summary`]: what a watch run counted, per watch ([`WatchTotals`]): exact kernel counts
+//! where a piece kept a debug register, hits seen and perf-style estimates where pieces took
+//! turns, what was lost and why, and which members were never watched at all.
+//!
+//! The JSON form (`"type": "summary"`) is part of hwbp's interface; see each field.
+
+use serde::Serialize;
+
+use crate::hit::WatchId;
+
+/// How a watch's pieces held the debug registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// Always on a debug register: `hits` is exact.
+    Pinned,
+    /// Took turns on the registers left over: `hits` are the hits seen while armed.
+    Flexible,
+    /// A region whose first pieces are pinned and the rest flexible.
+    Mixed,
+}
+
+impl Placement {
+    /// `pinned`, `flexible` or `mixed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Pinned => "pinned",
+            Placement::Flexible => "flexible",
+            Placement::Mixed => "mixed",
+        }
+    }
+}
+
+/// Per-watch totals at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchTotals {
+    /// The watch.
+    #[serde(rename = "watch_id")]
+    pub id: WatchId,
+    /// The spec as the user wrote it.
+    pub watch: String,
+    /// The watched address (`0x...`).
+    pub address: String,
+    /// Bytes watched.
+    pub len: u64,
+    /// Accesses counted: exact from the event counters for pieces that kept a register; for
+    /// pieces that rotated, the hits seen while armed (see `estimate` for the whole time).
+    pub hits: u64,
+    /// Hits hwbp received and reported.
+    pub reported: u64,
+    /// Hits counted by the kernel but never reported (ring buffer overrun, or hwbp's queue
+    /// full), for the pieces that kept a register (a rotating register's count mixes pieces).
+    pub lost: u64,
+    /// `pinned`, `flexible` or `mixed`.
+    pub placement: Placement,
+    /// Flexible and mixed watches: hits seen while the flexible pieces were armed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hits_seen: Option<u64>,
+    /// Flexible and mixed watches: time the flexible pieces were armed over the time they
+    /// were watched (perf's `time_running / time_enabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Flexible and mixed watches: the estimated number of accesses, `hits_seen / coverage`
+    /// per flexible piece (perf's scaling of multiplexed counters) plus the exact counts of
+    /// pinned pieces; absent if a flexible piece never had a turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<u64>,
+    /// True when `hits` is only a lower bound: some pieces were never armed, so accesses to
+    /// them were not counted at all.
+    pub lower_bound: bool,
+    /// The members (or byte ranges) that were never armed, when `lower_bound`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub never_armed: Vec<String>,
+    /// Why they were never armed, when `lower_bound`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_armed_reason: Option<String>,
+}
+
+impl WatchTotals {
+    /// The flexible part in words: `flexible: 1234 hits seen, armed 11.1% of the time,
+    /// estimate 11106`; empty for pinned watches.
+    pub fn flexible_text(&self) -> String {
+        let (Some(seen), Some(coverage)) = (self.hits_seen, self.coverage) else {
+            return String::new();
+        };
+        let estimate = match self.estimate {
+            Some(estimate) => estimate.to_string(),
+            None => "none (never armed)".to_string(),
+        };
+        format!(
+            "{}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
+            self.placement.name(),
+            coverage * 100.0
+        )
+    }
+
+    /// `hits` as text: `1234`, or `>= 1234` when it is a lower bound.
+    pub fn hits_text(&self) -> String {
+        if self.lower_bound {
+            format!(">={}", self.hits)
+        } else {
+            self.hits.to_string()
+        }
+    }
+
+    /// The lower-bound note in words, empty when the count covers every piece:
+    /// `lower bound: cfg.name[0..7], cfg.tail never armed (the command ended before their
+    /// first turn)`.
+    pub fn lower_bound_text(&self) -> String {
+        if !self.lower_bound {
+            return String::new();
+        }
+        let mut text = format!("lower bound: {} never armed", self.never_armed.join(", "));
+        if let Some(reason) = &self.never_armed_reason {
+            text.push_str(&format!(" ({reason})"));
+        }
+        text
+    }
+}
+
+/// The end-of-run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Always `"summary"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// One entry per watch, in plan order.
+    pub watchpoints: Vec<WatchTotals>,
+    /// Samples the kernel dropped (`PERF_RECORD_LOST`), over all watchpoints.
+    pub lost_records: u64,
+    /// Hits hwbp drained from the kernel but dropped because its queue was full (the output
+    /// was slower than the target for longer than the queue holds); counted in `lost` too.
+    pub queue_dropped: u64,
+    /// The largest the in-memory queue between the rings and the output grew, in bytes.
+    pub queue_peak_bytes: u64,
+    /// Times the kernel throttled sampling.
+    pub throttled: u64,
+    /// Debug exceptions that matched no watchpoint (stop mode: swallowed, never delivered to
+    /// the target; seen on some virtual machines under busy watchpoints).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stray_traps: u64,
+    /// Seconds the watch was armed.
+    pub duration_s: f64,
+    /// Why the run ended.
+    pub ended_by: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Summary {
+    /// The totals of watch `id`.
+    pub fn watch(&self, id: WatchId) -> Option<&WatchTotals> {
+        self.watchpoints.get(id.0)
+    }
+}

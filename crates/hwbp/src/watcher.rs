@@ -1,0 +1,199 @@
+//! [`Watcher`]: runs a [`WatchPlan`] to its end in one of two modes and delivers typed
+//! [`Hit`](crate::Hit)s to a [`HitSink`], then returns the [`Summary`]:
+//!
+//! - [`Mode::Perf`]: perf breakpoint events (`perf_event_open(PERF_TYPE_BREAKPOINT)`); the
+//!   target never stops; see [`crate::perf`];
+//! - [`Mode::Stop`]: the ptrace debug registers of every thread; each accessing thread stops
+//!   at the hit for exact values, then runs on; see [`crate::stop`].
+//!
+//! A [`StopHandle`] ends a run from anywhere (a Ctrl-C handler, another thread); so do the
+//! duration, the hit limit and the sink's `Break`. However it ends, every debug register is
+//! freed and the target runs on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::condition::Condition;
+use crate::error::{Error, Result};
+use crate::plan::WatchPlan;
+use crate::queue::DEFAULT_QUEUE_BYTES;
+use crate::sink::HitSink;
+use crate::summary::Summary;
+
+/// How hits are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Perf breakpoint events: the target never stops; values are read after the hit.
+    #[default]
+    Perf,
+    /// ptrace debug registers: the accessing thread stops at each hit; values are exact.
+    Stop,
+}
+
+/// How to run; the defaults suit `hwbp watch`.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Perf events or stop mode.
+    pub mode: Mode,
+    /// Sample callchains (perf: kernel and user; stop mode: frame pointers).
+    pub callchain: bool,
+    /// End after this many reported hits.
+    pub max_hits: Option<u64>,
+    /// End after this long.
+    pub duration: Option<Duration>,
+    /// Data pages per CPU ring (perf mode; a power of two).
+    pub ring_pages: usize,
+    /// Most bytes of hits held between the rings and the sink (perf mode): past it, hits are
+    /// counted as lost. Default [`DEFAULT_QUEUE_BYTES`] (256 MiB).
+    pub queue_bytes: usize,
+    /// Resolve each hit's accessing instruction to `function+off (file:line)`.
+    pub symbolize: bool,
+    /// Read the watched value at each hit.
+    pub read_values: bool,
+    /// Report only hits that changed the value (gdb's `watch`; stop mode).
+    pub changes_only: bool,
+    /// Report only hits whose new value satisfies this (stop mode).
+    pub condition: Option<Condition>,
+    /// Deliver [`crate::Progress`] counts this often (perf mode).
+    pub interval: Option<Duration>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            mode: Mode::Perf,
+            callchain: false,
+            max_hits: None,
+            duration: None,
+            ring_pages: 256,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            symbolize: true,
+            read_values: true,
+            changes_only: false,
+            condition: None,
+            interval: None,
+        }
+    }
+}
+
+/// Ends a run from any thread (also from a signal handler: it only stores a flag).
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// A handle not yet stopped.
+    pub fn new() -> StopHandle {
+        StopHandle::default()
+    }
+
+    /// Asks the run to end; it does so within about 10 ms, with its summary.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs a plan; see the module docs.
+#[derive(Debug)]
+pub struct Watcher {
+    plan: WatchPlan,
+    options: WatchOptions,
+    stop: StopHandle,
+}
+
+impl Watcher {
+    /// A watcher for `plan`. Building it cannot fail; [`run`](Self::run) checks the options
+    /// against the plan before arming anything.
+    pub fn new(plan: WatchPlan, options: WatchOptions) -> Watcher {
+        Watcher {
+            plan,
+            options,
+            stop: StopHandle::new(),
+        }
+    }
+
+    /// Uses `stop` to end the run (e.g. one shared with a Ctrl-C handler).
+    pub fn with_stop_handle(mut self, stop: StopHandle) -> Watcher {
+        self.stop = stop;
+        self
+    }
+
+    /// A handle that ends the run.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &WatchPlan {
+        &self.plan
+    }
+
+    /// The options.
+    pub fn options(&self) -> &WatchOptions {
+        &self.options
+    }
+
+    /// Arms the watches, delivers every hit to `sink` until the run ends, frees every register
+    /// and returns the summary. Call it on the thread that built the plan when the target is a
+    /// launched command (ptrace ties the command to that thread).
+    pub fn run(self, mut sink: impl HitSink) -> Result<Summary> {
+        let Watcher {
+            plan,
+            options,
+            stop,
+        } = self;
+        check(&plan, &options)?;
+        match options.mode {
+            Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
+            Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),
+        }
+    }
+}
+
+/// Option checks that need the plan, before anything is armed.
+fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
+    if options.ring_pages == 0 || !options.ring_pages.is_power_of_two() {
+        return Err(Error::bad_input(format!(
+            "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",
+            options.ring_pages
+        )));
+    }
+    if options.queue_bytes == 0 {
+        return Err(Error::bad_input(
+            "--queue-size 0: hits need room between the kernel and the output, e.g. \
+             --queue-size 256M",
+        ));
+    }
+    if let Some(d) = options.duration {
+        if d.is_zero() {
+            return Err(Error::bad_input(
+                "--duration 0: give a positive number of seconds, e.g. --duration 5",
+            ));
+        }
+    }
+    if options.mode == Mode::Perf && (options.changes_only || options.condition.is_some()) {
+        return Err(Error::bad_input(
+            "--changes-only and --if need exact values: add --stop",
+        ));
+    }
+    if options.mode == Mode::Stop && plan.options.flexible {
+        return Err(Error::bad_input(
+            "--flexible rotates perf-event watches; --stop uses the thread's own debug \
+             registers, which do not rotate: drop one of them",
+        ));
+    }
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock of perf sample times
+/// (`hwbp_linux::perf::attr::SAMPLE_CLOCK`).
+pub(crate) fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
