@@ -20,7 +20,11 @@
 //!    (`bpf_ringbuf_reserve`; a full ring counts in `stats[RING_FULL]`), fills it (time from
 //!    `bpf_ktime_get_ns`, which is `CLOCK_MONOTONIC` like hwbp's perf samples; pid/tid; CPU;
 //!    `regs.ip`; piece; old; new; kernel mode when `regs.cs & 3 == 0`; optionally the user
-//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`) and submits it; or
+//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`) and submits it, waking the reader only
+//!    once [`HandlerSpec::wakeup_bytes`] are unread (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`,
+//!    then `BPF_RB_NO_WAKEUP` or `BPF_RB_FORCE_WAKEUP`: the kernel's default wakes the reader
+//!    whenever it has caught up, which costs a wakeup per record under a steady stream —
+//!    `bpf_ringbuf_commit` in `kernel/bpf/ringbuf.c`); or
 //!    [`HandlerMode::Count`]: adds one to a per-CPU hash map keyed by (piece, tid, ip) (a full
 //!    map counts in `stats[COUNT_MAP_FULL]`). Either way it returns 0.
 //!
@@ -185,18 +189,23 @@ pub struct HandlerSpec {
     /// Emit mode: ring buffer data bytes, a power of two and a multiple of the page size.
     /// The default, 4 MiB, holds about 65,000 records without stacks.
     pub ring_bytes: u32,
+    /// Emit mode: the reader is woken once this many bytes are unread (64 bytes per record
+    /// without a stack); below that, records wait for the reader's own poll timeout
+    /// ([`HitHandler::wait`]), as perf's `wakeup_watermark` does.
+    pub wakeup_bytes: u32,
     /// Count mode: distinct (piece, tid, ip) keys the map holds.
     pub count_keys: u32,
 }
 
 impl HandlerSpec {
-    /// A spec with no filter, a 4 MiB ring and 16,384 count keys.
+    /// A spec with no filter, a 4 MiB ring woken every 16 KiB, and 16,384 count keys.
     pub fn new(pieces: Vec<HandlerPiece>, mode: HandlerMode) -> Self {
         HandlerSpec {
             pieces,
             mode,
             filter: ValueFilter::default(),
             ring_bytes: 4 << 20,
+            wakeup_bytes: 16 * 1024,
             count_keys: 16 * 1024,
         }
     }
@@ -243,6 +252,10 @@ const SLOT_ONE: i16 = -56;
 
 /// `BPF_F_USER_STACK`.
 const F_USER_STACK: i32 = 1 << 8;
+/// `BPF_RB_NO_WAKEUP`, `BPF_RB_FORCE_WAKEUP`, `BPF_RB_AVAIL_DATA`.
+const RB_NO_WAKEUP: i32 = 1;
+const RB_FORCE_WAKEUP: i32 = 2;
+const RB_AVAIL_DATA: i32 = 0;
 /// `BPF_NOEXIST`.
 const NOEXIST: i32 = 1;
 /// `-EEXIST`.
@@ -402,7 +415,10 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
 
     asm.bind(common);
     match spec.mode {
-        HandlerMode::Emit { stack } => emit_record(&mut asm, stack),
+        HandlerMode::Emit { stack } => {
+            let wakeup = spec.wakeup_bytes.clamp(1, spec.ring_bytes / 2);
+            emit_record(&mut asm, stack, i32::try_from(wakeup).unwrap_or(i32::MAX))
+        }
         HandlerMode::Count => emit_count(&mut asm),
     }
     Ok(asm.finish())
@@ -459,8 +475,9 @@ fn emit_condition(
 }
 
 /// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
-fn emit_record(asm: &mut Asm, stack: bool) {
+fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
     let full = asm.label("ring_full");
+    let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
     let size = i32::from(RECORD_HEADER) + if stack { STACK_FRAMES as i32 * 8 } else { 0 };
     asm.ld_map(Reg::R1, MAP_RING)
@@ -498,8 +515,14 @@ fn emit_record(asm: &mut Asm, stack: bool) {
     } else {
         asm.st(Size::W, Reg::R7, OFF_STACK_LEN, 0);
     }
-    asm.mov_reg(Reg::R1, Reg::R7)
-        .mov(Reg::R2, 0)
+    asm.ld_map(Reg::R1, MAP_RING)
+        .mov(Reg::R2, RB_AVAIL_DATA)
+        .call(Helper::RingbufQuery)
+        .mov(Reg::R2, RB_NO_WAKEUP)
+        .jmp(Cond::Lt, Reg::R0, Src::Imm(wakeup_bytes), submit)
+        .mov(Reg::R2, RB_FORCE_WAKEUP)
+        .bind(submit)
+        .mov_reg(Reg::R1, Reg::R7)
         .call(Helper::RingbufSubmit)
         .mov(Reg::R0, 0)
         .exit()
@@ -982,24 +1005,30 @@ user_mode:
   83: call bpf_get_smp_processor_id#8
   84: *(u32 *)(r7 +44) = r0
   85: *(u32 *)(r7 +52) = 0
-  86: r1 = r7
-  87: r2 = 0
-  88: call bpf_ringbuf_submit#132
-  89: r0 = 0
-  90: exit
+  86: r1 = map[ring] ll
+  88: r2 = 0
+  89: call bpf_ringbuf_query#134
+  90: r2 = 1
+  91: if r0 < 16384 goto submit
+  92: r2 = 2
+submit:
+  93: r1 = r7
+  94: call bpf_ringbuf_submit#132
+  95: r0 = 0
+  96: exit
 ring_full:
-  91: *(u32 *)(r10 -24) = 2
-  92: r1 = map[stats] ll
-  94: r2 = r10
-  95: r2 += -24
-  96: call bpf_map_lookup_elem#1
-  97: if r0 == 0 goto ring_full_counted
-  98: r1 = *(u64 *)(r0 +0)
-  99: r1 += 1
- 100: *(u64 *)(r0 +0) = r1
+  97: *(u32 *)(r10 -24) = 2
+  98: r1 = map[stats] ll
+ 100: r2 = r10
+ 101: r2 += -24
+ 102: call bpf_map_lookup_elem#1
+ 103: if r0 == 0 goto ring_full_counted
+ 104: r1 = *(u64 *)(r0 +0)
+ 105: r1 += 1
+ 106: *(u64 *)(r0 +0) = r1
 ring_full_counted:
- 101: r0 = 0
- 102: exit
+ 107: r0 = 0
+ 108: exit
 ";
         assert_eq!(program.to_string(), expected);
         assert_eq!(program.maps(), vec!["stats", "prev", "ring"]);

@@ -259,6 +259,8 @@ pub enum Helper {
     RingbufReserve,
     /// `bpf_ringbuf_submit` (132).
     RingbufSubmit,
+    /// `bpf_ringbuf_query` (134).
+    RingbufQuery,
 }
 
 impl Helper {
@@ -276,6 +278,7 @@ impl Helper {
             Helper::RingbufOutput => 130,
             Helper::RingbufReserve => 131,
             Helper::RingbufSubmit => 132,
+            Helper::RingbufQuery => 134,
         }
     }
 
@@ -293,6 +296,7 @@ impl Helper {
             Helper::RingbufOutput => "bpf_ringbuf_output",
             Helper::RingbufReserve => "bpf_ringbuf_reserve",
             Helper::RingbufSubmit => "bpf_ringbuf_submit",
+            Helper::RingbufQuery => "bpf_ringbuf_query",
         }
     }
 }
