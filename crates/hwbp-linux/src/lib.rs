@@ -4,7 +4,8 @@
 //!
 //! ## Design constraints
 //! - The only crate of the workspace with `unsafe`, confined to the syscall/mmap/signal
-//!   boundary (`sys/`, `ring/mmap.rs`, `selfwatch.rs`, `ptrace/`); every block has a
+//!   boundary (`sys/`, `ring/mmap.rs`, `selfwatch.rs`, `ptrace/`, `bpf/sys.rs`,
+//!   `bpf/ringbuf.rs`); every block has a
 //!   `// SAFETY:` comment.
 //! - Errors are typed ([`Error`], [`ErrorKind`]) with the errno mapped where the call is made.
 //!
@@ -15,7 +16,10 @@
 //! - [`ring`]: the mmap ring buffer and its pure record parser.
 //! - [`session`]: [`session::WatchSession`], the watch session the CLI drives.
 //! - [`selfwatch`]: [`selfwatch::SelfWatch`], in-process watches with a SIGTRAP callback.
+//! - [`bpf`]: [`bpf::HitHandler`], the in-kernel hit handler (a BPF program on the breakpoint
+//!   events: exact values, in-kernel filters and counts).
 
+pub mod bpf;
 pub mod error;
 pub mod hotplug;
 pub mod perf;

@@ -48,7 +48,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use std::time::Duration;
 
@@ -501,6 +501,12 @@ impl WatchSession {
             }
         }
         Ok(())
+    }
+
+    /// Every open event, as (watch index, fd): one per watch × thread × CPU (or watch × CPU),
+    /// for attaching a BPF hit handler (`PERF_EVENT_IOC_SET_BPF`) to each.
+    pub fn event_fds(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> + '_ {
+        self.events.iter().map(|e| (e.watch, e.fd.as_fd()))
     }
 
     /// Arms every event (`PERF_EVENT_IOC_ENABLE`); inherited children follow.

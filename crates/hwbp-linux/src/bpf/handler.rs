@@ -1,0 +1,1175 @@
+//! The hit handler: the BPF program generated for a watch set, its maps, and the readers of
+//! its records and counts.
+//!
+//! Owns the program's layout and the record format. Per hit the program
+//! 1. counts its run (per-CPU `stats[RUNS]`), then finds the piece by comparing `ctx->addr`
+//!    (offset 176 of `struct bpf_perf_event_data` on x86_64: `pt_regs` is 168 bytes, then
+//!    `sample_period`) with each piece's address — a compare chain, because rotation moves a
+//!    breakpoint with `MODIFY_ATTRIBUTES` and the event says nothing about which watch it holds
+//!    now; an address that is no piece returns 1, so perf samples the hit as usual;
+//! 2. reads the piece's bytes at `ctx->addr` with `bpf_probe_read_user` (`bpf_probe_read_kernel`
+//!    for kernel addresses, `>= 0xffff_8000_0000_0000`) into a zeroed u64: the value just
+//!    written, since x86 data breakpoints trap after the access;
+//! 3. swaps it atomically (`BPF_XCHG`) with the previous value of the piece in the `prev`
+//!    array, which user space seeds with the value at arming ([`HitHandler::seed`]), so the
+//!    old value is exact from the first hit on, also when threads on several CPUs write;
+//! 4. applies the filters ([`ValueFilter`]): changes-only drops `new == old`, a condition
+//!    compares the new value, signed or unsigned in the piece's width; a dropped hit returns 0
+//!    (no perf sample, no wakeup) and counts in `stats[FILTERED]`;
+//! 5. [`HandlerMode::Emit`]: reserves a record in the `ring` ring buffer
+//!    (`bpf_ringbuf_reserve`; a full ring counts in `stats[RING_FULL]`), fills it (time from
+//!    `bpf_ktime_get_ns`, which is `CLOCK_MONOTONIC` like hwbp's perf samples; pid/tid; CPU;
+//!    `regs.ip`; piece; old; new; kernel mode when `regs.cs & 3 == 0`; optionally the user
+//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`) and submits it, waking the reader only
+//!    once [`HandlerSpec::wakeup_bytes`] are unread (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`,
+//!    then `BPF_RB_NO_WAKEUP` or `BPF_RB_FORCE_WAKEUP`: the kernel's default wakes the reader
+//!    whenever it has caught up, which costs a wakeup per record under a steady stream —
+//!    `bpf_ringbuf_commit` in `kernel/bpf/ringbuf.c`); or
+//!    [`HandlerMode::Count`]: adds one to a per-CPU hash map keyed by (piece, tid, ip) (a full
+//!    map counts in `stats[COUNT_MAP_FULL]`). Either way it returns 0.
+//!
+//! The kernel skips the program when another BPF program runs on that CPU (`bpf_prog_active`
+//! in `bpf_overflow_handler`, `kernel/events/core.c`); the perf event still counts those hits,
+//! so [`HandlerStats::skipped`] = perf count − runs. A failed read (never seen for a page just
+//! written) emits a record with [`HandlerRecord::value_unreadable`], bypassing the filters.
+//!
+//! All maps are preallocated (`pe_prog` programs may run in NMI-like context, and
+//! `check_map_prog_compatibility` in `kernel/bpf/verifier.c` has long required it).
+
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use super::insn::{AluOp, Asm, Cond, Helper, Program, Reg, Size, Src};
+use super::ringbuf::RingReader;
+use super::sys::{self, Map, MapType, Prog, BPF_ANY};
+use super::BpfError;
+
+/// One watched piece: an aligned 1, 2, 4 or 8-byte location (one breakpoint's `bp_addr` and
+/// `bp_len`). Its index in [`HandlerSpec::pieces`] is the piece number in records and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HandlerPiece {
+    /// `bp_addr`.
+    pub addr: u64,
+    /// `bp_len`: 1, 2, 4 or 8.
+    pub len: u8,
+}
+
+impl HandlerPiece {
+    /// The piece at `addr` of `len` bytes.
+    pub fn new(addr: u64, len: u8) -> Self {
+        HandlerPiece { addr, len }
+    }
+
+    /// A kernel address (upper half of the x86_64 address space): read with
+    /// `bpf_probe_read_kernel`.
+    pub fn is_kernel(&self) -> bool {
+        self.addr >= 0xffff_8000_0000_0000
+    }
+
+    fn bits(&self) -> u32 {
+        u32::from(self.len) * 8
+    }
+
+    /// `value` truncated to the piece's width.
+    pub fn truncate(&self, value: u64) -> u64 {
+        if self.len >= 8 {
+            value
+        } else {
+            value & ((1u64 << self.bits()) - 1)
+        }
+    }
+}
+
+/// What the handler does with a hit that passes the filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandlerMode {
+    /// One record per hit to the ring buffer, with the user stack if `stack`.
+    Emit {
+        /// Add up to [`STACK_FRAMES`] user-stack frames (`bpf_get_stack`).
+        stack: bool,
+    },
+    /// Count hits per (piece, tid, ip), for `hwbp stat`.
+    Count,
+}
+
+/// A condition's comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConditionOp {
+    /// `==N`
+    Eq,
+    /// `!=N`
+    Ne,
+    /// `<N`
+    Lt,
+    /// `>N`
+    Gt,
+    /// `&MASK`: some bit of the mask is set.
+    Mask,
+}
+
+/// `new OP value`, compared in the piece's width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Condition {
+    /// The comparison.
+    pub op: ConditionOp,
+    /// The operand's bits (a signed operand as its two's complement `i64`).
+    pub value: u64,
+    /// Compare as signed integers of the piece's width (ignored for [`ConditionOp::Mask`]).
+    pub signed: bool,
+}
+
+impl Condition {
+    /// A signed comparison with `value`.
+    pub fn signed(op: ConditionOp, value: i64) -> Self {
+        Condition {
+            op,
+            value: value as u64,
+            signed: true,
+        }
+    }
+
+    /// An unsigned comparison with `value` (or a mask).
+    pub fn unsigned(op: ConditionOp, value: u64) -> Self {
+        Condition {
+            op,
+            value,
+            signed: false,
+        }
+    }
+
+    /// The operand as the 64-bit value the program compares with, or why it does not fit.
+    fn operand_for(&self, piece: &HandlerPiece, index: usize) -> Result<u64, BpfError> {
+        let bits = piece.bits();
+        let fits = if self.signed && self.op != ConditionOp::Mask {
+            let v = self.value as i64;
+            bits == 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1)))
+        } else {
+            bits == 64 || self.value < (1u64 << bits)
+        };
+        if !fits {
+            return Err(BpfError::Invalid(format!(
+                "the condition's value {} does not fit piece {index} ({} bytes{})",
+                if self.signed {
+                    (self.value as i64).to_string()
+                } else {
+                    format!("{:#x}", self.value)
+                },
+                piece.len,
+                if self.signed { ", signed" } else { "" }
+            )));
+        }
+        Ok(self.value)
+    }
+}
+
+/// The in-kernel filters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ValueFilter {
+    /// Drop hits whose new value equals the old one.
+    pub changes_only: bool,
+    /// Keep only hits whose new value satisfies this.
+    pub condition: Option<Condition>,
+}
+
+impl ValueFilter {
+    fn is_active(&self) -> bool {
+        self.changes_only || self.condition.is_some()
+    }
+}
+
+/// Everything the program is generated from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HandlerSpec {
+    /// The watched pieces (at least one).
+    pub pieces: Vec<HandlerPiece>,
+    /// Emit records or count.
+    pub mode: HandlerMode,
+    /// Filters applied before emitting or counting.
+    pub filter: ValueFilter,
+    /// Emit mode: ring buffer data bytes, a power of two and a multiple of the page size.
+    /// The default, 4 MiB, holds about 65,000 records without stacks.
+    pub ring_bytes: u32,
+    /// Emit mode: the reader is woken once this many bytes are unread (64 bytes per record
+    /// without a stack); below that, records wait for the reader's own poll timeout
+    /// ([`HitHandler::wait`]), as perf's `wakeup_watermark` does.
+    pub wakeup_bytes: u32,
+    /// Count mode: distinct (piece, tid, ip) keys the map holds.
+    pub count_keys: u32,
+}
+
+impl HandlerSpec {
+    /// A spec with no filter, a 4 MiB ring woken every 16 KiB, and 16,384 count keys.
+    pub fn new(pieces: Vec<HandlerPiece>, mode: HandlerMode) -> Self {
+        HandlerSpec {
+            pieces,
+            mode,
+            filter: ValueFilter::default(),
+            ring_bytes: 4 << 20,
+            wakeup_bytes: 16 * 1024,
+            count_keys: 16 * 1024,
+        }
+    }
+
+    /// The program for this spec, without loading it. Deterministic: equal specs give equal
+    /// programs.
+    pub fn program(&self) -> Result<Program, BpfError> {
+        generate(self)
+    }
+}
+
+/// User-stack frames an Emit record carries when asked.
+pub const STACK_FRAMES: usize = 32;
+
+/// Emit record layout: fixed header bytes, then the stack frames.
+const RECORD_HEADER: i16 = 56;
+const OFF_TIME: i16 = 0;
+const OFF_PID_TGID: i16 = 8;
+const OFF_IP: i16 = 16;
+const OFF_OLD: i16 = 24;
+const OFF_NEW: i16 = 32;
+const OFF_PIECE: i16 = 40;
+const OFF_CPU: i16 = 44;
+const OFF_FLAGS: i16 = 48;
+const OFF_STACK_LEN: i16 = 52;
+
+/// Record flag: the access was made in kernel mode.
+const FLAG_KERNEL: i32 = 1;
+/// Record flag: `bpf_probe_read_*` failed; old and new are 0.
+const FLAG_UNREADABLE: i32 = 2;
+
+/// `bpf_perf_event_data` offsets on x86_64 (`arch/x86/include/uapi/asm/ptrace.h`).
+const CTX_IP: i16 = 16 * 8;
+const CTX_CS: i16 = 17 * 8;
+const CTX_ADDR: i16 = 21 * 8 + 8;
+
+/// Stack slots (offsets from r10).
+const SLOT_NEW: i16 = -8;
+const SLOT_PREV_KEY: i16 = -16;
+const SLOT_STATS_KEY: i16 = -24;
+const SLOT_FLAGS: i16 = -32;
+const SLOT_COUNT_KEY: i16 = -48;
+const SLOT_ONE: i16 = -56;
+
+/// `BPF_F_USER_STACK`.
+const F_USER_STACK: i32 = 1 << 8;
+/// `BPF_RB_NO_WAKEUP`, `BPF_RB_FORCE_WAKEUP`, `BPF_RB_AVAIL_DATA`.
+const RB_NO_WAKEUP: i32 = 1;
+const RB_FORCE_WAKEUP: i32 = 2;
+const RB_AVAIL_DATA: i32 = 0;
+/// `BPF_NOEXIST`.
+const NOEXIST: i32 = 1;
+/// `-EEXIST`.
+const NEG_EEXIST: i32 = -17;
+
+/// Map names in the program text.
+const MAP_PREV: &str = "prev";
+const MAP_STATS: &str = "stats";
+const MAP_RING: &str = "ring";
+const MAP_COUNTS: &str = "counts";
+
+/// Indices of the per-CPU `stats` array.
+const STAT_RUNS: i32 = 0;
+const STAT_FILTERED: i32 = 1;
+const STAT_RING_FULL: i32 = 2;
+const STAT_COUNT_MAP_FULL: i32 = 3;
+const STAT_UNKNOWN_ADDR: i32 = 4;
+const STAT_READ_FAILED: i32 = 5;
+const STAT_COUNT: u32 = 6;
+
+/// `stats[index] += 1` (per CPU: programs do not nest on a CPU, so no atomics).
+fn bump(asm: &mut Asm, index: i32, name: &str) {
+    let done = asm.label(format!("{name}_counted"));
+    asm.st(Size::W, Reg::FP, SLOT_STATS_KEY, index)
+        .ld_map(Reg::R1, MAP_STATS)
+        .stack_ptr(Reg::R2, SLOT_STATS_KEY)
+        .call(Helper::MapLookupElem)
+        .jmp(Cond::Eq, Reg::R0, Src::Imm(0), done)
+        .ldx(Size::DW, Reg::R1, Reg::R0, 0)
+        .alu(AluOp::Add, Reg::R1, Src::Imm(1))
+        .stx(Size::DW, Reg::R0, 0, Reg::R1)
+        .bind(done);
+}
+
+fn fits_imm(value: u64, signed_compare: bool) -> Option<i32> {
+    if signed_compare {
+        i32::try_from(value as i64).ok()
+    } else {
+        i32::try_from(value).ok()
+    }
+}
+
+fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
+    if spec.pieces.is_empty() {
+        return Err(BpfError::Invalid("no pieces to watch".into()));
+    }
+    if spec.pieces.len() > 64 {
+        return Err(BpfError::Invalid(format!(
+            "{} pieces: at most 64 per handler",
+            spec.pieces.len()
+        )));
+    }
+    for (i, piece) in spec.pieces.iter().enumerate() {
+        if ![1, 2, 4, 8].contains(&piece.len) || piece.addr % u64::from(piece.len) != 0 {
+            return Err(BpfError::Invalid(format!(
+                "piece {i} at {:#x}: needs a length of 1, 2, 4 or 8 bytes and an address \
+                 aligned to it, got {}",
+                piece.addr, piece.len
+            )));
+        }
+        if let Some(cond) = spec.filter.condition {
+            cond.operand_for(piece, i)?;
+        }
+    }
+    if let HandlerMode::Emit { .. } = spec.mode {
+        let page = 4096u32;
+        if !spec.ring_bytes.is_power_of_two() || spec.ring_bytes < page {
+            return Err(BpfError::Invalid(format!(
+                "ring buffer of {} bytes: needs a power of two of at least one page",
+                spec.ring_bytes
+            )));
+        }
+    }
+    if spec.mode == HandlerMode::Count && spec.count_keys == 0 {
+        return Err(BpfError::Invalid("count map of 0 keys".into()));
+    }
+    Ok(())
+}
+
+fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
+    validate(spec)?;
+    let mut asm = Asm::new();
+    let unknown = asm.label("unknown_addr");
+    let read_failed = asm.label("read_failed");
+    let drop_hit = asm.label("filtered");
+    let common = asm.label(match spec.mode {
+        HandlerMode::Emit { .. } => "emit",
+        HandlerMode::Count => "count",
+    });
+    let needs_value = matches!(spec.mode, HandlerMode::Emit { .. }) || spec.filter.is_active();
+
+    asm.mov_reg(Reg::R6, Reg::R1);
+    bump(&mut asm, STAT_RUNS, "run");
+    asm.st(Size::W, Reg::FP, SLOT_FLAGS, 0)
+        .ldx(Size::DW, Reg::R7, Reg::R6, CTX_ADDR);
+
+    let piece_labels: Vec<_> = (0..spec.pieces.len())
+        .map(|i| asm.label(format!("piece{i}")))
+        .collect();
+    for (i, piece) in spec.pieces.iter().enumerate() {
+        let next = piece_labels.get(i + 1).copied().unwrap_or(unknown);
+        let index = i32::try_from(i).expect("at most 64 pieces");
+        asm.bind(piece_labels[i])
+            .ld_imm64(Reg::R1, piece.addr)
+            .jmp(Cond::Ne, Reg::R7, Src::Reg(Reg::R1), next)
+            .mov(Reg::R8, index);
+        if !needs_value {
+            asm.ja(common);
+            continue;
+        }
+        let read = if piece.is_kernel() {
+            Helper::ProbeReadKernel
+        } else {
+            Helper::ProbeReadUser
+        };
+        asm.st(Size::DW, Reg::FP, SLOT_NEW, 0)
+            .stack_ptr(Reg::R1, SLOT_NEW)
+            .mov(Reg::R2, i32::from(piece.len))
+            .mov_reg(Reg::R3, Reg::R7)
+            .call(read)
+            .jmp(Cond::Ne, Reg::R0, Src::Imm(0), read_failed)
+            .ldx(Size::DW, Reg::R9, Reg::FP, SLOT_NEW)
+            .st(Size::W, Reg::FP, SLOT_PREV_KEY, index)
+            .ld_map(Reg::R1, MAP_PREV)
+            .stack_ptr(Reg::R2, SLOT_PREV_KEY)
+            .call(Helper::MapLookupElem)
+            // Cannot happen for an index below max_entries; the verifier needs the check.
+            .jmp(Cond::Eq, Reg::R0, Src::Imm(0), unknown)
+            .mov_reg(Reg::R7, Reg::R9)
+            .xchg64(Reg::R0, 0, Reg::R7);
+        if spec.filter.changes_only {
+            asm.jmp(Cond::Eq, Reg::R7, Src::Reg(Reg::R9), drop_hit);
+        }
+        if let Some(cond) = spec.filter.condition {
+            emit_condition(&mut asm, &cond, piece, i, drop_hit)?;
+        }
+        asm.ja(common);
+    }
+
+    asm.bind(unknown);
+    bump(&mut asm, STAT_UNKNOWN_ADDR, "unknown_addr");
+    asm.mov(Reg::R0, 1).exit();
+
+    if needs_value {
+        asm.bind(read_failed);
+        bump(&mut asm, STAT_READ_FAILED, "read_failed");
+        asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_UNREADABLE)
+            .mov(Reg::R7, 0)
+            .mov(Reg::R9, 0)
+            .ja(common);
+    }
+    if spec.filter.is_active() {
+        asm.bind(drop_hit);
+        bump(&mut asm, STAT_FILTERED, "filtered");
+        asm.mov(Reg::R0, 0).exit();
+    }
+
+    asm.bind(common);
+    match spec.mode {
+        HandlerMode::Emit { stack } => {
+            let wakeup = spec.wakeup_bytes.clamp(1, spec.ring_bytes / 2);
+            emit_record(&mut asm, stack, i32::try_from(wakeup).unwrap_or(i32::MAX))
+        }
+        HandlerMode::Count => emit_count(&mut asm),
+    }
+    Ok(asm.finish())
+}
+
+/// `if !(new OP value) goto drop`, in the piece's width.
+fn emit_condition(
+    asm: &mut Asm,
+    cond: &Condition,
+    piece: &HandlerPiece,
+    index: usize,
+    drop_hit: super::insn::Label,
+) -> Result<(), BpfError> {
+    let value = cond.operand_for(piece, index)?;
+    if cond.op == ConditionOp::Mask {
+        asm.mov_reg(Reg::R1, Reg::R9);
+        match fits_imm(value, false) {
+            Some(imm) => asm.alu(AluOp::And, Reg::R1, Src::Imm(imm)),
+            None => asm
+                .ld_imm64(Reg::R2, value)
+                .alu(AluOp::And, Reg::R1, Src::Reg(Reg::R2)),
+        };
+        asm.jmp(Cond::Eq, Reg::R1, Src::Imm(0), drop_hit);
+        return Ok(());
+    }
+    let signed = cond.signed;
+    let mut subject = Reg::R9;
+    if signed && piece.len < 8 {
+        let shift = 64 - piece.bits() as i32;
+        asm.mov_reg(Reg::R1, Reg::R9)
+            .alu(AluOp::Lsh, Reg::R1, Src::Imm(shift))
+            .alu(AluOp::Arsh, Reg::R1, Src::Imm(shift));
+        subject = Reg::R1;
+    }
+    let keep = match (cond.op, signed) {
+        (ConditionOp::Eq, _) => Cond::Eq,
+        (ConditionOp::Ne, _) => Cond::Ne,
+        (ConditionOp::Lt, false) => Cond::Lt,
+        (ConditionOp::Gt, false) => Cond::Gt,
+        (ConditionOp::Lt, true) => Cond::Slt,
+        (ConditionOp::Gt, true) => Cond::Sgt,
+        (ConditionOp::Mask, _) => unreachable!("handled above"),
+    };
+    let drop_if = keep.negate().expect("only Set has no negation");
+    let operand = match fits_imm(value, signed) {
+        Some(imm) => Src::Imm(imm),
+        None => {
+            asm.ld_imm64(Reg::R2, value);
+            Src::Reg(Reg::R2)
+        }
+    };
+    asm.jmp(drop_if, subject, operand, drop_hit);
+    Ok(())
+}
+
+/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
+fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
+    let full = asm.label("ring_full");
+    let submit = asm.label("submit");
+    let user_mode = asm.label("user_mode");
+    let size = i32::from(RECORD_HEADER) + if stack { STACK_FRAMES as i32 * 8 } else { 0 };
+    asm.ld_map(Reg::R1, MAP_RING)
+        .mov(Reg::R2, size)
+        .mov(Reg::R3, 0)
+        .call(Helper::RingbufReserve)
+        .jmp(Cond::Eq, Reg::R0, Src::Imm(0), full)
+        .stx(Size::DW, Reg::R0, OFF_OLD, Reg::R7)
+        .stx(Size::DW, Reg::R0, OFF_NEW, Reg::R9)
+        .stx(Size::W, Reg::R0, OFF_PIECE, Reg::R8)
+        .mov_reg(Reg::R7, Reg::R0)
+        .ldx(Size::DW, Reg::R1, Reg::R6, CTX_IP)
+        .stx(Size::DW, Reg::R7, OFF_IP, Reg::R1)
+        .ldx(Size::DW, Reg::R1, Reg::R6, CTX_CS)
+        .alu(AluOp::And, Reg::R1, Src::Imm(3))
+        .ldx(Size::W, Reg::R2, Reg::FP, SLOT_FLAGS)
+        .jmp(Cond::Ne, Reg::R1, Src::Imm(0), user_mode)
+        .alu(AluOp::Or, Reg::R2, Src::Imm(FLAG_KERNEL))
+        .bind(user_mode)
+        .stx(Size::W, Reg::R7, OFF_FLAGS, Reg::R2)
+        .call(Helper::KtimeGetNs)
+        .stx(Size::DW, Reg::R7, OFF_TIME, Reg::R0)
+        .call(Helper::GetCurrentPidTgid)
+        .stx(Size::DW, Reg::R7, OFF_PID_TGID, Reg::R0)
+        .call(Helper::GetSmpProcessorId)
+        .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
+    if stack {
+        asm.mov_reg(Reg::R1, Reg::R6)
+            .mov_reg(Reg::R2, Reg::R7)
+            .alu(AluOp::Add, Reg::R2, Src::Imm(RECORD_HEADER.into()))
+            .mov(Reg::R3, STACK_FRAMES as i32 * 8)
+            .mov(Reg::R4, F_USER_STACK)
+            .call(Helper::GetStack)
+            .stx(Size::W, Reg::R7, OFF_STACK_LEN, Reg::R0);
+    } else {
+        asm.st(Size::W, Reg::R7, OFF_STACK_LEN, 0);
+    }
+    asm.ld_map(Reg::R1, MAP_RING)
+        .mov(Reg::R2, RB_AVAIL_DATA)
+        .call(Helper::RingbufQuery)
+        .mov(Reg::R2, RB_NO_WAKEUP)
+        .jmp(Cond::Lt, Reg::R0, Src::Imm(wakeup_bytes), submit)
+        .mov(Reg::R2, RB_FORCE_WAKEUP)
+        .bind(submit)
+        .mov_reg(Reg::R1, Reg::R7)
+        .call(Helper::RingbufSubmit)
+        .mov(Reg::R0, 0)
+        .exit()
+        .bind(full);
+    bump(asm, STAT_RING_FULL, "ring_full");
+    asm.mov(Reg::R0, 0).exit();
+}
+
+/// Registers on entry: r6 ctx, r8 piece.
+fn emit_count(asm: &mut Asm) {
+    let insert = asm.label("insert");
+    let raced = asm.label("raced");
+    let full = asm.label("count_map_full");
+    let add = |asm: &mut Asm| {
+        asm.ldx(Size::DW, Reg::R1, Reg::R0, 0)
+            .alu(AluOp::Add, Reg::R1, Src::Imm(1))
+            .stx(Size::DW, Reg::R0, 0, Reg::R1)
+            .mov(Reg::R0, 0)
+            .exit();
+    };
+    let lookup = |asm: &mut Asm| {
+        asm.ld_map(Reg::R1, MAP_COUNTS)
+            .stack_ptr(Reg::R2, SLOT_COUNT_KEY)
+            .call(Helper::MapLookupElem);
+    };
+    asm.stx(Size::W, Reg::FP, SLOT_COUNT_KEY, Reg::R8)
+        .call(Helper::GetCurrentPidTgid)
+        .stx(Size::W, Reg::FP, SLOT_COUNT_KEY + 4, Reg::R0)
+        .ldx(Size::DW, Reg::R1, Reg::R6, CTX_IP)
+        .stx(Size::DW, Reg::FP, SLOT_COUNT_KEY + 8, Reg::R1);
+    lookup(asm);
+    asm.jmp(Cond::Eq, Reg::R0, Src::Imm(0), insert);
+    add(asm);
+    asm.bind(insert)
+        .st(Size::DW, Reg::FP, SLOT_ONE, 1)
+        .ld_map(Reg::R1, MAP_COUNTS)
+        .stack_ptr(Reg::R2, SLOT_COUNT_KEY)
+        .stack_ptr(Reg::R3, SLOT_ONE)
+        .mov(Reg::R4, NOEXIST)
+        .call(Helper::MapUpdateElem)
+        .jmp(Cond::Eq, Reg::R0, Src::Imm(NEG_EEXIST), raced)
+        .jmp(Cond::Ne, Reg::R0, Src::Imm(0), full)
+        .mov(Reg::R0, 0)
+        .exit()
+        // Another CPU inserted the key between our lookup and update: add to it.
+        .bind(raced);
+    lookup(asm);
+    asm.jmp(Cond::Eq, Reg::R0, Src::Imm(0), full);
+    add(asm);
+    asm.bind(full);
+    bump(asm, STAT_COUNT_MAP_FULL, "count_map_full");
+    asm.mov(Reg::R0, 0).exit();
+}
+
+/// One hit, as the handler emitted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerRecord {
+    /// `bpf_ktime_get_ns()`: `CLOCK_MONOTONIC` nanoseconds, the clock of hwbp's perf samples.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: i32,
+    /// Thread id.
+    pub tid: i32,
+    /// CPU the hit ran on.
+    pub cpu: u32,
+    /// `regs.ip`: on x86 data watches the instruction after the access.
+    pub ip: u64,
+    /// Index of the piece in [`HandlerSpec::pieces`].
+    pub piece: u32,
+    /// The piece's value before this hit (the previous hit's new value, or the seed).
+    pub old: u64,
+    /// The piece's value right after the access, zero-extended from its width.
+    pub new: u64,
+    /// The access was made in kernel mode (`regs.cs & 3 == 0`), e.g. `read(2)` filling the
+    /// watched buffer.
+    pub kernel_mode: bool,
+    /// The value could not be read (`old` and `new` are 0).
+    pub value_unreadable: bool,
+    /// User-stack frames, innermost first (empty without [`HandlerMode::Emit`]`{ stack: true
+    /// }`).
+    pub stack: Vec<u64>,
+    /// `bpf_get_stack`'s negative errno, if it failed.
+    pub stack_error: Option<i32>,
+}
+
+impl HandlerRecord {
+    /// Decodes one ring buffer payload; `None` if it is shorter than a record.
+    pub fn parse(bytes: &[u8]) -> Option<HandlerRecord> {
+        let u64_at = |off: i16| -> Option<u64> {
+            let off = off as usize;
+            Some(u64::from_le_bytes(
+                bytes.get(off..off + 8)?.try_into().ok()?,
+            ))
+        };
+        let u32_at = |off: i16| -> Option<u32> {
+            let off = off as usize;
+            Some(u32::from_le_bytes(
+                bytes.get(off..off + 4)?.try_into().ok()?,
+            ))
+        };
+        let pid_tgid = u64_at(OFF_PID_TGID)?;
+        let flags = u32_at(OFF_FLAGS)?;
+        let stack_len = u32_at(OFF_STACK_LEN)? as i32;
+        let (stack, stack_error) = if stack_len < 0 {
+            (Vec::new(), Some(stack_len))
+        } else {
+            let start = RECORD_HEADER as usize;
+            let end = (start + stack_len as usize).min(bytes.len());
+            let frames = bytes[start..end]
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            (frames, None)
+        };
+        Some(HandlerRecord {
+            time_ns: u64_at(OFF_TIME)?,
+            pid: (pid_tgid >> 32) as i32,
+            tid: pid_tgid as u32 as i32,
+            cpu: u32_at(OFF_CPU)?,
+            ip: u64_at(OFF_IP)?,
+            piece: u32_at(OFF_PIECE)?,
+            old: u64_at(OFF_OLD)?,
+            new: u64_at(OFF_NEW)?,
+            kernel_mode: flags & FLAG_KERNEL as u32 != 0,
+            value_unreadable: flags & FLAG_UNREADABLE as u32 != 0,
+            stack,
+            stack_error,
+        })
+    }
+}
+
+/// A key of the Count map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountKey {
+    /// Index of the piece.
+    pub piece: u32,
+    /// Thread id.
+    pub tid: i32,
+    /// `regs.ip` of the hit.
+    pub ip: u64,
+}
+
+/// The handler's own counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandlerStats {
+    /// Times the program ran.
+    pub runs: u64,
+    /// Hits dropped by the filters.
+    pub filtered: u64,
+    /// Records lost because the ring buffer was full.
+    pub ring_full: u64,
+    /// Hits not counted because the count map was full.
+    pub count_map_full: u64,
+    /// Hits at an address that is no piece (returned to perf as samples).
+    pub unknown_addr: u64,
+    /// Hits whose value could not be read.
+    pub read_failed: u64,
+}
+
+impl HandlerStats {
+    /// Hits the perf events counted (`perf_count`, summed over the events the handler is
+    /// attached to) that the program never saw: the kernel skips it while another BPF program
+    /// runs on that CPU (`bpf_prog_active`).
+    pub fn skipped(&self, perf_count: u64) -> u64 {
+        perf_count.saturating_sub(self.runs)
+    }
+}
+
+/// Kernel ids of a handler's program and maps, to check that they are freed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelIds {
+    /// The program's id.
+    pub prog: u32,
+    /// The maps' ids.
+    pub maps: Vec<u32>,
+}
+
+/// A loaded hit handler. Dropping it closes the program and maps; the kernel frees them once
+/// the perf events it was attached to are closed too.
+#[derive(Debug)]
+pub struct HitHandler {
+    spec: HandlerSpec,
+    program: Program,
+    // Unmapped before the map fds close (either order is sound; this one is tidy).
+    ring: Option<RingReader>,
+    prog: Prog,
+    prev: Map,
+    stats: Map,
+    ring_map: Option<Map>,
+    counts: Option<Map>,
+    malformed: u64,
+}
+
+impl HitHandler {
+    /// Creates the maps, seeds every piece's previous value with 0, and loads the program.
+    pub fn load(spec: &HandlerSpec) -> Result<HitHandler, BpfError> {
+        let program = generate(spec)?;
+        let prev = Map::create(MapType::Array, 4, 8, spec.pieces.len() as u32, "hwbp_prev")?;
+        let stats = Map::create(MapType::PercpuArray, 4, 8, STAT_COUNT, "hwbp_stats")?;
+        let (ring_map, counts) = match spec.mode {
+            HandlerMode::Emit { .. } => (
+                Some(Map::create(
+                    MapType::Ringbuf,
+                    0,
+                    0,
+                    spec.ring_bytes,
+                    "hwbp_ring",
+                )?),
+                None,
+            ),
+            HandlerMode::Count => (
+                None,
+                Some(Map::create(
+                    MapType::PercpuHash,
+                    16,
+                    8,
+                    spec.count_keys,
+                    "hwbp_counts",
+                )?),
+            ),
+        };
+        let fd_of = |name: &'static str| -> Option<i32> {
+            use std::os::fd::AsRawFd;
+            let map = match name {
+                MAP_PREV => Some(&prev),
+                MAP_STATS => Some(&stats),
+                MAP_RING => ring_map.as_ref(),
+                MAP_COUNTS => counts.as_ref(),
+                _ => None,
+            };
+            map.map(|m| m.fd().as_raw_fd())
+        };
+        let raw = program
+            .encode(&fd_of)
+            .map_err(|e| BpfError::Invalid(e.to_string()))?;
+        let prog = Prog::load_perf_event(&super::insn::to_bytes(&raw), "hwbp_hit")?;
+        let ring = ring_map.as_ref().map(RingReader::map).transpose()?;
+        Ok(HitHandler {
+            spec: spec.clone(),
+            program,
+            ring,
+            prog,
+            prev,
+            stats,
+            ring_map,
+            counts,
+            malformed: 0,
+        })
+    }
+
+    /// The spec it was built from.
+    pub fn spec(&self) -> &HandlerSpec {
+        &self.spec
+    }
+
+    /// The loaded program, printable.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Sets piece `piece`'s previous value (truncated to its width): call it with the value
+    /// read at arming, before the breakpoint is enabled, so the first hit's `old` is exact.
+    pub fn seed(&self, piece: usize, value: u64) -> Result<(), BpfError> {
+        let p = self.spec.pieces.get(piece).ok_or_else(|| {
+            BpfError::Invalid(format!(
+                "no piece {piece} (the handler has {})",
+                self.spec.pieces.len()
+            ))
+        })?;
+        let key = (piece as u32).to_ne_bytes();
+        self.prev
+            .update(&key, &p.truncate(value).to_ne_bytes(), BPF_ANY)
+    }
+
+    /// Runs the handler at every hit of the breakpoint event `event` (and of its inherited
+    /// copies created afterwards). The event must sample every hit (`sample_period = 1`), as
+    /// [`crate::session::WatchSession`]'s events do.
+    pub fn attach(&self, event: BorrowedFd<'_>) -> Result<(), BpfError> {
+        self.prog.attach_perf_event(event)
+    }
+
+    /// Delivers every record emitted so far (Emit mode; none in Count mode) and frees their
+    /// space. Returns how many were delivered; undecodable payloads are counted in
+    /// [`HitHandler::malformed`].
+    pub fn poll_records(&mut self, deliver: &mut dyn FnMut(HandlerRecord)) -> usize {
+        let Some(ring) = self.ring.as_mut() else {
+            return 0;
+        };
+        let mut malformed = 0;
+        let n = ring.drain(&mut |bytes| match HandlerRecord::parse(bytes) {
+            Some(record) => deliver(record),
+            None => malformed += 1,
+        });
+        self.malformed += malformed;
+        n - malformed as usize
+    }
+
+    /// Waits up to `timeout` for records (Emit mode); true if some are ready. In Count mode it
+    /// just sleeps.
+    pub fn wait(&self, timeout: Duration) -> Result<bool, BpfError> {
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        match &self.ring_map {
+            Some(map) => sys::wait_readable(map.fd(), ms),
+            None => {
+                std::thread::sleep(timeout);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Ring payloads that did not decode as records (a bug if ever non-zero).
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
+
+    /// The Count map, summed over CPUs and sorted by key (empty in Emit mode).
+    pub fn counts(&self) -> Result<Vec<(CountKey, u64)>, BpfError> {
+        let Some(map) = &self.counts else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(CountKey, u64)> = map
+            .entries()?
+            .into_iter()
+            .map(|(key, value)| {
+                let word = |b: &[u8]| u32::from_ne_bytes(b.try_into().expect("4 bytes"));
+                let key = CountKey {
+                    piece: word(&key[0..4]),
+                    tid: word(&key[4..8]) as i32,
+                    ip: u64::from_ne_bytes(key[8..16].try_into().expect("8 bytes")),
+                };
+                (key, sum_percpu(&value))
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The handler's counters, summed over CPUs.
+    pub fn stats(&self) -> Result<HandlerStats, BpfError> {
+        let read = |index: i32| -> Result<u64, BpfError> {
+            Ok(self
+                .stats
+                .lookup(&(index as u32).to_ne_bytes())?
+                .map_or(0, |v| sum_percpu(&v)))
+        };
+        Ok(HandlerStats {
+            runs: read(STAT_RUNS)?,
+            filtered: read(STAT_FILTERED)?,
+            ring_full: read(STAT_RING_FULL)?,
+            count_map_full: read(STAT_COUNT_MAP_FULL)?,
+            unknown_addr: read(STAT_UNKNOWN_ADDR)?,
+            read_failed: read(STAT_READ_FAILED)?,
+        })
+    }
+
+    /// The kernel ids of the program and its maps.
+    pub fn kernel_ids(&self) -> Result<KernelIds, BpfError> {
+        let mut maps = vec![self.prev.id()?, self.stats.id()?];
+        for map in [&self.ring_map, &self.counts].into_iter().flatten() {
+            maps.push(map.id()?);
+        }
+        Ok(KernelIds {
+            prog: self.prog.id()?,
+            maps,
+        })
+    }
+}
+
+fn sum_percpu(value: &[u8]) -> u64 {
+    value
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pieces: &[(u64, u8)], mode: HandlerMode) -> HandlerSpec {
+        HandlerSpec::new(
+            pieces
+                .iter()
+                .map(|&(a, l)| HandlerPiece::new(a, l))
+                .collect(),
+            mode,
+        )
+    }
+
+    #[test]
+    fn one_piece_emit_program_reads_as_expected() {
+        let program = spec(&[(0x5555_0000_1010, 8)], HandlerMode::Emit { stack: false })
+            .program()
+            .unwrap();
+        let expected = "   0: r6 = r1
+   1: *(u32 *)(r10 -24) = 0
+   2: r1 = map[stats] ll
+   4: r2 = r10
+   5: r2 += -24
+   6: call bpf_map_lookup_elem#1
+   7: if r0 == 0 goto run_counted
+   8: r1 = *(u64 *)(r0 +0)
+   9: r1 += 1
+  10: *(u64 *)(r0 +0) = r1
+run_counted:
+  11: *(u32 *)(r10 -32) = 0
+  12: r7 = *(u64 *)(r6 +176)
+piece0:
+  13: r1 = 0x555500001010 ll
+  15: if r7 != r1 goto unknown_addr
+  16: r8 = 0
+  17: *(u64 *)(r10 -8) = 0
+  18: r1 = r10
+  19: r1 += -8
+  20: r2 = 8
+  21: r3 = r7
+  22: call bpf_probe_read_user#112
+  23: if r0 != 0 goto read_failed
+  24: r9 = *(u64 *)(r10 -8)
+  25: *(u32 *)(r10 -16) = 0
+  26: r1 = map[prev] ll
+  28: r2 = r10
+  29: r2 += -16
+  30: call bpf_map_lookup_elem#1
+  31: if r0 == 0 goto unknown_addr
+  32: r7 = r9
+  33: r7 = atomic64_xchg((r0 +0), r7)
+  34: goto emit
+unknown_addr:
+  35: *(u32 *)(r10 -24) = 4
+  36: r1 = map[stats] ll
+  38: r2 = r10
+  39: r2 += -24
+  40: call bpf_map_lookup_elem#1
+  41: if r0 == 0 goto unknown_addr_counted
+  42: r1 = *(u64 *)(r0 +0)
+  43: r1 += 1
+  44: *(u64 *)(r0 +0) = r1
+unknown_addr_counted:
+  45: r0 = 1
+  46: exit
+read_failed:
+  47: *(u32 *)(r10 -24) = 5
+  48: r1 = map[stats] ll
+  50: r2 = r10
+  51: r2 += -24
+  52: call bpf_map_lookup_elem#1
+  53: if r0 == 0 goto read_failed_counted
+  54: r1 = *(u64 *)(r0 +0)
+  55: r1 += 1
+  56: *(u64 *)(r0 +0) = r1
+read_failed_counted:
+  57: *(u32 *)(r10 -32) = 2
+  58: r7 = 0
+  59: r9 = 0
+  60: goto emit
+emit:
+  61: r1 = map[ring] ll
+  63: r2 = 56
+  64: r3 = 0
+  65: call bpf_ringbuf_reserve#131
+  66: if r0 == 0 goto ring_full
+  67: *(u64 *)(r0 +24) = r7
+  68: *(u64 *)(r0 +32) = r9
+  69: *(u32 *)(r0 +40) = r8
+  70: r7 = r0
+  71: r1 = *(u64 *)(r6 +128)
+  72: *(u64 *)(r7 +16) = r1
+  73: r1 = *(u64 *)(r6 +136)
+  74: r1 &= 3
+  75: r2 = *(u32 *)(r10 -32)
+  76: if r1 != 0 goto user_mode
+  77: r2 |= 1
+user_mode:
+  78: *(u32 *)(r7 +48) = r2
+  79: call bpf_ktime_get_ns#5
+  80: *(u64 *)(r7 +0) = r0
+  81: call bpf_get_current_pid_tgid#14
+  82: *(u64 *)(r7 +8) = r0
+  83: call bpf_get_smp_processor_id#8
+  84: *(u32 *)(r7 +44) = r0
+  85: *(u32 *)(r7 +52) = 0
+  86: r1 = map[ring] ll
+  88: r2 = 0
+  89: call bpf_ringbuf_query#134
+  90: r2 = 1
+  91: if r0 < 16384 goto submit
+  92: r2 = 2
+submit:
+  93: r1 = r7
+  94: call bpf_ringbuf_submit#132
+  95: r0 = 0
+  96: exit
+ring_full:
+  97: *(u32 *)(r10 -24) = 2
+  98: r1 = map[stats] ll
+ 100: r2 = r10
+ 101: r2 += -24
+ 102: call bpf_map_lookup_elem#1
+ 103: if r0 == 0 goto ring_full_counted
+ 104: r1 = *(u64 *)(r0 +0)
+ 105: r1 += 1
+ 106: *(u64 *)(r0 +0) = r1
+ring_full_counted:
+ 107: r0 = 0
+ 108: exit
+";
+        assert_eq!(program.to_string(), expected);
+        assert_eq!(program.maps(), vec!["stats", "prev", "ring"]);
+    }
+
+    #[test]
+    fn pieces_chain_by_address_with_their_own_width_and_reader() {
+        let program = spec(
+            &[(0x1000, 1), (0x2002, 2), (0xffff_ffff_8200_0000, 4)],
+            HandlerMode::Emit { stack: true },
+        )
+        .program()
+        .unwrap();
+        let text = program.to_string();
+        for needle in [
+            "piece0:\n  13: r1 = 0x1000 ll\n  15: if r7 != r1 goto piece1\n  16: r8 = 0\n",
+            "if r7 != r1 goto piece2",
+            "if r7 != r1 goto unknown_addr",
+            "r2 = 1\n",
+            "r2 = 2\n",
+            "r2 = 4\n",
+            "call bpf_probe_read_kernel#113",
+            "r2 = 312\n",
+            "r4 = 256\n",
+            "call bpf_get_stack#67",
+            "*(u32 *)(r7 +52) = r0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert_eq!(text.matches("call bpf_probe_read_user#112").count(), 2);
+    }
+
+    #[test]
+    fn filters_generate_width_aware_compares() {
+        let mut s = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
+        s.filter = ValueFilter {
+            changes_only: true,
+            condition: Some(Condition::signed(ConditionOp::Lt, 0)),
+        };
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains(
+                "r7 = atomic64_xchg((r0 +0), r7)\n  34: if r7 == r9 goto filtered\n  35: r1 = r9\n  36: r1 <<= 32\n  37: r1 s>>= 32\n  38: if r1 s>= 0 goto filtered\n  39: goto emit\n"
+            ),
+            "{text}"
+        );
+        // 8-byte unsigned with a wide operand: loaded into r2, no shifts.
+        let mut s = spec(&[(0x1000, 8)], HandlerMode::Count);
+        s.filter.condition = Some(Condition::unsigned(ConditionOp::Gt, 0x1_0000_0000));
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains("r2 = 0x100000000 ll\n  36: if r9 <= r2 goto filtered\n"),
+            "{text}"
+        );
+        // A mask.
+        s.filter.condition = Some(Condition::unsigned(ConditionOp::Mask, 0x80));
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains("r1 = r9\n  35: r1 &= 128\n  36: if r1 == 0 goto filtered\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn count_without_filters_skips_the_value_read() {
+        let text = spec(&[(0x1000, 8)], HandlerMode::Count)
+            .program()
+            .unwrap()
+            .to_string();
+        assert!(!text.contains("probe_read"), "{text}");
+        assert!(!text.contains("map[prev]"), "{text}");
+        assert!(
+            text.contains("count:\n  30: *(u32 *)(r10 -48) = r8\n"),
+            "{text}"
+        );
+        assert!(text.contains("r4 = 1\n"), "{text}");
+        assert!(text.contains("if r0 == -17 goto raced"), "{text}");
+    }
+
+    #[test]
+    fn specs_the_kernel_would_refuse_are_refused_first() {
+        let bad = |s: HandlerSpec| s.program().unwrap_err().to_string();
+        assert!(bad(spec(&[], HandlerMode::Count)).contains("no pieces"));
+        assert!(bad(spec(&[(0x1001, 2)], HandlerMode::Count)).contains("aligned"));
+        assert!(bad(spec(&[(0x1000, 3)], HandlerMode::Count)).contains("1, 2, 4 or 8"));
+        let mut s = spec(&[(0x1000, 1)], HandlerMode::Count);
+        s.filter.condition = Some(Condition::signed(ConditionOp::Lt, -129));
+        assert_eq!(
+            bad(s.clone()),
+            "invalid hit handler: the condition's value -129 does not fit piece 0 (1 bytes, signed)"
+        );
+        s.filter.condition = Some(Condition::unsigned(ConditionOp::Eq, 256));
+        assert!(bad(s).contains("0x100 does not fit piece 0"));
+        let mut s = spec(&[(0x1000, 8)], HandlerMode::Emit { stack: false });
+        s.ring_bytes = 5000;
+        assert!(bad(s).contains("power of two"));
+    }
+
+    #[test]
+    fn records_decode_from_bytes() {
+        let mut bytes = vec![0u8; 56 + 16];
+        bytes[0..8].copy_from_slice(&123_456_789u64.to_le_bytes());
+        bytes[8..16].copy_from_slice(&((42u64 << 32) | 43).to_le_bytes());
+        bytes[16..24].copy_from_slice(&0x40_1122u64.to_le_bytes());
+        bytes[24..32].copy_from_slice(&7u64.to_le_bytes());
+        bytes[32..40].copy_from_slice(&8u64.to_le_bytes());
+        bytes[40..44].copy_from_slice(&2u32.to_le_bytes());
+        bytes[44..48].copy_from_slice(&1u32.to_le_bytes());
+        bytes[48..52].copy_from_slice(&1u32.to_le_bytes());
+        bytes[52..56].copy_from_slice(&16u32.to_le_bytes());
+        bytes[56..64].copy_from_slice(&0xaaaau64.to_le_bytes());
+        bytes[64..72].copy_from_slice(&0xbbbbu64.to_le_bytes());
+        assert_eq!(
+            HandlerRecord::parse(&bytes),
+            Some(HandlerRecord {
+                time_ns: 123_456_789,
+                pid: 42,
+                tid: 43,
+                cpu: 1,
+                ip: 0x40_1122,
+                piece: 2,
+                old: 7,
+                new: 8,
+                kernel_mode: true,
+                value_unreadable: false,
+                stack: vec![0xaaaa, 0xbbbb],
+                stack_error: None,
+            })
+        );
+        bytes[52..56].copy_from_slice(&(-14i32).to_le_bytes());
+        bytes[48..52].copy_from_slice(&2u32.to_le_bytes());
+        let r = HandlerRecord::parse(&bytes).unwrap();
+        assert_eq!(
+            (
+                r.stack_error,
+                r.stack.len(),
+                r.value_unreadable,
+                r.kernel_mode
+            ),
+            (Some(-14), 0, true, false)
+        );
+        assert_eq!(HandlerRecord::parse(&bytes[..40]), None);
+    }
+}
