@@ -514,9 +514,8 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, BpfErr
 pub fn possible_cpus() -> usize {
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| {
-        std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        crate::target::possible_cpus()
             .ok()
-            .and_then(|text| crate::session::parse_cpu_list(text.trim()))
             .and_then(|cpus| cpus.iter().max().map(|&m| m as usize + 1))
             .unwrap_or(1)
     })
