@@ -1,6 +1,8 @@
 //! Command-line arguments as the user typed them (clap derive). Each subcommand turns these
 //! into a validated plan before it touches the kernel.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 /// hwbp: hardware breakpoints and watchpoints for Linux.
@@ -24,13 +26,13 @@ pub enum Command {
     /// Run the main job on a bundled example: find the function that corrupts a variable.
     Demo(DemoArgs),
     /// Run the slot-constraint engine on a scenario file (or stdin), one command per line.
-    Constraints(crate::cmd::constraints::ConstraintsArgs),
+    Constraints(ConstraintsArgs),
     /// Show debug-register use per CPU (and per thread with -p/-t): what hwbp's constraint
     /// model says is free, and what the kernel really accepts.
-    Slots(crate::cmd::slots::SlotsArgs),
+    Slots(SlotsArgs),
     /// Trace accesses to kernel variables on all CPUs, in the ftrace ksym tracer's filter
     /// syntax (`SYMBOL:rw-`, `SYMBOL:-w-`), with a per-function table at the end.
-    Ksym(crate::cmd::ksym::KsymArgs),
+    Ksym(KsymArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,
@@ -203,6 +205,103 @@ pub struct DemoArgs {
     /// Print the demo's hits as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which constraint rules to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// Today's kernel: flexible breakpoints count as pinned.
+    Mainline,
+    /// The 2009 design: flexible breakpoints share a rotating slot that pinned ones leave free.
+    Seed,
+}
+
+/// Arguments of `hwbp constraints`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Scenario lines:\n  \
+    bp NAME cpu=<N|all> [task=TASK] [type=data|inst] [weight=W] [flexible]\n  \
+    del NAME\n  \
+    modify NAME type=data|inst\n\
+    '#' starts a comment. Output: one line per command, 'NAME ok', 'NAME released',\n\
+    'NAME ENOSPC: <why>' or 'NAME EINVAL: <why>'. An unparsable line exits 2.")]
+pub struct ConstraintsArgs {
+    /// Debug-register slots per CPU, shared by instruction and data breakpoints (x86: 4).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub slots: u32,
+    /// Separate pools (arm64 style): instruction breakpoint slots per CPU (BRPs).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "data_slots",
+        conflicts_with = "slots"
+    )]
+    pub inst_slots: Option<u32>,
+    /// Separate pools (arm64 style): data watchpoint slots per CPU (WRPs).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "inst_slots",
+        conflicts_with = "slots"
+    )]
+    pub data_slots: Option<u32>,
+    /// Number of CPUs, numbered 0 to N-1.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub cpus: u32,
+    /// Constraint rules: today's kernel, or the 2009 seed design with flexible breakpoints.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Mainline)]
+    pub policy: PolicyArg,
+    /// Scenario file; stdin when absent or `-`.
+    pub file: Option<PathBuf>,
+}
+
+/// Arguments of `hwbp ksym`.
+#[derive(Debug, clap::Args)]
+pub struct KsymArgs {
+    /// Filters in the ksym tracer's syntax: `SYMBOL[+OFF][/LEN]:OP` with OP `rw-` (reads and
+    /// writes) or `-w-` (writes), e.g. `pid_max:rw-`. SYMBOL may also be a kernel address
+    /// (`0xffffffff82000000:-w-`).
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Read more filters from FILE, one per line (`#` starts a comment).
+    #[arg(long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Resolve symbols with this System.map (for kernels whose /proc/kallsyms lists no
+    /// variables).
+    #[arg(long, value_name = "FILE", conflicts_with = "vmlinux")]
+    pub system_map: Option<PathBuf>,
+    /// Resolve symbols with the `.symtab` of this uncompressed vmlinux.
+    #[arg(long, value_name = "FILE")]
+    pub vmlinux: Option<PathBuf>,
+    /// Watch only these CPUs (`0,2-3`) instead of all.
+    #[arg(short = 'C', long = "cpu", value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Stop after this many accesses.
+    #[arg(long, value_name = "N")]
+    pub max_hits: Option<u64>,
+    /// Do not print trace lines, only the final table.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `hwbp slots`.
+#[derive(Debug, clap::Args)]
+pub struct SlotsArgs {
+    /// Watch specs (as for `hwbp watch`): print the rotation plan `hwbp watch` would use for
+    /// them on the target given with -p/-t.
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<String>,
+    /// Pinned and flexible watches (for the plan).
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Also show every thread of process PID.
+    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "tid")]
+    pub pid: Option<i32>,
+    /// Also show thread TID.
+    #[arg(short = 't', long = "tid", value_name = "TID")]
+    pub tid: Option<i32>,
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //! (`kernel/events/hw_breakpoint.c`); see the `hwbp_core::constraint` docs for both policies.
 
 use std::io::{BufWriter, Read, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
+
+use crate::args::{ConstraintsArgs, PolicyArg};
 use hwbp_core::constraint::scenario::Scenario;
 use hwbp_core::constraint::{EngineConfig, Policy, SlotPools};
 
@@ -18,53 +19,6 @@ use crate::exit::usage;
 
 /// The most CPUs a scenario may model (the kernel's largest `NR_CPUS`).
 const MAX_CPUS: u32 = 8192;
-
-/// Which constraint rules to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// Today's kernel: flexible breakpoints count as pinned.
-    Mainline,
-    /// The 2009 design: flexible breakpoints share a rotating slot that pinned ones leave free.
-    Seed,
-}
-
-/// Arguments of `hwbp constraints`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Scenario lines:\n  \
-    bp NAME cpu=<N|all> [task=TASK] [type=data|inst] [weight=W] [flexible]\n  \
-    del NAME\n  \
-    modify NAME type=data|inst\n\
-    '#' starts a comment. Output: one line per command, 'NAME ok', 'NAME released',\n\
-    'NAME ENOSPC: <why>' or 'NAME EINVAL: <why>'. An unparsable line exits 2.")]
-pub struct ConstraintsArgs {
-    /// Debug-register slots per CPU, shared by instruction and data breakpoints (x86: 4).
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub slots: u32,
-    /// Separate pools (arm64 style): instruction breakpoint slots per CPU (BRPs).
-    #[arg(
-        long,
-        value_name = "N",
-        requires = "data_slots",
-        conflicts_with = "slots"
-    )]
-    pub inst_slots: Option<u32>,
-    /// Separate pools (arm64 style): data watchpoint slots per CPU (WRPs).
-    #[arg(
-        long,
-        value_name = "N",
-        requires = "inst_slots",
-        conflicts_with = "slots"
-    )]
-    pub data_slots: Option<u32>,
-    /// Number of CPUs, numbered 0 to N-1.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub cpus: u32,
-    /// Constraint rules: today's kernel, or the 2009 seed design with flexible breakpoints.
-    #[arg(long, value_enum, default_value_t = PolicyArg::Mainline)]
-    pub policy: PolicyArg,
-    /// Scenario file; stdin when absent or `-`.
-    pub file: Option<PathBuf>,
-}
 
 impl ConstraintsArgs {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +31,7 @@ use hwbp::{
     Hit, HitSink, Notice, PlannedTarget, PlannedWatch, WatchId, WatchOptions, WatchPlan, Watcher,
 };
 
+use crate::args::KsymArgs;
 use crate::exit::usage;
 use crate::output::print_notice;
 use crate::plan::stop_handle;
@@ -40,38 +40,6 @@ use crate::plan::stop_handle;
 const MAX_FILTERS: usize = 4;
 /// The old tracer's fixed length (`HW_BREAKPOINT_LEN_4`).
 const DEFAULT_LEN: u64 = 4;
-
-/// Arguments of `hwbp ksym`.
-#[derive(Debug, clap::Args)]
-pub struct KsymArgs {
-    /// Filters in the ksym tracer's syntax: `SYMBOL[+OFF][/LEN]:OP` with OP `rw-` (reads and
-    /// writes) or `-w-` (writes), e.g. `pid_max:rw-`. SYMBOL may also be a kernel address
-    /// (`0xffffffff82000000:-w-`).
-    #[arg(value_name = "FILTER")]
-    pub filters: Vec<String>,
-    /// Read more filters from FILE, one per line (`#` starts a comment).
-    #[arg(long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-    /// Resolve symbols with this System.map (for kernels whose /proc/kallsyms lists no
-    /// variables).
-    #[arg(long, value_name = "FILE", conflicts_with = "vmlinux")]
-    pub system_map: Option<PathBuf>,
-    /// Resolve symbols with the `.symtab` of this uncompressed vmlinux.
-    #[arg(long, value_name = "FILE")]
-    pub vmlinux: Option<PathBuf>,
-    /// Watch only these CPUs (`0,2-3`) instead of all.
-    #[arg(short = 'C', long = "cpu", value_name = "LIST")]
-    pub cpus: Option<String>,
-    /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
-    /// Stop after this many accesses.
-    #[arg(long, value_name = "N")]
-    pub max_hits: Option<u64>,
-    /// Do not print trace lines, only the final table.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-}
 
 /// One parsed filter.
 #[derive(Debug, Clone, PartialEq, Eq)]

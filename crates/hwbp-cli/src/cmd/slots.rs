@@ -24,28 +24,11 @@ use hwbp_core::constraint::{
 use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{probe, target};
 
+use crate::args::SlotsArgs;
 use crate::exit::usage;
 
 /// x86 debug address registers per CPU (`HBP_NUM`).
 const SLOTS: u32 = hwbp_core::arch::x86::HBP_NUM as u32;
-
-/// Arguments of `hwbp slots`.
-#[derive(Debug, clap::Args)]
-pub struct SlotsArgs {
-    /// Watch specs (as for `hwbp watch`): print the rotation plan `hwbp watch` would use for
-    /// them on the target given with -p/-t.
-    #[arg(value_name = "SPEC")]
-    pub specs: Vec<String>,
-    /// Pinned and flexible watches (for the plan).
-    #[command(flatten)]
-    pub rotation: crate::args::RotationArgs,
-    /// Also show every thread of process PID.
-    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "tid")]
-    pub pid: Option<i32>,
-    /// Also show thread TID.
-    #[arg(short = 't', long = "tid", value_name = "TID")]
-    pub tid: Option<i32>,
-}
 
 fn held_elsewhere(model: u32, kernel: u32) -> u32 {
     model.saturating_sub(kernel)
