@@ -2,7 +2,9 @@
 //! `hwbp report` makes of one.
 //!
 //! This module owns the recording file format (JSON Lines, versioned: see
-//! `docs/recording-format.md`), its [`RecordingWriter`] and [`RecordingReader`].
+//! `docs/recording-format.md`), its [`RecordingWriter`] and [`RecordingReader`], and the
+//! reports computed from a recording ([`report`]: the tables `hwbp stat` prints, the timeline
+//! of changes, folded stacks; [`html`]: the self-contained HTML picture).
 //!
 //! ```no_run
 //! use hwbp::record::{Header, RecordingWriter, Target, WatchInfo};
@@ -16,7 +18,9 @@
 //! ```
 
 mod format;
+pub mod html;
 mod reader;
+pub mod report;
 mod writer;
 
 pub use format::{
