@@ -31,6 +31,8 @@ pub enum Command {
     /// Trace accesses to kernel variables on all CPUs, in the ftrace ksym tracer's filter
     /// syntax (`SYMBOL:rw-`, `SYMBOL:-w-`), with a per-function table at the end.
     Ksym(crate::cmd::ksym::KsymArgs),
+    /// Read a recording: stat's tables, the changes of value, folded stacks, or an HTML page.
+    Report(crate::cmd::report::ReportArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,

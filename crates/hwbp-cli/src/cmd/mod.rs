@@ -3,6 +3,7 @@
 pub mod constraints;
 pub mod demo;
 pub mod ksym;
+pub mod report;
 pub mod slots;
 pub mod stat;
 pub mod watch;
@@ -20,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Constraints(args) => constraints::run(args),
         Command::Slots(args) => slots::run(args),
         Command::Ksym(args) => ksym::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

@@ -1,0 +1,142 @@
+//! `hwbp report FILE`: reads a recording and prints what `hwbp stat` would have printed for
+//! that run (per watch, member, thread and writing function), the timeline of changes, folded
+//! stacks, JSON, or a self-contained HTML page; the work is `hwbp::record`'s, this file owns
+//! the options and where the output goes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use hwbp::record::report::{changes, folded, report, write_folded, Filter};
+use hwbp::record::{RecordError, Recording};
+
+/// `hwbp report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The recording, as `hwbp record -o FILE` writes it.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Only this watch: its spec as recorded, or its number from 0 (repeat for more).
+    #[arg(long = "watch", value_name = "SPEC")]
+    pub watches: Vec<String>,
+    /// Only this thread.
+    #[arg(long, value_name = "TID", allow_negative_numbers = true)]
+    pub tid: Option<i32>,
+    /// Only hits whose function (or `file:line`) contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub function: Option<String>,
+    /// Only hits at or after SECS seconds since the watch was armed.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub from: Option<f64>,
+    /// Only hits before SECS seconds since the watch was armed.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub to: Option<f64>,
+    /// Print the timeline of changes instead of the tables: every write that changed the
+    /// value, `old -> new`, with its time, thread and writer.
+    #[arg(long)]
+    pub changes: bool,
+    /// Print folded stacks (`root;...;leaf count`, weighted by hits) for inferno,
+    /// flamegraph.pl or speedscope, instead of the tables.
+    #[arg(long, conflicts_with_all = ["changes", "json"])]
+    pub folded: bool,
+    /// Print JSON: one `report` object (with --changes: one `change` object per line).
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML page (plots of the value over time, the writers, the
+    /// tables) to OUT instead of printing.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+}
+
+/// The filter the options ask for, checked.
+fn filter(args: &ReportArgs) -> anyhow::Result<Filter> {
+    for (name, secs) in [("--from", args.from), ("--to", args.to)] {
+        if secs.is_some_and(|s| !s.is_finite() || s < 0.0) {
+            return Err(crate::exit::usage(format!(
+                "{name} {}: a time is seconds since the watch was armed, at least 0, e.g. \
+                 {name} 1.5",
+                secs.unwrap_or_default()
+            )));
+        }
+    }
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        if from >= to {
+            return Err(crate::exit::usage(format!(
+                "--from {from} --to {to}: the range is empty; --from must be before --to"
+            )));
+        }
+    }
+    Ok(Filter {
+        watches: args.watches.clone(),
+        tid: args.tid,
+        function: args.function.clone(),
+        from_s: args.from,
+        to_s: args.to,
+    })
+}
+
+/// Runs `hwbp report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let filter = filter(&args)?;
+    let recording = Recording::read(&args.file).map_err(|e| match e {
+        RecordError::NotARecording { .. } | RecordError::NewerVersion { .. } => {
+            crate::exit::usage(e.to_string())
+        }
+        e => anyhow::Error::new(e),
+    })?;
+    for w in &filter.watches {
+        let known = recording
+            .header
+            .watches
+            .iter()
+            .any(|h| h.spec == *w || w.parse::<u32>() == Ok(h.id));
+        if !known {
+            let specs: Vec<String> = recording
+                .header
+                .watches
+                .iter()
+                .map(|h| format!("{} ({})", h.spec, h.id))
+                .collect();
+            return Err(crate::exit::usage(format!(
+                "--watch {w}: the recording has no such watch; it has {}",
+                specs.join(", ")
+            )));
+        }
+    }
+    if let Some(cut) = &recording.cut {
+        eprintln!(
+            "hwbp: {} was {cut}: reporting what it holds",
+            args.file.display()
+        );
+    }
+    if let Some(out) = &args.html {
+        let page = hwbp::record::html::render(&recording, &filter);
+        std::fs::write(out, &page)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+        eprintln!("hwbp: wrote {} ({} bytes)", out.display(), page.len());
+        return Ok(());
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.folded {
+        write_folded(&mut out, &folded(&recording, &filter))?;
+    } else if args.changes {
+        for change in changes(&recording, &filter) {
+            if args.json {
+                serde_json::to_writer(&mut out, &change)?;
+                writeln!(out)?;
+            } else {
+                change.write_text(&mut out)?;
+            }
+        }
+    } else {
+        let rep = report(&recording, &filter);
+        if args.json {
+            serde_json::to_writer(&mut out, &rep)?;
+            writeln!(out)?;
+        } else {
+            rep.write_text(&mut out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
