@@ -33,6 +33,10 @@ pub enum Command {
     Ksym(crate::cmd::ksym::KsymArgs),
     /// Read a recording: stat's tables, the changes of value, folded stacks, or an HTML page.
     Report(crate::cmd::report::ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::cmd::completions::CompletionsArgs),
+    /// Print the man page (roff), e.g. `hwbp man | man -l -`.
+    Man(crate::cmd::man::ManArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,

@@ -2,7 +2,8 @@
 //! recording header put first by `RecordingWriter`) reports the same table `hwbp stat` printed
 //! for the same run, its folded stacks add up to the hits, its HTML has one plot; a cut file is
 //! reported up to its last complete record and flagged; a file that is not a recording exits 2
-//! in one line.
+//! in one line. And the CLI conventions: completions and the man page from the clap
+//! definitions.
 //!
 //! Per-thread breakpoints only (two on the writer fixture): may run in parallel.
 
@@ -214,4 +215,88 @@ fn a_file_that_is_not_a_recording_exits_2_with_one_line() {
         stderr,
         "hwbp: --from 2 --to 1: the range is empty; --from must be before --to\n"
     );
+}
+
+const VISIBLE: [&str; 9] = [
+    "watch",
+    "stat",
+    "demo",
+    "constraints",
+    "slots",
+    "ksym",
+    "report",
+    "completions",
+    "man",
+];
+
+#[test]
+fn bash_completions_offer_every_subcommand_and_report_s_options() {
+    let (code, script, stderr) = run_hwbp(&["completions", "bash"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // clap_complete's bash script lists the subcommands of `hwbp` in the `opts=` of `hwbp`.
+    let opts = script
+        .lines()
+        .find(|l| l.trim_start().starts_with("opts=\"") && l.contains("--version"))
+        .unwrap();
+    for sub in VISIBLE {
+        assert!(
+            opts.contains(&format!(" {sub} ")),
+            "{sub} missing in {opts}"
+        );
+    }
+    // clap_complete's scripts complete hidden subcommands too (`demo-target`).
+    assert_eq!(
+        opts.trim(),
+        "opts=\"-h -V --help --version watch stat demo constraints slots ksym report \
+         completions man demo-target help\""
+    );
+    assert!(script.contains("--folded"));
+    assert!(script.contains("--html"));
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = run_hwbp(&["completions", shell]);
+        assert_eq!(code, Some(0));
+        assert!(script.contains("report"), "{shell}");
+    }
+}
+
+#[test]
+fn the_man_page_is_generated_from_the_clap_definitions_and_renders() {
+    let (code, page, stderr) = run_hwbp(&["man"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(page.contains(".TH HWBP 1"), "{page}");
+    for sub in VISIBLE {
+        assert!(page.contains(&format!("hwbp\\-{sub}(1)")), "{sub} missing");
+    }
+    let (code, watch_page, _) = run_hwbp(&["man", "watch"]);
+    assert_eq!(code, Some(0));
+    assert!(watch_page.contains(".TH HWBP-WATCH 1"));
+    // Rendered by man(1) (Debian's man-db, installed by .ci/run).
+    let page_file = temp("hwbp.1");
+    std::fs::write(&page_file, &page).unwrap();
+    let rendered = Command::new("man")
+        .arg("-l")
+        .arg(&page_file)
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run man ({e}): apt-get install man-db"));
+    assert!(rendered.status.success(), "{rendered:?}");
+    // nroff's bold is `X\x08X`: keep the letters.
+    let mut text = String::new();
+    let raw = String::from_utf8_lossy(&rendered.stdout).into_owned();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if chars.peek() == Some(&'\u{8}') {
+            chars.next();
+        } else {
+            text.push(c);
+        }
+    }
+    assert!(text.contains("NAME"), "{text}");
+    assert!(
+        text.contains("hwbp - hwbp: hardware breakpoints and watchpoints for Linux"),
+        "{text}"
+    );
+    let (code, _, stderr) = run_hwbp(&["man", "demo-target"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with("hwbp: no subcommand \"demo-target\": use one of watch, stat"));
 }
