@@ -144,6 +144,7 @@ impl Strings {
 }
 
 fn fmt_value(v: f64) -> String {
+    let v = if v.abs() < 1e-9 { 0.0 } else { v };
     if v.abs() >= 1e15 {
         format!("{:#x}", v as u64)
     } else if v.fract() == 0.0 {
@@ -475,6 +476,16 @@ svg.addEventListener('mouseout',function(e){if(e.target.getAttribute('data-i')!=
 document.body.setAttribute('data-ready',String(plots.length));
 })();"#;
 
+/// The point colours: `.c0` .. `.c8` for the top writers, `.co` for the rest.
+fn palette_css() -> String {
+    let mut css = String::new();
+    for (i, colour) in PALETTE.iter().enumerate() {
+        let _ = write!(css, ".c{i}{{fill:{colour}}}");
+    }
+    let _ = write!(css, ".co{{fill:{OTHER_COLOUR}}}");
+    css
+}
+
 /// The page for `recording` under `filter`.
 pub fn render(recording: &Recording, filter: &Filter) -> String {
     let rep = report(recording, filter);
@@ -508,8 +519,9 @@ pub fn render(recording: &Recording, filter: &Filter) -> String {
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{CSS}</style></head><body>",
-        esc(&title)
+         <title>{}</title><style>{CSS}{}</style></head><body>",
+        esc(&title),
+        palette_css()
     );
     let _ = write!(page, "<h1>{}</h1>", esc(&title));
     let target = match (&h.target.kind[..], h.target.pid, h.target.tid) {
