@@ -1,7 +1,7 @@
 //! `hwbp report --html` in a real browser: a 101,000-hit recording renders to a small page
 //! that headless Chromium (Debian's `chromium`) loads with no console error, with one
-//! `<svg class="plot">` per watch after its scripts ran, the sampling said on the page, and a
-//! tooltip on hover.
+//! `<svg class="plot">` per watch after its scripts ran, the sampling said on the page, points
+//! in their writer's colour, and a tooltip on hover.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,7 +156,7 @@ c.dispatchEvent(new MouseEvent('mouseover',{bubbles:true,clientX:50,clientY:50})
 var tip=document.getElementById('tip');\
 function pre(id,t){var p=document.createElement('pre');p.id=id;p.textContent=t;document.body.appendChild(p);}\
 pre('probe-errors',window.__errors.join('|'));pre('probe-tip',tip.textContent);\
-pre('probe-tip-display',tip.style.display);});</script>";
+pre('probe-tip-display',tip.style.display);pre('probe-fill',getComputedStyle(c).fill);});</script>";
 
 #[test]
 fn the_html_of_100000_writes_loads_in_chromium_with_one_plot_per_watch_and_no_error() {
@@ -199,6 +199,8 @@ fn the_html_of_100000_writes_loads_in_chromium_with_one_plot_per_watch_and_no_er
     assert_eq!(dom.matches("<svg class=\"plot\"").count(), 2);
     assert!(dom.contains("data-ready=\"2\""), "the page's script ran");
     assert_eq!(pre_text(&dom, "probe-tip-display"), "block");
+    // The first point is bump's, in the first colour of the palette (#1f77b4).
+    assert_eq!(pre_text(&dom, "probe-fill"), "rgb(31, 119, 180)");
     assert_eq!(
         pre_text(&dom, "probe-tip"),
         "0.000000 s  counter\nthread 4242 (prog)\nby bump\nat prog.c:10\n1000 -> 1001  \
