@@ -33,6 +33,12 @@ pub enum Command {
     /// Trace accesses to kernel variables on all CPUs, in the ftrace ksym tracer's filter
     /// syntax (`SYMBOL:rw-`, `SYMBOL:-w-`), with a per-function table at the end.
     Ksym(KsymArgs),
+    /// Read a recording: stat's tables, the changes of value, folded stacks, or an HTML page.
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `hwbp man | man -l -`.
+    Man(ManArgs),
     /// The bundled demo's target program (used by `hwbp demo`).
     #[command(hide = true, name = "demo-target")]
     DemoTarget,
@@ -302,6 +308,61 @@ pub struct SlotsArgs {
     /// Also show thread TID.
     #[arg(short = 't', long = "tid", value_name = "TID")]
     pub tid: Option<i32>,
+}
+
+/// `hwbp report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The recording, as `hwbp record -o FILE` writes it.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Only this watch: its spec as recorded, or its number from 0 (repeat for more).
+    #[arg(long = "watch", value_name = "SPEC")]
+    pub watches: Vec<String>,
+    /// Only this thread.
+    #[arg(long, value_name = "TID", allow_negative_numbers = true)]
+    pub tid: Option<i32>,
+    /// Only hits whose function (or `file:line`) contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub function: Option<String>,
+    /// Only hits at or after SECS seconds since the watch was armed.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub from: Option<f64>,
+    /// Only hits before SECS seconds since the watch was armed.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub to: Option<f64>,
+    /// Print the timeline of changes instead of the tables: every write that changed the
+    /// value, `old -> new`, with its time, thread and writer.
+    #[arg(long)]
+    pub changes: bool,
+    /// Print folded stacks (`root;...;leaf count`, weighted by hits) for inferno,
+    /// flamegraph.pl or speedscope, instead of the tables.
+    #[arg(long, conflicts_with_all = ["changes", "json"])]
+    pub folded: bool,
+    /// Print JSON: one `report` object (with --changes: one `change` object per line).
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML page (plots of the value over time, the writers, the
+    /// tables) to OUT instead of printing.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+}
+
+/// `hwbp completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell. Install e.g. with
+    /// `hwbp completions bash > /etc/bash_completion.d/hwbp`.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `hwbp man`.
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// A subcommand's own page (`hwbp-watch(1)`) instead of hwbp's.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 #[cfg(test)]

@@ -86,16 +86,31 @@ pub fn clap_error(err: &clap::Error) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!(
-                "hwbp: no subcommand given: use one of watch, stat, demo, constraints, slots \
-                 (see hwbp --help)"
-            );
+            eprintln!("hwbp: {}", no_subcommand_message());
             return ExitCode::from(2);
         }
         _ => {}
     }
     eprintln!("hwbp: {}", clap_one_line(&err.render().to_string()));
     ExitCode::from(2)
+}
+
+/// The visible subcommands, in `hwbp --help` order (hidden ones and clap's `help` left out).
+pub fn visible_subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    crate::args::Cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .map(|s| s.get_name().to_string())
+        .collect()
+}
+
+/// What `hwbp` with no subcommand says, listing every visible subcommand.
+fn no_subcommand_message() -> String {
+    format!(
+        "no subcommand given: use one of {} (see hwbp --help)",
+        visible_subcommands().join(", ")
+    )
 }
 
 /// Folds clap's rendered error (`error: ...`, blank lines, `  tip: ...`, `Usage: ...`,
@@ -149,6 +164,23 @@ mod tests {
             "unexpected argument '-1' found; to pass '-1' as a value, use '-- -1'; usage: \
              hwbp watch [OPTIONS] <SPEC>... (see --help)"
         );
+    }
+
+    #[test]
+    fn the_no_subcommand_message_names_every_visible_subcommand() {
+        use clap::CommandFactory;
+        let message = no_subcommand_message();
+        assert_eq!(
+            message,
+            "no subcommand given: use one of watch, stat, demo, constraints, slots, ksym, \
+             report, completions, man (see hwbp --help)"
+        );
+        let cli = crate::args::Cli::command();
+        for sub in cli.get_subcommands() {
+            let listed = message.contains(&format!(" {},", sub.get_name()))
+                || message.contains(&format!(" {} (", sub.get_name()));
+            assert_eq!(listed, !sub.is_hide_set(), "{}", sub.get_name());
+        }
     }
 
     #[test]

@@ -38,6 +38,8 @@
 //! - [`rotation`]: more pieces than debug registers (the rotation executor and its totals).
 //! - [`threads`]: thread names from the kernel's COMM/FORK records.
 //! - [`condition`]: `--if` tests on values.
+//! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
+//!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
 
 pub mod condition;
@@ -46,6 +48,7 @@ pub mod hit;
 mod perf;
 pub mod plan;
 mod queue;
+pub mod record;
 pub mod rotation;
 pub mod sink;
 mod stop;

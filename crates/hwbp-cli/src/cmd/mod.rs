@@ -1,8 +1,11 @@
 //! One module per subcommand, each with one `run`.
 
+pub mod completions;
 pub mod constraints;
 pub mod demo;
 pub mod ksym;
+pub mod man;
+pub mod report;
 pub mod slots;
 pub mod stat;
 pub mod watch;
@@ -19,5 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Constraints(args) => constraints::run(args),
         Command::Slots(args) => slots::run(args),
         Command::Ksym(args) => ksym::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
