@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Watch memory and print every access live, with who made it.
     Watch(WatchArgs),
+    /// Record every access to a file (-o FILE) for `hwbp report`: the watches, the
+    /// symbolized hits with values and stacks, the summary.
+    Record(RecordArgs),
     /// Count accesses exactly, per watchpoint, per thread and per accessing function.
     Stat(StatArgs),
     /// Run the main job on a bundled example: find the function that corrupts a variable.
@@ -189,6 +192,14 @@ pub struct WatchArgs {
     /// or `&MASK` (N decimal or 0x hex).
     #[arg(long = "if", value_name = "EXPR", requires = "stop")]
     pub condition: Option<String>,
+}
+
+/// `hwbp record`: the options of `hwbp watch`, written to `-o FILE`.
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// What to watch and how, as for `hwbp watch` (`-o FILE` is required).
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// `hwbp stat`.

@@ -5,6 +5,7 @@ pub mod constraints;
 pub mod demo;
 pub mod ksym;
 pub mod man;
+pub mod record;
 pub mod report;
 pub mod slots;
 pub mod stat;
@@ -16,6 +17,7 @@ use crate::args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Watch(args) => watch::run(args),
+        Command::Record(args) => record::run(args),
         Command::Stat(args) => stat::run(args),
         Command::Demo(args) => demo::run(args),
         Command::DemoTarget => demo::run_target(),

@@ -7,8 +7,8 @@ use crate::args::WatchArgs;
 use crate::output::{Output, PrintingSink};
 use crate::plan::{stop_handle, watch_options, watch_plan};
 
-/// Runs `hwbp watch`.
-pub fn run(args: WatchArgs) -> anyhow::Result<()> {
+/// The plan and run options `hwbp watch` (and `hwbp record`) use for these flags.
+pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hwbp::WatchOptions)> {
     let common = &args.common;
     let condition = args
         .condition
@@ -22,12 +22,19 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         ));
     }
     let plan = watch_plan(common, args.rotation)?;
-    let out = Output::open(common.output.as_deref())?;
     let mut options = watch_options(common, if args.stop { Mode::Stop } else { Mode::Perf });
     options.callchain = args.callchain;
     options.max_hits = args.max_hits;
     options.changes_only = args.changes_only;
     options.condition = condition;
+    Ok((plan, options))
+}
+
+/// Runs `hwbp watch`.
+pub fn run(args: WatchArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    let (plan, options) = plan_and_options(&args)?;
+    let out = Output::open(common.output.as_deref())?;
     let watcher = Watcher::new(plan, options).with_stop_handle(stop_handle());
     // The watcher owns the plan while it runs; the sink keeps the watches' labels.
     let watches = watcher.plan().watches().to_vec();
