@@ -564,6 +564,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
             StopEvent::ThreadStarted { .. }
             | StopEvent::ThreadExited { .. }
             | StopEvent::Interrupted => {}
+            StopEvent::StrayTrap { .. } => {}
         }
     })();
     done.store(true, Ordering::SeqCst);
