@@ -29,6 +29,7 @@ const SOURCES: &[&str] = &[
     "sequence.c",
     "churn.c",
     "many.c",
+    "spin.c",
 ];
 
 fn main() {
@@ -65,6 +66,13 @@ fn main() {
         &c_dir,
         "sequence",
         &["sequence.c"],
+        &["-pie", "-fPIE", "-pthread"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "spin",
+        &["spin.c"],
         &["-pie", "-fPIE", "-pthread"],
     );
     gcc(

@@ -13,7 +13,7 @@ use hwbp_fixtures::{Fixture, CHURN, WRITER};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, Running, HWBP};
+use support::{assert_exited_ok, json_lines, Running, HWBP};
 /// The writer's `counter` starts at 0x1234.
 const INITIAL_COUNTER: u64 = 0x1234;
 
@@ -44,7 +44,7 @@ fn target_exiting_mid_watch_ends_the_watch_with_its_summary() {
     let pid = writer.pid().to_string();
     let hwbp = Running::hwbp_keeping_stdin(&["stat", "counter", "-p", &pid, "--json"]);
     writer.command("go 5").unwrap();
-    assert_eq!(writer.finish().unwrap().code(), Some(0));
+    assert_exited_ok(writer.finish().unwrap(), "writer");
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     let report = last_json(&stdout);
@@ -114,7 +114,7 @@ fn writes_of_a_forked_child_are_reported_with_the_childs_pid() {
     let done = churn.command("fork 7").unwrap();
     let child = done.number("child").unwrap() as i64;
     assert_eq!(done.number("status").unwrap(), 0);
-    assert_eq!(churn.finish().unwrap().code(), Some(0));
+    assert_exited_ok(churn.finish().unwrap(), "churn");
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     let lines = json_lines(&stdout);
@@ -171,7 +171,7 @@ fn signal_ends_the_watch_cleanly(signal: nix::sys::signal::Signal) {
     let done = writer.command("go 3").unwrap();
     assert_eq!(done.number("value").unwrap(), INITIAL_COUNTER + 8);
     assert_registers_free(pid);
-    assert_eq!(writer.finish().unwrap().code(), Some(0));
+    assert_exited_ok(writer.finish().unwrap(), "writer");
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn ten_thousand_short_lived_threads_are_all_counted() {
         .command(&format!("go {THREADS} {WRITES_EACH}"))
         .unwrap();
     assert_eq!(done.number("writes").unwrap(), THREADS * WRITES_EACH);
-    assert_eq!(churn.finish().unwrap().code(), Some(0));
+    assert_exited_ok(churn.finish().unwrap(), "churn");
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0));
     let report = last_json(&stdout);
@@ -271,7 +271,7 @@ fn ring_overrun_is_counted_as_lost_and_the_total_stays_exact() {
         "1",
     ]);
     churn.command(&format!("go 1 {WRITES}")).unwrap();
-    assert_eq!(churn.finish().unwrap().code(), Some(0));
+    assert_exited_ok(churn.finish().unwrap(), "churn");
     let (status, stdout, _) = hwbp.finish_within(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0));
     let watch = &last_json(&stdout)["watchpoints"][0];

@@ -10,7 +10,7 @@
 use hwbp_fixtures::{Fixture, MANY};
 
 mod support;
-use support::{json_lines, of_type, run_hwbp, Running};
+use support::{assert_exited_ok, json_lines, of_type, run_hwbp, Running};
 
 const WRITES: u64 = 100_000;
 const VARIABLES: [&str; 12] = [
@@ -48,7 +48,7 @@ fn twelve_variables_three_pinned_exact_nine_flexible_estimated_within_15_percent
     // slow the writer down); hwbp ends when the fixture exits.
     let done = many.command(&format!("go {WRITES} 3000")).unwrap();
     assert_eq!(done.number("writes").unwrap(), WRITES);
-    assert!(many.finish().unwrap().success());
+    assert_exited_ok(many.finish().unwrap(), "many");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
 
@@ -110,7 +110,7 @@ fn a_64_byte_struct_watched_whole_names_the_fields_written() {
     // cfg.id, cfg.limits[2].max and cfg.name[5] in turn, 3000 times each over 1.5 s.
     many.command(&format!("fields {FIELD_WRITES} 1500"))
         .unwrap();
-    assert!(many.finish().unwrap().success());
+    assert_exited_ok(many.finish().unwrap(), "many");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
 
@@ -202,7 +202,7 @@ fn text_output_names_the_field_and_the_flexible_summary() {
     let pid = many.pid().to_string();
     let hwbp = Running::hwbp(&["watch", "cfg", "v0", "v1", "v2", "-p", &pid]);
     many.command("fields 10 0").unwrap();
-    assert!(many.finish().unwrap().success());
+    assert_exited_ok(many.finish().unwrap(), "many");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
     // 18 pieces: cfg.id, cfg.name[0] and cfg.name[1] are pinned, the rest (v0..v2 too)

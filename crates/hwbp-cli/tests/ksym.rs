@@ -94,11 +94,13 @@ fn table_total(stdout: &str, name: &str) -> u64 {
 fn a_kernel_variable_without_a_symbol_source_says_why_and_how_to_fix_it() {
     let kallsyms = KernelSymbols::from_kallsyms().unwrap();
     let (code, stdout, stderr) = run_hwbp(&["ksym", "jiffies:rw-"]);
-    if kallsyms.has_data_symbols() {
-        // A kernel with CONFIG_KALLSYMS_ALL resolves jiffies; only the refusal path is tested.
-        eprintln!("skipped: this kernel lists variables in /proc/kallsyms");
-        return;
-    }
+    // A kernel with CONFIG_KALLSYMS_ALL resolves jiffies; this tests the refusal path.
+    assert!(
+        !kallsyms.has_data_symbols(),
+        "this kernel lists variables in /proc/kallsyms (CONFIG_KALLSYMS_ALL), so `hwbp ksym \
+         jiffies` resolves and the refusal it tests cannot happen: run it on a kernel built \
+         without CONFIG_KALLSYMS_ALL"
+    );
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stdout.is_empty());
     for expected in [

@@ -144,10 +144,11 @@ fn unprivileged_user_watches_their_own_process_with_exact_counts() {
 
 #[test]
 fn unprivileged_user_watching_a_root_process_is_told_it_needs_cap_sys_ptrace() {
-    if unprivileged().is_none() {
-        eprintln!("not root: no other user's process to try");
-        return;
-    }
+    assert!(
+        unprivileged().is_some(),
+        "needs root: the test runs hwbp as the unprivileged user {TEST_USER} against a root \
+         process (run the tests as root)"
+    );
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = writer.pid().to_string();
     let addr = format!("{:#x}", writer.addr());
@@ -170,10 +171,12 @@ fn unprivileged_user_watching_a_root_process_is_told_it_needs_cap_sys_ptrace() {
 /// Opens (tries to open) CPU-wide events, hence `exclusive_`.
 #[test]
 fn exclusive_unprivileged_all_cpus_watch_is_told_it_needs_cap_perfmon() {
-    if paranoid() <= 0 {
-        eprintln!("perf_event_paranoid <= 0 allows CPU-wide watches to every user");
-        return;
-    }
+    let level = paranoid();
+    assert!(
+        level > 0,
+        "perf_event_paranoid is {level}: at 0 or below every user may open CPU-wide watches, \
+         so the refusal this tests cannot happen (sysctl kernel.perf_event_paranoid=2)"
+    );
     let out = run_unprivileged(&["stat", "0x1000", "-a", "--duration", "0.2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

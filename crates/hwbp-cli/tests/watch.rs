@@ -13,7 +13,9 @@ use hwbp_fixtures::{Fixture, FixtureLine, SHLIB, THREADS, WRITER, WRITER_NOPIE};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, of_type, run_hwbp, wait_for_perf_events, Running, HWBP};
+use support::{
+    assert_exited_ok, json_lines, of_type, run_hwbp, wait_for_perf_events, Running, HWBP,
+};
 
 fn pid_arg(f: &Fixture) -> String {
     f.pid().to_string()
@@ -47,7 +49,7 @@ fn stat_counts_a_pie_data_variable_exactly_and_agrees_with_perf_stat() {
 
     let done = writer.command("go 1000").unwrap();
     assert_eq!(done.field("writes"), Some("1000"));
-    assert!(writer.finish().unwrap().success());
+    assert_exited_ok(writer.finish().unwrap(), "writer");
 
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "hwbp failed: {stderr:?}");
@@ -99,7 +101,7 @@ fn watch_follows_existing_threads_and_threads_created_after_attach() {
     let done = threads.command("go 2 3 100").unwrap();
     assert_eq!(done.field("total"), Some("500"));
     let new_tids = done.list("new_tids").unwrap();
-    assert!(threads.finish().unwrap().success());
+    assert_exited_ok(threads.finish().unwrap(), "threads");
 
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
@@ -142,7 +144,7 @@ fn stat_counts_a_shared_library_variable() {
     let pid = pid_arg(&shlib);
     let hwbp = Running::hwbp(&["stat", "lib_value", "-p", &pid, "--json"]);
     shlib.command("go 50").unwrap();
-    assert!(shlib.finish().unwrap().success());
+    assert_exited_ok(shlib.finish().unwrap(), "shlib");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
     let report = stat_report(&stdout);
@@ -239,7 +241,7 @@ fn watch_reports_lost_hits_when_a_small_ring_overruns() {
         "1",
     ]);
     writer.command("go 50000").unwrap();
-    assert!(writer.finish().unwrap().success());
+    assert_exited_ok(writer.finish().unwrap(), "writer");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
     let values = json_lines(&stdout);
@@ -277,7 +279,7 @@ fn watch_max_hits_stops_early_and_leaves_the_target_running() {
     // The target is unharmed and no longer watched.
     let done = writer.command("go 2").unwrap();
     assert_eq!(done.field("writes"), Some("2"));
-    assert!(writer.finish().unwrap().success());
+    assert_exited_ok(writer.finish().unwrap(), "writer");
 }
 
 #[test]
@@ -381,7 +383,7 @@ fn threads_that_exit_before_their_hits_are_read_keep_their_creators_name() {
     let done = threads.command("go 0 3 50").unwrap();
     assert_eq!(done.field("total"), Some("150"));
     let new_tids = done.list("new_tids").unwrap();
-    assert!(threads.finish().unwrap().success());
+    assert_exited_ok(threads.finish().unwrap(), "threads");
     let (status, stdout, stderr) = hwbp.finish();
     assert!(status.success(), "{stderr:?}");
     let values = json_lines(&stdout);

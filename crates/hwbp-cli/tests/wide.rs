@@ -47,10 +47,11 @@ fn pin(pid: i32, cpu: u32) {
 #[test]
 fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
     let _serial = serial();
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let spec = format!("{:#x}/8:w", writer.addr());
     // Another process takes CPU 1's four debug registers with CPU-wide breakpoints.
@@ -100,10 +101,11 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
 #[test]
 fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
     let _serial = serial();
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     pin(writer.pid(), 1);
     let spec = format!("{:#x}/8:w", writer.addr());
@@ -242,10 +244,11 @@ fn slots_row(stdout: &str, name: &str) -> (u32, u32, u32) {
 #[test]
 fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
     let _serial = serial();
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let slots = || {
         let out = Command::new(HWBP).args(["slots"]).output().unwrap();
         assert!(out.status.success());

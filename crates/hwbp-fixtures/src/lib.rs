@@ -116,6 +116,23 @@ pub const CHURN: &str = concat!(env!("OUT_DIR"), "/churn");
 ///   `done writes=N`.
 pub const MANY: &str = concat!(env!("OUT_DIR"), "/many");
 
+/// `spin` (PIE, threads): writer threads storing to a global `long spin_var` in a tight loop
+/// until stdin closes, for detaching from a target while it writes.
+///
+/// Usage `spin [WRITERS]` (1..=16, default 1). Ready line: `ready pid=P addr=&spin_var
+/// writer=&spin_store tids=T1,...` (the writer threads, already writing). Every store goes
+/// through the noinline `spin_store`.
+/// - `count`: answer `done writes=W`, the stores made so far by all writers.
+/// - `catch`: installs a `SIGTRAP` handler that counts traps by `si_code`. Answer `done
+///   catch=1`. Until then `SIGTRAP` keeps its default action (it kills the program).
+/// - `traps`: answer `done traps=N tkill=T hwbkpt=H brkpt=B` (`SI_TKILL`, `TRAP_HWBKPT`,
+///   `TRAP_BRKPT` counts since `catch`).
+/// - `icebp`: the main thread executes `icebp` (`int1`), a debug exception with nothing in DR6
+///   that the kernel answers with `SIGTRAP` `TRAP_BRKPT`, like the stray ones of
+///   `bench/sigtrap`. Answer `done icebp=1` (if it survives).
+/// - end of input: the writers stop and are joined; exit status 0.
+pub const SPIN: &str = concat!(env!("OUT_DIR"), "/spin");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {

@@ -68,10 +68,11 @@ fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
     let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let fillers: Vec<WatchRequest> = FILLER.iter().map(watch).collect();
     let full = WatchSession::open(
         &fillers,
@@ -124,10 +125,11 @@ fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
 fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() {
     let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let mut session = WatchSession::open(
         &[watch(&TARGET)],
         &[EventScope::Cpu(0), EventScope::Cpu(1)],
@@ -181,10 +183,11 @@ fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() 
 fn exclusive_remove_cpu_frees_the_registers_a_dead_event_would_keep() {
     let _serial = serial();
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-    if !has_cpu1() {
-        eprintln!("skipped: needs CPU 1 online");
-        return;
-    }
+    assert!(
+        has_cpu1(),
+        "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
+         `echo 1 > /sys/devices/system/cpu/cpu1/online`, or run on a machine with 2 CPUs"
+    );
     let fillers: Vec<WatchRequest> = FILLER.iter().map(watch).collect();
     let mut session = WatchSession::open(
         &fillers,

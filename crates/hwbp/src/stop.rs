@@ -355,11 +355,13 @@ pub(crate) fn run(
                     "the target exec'd another program (its watch addresses are gone)".into(),
                 )
             }
+            // A debug exception that matched no watchpoint (these VMs raise them under busy
+            // watchpoints): swallowed by the tracer, counted as an access not attributed.
+            StopEvent::StrayTrap { .. } => stray_traps += 1,
             StopEvent::ThreadStarted { .. }
             | StopEvent::ThreadExited { .. }
             | StopEvent::Interrupted => {}
         }
-        let _ = &mut stray_traps;
     });
     done.store(true, Ordering::SeqCst);
     // Put every thread's registers back and let it run, whatever ended the loop.

@@ -39,7 +39,10 @@ pub use debugreg::{
 };
 pub use tracee::SeizedThread;
 #[cfg(target_arch = "x86_64")]
-pub use tracer::{DebugRegisterSet, StopEvent, StopTracer, StopWaker, TracerError};
+pub use tracer::{
+    classify_sigtrap, is_debug_exception_trap, DebugRegisterSet, StopEvent, StopTracer, StopWaker,
+    TracerError, TrapOrigin,
+};
 
 use nix::errno::Errno;
 

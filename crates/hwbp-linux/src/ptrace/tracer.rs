@@ -15,10 +15,46 @@
 //!   [`StopEvent::Hit`] and stays stopped until [`StopTracer::resume`]; DR6 is cleared then, and
 //!   the `SIGTRAP` is never delivered. Other signals are passed on, except a `SIGINT` from hwbp's
 //!   own terminal (the target shares hwbp's process group), which is hwbp's, as in gdb;
-//! - [`StopTracer::detach`] stops every thread, restores its debug registers and detaches
-//!   without a signal, so the target runs on as before.
+//! - [`StopTracer::detach`] stops every thread, restores its debug registers, consumes any
+//!   watchpoint `SIGTRAP` still queued for it (below) and detaches without a signal, so the
+//!   target runs on as before.
 //!
 //! Data watchpoints are traps: the value read at the stop is the value the access left.
+//!
+//! # Which `SIGTRAP`s are hwbp's
+//!
+//! A watched access raises #DB; `exc_debug_user` (`arch/x86/kernel/traps.c`) adds the
+//! virtual DR6 bits that `ptrace_triggered` (`arch/x86/kernel/hw_breakpoint.c` /
+//! `ptrace.c`) set for each ptrace breakpoint that fired, and sends `SIGTRAP` with
+//! `force_sig_fault`, `si_code = get_si_code(dr6)`: `TRAP_TRACE` if DR6.BS (single step),
+//! else `TRAP_HWBKPT` if B0-B3, else `TRAP_BRKPT`. A #DB whose DR6 gives no reason at all is
+//! taken for an `icebp` (`int1`) and also gets `TRAP_BRKPT`; these VMs raise such empty-DR6
+//! #DBs under busy watchpoints (`bench/sigtrap/RESULTS.md`). [`classify_sigtrap`] decides:
+//! `TRAP_HWBKPT` with an armed slot in DR6 is a hit; `TRAP_HWBKPT` without one, or
+//! `TRAP_BRKPT`, is a *stray* trap (swallowed while hwbp's watchpoints are armed, counted in
+//! [`StopTracer::stray_traps`] and reported as [`StopEvent::StrayTrap`]: an access that
+//! cannot be attributed, i.e. lost); anything else (`int3` → `SI_KERNEL`, `kill`/`tgkill` →
+//! `SI_USER`/`SI_TKILL`, a single step `TRAP_TRACE`, perf's `TRAP_PERF`) is the program's and
+//! is delivered. A program's own `int1` while hwbp is attached is therefore swallowed too.
+//!
+//! # Detaching while threads write
+//!
+//! `PTRACE_INTERRUPT` (`kernel/ptrace.c`) sets `JOBCTL_TRAP_STOP`. `get_signal`
+//! (`kernel/signal.c`) handles pending job-control traps *before* it dequeues a signal, so a
+//! thread that hit a watchpoint just before the interrupt reports `PTRACE_EVENT_STOP` with
+//! its watchpoint `SIGTRAP` still queued. Detaching with signal 0 does not discard a queued
+//! signal (it only replaces the one being reported at a signal-delivery-stop), so the
+//! `SIGTRAP` would reach an untraced thread after the detach and its default action kills
+//! the process. So the detach first restores the registers, then for each thread reads its
+//! private queue (`PTRACE_PEEKSIGINFO`); if a `SIGTRAP` of ours is queued it continues the
+//! thread with no signal: `get_signal` dequeues synchronous signals first
+//! (`dequeue_synchronous_signal`) and reports the signal-delivery-stop before returning to
+//! user mode, so no instruction runs, and `PTRACE_DETACH` from that stop with signal 0
+//! suppresses it. A `SIGTRAP` that is the program's own stays queued and is delivered after
+//! the detach. A watchpoint `SIGTRAP` reported while stopping ends that thread's stop as is
+//! (detaching from it with 0 drops it); any other signal-delivery-stop is passed on and the
+//! thread interrupted again, since `ptrace_stop` clears a pending `JOBCTL_TRAP_STOP` at every
+//! trap ("any trap clears pending STOP trap").
 
 use std::collections::HashMap;
 
@@ -129,6 +165,55 @@ pub enum StopEvent {
     Exited(ProcessExit),
     /// The wait was interrupted by [`StopWaker::wake`] or a signal to hwbp.
     Interrupted,
+    /// Thread `tid` took a debug exception that matched none of the armed watchpoints (see
+    /// [`TrapOrigin::Stray`]): most likely a watched access the CPU reported with an empty
+    /// DR6, so a hit that cannot be attributed (count it as lost). Its `SIGTRAP` was
+    /// swallowed and the thread already runs on. [`StopTracer::stray_traps`] counts these.
+    StrayTrap {
+        /// The thread.
+        tid: i32,
+    },
+}
+
+/// Where a `SIGTRAP` reported to the tracer came from (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapOrigin {
+    /// A watchpoint hit: `TRAP_HWBKPT` and DR6 shows these armed slots (bit `i` = DR`i`).
+    Watchpoint {
+        /// The armed slots whose conditions matched.
+        slots: u8,
+    },
+    /// A debug exception hwbp cannot attribute while its watchpoints are armed: `TRAP_BRKPT`
+    /// (a #DB with an empty DR6, which the kernel takes for `icebp`) or `TRAP_HWBKPT` without
+    /// an armed slot in DR6. Swallowed, never delivered.
+    Stray,
+    /// The program's own trap (`int3`, `kill`, `tgkill`, `sigqueue`, single step, perf
+    /// `sigtrap`): delivered.
+    Program,
+}
+
+/// Classifies a `SIGTRAP` by its `si_code` and the virtual DR6 hit bits (B0-B3, e.g.
+/// `Dr6::hit_mask`), given the slots hwbp armed (`armed`, e.g.
+/// [`DebugRegisterSet::enabled_mask`]).
+pub fn classify_sigtrap(si_code: i32, dr6_hits: u8, armed: u8) -> TrapOrigin {
+    if !is_debug_exception_trap(si_code) {
+        TrapOrigin::Program
+    } else if si_code == libc::TRAP_HWBKPT && dr6_hits & armed != 0 {
+        TrapOrigin::Watchpoint {
+            slots: dr6_hits & armed,
+        }
+    } else {
+        TrapOrigin::Stray
+    }
+}
+
+/// Whether a `SIGTRAP` with this `si_code` is one hwbp consumes while its watchpoints are
+/// armed: sent by `exc_debug_user` for a debug-register match (`TRAP_HWBKPT`) or for a #DB
+/// with no reason in DR6 (`TRAP_BRKPT`). `int3` (`SI_KERNEL`), `kill`/`tgkill` (`SI_USER`,
+/// `SI_TKILL`), `sigqueue` (`SI_QUEUE`), single steps (`TRAP_TRACE`) and perf's `TRAP_PERF`
+/// are the program's.
+pub fn is_debug_exception_trap(si_code: i32) -> bool {
+    matches!(si_code, libc::TRAP_HWBKPT | libc::TRAP_BRKPT)
 }
 
 /// An error of stop mode.
@@ -189,6 +274,7 @@ pub struct StopTracer {
     threads: HashMap<i32, TracedThread>,
     same_process_group: bool,
     finished: bool,
+    stray_traps: u64,
 }
 
 /// Wakes a [`StopTracer`] blocked in [`StopTracer::next_event`] from another thread (for
@@ -320,6 +406,7 @@ impl StopTracer {
             threads: HashMap::new(),
             same_process_group,
             finished: false,
+            stray_traps: 0,
         }
     }
 
@@ -353,6 +440,13 @@ impl StopTracer {
         self.threads.len()
     }
 
+    /// How many stray debug exceptions (see [`TrapOrigin::Stray`]) were swallowed so far,
+    /// each reported once as [`StopEvent::StrayTrap`] (or, while stopping for the detach,
+    /// dropped with the thread's other late hits).
+    pub fn stray_traps(&self) -> u64 {
+        self.stray_traps
+    }
+
     /// The threads currently traced.
     pub fn threads(&self) -> Vec<i32> {
         let mut tids: Vec<i32> = self.threads.keys().copied().collect();
@@ -373,6 +467,8 @@ impl StopTracer {
                 }
                 Ok(WaitStatus::Stopped(_, signal)) => {
                     ptrace::cont(Pid::from_raw(tid), signal).map_err(request("continue", tid))?;
+                    // That stop consumed the pending interrupt (`ptrace_stop`).
+                    ptrace::interrupt(Pid::from_raw(tid)).map_err(request("interrupt", tid))?;
                 }
                 Ok(WaitStatus::PtraceEvent(..)) => {
                     ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
@@ -508,11 +604,13 @@ impl StopTracer {
                 }
                 self.set_state(tid, ThreadState::Stopped);
                 if signal == Signal::SIGTRAP {
-                    let dr6 = peek_debugreg(tid, 6)?;
-                    let slots =
-                        Dr6::from_architectural(dr6).hit_mask() & self.registers.enabled_mask();
-                    if slots != 0 {
-                        poke_debugreg(tid, 6, 0)?;
+                    let origin = self.classify_stop(tid)?;
+                    if origin == TrapOrigin::Stray {
+                        self.stray_traps += 1;
+                        self.resume_with(tid, None)?;
+                        return Ok(Some(StopEvent::StrayTrap { tid }));
+                    }
+                    if let TrapOrigin::Watchpoint { slots } = origin {
                         let regs =
                             ptrace::getregs(pid).map_err(request("read registers of", tid))?;
                         return Ok(Some(StopEvent::Hit {
@@ -570,6 +668,23 @@ impl StopTracer {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Classifies the `SIGTRAP` thread `tid` is stopped for (signal-delivery-stop), clearing
+    /// DR6 when the trap is hwbp's.
+    fn classify_stop(&self, tid: i32) -> Result<TrapOrigin, PtraceError> {
+        let info =
+            ptrace::getsiginfo(Pid::from_raw(tid)).map_err(request("read siginfo of", tid))?;
+        let dr6 = peek_debugreg(tid, 6)?;
+        let origin = classify_sigtrap(
+            info.si_code,
+            Dr6::from_architectural(dr6).hit_mask(),
+            self.registers.enabled_mask(),
+        );
+        if origin != TrapOrigin::Program {
+            poke_debugreg(tid, 6, 0)?;
+        }
+        Ok(origin)
     }
 
     fn resume_with(&mut self, tid: i32, signal: Option<Signal>) -> Result<(), PtraceError> {
@@ -632,13 +747,25 @@ impl StopTracer {
         self.stop_all()?;
         let mut first_error = None;
         let mut detached = 0;
-        for (tid, thread) in self.threads.drain() {
-            if let Some(guard) = thread.guard {
+        let mut threads: Vec<(i32, TracedThread)> = self.threads.drain().collect();
+        // Registers first, so nothing of hwbp's is armed when a queued trap is consumed.
+        for (_, thread) in &mut threads {
+            if let Some(guard) = thread.guard.take() {
                 if let Err(e) = guard.restore() {
                     first_error.get_or_insert(TracerError::Ptrace(e));
                 }
             }
-            match ptrace::detach(Pid::from_raw(tid), None::<Signal>) {
+        }
+        for (tid, _) in threads {
+            let signal = match self.consume_queued_trap(tid) {
+                Ok(Some(signal)) => signal,
+                Ok(None) => continue, // the thread is gone
+                Err(e) => {
+                    first_error.get_or_insert(TracerError::Ptrace(e));
+                    None
+                }
+            };
+            match ptrace::detach(Pid::from_raw(tid), signal) {
                 Ok(()) => detached += 1,
                 Err(Errno::ESRCH) => {}
                 Err(errno) => {
@@ -685,23 +812,32 @@ impl StopTracer {
                 {
                     self.mark_stopped_for_detach(tid);
                 }
+                // A launched process is stopped with SIGSTOP (its own SIGSTOP, if any, is
+                // indistinguishable and also consumed); a seized one's SIGSTOP is passed on.
                 WaitStatus::Stopped(_, Signal::SIGSTOP)
-                    if requested || !self.threads.contains_key(&tid) =>
+                    if !self.seized && (requested || !self.threads.contains_key(&tid)) =>
                 {
                     self.mark_stopped_for_detach(tid);
                 }
-                WaitStatus::Stopped(pid, Signal::SIGTRAP) if self.threads.contains_key(&tid) => {
-                    // A hit while stopping is dropped (DR6 cleared); any other SIGTRAP is
-                    // the program's own and is delivered.
-                    let hit = peek_debugreg(tid, 6)
-                        .is_ok_and(|dr6| Dr6::from_architectural(dr6).hit_mask() != 0);
-                    if hit {
-                        let _ = poke_debugreg(tid, 6, 0);
-                    }
-                    let _ = ptrace::cont(pid, (!hit).then_some(Signal::SIGTRAP));
-                }
                 WaitStatus::Stopped(pid, signal) => {
+                    let ours = signal == Signal::SIGTRAP
+                        && self.threads.contains_key(&tid)
+                        && self
+                            .classify_stop(tid)
+                            .is_ok_and(|origin| origin != TrapOrigin::Program);
+                    if ours {
+                        // A hit (or stray trap) while stopping: the thread stays in this
+                        // stop and the detach (signal 0) drops its SIGTRAP. Not reported.
+                        self.mark_stopped_for_detach(tid);
+                        continue;
+                    }
+                    // The program's signal, delivered. The stop consumed a pending interrupt.
                     let _ = ptrace::cont(pid, signal);
+                    if self.seized {
+                        if let Some(t) = self.threads.get_mut(&tid) {
+                            t.stop_requested = false;
+                        }
+                    }
                 }
                 WaitStatus::PtraceEvent(_, _, event)
                     if event == Event::PTRACE_EVENT_EXEC as i32 =>
@@ -728,6 +864,56 @@ impl StopTracer {
         }
     }
 
+    /// For a thread stopped for the detach, with its registers restored: if a `SIGTRAP` of
+    /// hwbp's is queued for it (see the module docs), lets it dequeue that signal into a
+    /// signal-delivery-stop, from which a detach with signal 0 suppresses it. Returns the
+    /// signal to detach with (`None`, or a signal the thread stopped for instead), or
+    /// `Ok(None)` when the thread ended meanwhile.
+    fn consume_queued_trap(&mut self, tid: i32) -> Result<Option<Option<Signal>>, PtraceError> {
+        // Bounded: each round consumes one stop; a group stop may come in between.
+        for _ in 0..8 {
+            let Some(si_code) = queued_sigtrap(tid)? else {
+                return Ok(Some(None));
+            };
+            if !is_debug_exception_trap(si_code) {
+                // The program's own trap: it stays queued and is delivered after the detach.
+                return Ok(Some(None));
+            }
+            ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
+            loop {
+                match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
+                        let info = ptrace::getsiginfo(Pid::from_raw(tid))
+                            .map_err(request("read siginfo of", tid))?;
+                        if !is_debug_exception_trap(info.si_code) {
+                            return Ok(Some(Some(Signal::SIGTRAP)));
+                        }
+                        let _ = poke_debugreg(tid, 6, 0);
+                        return Ok(Some(None));
+                    }
+                    // Another signal came first: it goes to the thread with the detach.
+                    Ok(WaitStatus::Stopped(_, signal)) => return Ok(Some(Some(signal))),
+                    // A job-control stop in between: look at the queue again.
+                    Ok(WaitStatus::PtraceEvent(_, _, event))
+                        if event == Event::PTRACE_EVENT_STOP as i32 =>
+                    {
+                        break
+                    }
+                    Ok(WaitStatus::PtraceEvent(..)) => {
+                        // Exiting (e.g. SIGKILL): let it go.
+                        ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
+                    }
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(None),
+                    Ok(_) => {}
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::ECHILD | Errno::ESRCH) => return Ok(None),
+                    Err(errno) => return Err(request("wait for", tid)(errno)),
+                }
+            }
+        }
+        Ok(Some(None))
+    }
+
     fn mark_stopped_for_detach(&mut self, tid: i32) {
         let thread = self.threads.entry(tid).or_insert(TracedThread {
             // A clone that appeared while stopping: never armed.
@@ -737,6 +923,42 @@ impl StopTracer {
         });
         thread.state = ThreadState::Stopped;
         thread.stop_requested = true;
+    }
+}
+
+/// The `si_code` of the `SIGTRAP` in thread `tid`'s private signal queue, if one is queued
+/// (`PTRACE_PEEKSIGINFO`, which reads the queue without dequeuing; at most one `SIGTRAP` is
+/// queued per queue, as for every non-realtime signal). `tid` must be ptrace-stopped.
+fn queued_sigtrap(tid: i32) -> Result<Option<i32>, PtraceError> {
+    const BATCH: usize = 16;
+    let mut offset = 0u64;
+    loop {
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+        let mut infos: [libc::siginfo_t; BATCH] = unsafe { std::mem::zeroed() };
+        let args = libc::ptrace_peeksiginfo_args {
+            off: offset,
+            flags: 0, // the thread's own queue, not the process's shared one
+            nr: BATCH as i32,
+        };
+        // SAFETY: PTRACE_PEEKSIGINFO reads `args` and writes at most `nr` siginfo_t into
+        // `infos`, which holds BATCH of them; both outlive the call.
+        let n = unsafe {
+            libc::ptrace(
+                libc::PTRACE_PEEKSIGINFO,
+                tid,
+                std::ptr::from_ref(&args),
+                infos.as_mut_ptr(),
+            )
+        };
+        let n = Errno::result(n).map_err(request("read the signal queue of", tid))?;
+        let n = usize::try_from(n).unwrap_or(0).min(BATCH);
+        if let Some(info) = infos[..n].iter().find(|i| i.si_signo == libc::SIGTRAP) {
+            return Ok(Some(info.si_code));
+        }
+        if n < BATCH {
+            return Ok(None);
+        }
+        offset += BATCH as u64;
     }
 }
 
@@ -768,6 +990,51 @@ mod tests {
             exclude_kernel: true,
             exclude_user: false,
         }
+    }
+
+    #[test]
+    fn sigtraps_are_classified_by_si_code_and_dr6() {
+        // A watchpoint: TRAP_HWBKPT and DR6 shows armed slots (only those are reported).
+        assert_eq!(
+            classify_sigtrap(libc::TRAP_HWBKPT, 0b0101, 0b0011),
+            TrapOrigin::Watchpoint { slots: 0b0001 }
+        );
+        // A #DB with no armed slot in DR6, or an empty DR6 (TRAP_BRKPT): stray, swallowed.
+        assert_eq!(
+            classify_sigtrap(libc::TRAP_HWBKPT, 0b0100, 0b0011),
+            TrapOrigin::Stray
+        );
+        assert_eq!(
+            classify_sigtrap(libc::TRAP_HWBKPT, 0, 0b1111),
+            TrapOrigin::Stray
+        );
+        assert_eq!(
+            classify_sigtrap(libc::TRAP_BRKPT, 0, 0b0001),
+            TrapOrigin::Stray
+        );
+        assert_eq!(
+            classify_sigtrap(libc::TRAP_BRKPT, 0b0001, 0b0001),
+            TrapOrigin::Stray
+        );
+        // The program's own: int3 (SI_KERNEL), kill, tgkill, sigqueue, single step, perf.
+        const TRAP_PERF: i32 = 6;
+        for code in [
+            libc::SI_KERNEL,
+            libc::SI_USER,
+            libc::SI_TKILL,
+            libc::SI_QUEUE,
+            libc::TRAP_TRACE,
+            TRAP_PERF,
+        ] {
+            assert_eq!(
+                classify_sigtrap(code, 0b0001, 0b0001),
+                TrapOrigin::Program,
+                "{code}"
+            );
+            assert!(!is_debug_exception_trap(code), "{code}");
+        }
+        assert!(is_debug_exception_trap(libc::TRAP_HWBKPT));
+        assert!(is_debug_exception_trap(libc::TRAP_BRKPT));
     }
 
     #[test]
