@@ -172,7 +172,7 @@ mod tests {
         let message = no_subcommand_message();
         assert_eq!(
             message,
-            "no subcommand given: use one of watch, stat, demo, constraints, slots, ksym, \
+            "no subcommand given: use one of watch, record, stat, demo, constraints, slots, ksym, \
              report, completions, man (see hwbp --help)"
         );
         let cli = crate::args::Cli::command();

@@ -298,7 +298,7 @@ const CASES: &[Case] = &[
         "unrecognized subcommand 'frobnicate'",
         "usage: hwbp <COMMAND>",
     ),
-    case(&[], "no subcommand given", "use one of watch, stat"),
+    case(&[], "no subcommand given", "use one of watch, record, stat"),
     // Kernel symbol files and filters for `hwbp ksym`.
     case(
         &["ksym", "--system-map", "{badmap}", "jiffies:rw-"],

@@ -247,7 +247,7 @@ fn bash_completions_offer_every_subcommand_and_report_s_options() {
     // clap_complete's scripts complete hidden subcommands too (`demo-target`).
     assert_eq!(
         opts.trim(),
-        "opts=\"-h -V --help --version watch stat demo constraints slots ksym report \
+        "opts=\"-h -V --help --version watch record stat demo constraints slots ksym report \
          completions man demo-target help\""
     );
     assert!(script.contains("--folded"));
@@ -298,5 +298,7 @@ fn the_man_page_is_generated_from_the_clap_definitions_and_renders() {
     );
     let (code, _, stderr) = run_hwbp(&["man", "demo-target"]);
     assert_eq!(code, Some(2));
-    assert!(stderr.starts_with("hwbp: no subcommand \"demo-target\": use one of watch, stat"));
+    assert!(
+        stderr.starts_with("hwbp: no subcommand \"demo-target\": use one of watch, record, stat")
+    );
 }
