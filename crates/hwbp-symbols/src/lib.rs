@@ -12,11 +12,14 @@
 //! - [`dwarf`]: [`dwarf::VariableLayout`], a global variable's type layout from DWARF, to name
 //!   the field or element (`cfg.limits[2].max`) at a byte offset.
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
+//! - [`expr`]: watch expressions (`cfg.limits[2].max`, `conn->state`, `'file.c'::var`,
+//!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
 #![forbid(unsafe_code)]
 
 pub mod dwarf;
 mod elf;
 mod error;
+pub mod expr;
 pub mod kernel;
 pub mod maps;
 pub mod process;
