@@ -27,7 +27,7 @@ pub mod process;
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};
 pub use maps::{MapEntry, ProcessMaps};
-pub use process::{CodeLocation, ModuleInfo, ProcessSymbols, ResolvedSymbol};
+pub use process::{CodeLocation, ModuleInfo, ModuleOffset, ProcessSymbols, ResolvedSymbol};
 
 /// What a symbol names, from its ELF `STT_*` type or its `nm` letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
