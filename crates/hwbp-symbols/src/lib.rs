@@ -14,8 +14,11 @@
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
 //! - [`expr`]: watch expressions (`cfg.limits[2].max`, `conn->state`, `'file.c'::var`,
 //!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
+//! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s.
+//! - [`debuglink`]: separate debug files (build ID, `.gnu_debuglink`, debuginfod cache).
 #![forbid(unsafe_code)]
 
+pub mod debuglink;
 pub mod dwarf;
 mod elf;
 mod error;
@@ -23,6 +26,7 @@ pub mod expr;
 pub mod kernel;
 pub mod maps;
 pub mod process;
+pub mod types;
 
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};
