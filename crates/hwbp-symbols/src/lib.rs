@@ -15,6 +15,7 @@
 //! - [`expr`]: watch expressions (`cfg.limits[2].max`, `conn->state`, `'file.c'::var`,
 //!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
 //! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s.
+//! - [`eval`]: [`eval::evaluate`] an expression to address, length, type and the pointers read.
 //! - [`debuglink`]: separate debug files (build ID, `.gnu_debuglink`, debuginfod cache).
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod debuglink;
 pub mod dwarf;
 mod elf;
 mod error;
+pub mod eval;
 pub mod expr;
 pub mod kernel;
 pub mod maps;
