@@ -16,7 +16,35 @@
 //!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
 //! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s.
 //! - [`eval`]: [`eval::evaluate`] an expression to address, length, type and the pointers read.
+//! - [`value`]: typed values as gdb prints them, diffs of structs/arrays, typed `--if`.
 //! - [`debuglink`]: separate debug files (build ID, `.gnu_debuglink`, debuginfod cache).
+//!
+//! The facade's path for a watch spec:
+//!
+//! ```no_run
+//! use hwbp_symbols::{eval, expr, value, ProcessSymbols};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pid = 1234;
+//! let (text, access) = expr::split_access("cfg.limits[2].max:rw");
+//! assert!(expr::looks_like_expression(text));
+//! let symbols = ProcessSymbols::load(pid)?;
+//! let modules = eval::LoadedModule::for_process(&symbols);
+//! let scope = eval::Scope { modules: &modules, symbols: Some(&symbols) };
+//! let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+//! let mut read = |addr: u64, buf: &mut [u8]| {
+//!     std::os::unix::fs::FileExt::read_exact_at(&mem, buf, addr).is_ok()
+//! };
+//! let watched = eval::evaluate(&expr::parse(text)?, &scope, &mut read)?;
+//! // watch watched.addr .. + watched.len with `access`, and every watched.pointer_reads entry.
+//! let mut bytes = vec![0; watched.len as usize];
+//! read(watched.addr, &mut bytes);
+//! let shown = match &watched.ty {
+//!     Some(ty) => value::format_value(ty, &bytes, &mut |a| symbols.data_symbol(a)),
+//!     None => value::format_untyped(&bytes),
+//! };
+//! println!("{} = {shown} ({access:?})", watched.expr);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod debuglink;
@@ -29,6 +57,7 @@ pub mod kernel;
 pub mod maps;
 pub mod process;
 pub mod types;
+pub mod value;
 
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};
