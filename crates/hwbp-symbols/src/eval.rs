@@ -368,6 +368,9 @@ impl Evaluator<'_, '_> {
     }
 
     fn resolve_target(&self, target: &TypeRef, module: Option<usize>) -> Option<Type> {
+        if let Some(ty) = target.built() {
+            return Some(ty.clone());
+        }
         if let Some(m) = self.module(module) {
             if let Some(t) = m.debug.resolve_ref(target) {
                 return Some(t);

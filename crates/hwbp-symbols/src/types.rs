@@ -150,6 +150,14 @@ impl TypeRef {
         }
     }
 
+    /// The target when it is already built (not read from DWARF on dereference).
+    pub fn built(&self) -> Option<&Type> {
+        match &self.target {
+            RefTarget::Builtin(ty) => Some(ty),
+            _ => None,
+        }
+    }
+
     /// Whether the target is `void`.
     pub fn is_void(&self) -> bool {
         self.target == RefTarget::Void
@@ -610,6 +618,32 @@ impl ModuleDebug {
             while scopes.last().is_some_and(|(d, _)| *d >= depth) {
                 scopes.pop();
             }
+            let tag = entry.tag();
+            let interesting = match tag {
+                gimli::DW_TAG_member => {
+                    entry.attr(gimli::DW_AT_external).is_some()
+                        || entry.attr(gimli::DW_AT_declaration).is_some()
+                }
+                gimli::DW_TAG_compile_unit
+                | gimli::DW_TAG_partial_unit
+                | gimli::DW_TAG_namespace
+                | gimli::DW_TAG_structure_type
+                | gimli::DW_TAG_class_type
+                | gimli::DW_TAG_union_type
+                | gimli::DW_TAG_enumeration_type
+                | gimli::DW_TAG_typedef
+                | gimli::DW_TAG_base_type
+                | gimli::DW_TAG_subprogram
+                | gimli::DW_TAG_variable => true,
+                _ => false,
+            };
+            if !interesting {
+                // Parameters, blocks, members...: only their children's scope matters.
+                if entry.has_children() {
+                    scopes.push((depth, Scope::Other));
+                }
+                continue;
+            }
             let named_scope: Vec<String> = scopes
                 .iter()
                 .filter_map(|(_, s)| match s {
@@ -626,7 +660,6 @@ impl ModuleDebug {
                 .all(|(_, s)| matches!(s, Scope::Unit | Scope::Named(_)));
             let name = self.name_of(unit, entry)?;
             let offset = entry.offset();
-            let tag = entry.tag();
             let mut push = |scope: Scope| {
                 if entry.has_children() {
                     scopes.push((depth, scope));
