@@ -675,11 +675,21 @@ fn live_process_evaluation_follows_the_load_bias_and_pointer_changes() {
         "cfg has no type information (no DWARF for it): only the whole symbol can be watched; \
          rebuild with -g, install its debug file, or cast: *(T *)&cfg"
     );
-    // An address with no symbol (the ELF header page) is module+offset, as for a stripped
-    // library.
+    // A cast of a typeless symbol's address gives it a type.
+    let cast = evaluate(&parse("*(short *)&counter").unwrap(), &bare, &mut read).unwrap();
+    assert_eq!((cast.addr, cast.len), (untyped.addr, 2));
+    assert_eq!(cast.ty.unwrap().name, "short int");
+    // An address no symbol covers (the ELF header page) is module+offset, in the executable
+    // and in Debian's libc.
     let base = symbols.modules()[0].bias;
     assert_eq!(symbols.describe_code(base + 0x10), "typed+0x10");
     assert_eq!(symbols.module_offset(base + 0x10).unwrap().offset, 0x10);
+    let libc = symbols
+        .modules()
+        .into_iter()
+        .find(|m| m.path.file_name().is_some_and(|n| n == "libc.so.6"))
+        .expect("typed links libc.so.6");
+    assert_eq!(symbols.describe_code(libc.span.0 + 0x10), "libc.so.6+0x10");
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -759,6 +769,9 @@ fn separate_debug_files_are_found_as_gdb_finds_them() {
     assert_eq!(found.debug_source(), DebugSource::DebugLink);
     assert_eq!(found.debug_file(), dir.join("typed.debug"));
     assert_eq!(limits_max(found), expected);
+    // The layouts that name a whole-struct watch's fields find it too.
+    let layout = hwbp_symbols::dwarf::VariableLayout::from_module(&stripped, "cfg").unwrap();
+    assert_eq!(layout.name_at(28), "cfg.limits[1].max");
     std::fs::create_dir_all(dir.join(".debug")).unwrap();
     std::fs::rename(&debug, dir.join(".debug/typed.debug")).unwrap();
     let found = ModuleDebug::load_with(&stripped, &none).unwrap();
@@ -823,4 +836,57 @@ fn separate_debug_files_are_found_as_gdb_finds_them() {
     assert_eq!(found.debug_source(), DebugSource::DebuginfodCache);
     assert_eq!(found.debug_file(), entry);
     assert_eq!(limits_max(found), expected);
+}
+
+/// Debian's own libc, whose DWARF is only in libc6-dbg's
+/// `/usr/lib/debug/.build-id/xx/rest.debug`: types and a file static (`'malloc.c'::main_arena`)
+/// come from there, and agree with gdb on the same file.
+#[test]
+fn debian_libc_types_come_from_its_build_id_debug_file() {
+    const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
+    let debug = ModuleDebug::load(Path::new(LIBC)).unwrap();
+    assert_eq!(debug.debug_source(), DebugSource::BuildId);
+    assert!(debug.debug_file().starts_with("/usr/lib/debug/.build-id/"));
+    let exprs = [
+        "_IO_2_1_stdout_.file._fileno",
+        "_IO_2_1_stderr_.file._fileno",
+        "'malloc.c'::main_arena.attached_threads",
+        "main_arena.mutex",
+        "_IO_2_1_stdout_.vtable",
+    ];
+    let mut command = Command::new("gdb");
+    command.args(["-nx", "-batch"]);
+    for e in exprs {
+        command.arg("-ex").arg(format!("print &({e})"));
+        command.arg("-ex").arg(format!("print sizeof({e})"));
+        command.arg("-ex").arg(format!("print {e}"));
+    }
+    let out = command.arg(LIBC).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with('$'))
+        .map(|l| l.split_once(" = ").unwrap().1)
+        .collect();
+    assert_eq!(answers.len(), exprs.len() * 3, "{stdout}");
+    let modules = vec![LoadedModule {
+        debug: Arc::new(debug),
+        bias: 0,
+    }];
+    let scope = Scope {
+        modules: &modules,
+        symbols: None,
+    };
+    for (i, text) in exprs.iter().enumerate() {
+        let mut read = file_memory(LIBC);
+        let ev = evaluate(&parse(text).unwrap(), &scope, &mut read).unwrap();
+        assert_eq!(ev.addr, first_hex(answers[3 * i]), "{text}: address");
+        assert_eq!(ev.len.to_string(), answers[3 * i + 1], "{text}: size");
+        if i < 3 {
+            let mut bytes = vec![0u8; ev.len as usize];
+            assert!(read(ev.addr, &mut bytes));
+            let shown = format_value(ev.ty.as_ref().unwrap(), &bytes, &mut |_| None);
+            assert_eq!(shown, answers[3 * i + 2], "{text}: value");
+        }
+    }
 }
