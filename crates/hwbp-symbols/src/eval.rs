@@ -33,10 +33,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::dwarf::VariableLayout;
+use crate::dwarf::{DwarfError, VariableLayout};
 use crate::expr::{CastType, Expr, NamePath};
 use crate::types::{ModuleDebug, Type, TypeKind, TypeRef, VarLocation, Variable};
-use crate::ProcessSymbols;
+use crate::{ModuleInfo, ProcessSymbols};
 
 /// One module's DWARF at its place in a process.
 #[derive(Debug, Clone)]
@@ -48,6 +48,16 @@ pub struct LoadedModule {
 }
 
 impl LoadedModule {
+    /// One module of a process ([`ProcessSymbols::modules`]) with its DWARF, to load the
+    /// executable first and libraries only when a name is not found there (indexing libc's
+    /// DWARF takes seconds).
+    pub fn load(module: &ModuleInfo) -> Result<LoadedModule, DwarfError> {
+        Ok(LoadedModule {
+            debug: Arc::new(ModuleDebug::load(&module.path)?),
+            bias: module.bias,
+        })
+    }
+
     /// The modules of a process that have DWARF (their own or a separate debug file), in the
     /// process's order (executable first), with their load biases. Modules without DWARF are
     /// left out; their names still resolve typeless through [`Scope::symbols`].
@@ -55,13 +65,7 @@ impl LoadedModule {
         symbols
             .modules()
             .into_iter()
-            .filter_map(|m| {
-                let debug = ModuleDebug::load(&m.path).ok()?;
-                Some(LoadedModule {
-                    debug: Arc::new(debug),
-                    bias: m.bias,
-                })
-            })
+            .filter_map(|m| LoadedModule::load(&m).ok())
             .collect()
     }
 }
