@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use crate::dwarf::{DwarfError, VariableLayout};
 use crate::expr::{CastType, Expr, NamePath};
-use crate::types::{ModuleDebug, Type, TypeKind, TypeRef, VarLocation, Variable};
+use crate::types::{Language, ModuleDebug, Type, TypeKind, TypeRef, VarLocation, Variable};
 use crate::{ModuleInfo, ProcessSymbols};
 
 /// One module's DWARF at its place in a process.
@@ -103,6 +103,9 @@ pub struct Evaluated {
     pub ty: Option<Type>,
     /// Every pointer read while evaluating, in order.
     pub pointer_reads: Vec<PointerRead>,
+    /// The language of the expression's root variable (C for casts of constants), for
+    /// [`crate::value::format_value_in`].
+    pub language: Language,
 }
 
 impl Evaluated {
@@ -327,6 +330,7 @@ struct Evaluator<'a, 'r> {
     read: &'r mut dyn FnMut(u64, &mut [u8]) -> bool,
     reads: Vec<PointerRead>,
     whole: String,
+    language: Option<Language>,
 }
 
 /// Evaluates `expr`: the memory it names, its type, and the pointers read on the way.
@@ -341,6 +345,7 @@ pub fn evaluate(
         read,
         reads: Vec::new(),
         whole: expr.to_string(),
+        language: None,
     };
     match evaluator.eval(expr)? {
         Value::Place { addr, ty, size, .. } => {
@@ -358,6 +363,7 @@ pub fn evaluate(
                 len: ty.as_ref().map_or(size, |t| t.size),
                 ty,
                 pointer_reads: evaluator.reads,
+                language: evaluator.language.unwrap_or_default(),
             })
         }
         Value::Pointer { .. } | Value::Int(_) => Err(EvalError::NotLvalue {
@@ -722,6 +728,7 @@ impl Evaluator<'_, '_> {
                     unreachable!("filtered on Address")
                 };
                 let ty = module.debug.variable_type(var);
+                self.language.get_or_insert(var.language);
                 return Ok(Value::Place {
                     addr: a.wrapping_add(module.bias),
                     size: ty.as_ref().map_or(0, |t| t.size),

@@ -17,7 +17,9 @@
 //! target is read only when dereferenced (so `struct node { struct node *next; }` is finite),
 //! structs/classes/unions with members (§5.7), arrays (§5.5; a multi-dimensional array is an
 //! array of arrays) and void. Typedefs and `const`/`volatile`/`restrict`/`_Atomic` are looked
-//! through; the type keeps the name the program spelled (`config_t`).
+//! through; the type keeps the name the program spelled (`config_t`; in Rust units the
+//! qualified path gdb prints, `krate::module::Settings`). Each variable carries its unit's
+//! [`Language`] (`DW_AT_language`), which selects C or Rust value syntax.
 //!
 //! Not read: DWARF type units, split DWARF (`.dwo`), `DW_FORM_ref_addr` references across
 //! units, Rust enums' `DW_TAG_variant_part` (their data members are listed, not the variants).
@@ -38,13 +40,51 @@ type R = gimli::EndianArcSlice<RunTimeEndian>;
 /// Types nested deeper than this are malformed DWARF (or a loop); we stop there.
 const MAX_DEPTH: u32 = 48;
 
+/// The source language of a compile unit (`DW_AT_language`, DWARF 5 §3.1.1, Table 3.1), which
+/// decides how values print ([`crate::value::format_value_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    /// C, and anything not listed below.
+    #[default]
+    C,
+    /// C++ (printed as C, as gdb does for plain data).
+    Cxx,
+    /// Rust: `Name {a: 1}`, `[1, 2]`, qualified type names.
+    Rust,
+}
+
+impl Language {
+    fn of_unit(unit: &Unit<R>) -> Language {
+        let lang = unit
+            .entries()
+            .next_dfs()
+            .ok()
+            .flatten()
+            .and_then(|e| e.attr_value(gimli::DW_AT_language));
+        match lang {
+            Some(AttributeValue::Language(gimli::DW_LANG_Rust)) => Language::Rust,
+            Some(AttributeValue::Language(
+                gimli::DW_LANG_C_plus_plus
+                | gimli::DW_LANG_C_plus_plus_03
+                | gimli::DW_LANG_C_plus_plus_11
+                | gimli::DW_LANG_C_plus_plus_14
+                | gimli::DW_LANG_C_plus_plus_17
+                | gimli::DW_LANG_C_plus_plus_20,
+            )) => Language::Cxx,
+            _ => Language::C,
+        }
+    }
+}
+
 /// How a base type's bytes are read (`DW_AT_encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// `DW_ATE_signed` (two's complement).
     Signed,
-    /// `DW_ATE_unsigned` (also `DW_ATE_UTF`, Rust's `char`).
+    /// `DW_ATE_unsigned`.
     Unsigned,
+    /// `DW_ATE_UTF`: a Unicode code point (Rust's `char`, C++'s `char16_t`/`char32_t`).
+    Utf,
     /// `DW_ATE_signed_char`: C `char`/`signed char`, printed `115 's'`.
     SignedChar,
     /// `DW_ATE_unsigned_char`.
@@ -309,6 +349,8 @@ pub struct Variable {
     pub external: bool,
     /// Where it lives.
     pub location: VarLocation,
+    /// Its compile unit's language.
+    pub language: Language,
     unit: usize,
     ty: Option<UnitOffset>,
 }
@@ -347,6 +389,10 @@ pub struct ModuleDebug {
     named_types: HashMap<(TypeTag, String), (usize, UnitOffset)>,
     /// Indices of `variables` with an address, sorted by address.
     by_address: Vec<usize>,
+    /// Each unit's language.
+    languages: Vec<Language>,
+    /// Qualified names (`krate::module::Type`) of Rust types, as gdb prints them.
+    rust_names: HashMap<(usize, UnitOffset), String>,
 }
 
 impl std::fmt::Debug for ModuleDebug {
@@ -456,6 +502,8 @@ impl ModuleDebug {
             variables: Vec::new(),
             named_types: HashMap::new(),
             by_address: Vec::new(),
+            languages: Vec::new(),
+            rust_names: HashMap::new(),
         };
         for (index, unit) in units.iter().enumerate() {
             module.index_unit(index, unit).map_err(malformed)?;
@@ -608,6 +656,8 @@ impl ModuleDebug {
             Some(name) => name.to_string_lossy()?.into_owned(),
             None => String::new(),
         };
+        let language = Language::of_unit(unit);
+        self.languages.push(language);
         let mut declared: HashMap<UnitOffset, Declared> = HashMap::new();
         // (variable index, DIE it takes its name/type/scope from)
         let mut linked: Vec<(usize, UnitOffset)> = Vec::new();
@@ -694,7 +744,11 @@ impl ModuleDebug {
                             self.named_types
                                 .entry((kind, qualified.clone()))
                                 .or_insert((unit_index, offset));
-                            if kind == TypeTag::Struct && file_is_cxx(unit) {
+                            if kind != TypeTag::Plain && language == Language::Rust {
+                                self.rust_names
+                                    .insert((unit_index, offset), qualified.clone());
+                            }
+                            if kind == TypeTag::Struct && language != Language::C {
                                 self.named_types
                                     .entry((TypeTag::Plain, qualified))
                                     .or_insert((unit_index, offset));
@@ -761,6 +815,7 @@ impl ModuleDebug {
                         file: file.clone(),
                         external: entry.attr(gimli::DW_AT_external).is_some(),
                         location,
+                        language,
                         unit: unit_index,
                         ty: type_ref(entry),
                     };
@@ -825,9 +880,15 @@ impl ModuleDebug {
         }
     }
 
-    fn type_name(&self, unit: &Unit<R>, offset: Option<UnitOffset>, depth: u32) -> String {
+    fn type_name(&self, unit_index: usize, offset: Option<UnitOffset>, depth: u32) -> String {
+        let unit = &self.units[unit_index];
+        let rust = self.languages.get(unit_index) == Some(&Language::Rust);
         let Some(offset) = offset else {
-            return "void".to_string();
+            return if rust {
+                "()".to_string()
+            } else {
+                "void".to_string()
+            };
         };
         let Ok(entry) = unit.entry(offset) else {
             return "?".to_string();
@@ -836,8 +897,26 @@ impl ModuleDebug {
             return "?".to_string();
         }
         let own = self.name_of(unit, &entry).ok().flatten();
-        let inner = || self.type_name(unit, type_ref(&entry), depth + 1);
+        let inner = || self.type_name(unit_index, type_ref(&entry), depth + 1);
         let anonymous = || own.clone().unwrap_or_else(|| "{...}".to_string());
+        if rust {
+            return match entry.tag() {
+                gimli::DW_TAG_structure_type
+                | gimli::DW_TAG_class_type
+                | gimli::DW_TAG_union_type
+                | gimli::DW_TAG_enumeration_type => self
+                    .rust_names
+                    .get(&(unit_index, offset))
+                    .cloned()
+                    .unwrap_or_else(anonymous),
+                gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type => {
+                    format!("*mut {}", inner())
+                }
+                gimli::DW_TAG_array_type => format!("[{}]", inner()),
+                gimli::DW_TAG_typedef | gimli::DW_TAG_base_type => anonymous(),
+                _ => own.unwrap_or_else(inner),
+            };
+        }
         match entry.tag() {
             gimli::DW_TAG_structure_type => format!("struct {}", anonymous()),
             gimli::DW_TAG_class_type => format!("class {}", anonymous()),
@@ -878,7 +957,7 @@ impl ModuleDebug {
             return opaque("?".into());
         };
         let entry = root.entry().clone();
-        let name = self.type_name(unit, Some(offset), 0);
+        let name = self.type_name(unit_index, Some(offset), 0);
         let size = udata(&entry, gimli::DW_AT_byte_size);
         match entry.tag() {
             gimli::DW_TAG_typedef
@@ -907,6 +986,7 @@ impl ModuleDebug {
                     gimli::DW_ATE_unsigned_char => Encoding::UnsignedChar,
                     gimli::DW_ATE_boolean => Encoding::Bool,
                     gimli::DW_ATE_float => Encoding::Float,
+                    gimli::DW_ATE_UTF => Encoding::Utf,
                     _ => Encoding::Unsigned,
                 };
                 Type {
@@ -960,7 +1040,7 @@ impl ModuleDebug {
             | gimli::DW_TAG_rvalue_reference_type => {
                 let target = match type_ref(&entry) {
                     Some(t) => TypeRef {
-                        name: self.type_name(unit, Some(t), 0),
+                        name: self.type_name(unit_index, Some(t), 0),
                         target: RefTarget::Die {
                             module: self.id,
                             unit: unit_index,
@@ -1045,10 +1125,14 @@ impl ModuleDebug {
                     None => opaque("?".into()),
                 };
                 let base_name = ty.name.clone();
+                let rust = self.languages.get(unit_index) == Some(&Language::Rust);
                 for (i, &count) in counts.iter().enumerate().rev() {
                     let mut n = format!("{base_name} ");
                     for c in &counts[i..] {
                         n.push_str(&format!("[{c}]"));
+                    }
+                    if rust {
+                        n = format!("[{}; {count}]", ty.name);
                     }
                     ty = Type {
                         name: n,
@@ -1090,28 +1174,6 @@ fn parse_elf<'d>(path: &Path, data: &'d [u8]) -> Result<object::File<'d>, DwarfE
 /// `'file.c'` matches a unit named `file.c`, `dir/file.c` or `/abs/dir/file.c`.
 fn file_matches(unit_name: &str, quoted: &str) -> bool {
     unit_name == quoted || unit_name.ends_with(&format!("/{quoted}"))
-}
-
-fn file_is_cxx(unit: &Unit<R>) -> bool {
-    unit.entries()
-        .next_dfs()
-        .ok()
-        .flatten()
-        .and_then(|e| e.attr_value(gimli::DW_AT_language))
-        .is_some_and(|l| {
-            matches!(
-                l,
-                AttributeValue::Language(
-                    gimli::DW_LANG_C_plus_plus
-                        | gimli::DW_LANG_C_plus_plus_03
-                        | gimli::DW_LANG_C_plus_plus_11
-                        | gimli::DW_LANG_C_plus_plus_14
-                        | gimli::DW_LANG_C_plus_plus_17
-                        | gimli::DW_LANG_C_plus_plus_20
-                        | gimli::DW_LANG_Rust
-                )
-            )
-        })
 }
 
 fn link_of(entry: &DebuggingInformationEntry<R>) -> Option<UnitOffset> {

@@ -13,8 +13,10 @@
 //! `{a = 1, b = {c = 2}}`, arrays as `{1, 2, 3}` with runs of 10 or more equal elements as
 //! `0 <repeats 12 times>`, and `char` arrays as strings (`"abc\000\000"`, a trailing NUL
 //! dropped, runs over 10 as `'\000' <repeats 30 times>`). A top-level pointer is printed
-//! without gdb's `(type *)` prefix. Without a type a value is an unsigned little-endian
-//! integer of its size (hwbp's format before types).
+//! without gdb's `(type *)` prefix. Rust values ([`format_value_in`] with
+//! [`Language::Rust`]) follow gdb's Rust printer: `krate::m::Settings {id: 42, limits: [..]}`,
+//! tuple structs `krate::m::Point (3, -4)`, arrays `[1, 2]`, `char` as `115 's'`. Without a
+//! type a value is an unsigned little-endian integer of its size (hwbp's format before types).
 //!
 //! ```
 //! use hwbp_symbols::types::c_base_type;
@@ -28,7 +30,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use crate::types::{Encoding, Type, TypeKind};
+use crate::types::{Encoding, Language, Type, TypeKind};
 
 /// gdb's `repeat_count_threshold`.
 const REPEAT_THRESHOLD: usize = 10;
@@ -38,10 +40,22 @@ const PRINT_MAX: usize = 200;
 /// Names an address for pointer values: `Some("nodes+16")` prints `0x4040a0 <nodes+16>`.
 pub type Symbolizer<'a> = dyn FnMut(u64) -> Option<String> + 'a;
 
-/// Formats `bytes` (at least `ty.size` of them) as gdb prints a value of type `ty`.
+/// Formats `bytes` (at least `ty.size` of them) as gdb prints a value of type `ty` in C.
 pub fn format_value(ty: &Type, bytes: &[u8], symbolize: &mut Symbolizer<'_>) -> String {
+    format_value_in(Language::C, ty, bytes, symbolize)
+}
+
+/// [`format_value`] in the value's source language ([`crate::eval::Evaluated::language`]):
+/// C and C++ as above; Rust as gdb prints it in Rust mode: `krate::m::Settings {id: 42,
+/// limits: [...]}`, tuple structs `krate::m::Point (3, -4)`, arrays `[1, 2, 3]`.
+pub fn format_value_in(
+    language: Language,
+    ty: &Type,
+    bytes: &[u8],
+    symbolize: &mut Symbolizer<'_>,
+) -> String {
     let mut out = String::new();
-    write_value(&mut out, ty, bytes, symbolize);
+    write_value(&mut out, language, ty, bytes, symbolize);
     out
 }
 
@@ -92,7 +106,13 @@ fn float(bytes: &[u8]) -> Option<f64> {
     }
 }
 
-fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbolizer<'_>) {
+fn write_value(
+    out: &mut String,
+    lang: Language,
+    ty: &Type,
+    bytes: &[u8],
+    symbolize: &mut Symbolizer<'_>,
+) {
     let size = usize::try_from(ty.size)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
@@ -115,6 +135,25 @@ fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbol
         TypeKind::Base(Encoding::UnsignedChar) => {
             let _ = write!(out, "{} ", unsigned(bytes));
             char_literal(out, unsigned(bytes) as u8);
+        }
+        TypeKind::Base(Encoding::Utf) => {
+            let code = unsigned(bytes);
+            let _ = write!(out, "{code} ");
+            let prefix = match (lang, bytes.len()) {
+                (Language::Rust, _) => "",
+                (_, 2) => "u",
+                _ => "U",
+            };
+            out.push_str(prefix);
+            match char::from_u32(code as u32) {
+                Some(c) if code < 0x80 => char_literal(out, c as u8),
+                Some(c) if !c.is_control() => {
+                    let _ = write!(out, "'{c}'");
+                }
+                _ => {
+                    let _ = write!(out, "'\\u{{{code:x}}}'");
+                }
+            }
         }
         TypeKind::Base(Encoding::Bool) => match unsigned(bytes) {
             0 => out.push_str("false"),
@@ -166,15 +205,38 @@ fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbol
             }
         }
         TypeKind::Struct(fields) | TypeKind::Union(fields) => {
-            out.push('{');
+            let tuple = lang == Language::Rust
+                && !fields.is_empty()
+                && fields.iter().all(|f| {
+                    f.name
+                        .as_deref()
+                        .and_then(|n| n.strip_prefix("__"))
+                        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+                });
+            if lang == Language::Rust {
+                out.push_str(&ty.name);
+                if fields.is_empty() {
+                    return;
+                }
+                out.push_str(if tuple { " (" } else { " {" });
+            } else {
+                out.push('{');
+            }
             let mut first = true;
             for field in fields {
                 if !first {
                     out.push_str(", ");
                 }
                 first = false;
-                if let Some(name) = &field.name {
-                    let _ = write!(out, "{name} = ");
+                match (&field.name, lang) {
+                    (Some(_), Language::Rust) if tuple => {}
+                    (Some(name), Language::Rust) => {
+                        let _ = write!(out, "{name}: ");
+                    }
+                    (Some(name), _) => {
+                        let _ = write!(out, "{name} = ");
+                    }
+                    (None, _) => {}
                 }
                 let start = usize::try_from(field.offset)
                     .unwrap_or(usize::MAX)
@@ -194,10 +256,10 @@ fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbol
                             let _ = write!(out, "{v}");
                         }
                     }
-                    None => write_value(out, &field.ty, &bytes[start..], symbolize),
+                    None => write_value(out, lang, &field.ty, &bytes[start..], symbolize),
                 }
             }
-            out.push('}');
+            out.push(if tuple { ')' } else { '}' });
         }
         TypeKind::Array { element, count } => {
             let elem_size = usize::try_from(element.size).unwrap_or(0);
@@ -215,10 +277,15 @@ fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbol
                 .take(PRINT_MAX)
                 .map(|i| {
                     let start = (i * elem_size).min(bytes.len());
-                    format_value(element, &bytes[start..], symbolize)
+                    format_value_in(lang, element, &bytes[start..], symbolize)
                 })
                 .collect();
-            out.push('{');
+            let (open, close) = if lang == Language::Rust {
+                ('[', ']')
+            } else {
+                ('{', '}')
+            };
+            out.push(open);
             let mut i = 0;
             let mut first = true;
             while i < elements.len() {
@@ -241,7 +308,7 @@ fn write_value(out: &mut String, ty: &Type, bytes: &[u8], symbolize: &mut Symbol
             if count > PRINT_MAX {
                 out.push_str("...");
             }
-            out.push('}');
+            out.push(close);
         }
         TypeKind::Opaque => out.push_str(&format_untyped(bytes)),
     }
@@ -379,23 +446,26 @@ impl fmt::Display for Change {
 }
 
 /// The leaves (scalars, `char` arrays as one string, bit-fields as their bytes) of `ty` whose
-/// bytes differ between `old` and `new`, named from `root` (`cfg` -> `cfg.limits[2].max`).
+/// bytes differ between `old` and `new`, named from `root` (`cfg` -> `cfg.limits[2].max`),
+/// values formatted in `language`.
 pub fn diff_values(
     root: &str,
     ty: &Type,
     old: &[u8],
     new: &[u8],
+    language: Language,
     symbolize: &mut Symbolizer<'_>,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut path = root.to_string();
-    diff_into(&mut changes, &mut path, ty, old, new, symbolize);
+    diff_into(&mut changes, &mut path, language, ty, old, new, symbolize);
     changes
 }
 
 fn diff_into(
     changes: &mut Vec<Change>,
     path: &mut String,
+    lang: Language,
     ty: &Type,
     old: &[u8],
     new: &[u8],
@@ -434,6 +504,7 @@ fn diff_into(
                         diff_into(
                             changes,
                             path,
+                            lang,
                             &field.ty,
                             &o[start..],
                             &n[start..],
@@ -453,14 +524,22 @@ fn diff_into(
                 }
                 let len = path.len();
                 let _ = write!(path, "[{i}]");
-                diff_into(changes, path, element, &o[start..], &n[start..], symbolize);
+                diff_into(
+                    changes,
+                    path,
+                    lang,
+                    element,
+                    &o[start..],
+                    &n[start..],
+                    symbolize,
+                );
                 path.truncate(len);
             }
         }
         _ => changes.push(Change {
             path: path.clone(),
-            old: format_value(ty, o, symbolize),
-            new: format_value(ty, n, symbolize),
+            old: format_value_in(lang, ty, o, symbolize),
+            new: format_value_in(lang, ty, n, symbolize),
         }),
     }
 }

@@ -14,8 +14,8 @@ use hwbp_fixtures::{Fixture, RUST_STATICS, SCOPED, TYPED, TYPED_NOPIE};
 use hwbp_symbols::debuglink::{DebugSearch, DebugSource};
 use hwbp_symbols::eval::{evaluate, Evaluated, LoadedModule, PointerRead, Scope};
 use hwbp_symbols::expr::parse;
-use hwbp_symbols::types::{ModuleDebug, Type};
-use hwbp_symbols::value::{diff_values, format_value, TypedCondition};
+use hwbp_symbols::types::{Language, ModuleDebug, Type};
+use hwbp_symbols::value::{diff_values, format_value, format_value_in, TypedCondition};
 use hwbp_symbols::ProcessSymbols;
 use object::{Object, ObjectSection};
 
@@ -360,7 +360,7 @@ fn struct_and_array_diffs_list_changed_members() {
     new[6] = b't';
     new[41] = b'X';
     new[60..64].copy_from_slice(&0u32.to_le_bytes());
-    let changes: Vec<String> = diff_values("cfg", &ty, &old, &new, &mut |_| None)
+    let changes: Vec<String> = diff_values("cfg", &ty, &old, &new, Language::C, &mut |_| None)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -383,6 +383,7 @@ fn struct_and_array_diffs_list_changed_members() {
         matrix.ty.as_ref().unwrap(),
         &old,
         &new,
+        Language::C,
         &mut |_| None,
     )
     .iter()
@@ -554,20 +555,27 @@ fn cxx_namespaces_and_static_members_agree_with_gdb() {
 
 #[test]
 fn rust_statics_by_crate_and_module_path_agree_with_gdb() {
-    // gdb prints Rust values in Rust syntax; compare addresses and sizes with gdb (language
-    // rust), values with the initializers.
+    // gdb in Rust mode (the language of these units): address, size and value.
     let exprs = [
         "rust_statics::config::SETTINGS",
         "rust_statics::config::SETTINGS.id",
+        "rust_statics::config::SETTINGS.limits",
         "rust_statics::config::SETTINGS.limits[1].max",
         "rust_statics::config::SETTINGS.verbose",
         "rust_statics::config::COUNTER",
+        "rust_statics::config::BYTES",
+        "rust_statics::config::LETTER",
+        "rust_statics::config::RATIO",
+        "rust_statics::config::NEG",
+        "rust_statics::config::ORIGIN",
+        "rust_statics::config::LIMIT_PTR",
     ];
     let mut command = Command::new("gdb");
     command.args(["-nx", "-batch"]);
     for e in exprs {
         command.arg("-ex").arg(format!("print &{e}"));
         command.arg("-ex").arg(format!("print sizeof({e})"));
+        command.arg("-ex").arg(format!("print {e}"));
     }
     let out = command.arg(RUST_STATICS).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -576,31 +584,22 @@ fn rust_statics_by_crate_and_module_path_agree_with_gdb() {
         .filter(|l| l.starts_with('$'))
         .map(|l| l.split_once(" = ").unwrap().1)
         .collect();
-    assert_eq!(answers.len(), exprs.len() * 2, "{stdout}");
+    assert_eq!(answers.len(), exprs.len() * 3, "{stdout}");
     for (i, text) in exprs.iter().enumerate() {
         let ev = eval_at_rest(RUST_STATICS, text);
-        let addr = answers[2 * i]
-            .split(") ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap();
-        let addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap();
-        assert_eq!(ev.addr, addr, "{text}: address");
-        let size: u64 = answers[2 * i + 1].parse().unwrap_or_else(|_| {
-            panic!("{text}: gdb size {:?}", answers[2 * i + 1]);
-        });
-        assert_eq!(ev.len, size, "{text}: size");
+        assert_eq!(ev.language, Language::Rust, "{text}");
+        assert_eq!(ev.addr, first_hex(answers[3 * i]), "{text}: address");
+        assert_eq!(ev.len.to_string(), answers[3 * i + 1], "{text}: size");
+        let mut read = file_memory(RUST_STATICS);
+        let mut bytes = vec![0u8; ev.len as usize];
+        assert!(read(ev.addr, &mut bytes));
+        let shown = format_value_in(ev.language, ev.ty.as_ref().unwrap(), &bytes, &mut |_| None);
+        let gdb_value = match answers[3 * i + 2].split_once(") ") {
+            Some((prefix, rest)) if prefix.starts_with("(*") => rest,
+            _ => answers[3 * i + 2],
+        };
+        assert_eq!(shown, gdb_value, "{text}: value");
     }
-    let values: Vec<String> = ["id", "limits[1].max", "limits[0].min", "verbose"]
-        .iter()
-        .map(|m| {
-            let ev = eval_at_rest(RUST_STATICS, &format!("rust_statics::config::SETTINGS.{m}"));
-            shown(RUST_STATICS, &ev)
-        })
-        .collect();
-    assert_eq!(values, ["42", "2", "-1", "true"]);
 }
 
 /// The PIE build, running: addresses carry the load bias, pointers are read live, and a
