@@ -21,8 +21,11 @@
 //! qualified path gdb prints, `krate::module::Settings`). Each variable carries its unit's
 //! [`Language`] (`DW_AT_language`), which selects C or Rust value syntax.
 //!
-//! Not read: DWARF type units, split DWARF (`.dwo`), `DW_FORM_ref_addr` references across
-//! units, Rust enums' `DW_TAG_variant_part` (their data members are listed, not the variants).
+//! Specifications and abstract origins are followed within a unit and across units
+//! (`DW_FORM_ref_addr`, as gcc's LTO output links its LTRANS units to the early-debug ones).
+//! Not read: DWARF type units, split DWARF (`.dwo`), dwz's supplementary files
+//! (`.gnu_debugaltlink`), a `DW_AT_type` that points into another unit, Rust enums'
+//! `DW_TAG_variant_part` (their data members are listed, not the variants).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -421,6 +424,18 @@ struct Declared {
     scope: Vec<String>,
     function: Option<String>,
     ty: Option<UnitOffset>,
+    /// The unit `ty` is relative to.
+    unit: usize,
+}
+
+/// Cross-references collected while indexing, resolved once every unit is indexed (gcc's LTO
+/// output refers from LTRANS units to the early-debug units with `DW_FORM_ref_addr`).
+#[derive(Default)]
+struct Links {
+    /// `.debug_info` offset of a DIE -> what it declares.
+    declared: HashMap<usize, Declared>,
+    /// (variable index, `.debug_info` offset of its specification/abstract origin).
+    linked: Vec<(usize, usize)>,
 }
 
 impl ModuleDebug {
@@ -505,9 +520,13 @@ impl ModuleDebug {
             languages: Vec::new(),
             rust_names: HashMap::new(),
         };
+        let mut links = Links::default();
         for (index, unit) in units.iter().enumerate() {
-            module.index_unit(index, unit).map_err(malformed)?;
+            module
+                .index_unit(index, unit, &mut links)
+                .map_err(malformed)?;
         }
+        module.resolve_links(&links);
         module.units = units;
         let mut by_address: Vec<usize> = (0..module.variables.len())
             .filter(|&i| matches!(module.variables[i].location, VarLocation::Address(_)))
@@ -644,7 +663,35 @@ impl ModuleDebug {
         None
     }
 
-    fn index_unit(&mut self, unit_index: usize, unit: &Unit<R>) -> gimli::Result<()> {
+    /// Gives variables defined through `DW_AT_specification`/`DW_AT_abstract_origin` the
+    /// name, scope and type of the DIE they refer to.
+    fn resolve_links(&mut self, links: &Links) {
+        for &(index, target) in &links.linked {
+            let Some(decl) = links.declared.get(&target) else {
+                continue;
+            };
+            let var = &mut self.variables[index];
+            if var.name.is_empty() {
+                var.name = decl.name.clone();
+            }
+            var.scope = decl.scope.clone();
+            if decl.function.is_some() || var.function.is_none() {
+                var.function = decl.function.clone();
+            }
+            if var.ty.is_none() {
+                var.ty = decl.ty;
+                var.unit = decl.unit;
+            }
+        }
+        self.variables.retain(|v| !v.name.is_empty());
+    }
+
+    fn index_unit(
+        &mut self,
+        unit_index: usize,
+        unit: &Unit<R>,
+        links: &mut Links,
+    ) -> gimli::Result<()> {
         #[derive(Clone)]
         enum Scope {
             Unit,
@@ -658,9 +705,7 @@ impl ModuleDebug {
         };
         let language = Language::of_unit(unit);
         self.languages.push(language);
-        let mut declared: HashMap<UnitOffset, Declared> = HashMap::new();
-        // (variable index, DIE it takes its name/type/scope from)
-        let mut linked: Vec<(usize, UnitOffset)> = Vec::new();
+        let global = |o: UnitOffset| o.to_debug_info_offset(&unit.header).map_or(0, |g| g.0);
         let mut scopes: Vec<(isize, Scope)> = Vec::new();
         let mut cursor = unit.entries();
         while let Some(entry) = cursor.next_dfs()? {
@@ -766,32 +811,38 @@ impl ModuleDebug {
                     }
                 }
                 gimli::DW_TAG_subprogram => {
-                    let own = match (&name, link_of(entry)) {
+                    let own = match (&name, link_of(unit, entry)) {
                         (Some(n), _) => {
                             let mut q = named_scope.clone();
                             q.push(n.clone());
                             q.join("::")
                         }
-                        (None, Some(target)) => declared
+                        (None, Some(target)) => links
+                            .declared
                             .get(&target)
                             .map(|d| {
                                 let mut q = d.scope.clone();
                                 q.push(d.name.clone());
                                 q.join("::")
                             })
-                            .or_else(|| self.qualified_via(unit, target))
+                            .or_else(|| {
+                                let local =
+                                    gimli::DebugInfoOffset(target).to_unit_offset(&unit.header)?;
+                                self.qualified_via(unit, local)
+                            })
                             .unwrap_or_default(),
                         (None, None) => String::new(),
                     };
                     let split: Vec<String> = own.split("::").map(String::from).collect();
                     if let Some((last, scope)) = split.split_last() {
-                        declared.insert(
-                            offset,
+                        links.declared.insert(
+                            global(offset),
                             Declared {
                                 name: last.clone(),
                                 scope: scope.to_vec(),
                                 function: None,
                                 ty: None,
+                                unit: unit_index,
                             },
                         );
                     }
@@ -803,7 +854,7 @@ impl ModuleDebug {
                         || entry.attr(gimli::DW_AT_declaration).is_some() =>
                 {
                     let location = location_of(&self.dwarf, unit, entry)?;
-                    let link = link_of(entry);
+                    let link = link_of(unit, entry);
                     if link.is_some() && name.is_none() && location == VarLocation::OptimizedOut {
                         // A concrete inlined instance without storage: the abstract one counts.
                         continue;
@@ -819,42 +870,24 @@ impl ModuleDebug {
                         unit: unit_index,
                         ty: type_ref(entry),
                     };
-                    declared.insert(
-                        offset,
+                    links.declared.insert(
+                        global(offset),
                         Declared {
                             name: var.name.clone(),
                             scope: var.scope.clone(),
                             function: var.function.clone(),
                             ty: var.ty,
+                            unit: unit_index,
                         },
                     );
                     if let Some(target) = link {
-                        linked.push((self.variables.len(), target));
+                        links.linked.push((self.variables.len(), target));
                     }
                     self.variables.push(var);
                 }
                 _ => push(Scope::Other),
             }
         }
-        for (index, target) in linked {
-            if let Some(decl) = declared.get(&target) {
-                let var = &mut self.variables[index];
-                if var.name.is_empty() {
-                    var.name = decl.name.clone();
-                }
-                var.scope = decl.scope.clone();
-                if var.function.is_none() {
-                    var.function = decl.function.clone();
-                }
-                if var.ty.is_none() {
-                    var.ty = decl.ty;
-                }
-                if decl.function.is_some() {
-                    var.function = decl.function.clone();
-                }
-            }
-        }
-        self.variables.retain(|v| !v.name.is_empty());
         Ok(())
     }
 
@@ -1176,11 +1209,14 @@ fn file_matches(unit_name: &str, quoted: &str) -> bool {
     unit_name == quoted || unit_name.ends_with(&format!("/{quoted}"))
 }
 
-fn link_of(entry: &DebuggingInformationEntry<R>) -> Option<UnitOffset> {
+/// The `.debug_info` offset of the DIE a `DW_AT_specification`/`DW_AT_abstract_origin`
+/// names: in the same unit (`DW_FORM_ref*`) or anywhere in the section (`DW_FORM_ref_addr`).
+fn link_of(unit: &Unit<R>, entry: &DebuggingInformationEntry<R>) -> Option<usize> {
     [gimli::DW_AT_specification, gimli::DW_AT_abstract_origin]
         .into_iter()
         .find_map(|at| match entry.attr_value(at) {
-            Some(AttributeValue::UnitRef(o)) => Some(o),
+            Some(AttributeValue::UnitRef(o)) => o.to_debug_info_offset(&unit.header).map(|g| g.0),
+            Some(AttributeValue::DebugInfoRef(o)) => Some(o.0),
             _ => None,
         })
 }

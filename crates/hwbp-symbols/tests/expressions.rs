@@ -889,3 +889,42 @@ fn debian_libc_types_come_from_its_build_id_debug_file() {
         }
     }
 }
+
+/// gcc's link-time optimization splits a variable over units: the declaration (name, type) in
+/// the early-debug unit, the location in an LTRANS unit that refers back across units
+/// (`DW_AT_abstract_origin` with `DW_FORM_ref_addr`). gdb follows it; so must we.
+#[test]
+fn lto_builds_resolve_across_units_and_agree_with_gdb() {
+    let dir = scratch("lto");
+    let binary = dir.join("typed_lto");
+    let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hwbp-fixtures/c");
+    run(
+        "gcc",
+        &[
+            "-g",
+            "-O2",
+            "-flto",
+            "-no-pie",
+            "-I",
+            c.to_str().unwrap(),
+            "-o",
+            binary.to_str().unwrap(),
+            c.join("typed.c").to_str().unwrap(),
+            c.join("typed_b.c").to_str().unwrap(),
+        ],
+    );
+    let binary = binary.to_str().unwrap();
+    let exprs = [
+        "cfg.limits[2].max",
+        "cfg",
+        "head->next->value",
+        "cur->peer->state",
+        "counter",
+        "matrix[1][2]",
+    ];
+    for (text, (addr, size, value)) in exprs.iter().zip(gdb(binary, "c", &exprs)) {
+        let ev = eval_at_rest(binary, text);
+        assert_eq!((ev.addr, ev.len), (addr, size), "{text}");
+        assert_eq!(shown(binary, &ev), value, "{text}");
+    }
+}
