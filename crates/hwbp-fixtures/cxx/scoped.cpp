@@ -30,6 +30,17 @@ namespace geo {
 Point origin = { 5, -6 };
 }
 
+struct Base {
+	int a;
+	bool on;
+};
+
+struct Derived : Base {
+	long b;
+};
+
+Derived derived = { { 1, true }, 2 };
+
 int main()
 {
 	std::printf("ready pid=%d addr=%p\n", (int)getpid(), (void *)&net::port);
@@ -38,5 +49,5 @@ int main()
 	while (std::fgets(line, sizeof line, stdin)) {
 	}
 	return net::port + (int)net::inner::depth + Registry::count + Registry::corners[1].x +
-	       geo::origin.y == 0;
+	       geo::origin.y + derived.a + (int)derived.b == 0;
 }

@@ -137,7 +137,7 @@ pub const TYPED_NOPIE: &str = concat!(env!("OUT_DIR"), "/typed_nopie");
 
 /// `scoped` (C++, `g++ -g -no-pie`): `net::port` (8080), `net::inner::depth` (-9),
 /// `Registry::count` (3), `Registry::corners[2]` (`{{1, 2}, {-3, 4}}`), `geo::origin`
-/// (`{5, -6}`). Ready line `ready pid=P addr=&net::port`; exits at end of input.
+/// (`{5, -6}`), `Derived derived` (`struct Derived : Base`, `{{a = 1, on = true}, b = 2}`). Ready line `ready pid=P addr=&net::port`; exits at end of input.
 pub const SCOPED: &str = concat!(env!("OUT_DIR"), "/scoped");
 
 /// `rust_statics` (rustc `-g`): `rust_statics::config::SETTINGS` (`Settings { id: 42, limits:

@@ -161,6 +161,9 @@ pub struct Field {
     pub offset: u64,
     /// `(first bit within the byte at offset, bits)` for a bit-field.
     pub bits: Option<(u64, u64)>,
+    /// A C++ base class (`DW_TAG_inheritance`, DWARF 5 §5.7.3): unnamed, its members are
+    /// found through it, and gdb prints it as `<Base> = {...}`.
+    pub base: bool,
     /// The member's type.
     pub ty: Type,
 }
@@ -1111,14 +1114,16 @@ impl ModuleDebug {
                         _ => (member_offset(m).unwrap_or(0), None),
                     };
                     let member_name = self.name_of(unit, m).ok().flatten();
-                    raw.push((member_name, offset, bits, ty));
+                    let base = m.tag() == gimli::DW_TAG_inheritance;
+                    raw.push((member_name, offset, bits, base, ty));
                 }
                 let fields = raw
                     .into_iter()
-                    .map(|(name, offset, bits, ty)| Field {
+                    .map(|(name, offset, bits, base, ty)| Field {
                         name,
                         offset,
                         bits,
+                        base,
                         ty: self.build(unit_index, ty, depth + 1),
                     })
                     .collect();

@@ -236,6 +236,14 @@ fn write_value(
                     (Some(name), _) => {
                         let _ = write!(out, "{name} = ");
                     }
+                    (None, _) if field.base => {
+                        let name = field
+                            .ty
+                            .name
+                            .split_once(' ')
+                            .map_or(&*field.ty.name, |(_, n)| n);
+                        let _ = write!(out, "<{name}> = ");
+                    }
                     (None, _) => {}
                 }
                 let start = usize::try_from(field.offset)

@@ -538,6 +538,10 @@ fn cxx_namespaces_and_static_members_agree_with_gdb() {
         "Registry::corners[1].x",
         "geo::origin",
         "geo::origin.y",
+        "derived",
+        "derived.a",
+        "derived.on",
+        "derived.b",
     ];
     let from_gdb = gdb(SCOPED, "c++", &exprs);
     for (text, (addr, size, value)) in exprs.iter().zip(from_gdb) {
