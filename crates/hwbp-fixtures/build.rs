@@ -30,6 +30,10 @@ const SOURCES: &[&str] = &[
     "churn.c",
     "many.c",
     "spin.c",
+    "typed.c",
+    "typed_b.c",
+    "../cxx/scoped.cpp",
+    "../rust/statics.rs",
 ];
 
 fn main() {
@@ -40,6 +44,7 @@ fn main() {
         println!("cargo:rerun-if-changed=c/{source}");
     }
     println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-env-changed=CXX");
 
     let pie = ["-pie", "-fPIE"];
     let no_pie = ["-no-pie", "-fno-pie"];
@@ -67,6 +72,21 @@ fn main() {
         "sequence",
         &["sequence.c"],
         &["-pie", "-fPIE", "-pthread"],
+    );
+    gcc(&out_dir, &c_dir, "typed", &["typed.c", "typed_b.c"], &pie);
+    gcc(
+        &out_dir,
+        &c_dir,
+        "typed_nopie",
+        &["typed.c", "typed_b.c"],
+        &no_pie,
+    );
+    gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
+    rustc(
+        &out_dir,
+        &manifest_dir.join("rust"),
+        "rust_statics",
+        "statics.rs",
     );
     gcc(
         &out_dir,
@@ -96,6 +116,56 @@ fn main() {
             "-Wl,-rpath,$ORIGIN",
         ],
     );
+}
+
+/// Runs `g++ COMMON_FLAGS -no-pie -fno-pie -o out_dir/output source` (fixed addresses, so the
+/// file's initialized data is what the program starts with).
+fn gxx(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+    let compiler = env::var("CXX").unwrap_or_else(|_| "g++".to_owned());
+    let mut command = Command::new(&compiler);
+    command
+        .args(COMMON_FLAGS)
+        .args(["-no-pie", "-fno-pie"])
+        .arg("-o")
+        .arg(out_dir.join(output))
+        .arg(dir.join(source));
+    run(command, &compiler, output);
+}
+
+/// Runs cargo's `rustc -g -C opt-level=1 --crate-name output -o out_dir/output source`: a
+/// plain binary (no Cargo dependencies) with full DWARF, its statics in namespaces
+/// `output::module::NAME`.
+fn rustc(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+    let compiler = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let mut command = Command::new(&compiler);
+    command
+        .args([
+            "-g",
+            "-C",
+            "opt-level=1",
+            "--edition",
+            "2021",
+            "--crate-name",
+            output,
+        ])
+        .arg("-o")
+        .arg(out_dir.join(output))
+        .arg(dir.join(source));
+    run(command, &compiler, output);
+}
+
+fn run(mut command: Command, compiler: &str, output: &str) {
+    let result = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler} to build fixture {output}: {e}"));
+    if !result.status.success() {
+        panic!(
+            "{compiler} failed to build fixture {output} ({}):\n{}{}",
+            result.status,
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
 }
 
 /// Runs `gcc COMMON_FLAGS extra -o out_dir/output sources`, panicking with gcc's

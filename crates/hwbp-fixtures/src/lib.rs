@@ -133,6 +133,36 @@ pub const MANY: &str = concat!(env!("OUT_DIR"), "/many");
 /// - end of input: the writers stop and are joined; exit status 0.
 pub const SPIN: &str = concat!(env!("OUT_DIR"), "/spin");
 
+/// `typed` (PIE, built from `c/typed.c` and `c/typed_b.c`): globals of every C type kind for
+/// watch expressions and typed values: `config_t cfg` (nested struct, array of structs, char
+/// array, `double`, `float`, an enum and a flag enum member), a linked list `nodes[3]`/`head`,
+/// `struct conn *cur` (pointing into `conns[2]`), `int counter = -1`, `signed char`,
+/// `unsigned char`, `bool`, `long long`, `uint32_t`, `int matrix[2][3]`, `void *vp`,
+/// static locals `bump::calls` (100) and `parse::depth` (5), the automatic local `parse::tmp`,
+/// and `static int file_static` in both files (11 in typed.c, 22 in typed_b.c).
+///
+/// Ready line: `ready pid=P addr=&cfg head=&head cur=&cur`.
+/// - `max N`: `cfg.limits[2].max = N`. Answer: `done max=N`.
+/// - `retarget`: `cur` flips between `&conns[0]` and `&conns[1]`. Answer: `done cur=0x...`.
+/// - `state N`: `cur->state = N`. Answer: `done state=N`.
+/// - `calls`: `bump(1)`, `parse(1)`, `bump_b(1)` and both `file_static`s incremented. Answer: `done calls=C static=S`.
+pub const TYPED: &str = concat!(env!("OUT_DIR"), "/typed");
+
+/// `typed_nopie`: [`TYPED`] linked `-no-pie`: link-time addresses, and pointers initialized
+/// in the file (`head`, `cur`, `nodes[i].next`) hold their runtime values.
+pub const TYPED_NOPIE: &str = concat!(env!("OUT_DIR"), "/typed_nopie");
+
+/// `scoped` (C++, `g++ -g -no-pie`): `net::port` (8080), `net::inner::depth` (-9),
+/// `Registry::count` (3), `Registry::corners[2]` (`{{1, 2}, {-3, 4}}`), `geo::origin`
+/// (`{5, -6}`), `Derived derived` (`struct Derived : Base`, `{{a = 1, on = true}, b = 2}`). Ready line `ready pid=P addr=&net::port`; exits at end of input.
+pub const SCOPED: &str = concat!(env!("OUT_DIR"), "/scoped");
+
+/// `rust_statics` (rustc `-g`): `rust_statics::config::SETTINGS` (`Settings { id: 42, limits:
+/// [Limits { min: -1, max: 1 }, Limits { min: -2, max: 2 }], verbose: true }`) and
+/// `rust_statics::config::COUNTER` (`AtomicU32` 9). Ready line `ready pid=P
+/// addr=&SETTINGS`; exits at end of input.
+pub const RUST_STATICS: &str = concat!(env!("OUT_DIR"), "/rust_statics");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {

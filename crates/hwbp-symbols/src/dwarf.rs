@@ -8,8 +8,10 @@
 //! (`DW_TAG_subrange_type`'s `DW_AT_count` or `DW_AT_upper_bound + 1`); typedefs and
 //! `const`/`volatile`/`restrict`/`_Atomic` qualifiers are looked through. Anonymous struct and
 //! union members (C11) add no path component, as in C (`cfg.word`). Bit-fields are leaves that
-//! cover the bytes holding their bits. Only the module's own `.debug_info` is read: no
-//! `.gnu_debuglink`/debuginfod, no split DWARF (`.dwo`), no type units.
+//! cover the bytes holding their bits. The module's own `.debug_info` is read, or else its
+//! separate debug file found as gdb finds it ([`crate::debuglink`]: build ID,
+//! `.gnu_debuglink`, an existing debuginfod cache); no split DWARF (`.dwo`), no type units.
+//! Watch expressions use the richer model of [`crate::types`].
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -160,7 +162,23 @@ impl VariableLayout {
             path: module.to_path_buf(),
             source,
         })?;
-        let layout = read_variable(module, &data, name)?;
+        let layout = match read_variable(module, &data, name) {
+            // DWARF in a separate debug file (build ID, .gnu_debuglink, debuginfod cache).
+            Err(DwarfError::NoDebugInfo { .. }) => {
+                let search = crate::debuglink::DebugSearch::default();
+                let Some(found) = crate::debuglink::find_debug_file(module, &data, &search) else {
+                    return Err(DwarfError::NoDebugInfo {
+                        path: module.to_path_buf(),
+                    });
+                };
+                let debug = std::fs::read(&found.path).map_err(|source| DwarfError::Io {
+                    path: found.path.clone(),
+                    source,
+                })?;
+                read_variable(&found.path, &debug, name)?
+            }
+            other => other?,
+        };
         Ok(VariableLayout {
             name: name.to_string(),
             layout,

@@ -12,21 +12,59 @@
 //! - [`dwarf`]: [`dwarf::VariableLayout`], a global variable's type layout from DWARF, to name
 //!   the field or element (`cfg.limits[2].max`) at a byte offset.
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
+//! - [`expr`]: watch expressions (`cfg.limits[2].max`, `conn->state`, `'file.c'::var`,
+//!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
+//! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s.
+//! - [`eval`]: [`eval::evaluate`] an expression to address, length, type and the pointers read.
+//! - [`value`]: typed values as gdb prints them, diffs of structs/arrays, typed `--if`.
+//! - [`debuglink`]: separate debug files (build ID, `.gnu_debuglink`, debuginfod cache).
+//!
+//! The facade's path for a watch spec:
+//!
+//! ```no_run
+//! use hwbp_symbols::{eval, expr, value, ProcessSymbols};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pid = 1234;
+//! let (text, access) = expr::split_access("cfg.limits[2].max:rw");
+//! assert!(expr::looks_like_expression(text));
+//! let symbols = ProcessSymbols::load(pid)?;
+//! let modules = eval::LoadedModule::for_process(&symbols);
+//! let scope = eval::Scope { modules: &modules, symbols: Some(&symbols) };
+//! let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+//! let mut read = |addr: u64, buf: &mut [u8]| {
+//!     std::os::unix::fs::FileExt::read_exact_at(&mem, buf, addr).is_ok()
+//! };
+//! let watched = eval::evaluate(&expr::parse(text)?, &scope, &mut read)?;
+//! // watch watched.addr .. + watched.len with `access`, and every watched.pointer_reads entry.
+//! let mut bytes = vec![0; watched.len as usize];
+//! read(watched.addr, &mut bytes);
+//! let shown = match &watched.ty {
+//!     Some(ty) => value::format_value(ty, &bytes, &mut |a| symbols.data_symbol(a)),
+//!     None => value::format_untyped(&bytes),
+//! };
+//! println!("{} = {shown} ({access:?})", watched.expr);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod debuglink;
 pub mod dwarf;
 mod elf;
 mod error;
+pub mod eval;
+pub mod expr;
 pub mod kernel;
 pub mod maps;
 pub mod process;
 pub mod store;
+pub mod types;
+pub mod value;
 
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};
 pub use maps::{MapEntry, ProcessMaps};
-pub use process::{CodeLocation, ModuleInfo, ProcessSymbols, ResolvedSymbol};
+pub use process::{CodeLocation, ModuleInfo, ModuleOffset, ProcessSymbols, ResolvedSymbol};
 
 /// What a symbol names, from its ELF `STT_*` type or its `nm` letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -69,6 +69,28 @@ impl fmt::Display for CodeLocation {
     }
 }
 
+/// An address inside a module that has no symbol for it (a stripped library): the module's
+/// file name and the address's link-time offset in it, `libc.so.6+0x27e66` (the form
+/// `addr2line -e`, `objdump --start-address` and perf's `dso+offset` use; for the usual
+/// layouts the text segment's vaddr equals its file offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleOffset {
+    /// The module.
+    pub module: PathBuf,
+    /// Runtime address minus the module's load bias.
+    pub offset: u64,
+}
+
+impl fmt::Display for ModuleOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self
+            .module
+            .file_name()
+            .map_or_else(|| self.module.to_string_lossy(), |n| n.to_string_lossy());
+        write!(f, "{name}+{:#x}", self.offset)
+    }
+}
+
 /// One ELF module as mapped in the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleInfo {
@@ -290,6 +312,51 @@ impl ProcessSymbols {
                 line: None,
                 module: module.info.path.clone(),
             })
+        })
+    }
+
+    /// The module and link-time offset of `addr`, for addresses [`symbolize`](Self::symbolize)
+    /// cannot name (stripped libraries): `libc.so.6+0x27e66`. `None` outside every module.
+    pub fn module_offset(&self, addr: u64) -> Option<ModuleOffset> {
+        let module = self.module_for(addr)?;
+        Some(ModuleOffset {
+            module: module.info.path.clone(),
+            offset: addr.wrapping_sub(module.info.bias),
+        })
+    }
+
+    /// An address as hwbp prints code locations: `func+0x12 (file.c:31)` when symbolized,
+    /// else `libc.so.6+0x27e66` inside a module, else the bare `0x...` (JIT, anonymous).
+    pub fn describe_code(&self, addr: u64) -> String {
+        if let Some(location) = self.symbolize(addr) {
+            return location.to_string();
+        }
+        match self.module_offset(addr) {
+            Some(offset) => offset.to_string(),
+            None => format!("{addr:#x}"),
+        }
+    }
+
+    /// The data (or function) symbol whose `[start, start+size)` covers `addr`, as gdb's
+    /// `<symbol+off>` after a pointer value: `nodes+16`, `counter`. `None` when no symbol
+    /// covers it (heap, stack).
+    pub fn data_symbol(&self, addr: u64) -> Option<String> {
+        let module = self.module_for(addr)?;
+        let vaddr = addr.wrapping_sub(module.info.bias);
+        let best = module
+            .image
+            .symbols
+            .iter()
+            .filter(|s| s.kind != SymbolKind::Other || s.size > 0)
+            .filter(|s| {
+                s.vaddr <= vaddr && (vaddr < s.vaddr + s.size || (s.size == 0 && s.vaddr == vaddr))
+            })
+            .min_by_key(|s| (s.size, s.table as u8))?;
+        let name = best.display_name.clone();
+        Some(if vaddr == best.vaddr {
+            name
+        } else {
+            format!("{name}+{}", vaddr - best.vaddr)
         })
     }
 
