@@ -130,6 +130,12 @@ impl Running {
         panic!("no stderr line starting {prefix:?}; saw {:?}", self.seen);
     }
 
+    /// The process's stdin, when it was started with one piped (a command hwbp launches reads
+    /// it).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut().and_then(|c| c.stdin.take())
+    }
+
     /// The stderr lines read so far.
     pub fn stderr_seen(&self) -> &[String] {
         &self.seen
