@@ -23,8 +23,13 @@ fn relative_error(value: u64, truth: u64) -> f64 {
     value.abs_diff(truth) as f64 / truth as f64
 }
 
+/// Serial (`exclusive_`): a flexible estimate assumes the target writes at an even pace while
+/// pieces take turns. In the parallel pass, 300 other tests on 2 CPUs starve the fixture for
+/// tens of milliseconds at a time, its writes come in bursts, and a burst that lands on one
+/// piece's turn skews that piece's estimate by 25% or more (seen: v3 with 19.4% of the hits
+/// in 15.3% of the time). The estimator is right; the machine was not quiet.
 #[test]
-fn twelve_variables_three_pinned_exact_nine_flexible_estimated_within_15_percent() {
+fn exclusive_twelve_variables_three_pinned_exact_nine_flexible_estimated_within_15_percent() {
     let mut many = Fixture::spawn(MANY, &[]).unwrap();
     let pid = many.pid().to_string();
     let mut args = vec!["stat", "--json", "--ring-pages", "1024", "-p", &pid];

@@ -80,17 +80,11 @@ impl WatchTotals {
     /// The flexible part in words: `flexible: 1234 hits seen, armed 11.1% of the time,
     /// estimate 11106`; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
-        let (Some(seen), Some(coverage)) = (self.hits_seen, self.coverage) else {
-            return String::new();
-        };
-        let estimate = match self.estimate {
-            Some(estimate) => estimate.to_string(),
-            None => "none (never armed)".to_string(),
-        };
-        format!(
-            "{}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
+        flexible_text(
             self.placement.name(),
-            coverage * 100.0
+            self.hits_seen,
+            self.coverage,
+            self.estimate,
         )
     }
 
@@ -107,15 +101,43 @@ impl WatchTotals {
     /// `lower bound: cfg.name[0..7], cfg.tail never armed (the command ended before their
     /// first turn)`.
     pub fn lower_bound_text(&self) -> String {
-        if !self.lower_bound {
-            return String::new();
-        }
-        let mut text = format!("lower bound: {} never armed", self.never_armed.join(", "));
-        if let Some(reason) = &self.never_armed_reason {
-            text.push_str(&format!(" ({reason})"));
-        }
-        text
+        lower_bound_text(&self.never_armed, self.never_armed_reason.as_deref())
     }
+}
+
+/// A flexible watch's numbers in words (`flexible: 1234 hits seen, armed 11.1% of the time,
+/// estimate 11106`), as `hwbp watch`, `hwbp stat` and `hwbp report` print them; empty when
+/// there are no flexible numbers.
+pub fn flexible_text(
+    placement: &str,
+    hits_seen: Option<u64>,
+    coverage: Option<f64>,
+    estimate: Option<u64>,
+) -> String {
+    let (Some(seen), Some(coverage)) = (hits_seen, coverage) else {
+        return String::new();
+    };
+    let estimate = match estimate {
+        Some(estimate) => estimate.to_string(),
+        None => "none (never armed)".to_string(),
+    };
+    format!(
+        "{placement}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
+        coverage * 100.0
+    )
+}
+
+/// A lower-bound note in words (`lower bound: cfg.tail never armed (why)`), empty when the
+/// count covers every piece.
+pub fn lower_bound_text(never_armed: &[String], reason: Option<&str>) -> String {
+    if never_armed.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("lower bound: {} never armed", never_armed.join(", "));
+    if let Some(reason) = reason {
+        text.push_str(&format!(" ({reason})"));
+    }
+    text
 }
 
 /// The end-of-run summary.

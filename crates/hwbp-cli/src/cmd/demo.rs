@@ -16,7 +16,7 @@ use anyhow::Context;
 use hwbp::{Hit, HitSink, HitValue, Target, WatchOptions, WatchPlan, Watcher};
 use serde::Serialize;
 
-use crate::output::{write_hit_text, write_summary_text, Output};
+use crate::output::{write_summary_text, Output, PrintingSink};
 use crate::plan::stop_handle;
 
 /// The demo's victim: the balance of the one account of the demo bank, watched by its Rust path
@@ -86,26 +86,18 @@ pub fn run_target() -> anyhow::Result<()> {
 /// The watch spec the demo uses: the balance, by its Rust path, writes only.
 pub const DEMO_SPEC: &str = "hwbp::cmd::demo::ACCOUNT_BALANCE:w";
 
-/// Prints each hit and keeps them for the verdict.
+/// Prints each hit as `hwbp watch` does, at once, and keeps them for the verdict.
 struct DemoSink<'a> {
-    out: Output,
-    json: bool,
-    watches: &'a [hwbp::PlannedWatch],
+    printing: PrintingSink<'a>,
     hits: Vec<Hit>,
 }
 
 impl HitSink for DemoSink<'_> {
     fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
-        if self.json {
-            self.out
-                .json(&hit.to_json(&self.watches[hit.watch.index()]))?;
-        } else {
-            let watches = self.watches;
-            self.out.lines(|buf| write_hit_text(buf, hit, watches))?;
-        }
-        self.out.flush()?;
+        let go_on = self.printing.hit(hit)?;
+        self.printing.out.flush()?;
         self.hits.push(hit.clone());
-        Ok(ControlFlow::Continue(()))
+        Ok(go_on)
     }
 }
 
@@ -144,15 +136,22 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
     };
     let watches = plan.watches().to_vec();
     let mut sink = DemoSink {
-        out: Output::open(None)?,
-        json: args.json,
-        watches: &watches,
+        printing: PrintingSink {
+            out: Output::open(None)?,
+            json: args.json,
+            watches: &watches,
+            // The demo prints its own story instead of the start-up notices.
+            announce: false,
+        },
         hits: Vec::new(),
     };
     let summary = Watcher::new(plan, options)
         .with_stop_handle(stop_handle())
         .run(&mut sink)?;
-    let DemoSink { mut out, hits, .. } = sink;
+    let DemoSink {
+        printing: PrintingSink { mut out, .. },
+        hits,
+    } = sink;
     if args.json {
         out.json(&summary)?;
     } else {

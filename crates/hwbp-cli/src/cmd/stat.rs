@@ -11,7 +11,9 @@ use hwbp::{Hit, HitSink, Mode, Notice, PlannedWatch, Progress, Summary, Watcher}
 use serde::Serialize;
 
 use crate::args::StatArgs;
-use crate::output::{print_notice, totals_notes, write_summary_notes, Output};
+use hwbp::record::report::{write_watch_tables, WatchReport};
+
+use crate::output::{print_notice, write_summary_notes, Output};
 use crate::plan::{stop_handle, watch_options, watch_plan};
 
 /// Counts of one watchpoint by member, thread and function.
@@ -204,13 +206,6 @@ fn json_report<'a>(summary: &'a Summary, breakdown: &'a [Breakdown]) -> StatRepo
     }
 }
 
-/// Rows sorted by count (highest first), then by name.
-fn by_count(map: &BTreeMap<String, u64>) -> Vec<(&String, &u64)> {
-    let mut rows: Vec<_> = map.iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    rows
-}
-
 fn write_table(
     out: &mut Vec<u8>,
     summary: &Summary,
@@ -221,31 +216,29 @@ fn write_table(
         "hwbp stat: {:.3}s ({})",
         summary.duration_s, summary.ended_by
     )?;
-    for (w, b) in summary.watchpoints.iter().zip(breakdown) {
-        writeln!(out)?;
-        writeln!(
-            out,
-            "{:>12}  {} ({}, {} bytes)",
-            w.hits_text(),
-            w.watch,
-            w.address,
-            w.len
-        )?;
-        for note in totals_notes(w) {
-            writeln!(out, "{:>12}  {note}", "")?;
-        }
-        if w.lost > 0 {
-            writeln!(out, "{:>12}  of them not sampled (ring buffer overrun or output queue full): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
-        }
-        for (member, count) in by_count(&b.members) {
-            writeln!(out, "{count:>12}    member {member}")?;
-        }
-        for (thread, count) in by_count(&b.threads) {
-            writeln!(out, "{count:>12}    thread {thread}")?;
-        }
-        for (function, count) in by_count(&b.functions) {
-            writeln!(out, "{count:>12}    by {function}")?;
-        }
-    }
+    let tables: Vec<WatchReport> = summary
+        .watchpoints
+        .iter()
+        .zip(breakdown)
+        .map(|(w, b)| WatchReport {
+            watch: w.watch.clone(),
+            address: w.address.clone(),
+            len: w.len,
+            hits: w.hits,
+            sampled: w.reported,
+            lost: w.lost,
+            placement: w.placement.name().to_string(),
+            hits_seen: w.hits_seen,
+            coverage: w.coverage,
+            estimate: w.estimate,
+            members: b.members.clone(),
+            threads: b.threads.clone(),
+            functions: b.functions.clone(),
+            changes: 0,
+            never_armed: w.never_armed.clone(),
+            never_armed_reason: w.never_armed_reason.clone(),
+        })
+        .collect();
+    write_watch_tables(out, &tables)?;
     write_summary_notes(out, summary)
 }

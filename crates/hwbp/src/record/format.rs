@@ -282,17 +282,11 @@ pub struct WatchTotals {
 impl WatchTotals {
     /// The flexible part in words, as `hwbp stat` prints it; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
-        let (Some(seen), Some(coverage)) = (self.hits_seen, self.coverage) else {
-            return String::new();
-        };
-        let estimate = match self.estimate {
-            Some(estimate) => estimate.to_string(),
-            None => "none (never armed)".to_string(),
-        };
-        format!(
-            "{}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
-            self.placement,
-            coverage * 100.0
+        crate::summary::flexible_text(
+            &self.placement,
+            self.hits_seen,
+            self.coverage,
+            self.estimate,
         )
     }
 }

@@ -127,22 +127,22 @@ pub struct WatchReport {
     pub functions: BTreeMap<String, u64>,
     /// Recorded hits that changed the value.
     pub changes: u64,
+    /// Members never armed (the count is then a lower bound), from the summary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub never_armed: Vec<String>,
+    /// Why they were never armed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_armed_reason: Option<String>,
 }
 
 impl WatchReport {
     /// The flexible part in words, as `hwbp stat` prints it; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
-        let (Some(seen), Some(coverage)) = (self.hits_seen, self.coverage) else {
-            return String::new();
-        };
-        let estimate = match self.estimate {
-            Some(estimate) => estimate.to_string(),
-            None => "none (never armed)".to_string(),
-        };
-        format!(
-            "{}: {seen} hits seen, armed {:.1}% of the time, estimate {estimate}",
-            self.placement,
-            coverage * 100.0
+        crate::summary::flexible_text(
+            &self.placement,
+            self.hits_seen,
+            self.coverage,
+            self.estimate,
         )
     }
 }
@@ -190,6 +190,8 @@ pub fn report(recording: &Recording, filter: &Filter) -> Report {
             threads: BTreeMap::new(),
             functions: BTreeMap::new(),
             changes: 0,
+            never_armed: Vec::new(),
+            never_armed_reason: None,
         })
         .collect();
     for hit in filtered(recording, filter) {
@@ -211,6 +213,8 @@ pub fn report(recording: &Recording, filter: &Filter) -> Report {
                     threads: BTreeMap::new(),
                     functions: BTreeMap::new(),
                     changes: 0,
+                    never_armed: Vec::new(),
+                    never_armed_reason: None,
                 });
                 watches.len() - 1
             }
@@ -289,32 +293,47 @@ impl Report {
         } else if self.cut.is_some() {
             writeln!(out, "hwbp report: counts are of the recorded hits")?;
         }
-        for w in &self.watchpoints {
-            writeln!(out)?;
-            writeln!(
-                out,
-                "{:>12}  {} ({}, {} bytes)",
-                w.hits, w.watch, w.address, w.len
-            )?;
-            let flexible = w.flexible_text();
-            if !flexible.is_empty() {
-                writeln!(out, "{:>12}  {flexible}", "")?;
-            }
-            if w.lost > 0 {
-                writeln!(out, "{:>12}  of them not sampled (ring buffer overrun): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
-            }
-            for (member, count) in by_count(&w.members) {
-                writeln!(out, "{count:>12}    field {member}")?;
-            }
-            for (thread, count) in by_count(&w.threads) {
-                writeln!(out, "{count:>12}    thread {thread}")?;
-            }
-            for (function, count) in by_count(&w.functions) {
-                writeln!(out, "{count:>12}    by {function}")?;
-            }
-        }
-        Ok(())
+        write_watch_tables(out, &self.watchpoints)
     }
+}
+
+/// The per-watch tables of `hwbp stat` and `hwbp report`: the count (`>=N` when pieces were
+/// never armed), the flexible and lower-bound notes, what was lost, then the hits per field,
+/// thread and writing function, highest first.
+pub fn write_watch_tables(out: &mut impl Write, watches: &[WatchReport]) -> std::io::Result<()> {
+    for w in watches {
+        writeln!(out)?;
+        let hits = if w.never_armed.is_empty() {
+            w.hits.to_string()
+        } else {
+            format!(">={}", w.hits)
+        };
+        writeln!(
+            out,
+            "{hits:>12}  {} ({}, {} bytes)",
+            w.watch, w.address, w.len
+        )?;
+        let notes = [
+            w.flexible_text(),
+            crate::summary::lower_bound_text(&w.never_armed, w.never_armed_reason.as_deref()),
+        ];
+        for note in notes.iter().filter(|n| !n.is_empty()) {
+            writeln!(out, "{:>12}  {note}", "")?;
+        }
+        if w.lost > 0 {
+            writeln!(out, "{:>12}  of them not sampled (ring buffer overrun or output queue full): per-thread and per-function counts below are short by that many; use a larger --ring-pages", w.lost)?;
+        }
+        for (member, count) in by_count(&w.members) {
+            writeln!(out, "{count:>12}    field {member}")?;
+        }
+        for (thread, count) in by_count(&w.threads) {
+            writeln!(out, "{count:>12}    thread {thread}")?;
+        }
+        for (function, count) in by_count(&w.functions) {
+            writeln!(out, "{count:>12}    by {function}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Entries by count, highest first, then by name (the order `hwbp stat` prints).
