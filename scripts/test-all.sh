@@ -8,6 +8,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --doc 2>&1 | tee -a "$log" || status=1
+# The facade's tests run the who_wrote example as a user would; nextest builds only its metadata.
+cargo build -p hwbp --examples 2>&1 | tee -a "$log" || status=1
 cargo nextest run --workspace --no-fail-fast -E 'not test(/exclusive_/)' 2>&1 | tee -a "$log" || status=1
 cargo nextest run --workspace --no-fail-fast -E 'test(/exclusive_/)' --test-threads 1 \
     --no-tests=warn 2>&1 | tee -a "$log" || status=1
