@@ -38,6 +38,7 @@
 //! - [`rotation`]: more pieces than debug registers (the rotation executor and its totals).
 //! - [`threads`]: thread names from the kernel's COMM/FORK records.
 //! - [`condition`]: `--if` tests on values.
+//! - [`ksym`]: the kernel-symbol tracer's filters and plan (`hwbp ksym`).
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
 //!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
@@ -45,6 +46,7 @@
 pub mod condition;
 pub mod error;
 pub mod hit;
+pub mod ksym;
 mod perf;
 pub mod plan;
 mod queue;
