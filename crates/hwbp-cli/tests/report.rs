@@ -1,5 +1,5 @@
-//! `hwbp report` on recordings: a real run (today's `hwbp watch --json -g` on a fixture with a
-//! recording header put first by `RecordingWriter`) reports the same table `hwbp stat` printed
+//! `hwbp record` and `hwbp report` on recordings: a real run recorded with `hwbp record -g`
+//! reports the same table `hwbp stat` printed
 //! for the same run, its folded stacks add up to the hits, its HTML has one plot; a cut file is
 //! reported up to its last complete record and flagged; a file that is not a recording exits 2
 //! in one line. And the CLI conventions: completions and the man page from the clap
@@ -7,15 +7,14 @@
 //!
 //! Per-thread breakpoints only (two on the writer fixture): may run in parallel.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use hwbp::record::{Header, RecordingWriter, Target, WatchInfo};
 use hwbp_fixtures::{Fixture, WRITER};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, of_type, run_hwbp, Running, HWBP};
+use support::{json_lines, run_hwbp, Running, HWBP};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hwbp-report-cli-{}", std::process::id()));
@@ -23,53 +22,34 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Turns `hwbp watch --json` output into a recording at `path`, as `hwbp record` will write it.
-fn write_recording(path: &Path, stdout: &str, pid: i32, spec: &str) {
-    let values = json_lines(stdout);
-    let summary = of_type(&values, "summary")[0].clone();
-    let w = &summary["watchpoints"][0];
-    let header = Header::new(
-        vec!["hwbp".into(), "watch".into(), spec.into(), "--json".into()],
-        Target {
-            kind: "process".into(),
-            pid: Some(pid),
-            ..Target::default()
-        },
-        vec![WatchInfo {
-            id: 0,
-            spec: spec.into(),
-            address: w["address"].as_str().unwrap().into(),
-            len: w["len"].as_u64().unwrap(),
-            access: "w".into(),
-            members: vec![],
-            extra: Default::default(),
-        }],
-    );
-    let mut writer = RecordingWriter::create(path, &header).unwrap();
-    for hit in of_type(&values, "hit") {
-        writer.write_hit(hit).unwrap();
-    }
-    writer.write_summary(&summary).unwrap();
-    writer.finish().unwrap();
-}
-
-/// One real run watched twice at once: `hwbp stat` (text) and `hwbp watch --json -g`, 1000
+/// One real run watched twice at once: `hwbp stat` (text) and `hwbp record -g -o FILE`, 1000
 /// writes by `bump_counter`. Returns stat's stdout, the recording and the fixture's pid.
 fn recorded_run(name: &str) -> (String, PathBuf, i32) {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = writer.pid();
     let pid_arg = pid.to_string();
+    let path = temp(name);
+    let path_arg = path.to_string_lossy().into_owned();
     let stat = Running::hwbp(&["stat", "counter", "-p", &pid_arg]);
-    let watch = Running::hwbp(&["watch", "counter", "-p", &pid_arg, "--json", "-g"]);
+    let record = Running::hwbp(&["record", "counter", "-p", &pid_arg, "-g", "-o", &path_arg]);
     let done = writer.command("go 1000").unwrap();
     assert_eq!(done.field("writes"), Some("1000"));
     assert!(writer.finish().unwrap().success());
     let (status, stat_out, stderr) = stat.finish();
     assert!(status.success(), "{stderr:?}");
-    let (status, watch_out, stderr) = watch.finish();
+    let (status, record_out, stderr) = record.finish();
     assert!(status.success(), "{stderr:?}");
-    let path = temp(name);
-    write_recording(&path, &watch_out, pid, "counter");
+    assert_eq!(record_out, "", "hwbp record writes only the file");
+    assert!(
+        stderr.iter().any(|l| l.starts_with("hwbp: recorded 1000 hits to ")),
+        "{stderr:?}"
+    );
+    let header = json_lines(&std::fs::read_to_string(&path).unwrap())[0].clone();
+    assert_eq!(header["type"], "header");
+    assert_eq!(header["mode"], "perf");
+    assert_eq!(header["target"]["kind"], "process");
+    assert_eq!(header["target"]["pid"], pid);
+    assert_eq!(header["watches"][0]["spec"], "counter");
     (stat_out, path, pid)
 }
 
