@@ -58,6 +58,17 @@ impl PiecePlacement {
         free: Option<usize>,
         options: &PlanOptions,
     ) -> Result<PiecePlacement> {
+        PiecePlacement::with_first_round(watches, free, options, None)
+    }
+
+    /// As [`new`](Self::new), with turns of `first_round_ns` until every flexible piece has
+    /// had one (for a command hwbp launched, which may end within a few quanta).
+    pub fn with_first_round(
+        watches: &[PlannedWatch],
+        free: Option<usize>,
+        options: &PlanOptions,
+        first_round_ns: Option<u64>,
+    ) -> Result<PiecePlacement> {
         let mut pieces = Vec::new();
         let mut owner = Vec::new();
         for w in watches {
@@ -74,8 +85,11 @@ impl PiecePlacement {
             }
             _ => (vec![Sched::Pinned; n], n),
         };
-        let sched = RotationScheduler::new(&placements, registers, quantum_ns)
+        let mut sched = RotationScheduler::new(&placements, registers, quantum_ns)
             .map_err(|e| Error::bad_input(e.to_string()))?;
+        if let Some(first) = first_round_ns {
+            sched = sched.with_first_round_quantum(first);
+        }
         let rotating = sched.rotating_registers().to_vec();
         let register_piece: Vec<Option<usize>> = (0..registers)
             .map(|r| {

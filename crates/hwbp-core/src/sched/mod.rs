@@ -223,6 +223,9 @@ enum Phase {
 pub struct RotationScheduler {
     placements: Vec<Placement>,
     quantum_ns: u64,
+    /// The quantum while some flexible piece has not had its first turn (equal to
+    /// `quantum_ns` unless [`RotationScheduler::with_first_round_quantum`] shortened it).
+    first_round_quantum_ns: u64,
     /// `slots[r]`: the piece on logical register `r`.
     slots: Vec<Option<usize>>,
     /// `armed_on[p]`: the register piece `p` is on.
@@ -306,6 +309,7 @@ impl RotationScheduler {
         Ok(RotationScheduler {
             placements: placements.to_vec(),
             quantum_ns,
+            first_round_quantum_ns: quantum_ns,
             slots,
             armed_on,
             rotating,
@@ -316,6 +320,23 @@ impl RotationScheduler {
         })
     }
 
+    /// Uses `first_ns` (at most the quantum, at least 1 ns) as the quantum until every flexible
+    /// piece has had one turn: a short-lived program (a command that runs for 5 ms) then still
+    /// gets each piece watched at least once, at the price of a few more moves at the start.
+    pub fn with_first_round_quantum(mut self, first_ns: u64) -> RotationScheduler {
+        self.first_round_quantum_ns = first_ns.clamp(1, self.quantum_ns);
+        self
+    }
+
+    /// The quantum that starts now: the first-round one while a waiting piece never had a turn.
+    fn current_quantum(&self) -> u64 {
+        if self.waiting.iter().any(|&p| self.turns[p] == 0) {
+            self.first_round_quantum_ns
+        } else {
+            self.quantum_ns
+        }
+    }
+
     /// Starts the watch at `now_ns`: arms every pinned piece and the first flexible ones.
     /// Returns no actions if already started.
     pub fn start(&mut self, now_ns: u64) -> Vec<Action> {
@@ -324,7 +345,7 @@ impl RotationScheduler {
         }
         self.phase = Phase::Running {
             last_ns: now_ns,
-            next_rotation_ns: now_ns.saturating_add(self.quantum_ns),
+            next_rotation_ns: now_ns.saturating_add(self.current_quantum()),
         };
         let mut actions = Vec::new();
         for (register, piece) in self.slots.iter().enumerate() {
@@ -369,12 +390,13 @@ impl RotationScheduler {
                 to_piece,
             });
         }
+        let quantum = self.current_quantum();
         if let Phase::Running {
             ref mut next_rotation_ns,
             ..
         } = self.phase
         {
-            *next_rotation_ns = now_ns.saturating_add(self.quantum_ns);
+            *next_rotation_ns = now_ns.saturating_add(quantum);
         }
         actions
     }

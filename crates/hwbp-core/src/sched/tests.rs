@@ -151,6 +151,32 @@ fn start_arms_pinned_then_first_flexible_and_rotation_slides_the_window() {
 }
 
 #[test]
+fn a_short_first_round_gives_every_piece_a_turn_then_the_quantum_returns() {
+    // 3 pinned, 5 flexible on the one rotating register: 10 ms turns, 1 ms until each of the
+    // 5 had one.
+    let mut sched = RotationScheduler::new(&placements(3, 5), 4, 10 * MS)
+        .unwrap()
+        .with_first_round_quantum(MS);
+    sched.start(0);
+    assert_eq!(sched.next_rotation_ns(), Some(MS));
+    let mut now = 0;
+    for _ in 0..4 {
+        now = sched.next_rotation_ns().unwrap();
+        assert_eq!(sched.tick(now).len(), 1);
+    }
+    // Every flexible piece (3..8) has had a turn after 4 moves of 1 ms.
+    assert!((3..8).all(|p| sched.turns(p) >= 1));
+    assert_eq!(now, 4 * MS);
+    assert_eq!(sched.next_rotation_ns(), Some(now + 10 * MS));
+    // The first round is never longer than the quantum itself.
+    let mut long = RotationScheduler::new(&placements(0, 3), 2, MS)
+        .unwrap()
+        .with_first_round_quantum(50 * MS);
+    long.start(0);
+    assert_eq!(long.next_rotation_ns(), Some(MS));
+}
+
+#[test]
 fn flexible_pieces_that_fit_never_rotate() {
     let mut s = RotationScheduler::new(&placements(1, 2), 4, MS).unwrap();
     assert_eq!(s.start(0).len(), 3);
