@@ -41,7 +41,9 @@ fn recorded_run(name: &str) -> (String, PathBuf, i32) {
     assert!(status.success(), "{stderr:?}");
     assert_eq!(record_out, "", "hwbp record writes only the file");
     assert!(
-        stderr.iter().any(|l| l.starts_with("hwbp: recorded 1000 hits to ")),
+        stderr
+            .iter()
+            .any(|l| l.starts_with("hwbp: recorded 1000 hits to ")),
         "{stderr:?}"
     );
     let header = json_lines(&std::fs::read_to_string(&path).unwrap())[0].clone();
