@@ -53,7 +53,7 @@ pub mod summary;
 pub mod threads;
 pub mod watcher;
 
-pub use condition::Condition;
+pub use condition::{CompareOp, Condition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{Hit, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};

@@ -302,7 +302,8 @@ pub(crate) fn run(
                             continue;
                         }
                         if let Some(c) = opts.condition {
-                            if !v.new.is_some_and(|n| c.holds(n)) {
+                            let len = pieces[index].len;
+                            if !v.new.is_some_and(|n| c.holds(n, len)) {
                                 continue;
                             }
                         }
