@@ -155,13 +155,19 @@ mod tests {
     #[test]
     fn conditions_parse_and_test_the_new_value() {
         use CompareOp::*;
-        assert_eq!(Condition::parse("==42").unwrap(), Condition::signed(Equal, 42));
+        assert_eq!(
+            Condition::parse("==42").unwrap(),
+            Condition::signed(Equal, 42)
+        );
         assert_eq!(
             Condition::parse("!=0x10").unwrap(),
             Condition::unsigned(NotEqual, 16)
         );
         assert_eq!(Condition::parse("<5").unwrap(), Condition::signed(Less, 5));
-        assert_eq!(Condition::parse("> 7").unwrap(), Condition::signed(Greater, 7));
+        assert_eq!(
+            Condition::parse("> 7").unwrap(),
+            Condition::signed(Greater, 7)
+        );
         assert_eq!(
             Condition::parse("&128").unwrap(),
             Condition::unsigned(AnyBit, 128)
@@ -170,7 +176,10 @@ mod tests {
             Condition::parse("&0x80").unwrap(),
             Condition::unsigned(AnyBit, 0x80)
         );
-        assert_eq!(Condition::parse("==-1").unwrap(), Condition::signed(Equal, -1));
+        assert_eq!(
+            Condition::parse("==-1").unwrap(),
+            Condition::signed(Equal, -1)
+        );
         assert!(Condition::parse("=5").is_err());
         assert!(Condition::parse("==x").is_err());
         assert!(Condition::parse("&-1").is_err());

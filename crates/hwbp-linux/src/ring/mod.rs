@@ -13,6 +13,5 @@ pub mod parse;
 pub use mmap::{MappedRing, RingStats};
 pub use parse::{
     parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleLayout, SampleRecord,
-    TaskRecord,
-    SAMPLE_ID_SIZE,
+    TaskRecord, SAMPLE_ID_SIZE,
 };

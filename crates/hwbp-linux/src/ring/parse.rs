@@ -615,9 +615,7 @@ mod tests {
         // rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15.
         assert_eq!(
             first.regs_user,
-            Some([
-                100, 102, 103, 101, 107, 106, 104, 105, 116, 117, 118, 119, 120, 121, 122, 123
-            ])
+            Some([100, 102, 103, 101, 107, 106, 104, 105, 116, 117, 118, 119, 120, 121, 122, 123])
         );
         assert_eq!((second.tid, second.regs_user), (44, None));
         // Without the layout bit the same bytes are not read as registers.
