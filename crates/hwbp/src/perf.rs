@@ -244,6 +244,21 @@ struct ActiveHandler {
     to_piece: Vec<usize>,
 }
 
+impl ActiveHandler {
+    /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
+    fn seed_from_memory(&self, pid: i32, addr: u64) {
+        let spec = self.handler.spec();
+        if let Some(h) = spec.pieces.iter().position(|p| p.addr == addr) {
+            let piece = spec.pieces[h];
+            if !piece.is_kernel() {
+                if let Ok(value) = memory::read_value(pid, addr, piece.len as usize) {
+                    let _ = self.handler.seed(h, value);
+                }
+            }
+        }
+    }
+}
+
 /// How values (and counts) are taken; see the module docs.
 struct Engine {
     handler: Option<ActiveHandler>,
@@ -447,11 +462,11 @@ pub(crate) fn run(
             })?;
         }
     }
-    if let Some(notice) = &engine.notice {
-        sink.notice(&Notice::Engine(notice.clone()))?;
-    }
     let Engine {
-        handler, seeded, ..
+        handler,
+        seeded,
+        notice: engine_notice,
+        ..
     } = engine;
     let hotplug = match &plan.target {
         PlannedTarget::Cpus { cpus, all } => SessionHotplug::new(if *all {
@@ -516,6 +531,9 @@ pub(crate) fn run(
             plan.target.describe()
         ),
     })?;
+    if let Some(notice) = engine_notice {
+        sink.notice(&Notice::Engine(notice))?;
+    }
 
     let queue: HitQueue<Queued> = HitQueue::new(opts.queue_bytes);
     let consumer = AtomicU8::new(CONSUMER_RUNNING);
@@ -707,7 +725,13 @@ impl Drain<'_> {
                 break "target exited";
             }
             let session = &mut self.session;
+            let handler = self.handler.as_ref();
             if let Err(error) = self.placement.rotate(monotonic_ns(), |register, piece| {
+                // The value the piece holds as its turn starts: the `old` of its first hit
+                // in this turn (a write in the moment before the move is not seen anyway).
+                if let (Some(active), Some(pid)) = (handler, target_pid) {
+                    active.seed_from_memory(pid, piece.addr);
+                }
                 session.modify(register, piece)
             }) {
                 self.notice(Notice::Warning(format!(
@@ -1091,7 +1115,12 @@ impl Delivery<'_> {
         };
         // The fallback: a plain `mov` store's value from the user registers at the trap.
         let decoded = match hit.registers {
-            Some(registers) if value.is_some() && !hit.kernel_mode && watch.pieces.len() == 1 => {
+            Some(registers)
+                if opts.read_values
+                    && !hit.kernel_mode
+                    && watch.pieces.len() == 1
+                    && watch.access != Access::Execute =>
+            {
                 let cache = &mut *self.cache;
                 self.stores
                     .entry((hit.pid, hit.ip))
