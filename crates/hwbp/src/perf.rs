@@ -25,9 +25,11 @@
 //!   ([`HitSink::counts`]). It drops the perf sample, so the perf rings carry only
 //!   `COMM`/`FORK` records (side-band records, written whatever the overflow handler does) and
 //!   the samples of hits it did not claim (an execute breakpoint, or a CPU's events in the
-//!   moment between a hotplug re-open and the attach), which are delivered as below. With
-//!   `callchain`, the user stack comes from the handler (`bpf_get_stack`, the same frame walk
-//!   as perf's user callchain; kernel frames are not taken);
+//!   moment between a hotplug re-open and the attach), which are delivered as below. Its ring
+//!   holds as many bytes as the perf rings it replaces (`ring_pages` per CPU). With
+//!   `callchain` (`-g`) perf samples are kept instead, because perf's callchain has the
+//!   kernel frames of a kernel-mode access and the handler's `bpf_get_stack` only the user
+//!   frames; only when `-g` comes with a filter does the handler run, with user frames;
 //! - otherwise **perf samples** with the user registers (`PERF_SAMPLE_REGS_USER`): the value of
 //!   a plain `mov` store is recovered from them ([`ValueSource::DecodedStore`], exact), else
 //!   the value is read after the hit, once per drained batch ([`ValueSource::ReadAfter`]).
@@ -309,6 +311,16 @@ fn load_handler(
     if pieces.is_empty() {
         return Err(Ok("execute breakpoints have no value to read".to_string()));
     }
+    let filters = opts.changes_only || opts.condition.is_some();
+    if opts.callchain && !filters && !opts.aggregate {
+        // The handler's stack (`bpf_get_stack`) has the user frames only; perf's callchain
+        // has the kernel frames of a kernel-mode access (read(2)) too.
+        return Err(Ok(
+            "-g takes kernel and user callchains from perf samples; the BPF handler's stack \
+             has user frames only"
+                .to_string(),
+        ));
+    }
     if let Err(e) = bpf::available() {
         return Err(Ok(handler_refusal(&e)));
     }
@@ -320,6 +332,12 @@ fn load_handler(
         }
     };
     let mut spec = HandlerSpec::new(pieces, mode);
+    // As many bytes as the perf rings it replaces (--ring-pages per CPU), a power of two.
+    let cpus = target::online_cpus().map_or(1, |c| c.len().max(1));
+    spec.ring_bytes = u32::try_from((opts.ring_pages * 4096 * cpus).next_power_of_two())
+        .unwrap_or(1 << 30)
+        .clamp(4096, 1 << 30);
+    spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
     spec.filter = ValueFilter {
         changes_only: opts.changes_only,
         condition: opts.condition.map(|c| c.to_handler()),
