@@ -185,12 +185,13 @@ pub struct WatchArgs {
     /// new values; the thread then runs on.
     #[arg(long)]
     pub stop: bool,
-    /// With --stop: report only writes that changed the value (gdb's `watch`).
-    #[arg(long, requires = "stop")]
+    /// Report only writes that changed the value (gdb's `watch`); without --stop, filtered
+    /// in the kernel by the BPF hit handler (root, or CAP_BPF+CAP_PERFMON).
+    #[arg(long)]
     pub changes_only: bool,
-    /// With --stop: report only hits whose new value satisfies EXPR: `==N`, `!=N`, `<N`, `>N`
-    /// or `&MASK` (N decimal or 0x hex).
-    #[arg(long = "if", value_name = "EXPR", requires = "stop")]
+    /// Report only hits whose new value satisfies EXPR: `==N`, `!=N`, `<N`, `>N` or `&MASK`
+    /// (N decimal: signed; 0x hex: unsigned); without --stop, filtered in the kernel.
+    #[arg(long = "if", value_name = "EXPR")]
     pub condition: Option<String>,
 }
 

@@ -279,9 +279,9 @@ const CASES: &[Case] = &[
         "1..",
     ),
     case(
-        &["watch", "counter", "-p", "{pid}", "--changes-only"],
-        "not provided: --stop",
-        "usage: hwbp watch --stop",
+        &["watch", "counter/1", "-p", "{pid}", "--if", ">300"],
+        "does not fit piece 0 (1 bytes",
+        "use a value the watched piece can hold",
     ),
     case(
         &["watch", "counter", "-p", "{pid}", "--bogus"],

@@ -235,3 +235,93 @@ fn no_source_file_changes_credentials() {
     assert!(files > 20, "only {files} source files found");
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+/// Runs `hwbp ARGS -p <a sequence fixture of the unprivileged user>` as that user, sends
+/// `command` to the fixture, and returns hwbp's exit code, stdout and stderr.
+fn unprivileged_watch_of_sequence(args: &[&str], command: &str) -> (Option<i32>, String, String) {
+    let child = as_unprivileged(hwbp_fixtures::SEQUENCE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut target = Fixture::from_child(child).unwrap();
+    let pid = target.pid().to_string();
+    let mut hwbp = as_unprivileged(HWBP)
+        .args(args)
+        .args(["-p", &pid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(hwbp.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    if first.starts_with("hwbp: watching") {
+        target.command(command).unwrap();
+    }
+    drop(target.finish());
+    // Read everything before waiting: a full pipe would block hwbp.
+    let mut stdout = String::new();
+    hwbp.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = hwbp.wait().unwrap();
+    (status.code(), stdout, first + &rest)
+}
+
+/// Without BPF permission the values come from perf samples with the user registers: the
+/// plain `mov` of `store_value` is decoded, so every value is exact and says where it came from,
+/// and the start-up notice names the engine and why.
+#[test]
+fn unprivileged_watch_decodes_the_trapping_store_for_exact_values() {
+    let (code, stdout, stderr) =
+        unprivileged_watch_of_sequence(&["watch", "value", "--json"], "go 1000");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l
+            == "hwbp: values: decoded from the trapping store, else read after (no BPF \
+                permission: needs root or CAP_BPF+CAP_PERFMON)"),
+        "{stderr}"
+    );
+    let hits: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "hit")
+        .collect();
+    assert_eq!(hits.len(), 1000, "{stderr}");
+    // The value at arming is read from the target's memory, which Yama's ptrace_scope 1
+    // forbids to a process that is not the target's ancestor: then the first `old` is unknown.
+    let yama_restricts = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .is_ok_and(|s| s.trim() != "0");
+    for (i, hit) in hits.iter().enumerate() {
+        let i = i as u64 + 1;
+        assert_eq!(hit["value_source"], "decoded-store", "{hit}");
+        assert_eq!(hit["exact"], true, "{hit}");
+        assert_eq!(hit["value_after"], i, "{hit}");
+        if i == 1 && yama_restricts {
+            assert_eq!(hit["value_before"], Value::Null, "{hit}");
+        } else {
+            assert_eq!(hit["value_before"], i - 1, "{hit}");
+        }
+    }
+}
+
+/// `--changes-only` without `--stop` needs the handler: without BPF permission it is refused
+/// up front, in one line saying why and what would work.
+#[test]
+fn unprivileged_changes_only_without_stop_is_refused_with_the_reason() {
+    let (code, _stdout, stderr) =
+        unprivileged_watch_of_sequence(&["watch", "value", "--changes-only"], "go 1");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "hwbp: --changes-only and --if without --stop are filtered by the in-kernel BPF \
+         handler, which cannot be used (no BPF permission: needs root or CAP_BPF+CAP_PERFMON): \
+         run as root, or add --stop"
+    );
+}

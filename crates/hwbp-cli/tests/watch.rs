@@ -259,7 +259,9 @@ fn watch_reports_lost_hits_when_a_small_ring_overruns() {
         "a one-page ring cannot hold 50,000 hits: {summary:?}"
     );
     assert_eq!(reported + lost, 50000);
-    assert!(summary[0]["lost_records"].as_u64().unwrap() > 0);
+    // As root the BPF handler's ring (sized from --ring-pages) is the one that overruns.
+    let ring_full = summary[0]["handler"]["ring_full"].as_u64().unwrap_or(0);
+    assert!(summary[0]["lost_records"].as_u64().unwrap() + ring_full > 0);
 }
 
 #[test]

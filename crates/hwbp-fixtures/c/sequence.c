@@ -6,6 +6,7 @@
  *                 answers `done writes=N value=N`
  *   dup N      -> store 1, 1, 2, 2, ..., N, N (each value twice);
  *                 answers `done writes=2N value=N`
+ *   neg N      -> store 1, -1, 2, -2, ..., N, -N; answers `done writes=2N value=-N`
  *   threads M W-> create M new threads; thread k (1..M) stores k*1000000+i for
  *                 i = 1..W; all joined; answers `done writes=M*W new_tids=...`
  *   EOF        -> exit 0
@@ -59,6 +60,12 @@ int main(void)
 			for (long i = 1; i <= n; i++) {
 				store_value(i);
 				store_value(i);
+			}
+			printf("done writes=%ld value=%ld\n", 2 * n, value);
+		} else if (sscanf(line, "neg %ld", &n) == 1 && n >= 0) {
+			for (long i = 1; i <= n; i++) {
+				store_value(i);
+				store_value(-i);
 			}
 			printf("done writes=%ld value=%ld\n", 2 * n, value);
 		} else if (sscanf(line, "threads %ld %ld", &m, &w) == 2 && m >= 0 &&

@@ -88,6 +88,7 @@ pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 /// the noinline `store_value(v)`.
 /// - `go N`: stores 1, 2, ..., N. Answer: `done writes=N value=N`.
 /// - `dup N`: stores 1, 1, 2, 2, ..., N, N. Answer: `done writes=2N value=N`.
+/// - `neg N`: stores 1, -1, 2, -2, ..., N, -N. Answer: `done writes=2N value=-N`.
 /// - `threads M W`: M threads created now; thread k (1..=M) stores k*1000000+i for i = 1..=W.
 ///   Answer: `done writes=M*W new_tids=...`.
 pub const SEQUENCE: &str = concat!(env!("OUT_DIR"), "/sequence");

@@ -124,6 +124,11 @@ pub struct Hit {
     /// The first `callchain_kernel_frames` entries of `callchain` are kernel addresses; the
     /// rest are user addresses.
     pub callchain_kernel_frames: usize,
+    /// The user-mode general-purpose registers at the hit, in instruction-encoding order
+    /// (`rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15`), when
+    /// [`SampleOptions::regs_user`] was set and the task had user registers. For a
+    /// kernel-mode access these are the registers at the system call, not at the access.
+    pub registers: Option<[u64; 16]>,
 }
 
 /// Something read from a ring buffer.
@@ -585,11 +590,14 @@ impl WatchSession {
 
     /// Drains every ring without waiting; returns the number of records delivered.
     pub fn drain(&mut self, on_record: &mut dyn FnMut(Record)) -> usize {
-        let callchain = self.opts.sample.callchain;
+        let layout = crate::ring::SampleLayout {
+            callchain: self.opts.sample.callchain,
+            regs_user: self.opts.sample.regs_user,
+        };
         let id_to_watch = &self.id_to_watch;
         let mut delivered = 0;
         for cpu_ring in &mut self.rings {
-            cpu_ring.ring.drain(callchain, &mut |raw| {
+            cpu_ring.ring.drain(layout, &mut |raw| {
                 let record = match raw {
                     RingRecord::Sample(sample) => {
                         let Some(&watch) = id_to_watch.get(&sample.identifier) else {
@@ -607,6 +615,7 @@ impl WatchSession {
                             kernel_mode: sample.kernel_mode(),
                             callchain,
                             callchain_kernel_frames,
+                            registers: sample.regs_user,
                         })
                     }
                     RingRecord::Lost { lost, .. } => Record::Lost { count: lost },

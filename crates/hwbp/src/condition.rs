@@ -1,66 +1,149 @@
 //! [`Condition`]: `--if EXPR`, a test on a hit's new value (`==N`, `!=N`, `<N`, `>N`, `&MASK`),
 //! as gdb's `watch ... if` tests the new value.
+//!
+//! A decimal literal compares signed, in the width of the watched piece, as C's `int` does: on
+//! a 4-byte `int`, `<0` is "the sign bit is set" and `==-1` matches `0xffffffff`. A `0x` hex
+//! literal compares unsigned (bit patterns, and values above the signed range). hwbp does not
+//! know the variable's C type, so the literal's spelling chooses. In perf mode with the BPF hit handler the test runs in the kernel
+//! ([`Condition::to_handler`]); in stop mode in hwbp ([`Condition::holds`]).
+
+use hwbp_linux::bpf::{Condition as KernelCondition, ConditionOp};
 
 use crate::error::{Error, Result};
 
-/// A test on the new value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareOp {
     /// `==N`
-    Equal(u64),
+    Equal,
     /// `!=N`
-    NotEqual(u64),
-    /// `<N` (unsigned)
-    Less(u64),
-    /// `>N` (unsigned)
-    Greater(u64),
+    NotEqual,
+    /// `<N`
+    Less,
+    /// `>N`
+    Greater,
     /// `&MASK`: some bit of MASK set.
-    AnyBit(u64),
+    AnyBit,
+}
+
+/// A test on the new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Condition {
+    /// The comparison.
+    pub op: CompareOp,
+    /// The operand's bits (a negative operand as its 64-bit two's complement).
+    pub value: u64,
+    /// Compare as signed integers of the value's width (a decimal literal; never for
+    /// `&MASK`).
+    pub signed: bool,
 }
 
 impl Condition {
-    /// Parses `==N`, `!=N`, `<N`, `>N` or `&MASK` (N decimal, `0x` hex or negative decimal).
+    /// An unsigned test.
+    pub fn unsigned(op: CompareOp, value: u64) -> Condition {
+        Condition {
+            op,
+            value,
+            signed: false,
+        }
+    }
+
+    /// A signed test.
+    pub fn signed(op: CompareOp, value: i64) -> Condition {
+        Condition {
+            op,
+            value: value as u64,
+            signed: op != CompareOp::AnyBit,
+        }
+    }
+
+    /// Parses `==N`, `!=N`, `<N`, `>N` or `&MASK`: N decimal (possibly negative; compared
+    /// signed) or `0x` hex (compared unsigned).
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        let (make, rest): (fn(u64) -> Condition, &str) = if let Some(rest) = text.strip_prefix("==")
-        {
-            (Condition::Equal, rest)
+        let (op, rest) = if let Some(rest) = text.strip_prefix("==") {
+            (CompareOp::Equal, rest)
         } else if let Some(rest) = text.strip_prefix("!=") {
-            (Condition::NotEqual, rest)
+            (CompareOp::NotEqual, rest)
         } else if let Some(rest) = text.strip_prefix('<') {
-            (Condition::Less, rest)
+            (CompareOp::Less, rest)
         } else if let Some(rest) = text.strip_prefix('>') {
-            (Condition::Greater, rest)
+            (CompareOp::Greater, rest)
         } else if let Some(rest) = text.strip_prefix('&') {
-            (Condition::AnyBit, rest)
+            (CompareOp::AnyBit, rest)
         } else {
             return Err(Error::bad_input(format!(
                 "--if {text:?}: start with ==, !=, <, > or &, e.g. --if '==42' or --if '&0x80'"
             )));
         };
         let rest = rest.trim();
-        let number = match rest.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => rest
-                .parse::<u64>()
-                .ok()
-                .or_else(|| rest.parse::<i64>().ok().map(|n| n as u64)),
+        let parsed = match rest.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok().map(|n| (n, false)),
+            None => rest.parse::<i64>().ok().map(|n| (n as u64, true)),
         };
-        number.map(make).ok_or_else(|| {
-            Error::bad_input(format!(
-                "--if {text:?}: {rest:?} is not a number: use decimal or 0x hex"
-            ))
+        let Some((value, decimal)) = parsed else {
+            return Err(Error::bad_input(format!(
+                "--if {text:?}: {rest:?} is not a number: use decimal (signed, 64-bit) or 0x \
+                 hex (unsigned)"
+            )));
+        };
+        if decimal && op == CompareOp::AnyBit && (value as i64) < 0 {
+            return Err(Error::bad_input(format!(
+                "--if {text:?}: a mask cannot be negative: use 0x hex, e.g. --if '&0x80'"
+            )));
+        }
+        Ok(Condition {
+            op,
+            value,
+            signed: decimal && op != CompareOp::AnyBit,
         })
     }
 
-    /// Whether `value` satisfies the condition.
-    pub fn holds(self, value: u64) -> bool {
-        match self {
-            Condition::Equal(n) => value == n,
-            Condition::NotEqual(n) => value != n,
-            Condition::Less(n) => value < n,
-            Condition::Greater(n) => value > n,
-            Condition::AnyBit(mask) => value & mask != 0,
+    /// Whether `value`, a `len`-byte integer (1, 2, 4 or 8), satisfies the condition.
+    pub fn holds(self, value: u64, len: u64) -> bool {
+        let bits = (len.clamp(1, 8) * 8) as u32;
+        let widen = |v: u64| -> i64 {
+            if bits == 64 {
+                v as i64
+            } else {
+                ((v << (64 - bits)) as i64) >> (64 - bits)
+            }
+        };
+        let truncate = |v: u64| if bits == 64 { v } else { v & ((1 << bits) - 1) };
+        if self.signed {
+            let (v, n) = (widen(value), self.value as i64);
+            match self.op {
+                CompareOp::Equal => v == n,
+                CompareOp::NotEqual => v != n,
+                CompareOp::Less => v < n,
+                CompareOp::Greater => v > n,
+                CompareOp::AnyBit => value & self.value != 0,
+            }
+        } else {
+            let v = truncate(value);
+            match self.op {
+                CompareOp::Equal => v == self.value,
+                CompareOp::NotEqual => v != self.value,
+                CompareOp::Less => v < self.value,
+                CompareOp::Greater => v > self.value,
+                CompareOp::AnyBit => v & self.value != 0,
+            }
+        }
+    }
+
+    /// The same test for the in-kernel hit handler.
+    pub fn to_handler(self) -> KernelCondition {
+        let op = match self.op {
+            CompareOp::Equal => ConditionOp::Eq,
+            CompareOp::NotEqual => ConditionOp::Ne,
+            CompareOp::Less => ConditionOp::Lt,
+            CompareOp::Greater => ConditionOp::Gt,
+            CompareOp::AnyBit => ConditionOp::Mask,
+        };
+        KernelCondition {
+            op,
+            value: self.value,
+            signed: self.signed,
         }
     }
 }
@@ -71,20 +154,66 @@ mod tests {
 
     #[test]
     fn conditions_parse_and_test_the_new_value() {
-        assert_eq!(Condition::parse("==42").unwrap(), Condition::Equal(42));
-        assert_eq!(Condition::parse("!=0x10").unwrap(), Condition::NotEqual(16));
-        assert_eq!(Condition::parse("<5").unwrap(), Condition::Less(5));
-        assert_eq!(Condition::parse("> 7").unwrap(), Condition::Greater(7));
-        assert_eq!(Condition::parse("&0x80").unwrap(), Condition::AnyBit(0x80));
+        use CompareOp::*;
+        assert_eq!(
+            Condition::parse("==42").unwrap(),
+            Condition::signed(Equal, 42)
+        );
+        assert_eq!(
+            Condition::parse("!=0x10").unwrap(),
+            Condition::unsigned(NotEqual, 16)
+        );
+        assert_eq!(Condition::parse("<5").unwrap(), Condition::signed(Less, 5));
+        assert_eq!(
+            Condition::parse("> 7").unwrap(),
+            Condition::signed(Greater, 7)
+        );
+        assert_eq!(
+            Condition::parse("&128").unwrap(),
+            Condition::unsigned(AnyBit, 128)
+        );
+        assert_eq!(
+            Condition::parse("&0x80").unwrap(),
+            Condition::unsigned(AnyBit, 0x80)
+        );
         assert_eq!(
             Condition::parse("==-1").unwrap(),
-            Condition::Equal(u64::MAX)
+            Condition::signed(Equal, -1)
         );
         assert!(Condition::parse("=5").is_err());
         assert!(Condition::parse("==x").is_err());
-        assert!(Condition::AnyBit(0x80).holds(0x81));
-        assert!(!Condition::AnyBit(0x80).holds(0x7f));
-        assert!(Condition::Less(5).holds(4) && !Condition::Less(5).holds(5));
-        assert!(Condition::Greater(5).holds(6) && !Condition::Greater(5).holds(5));
+        assert!(Condition::parse("&-1").is_err());
+        let mask = Condition::unsigned(AnyBit, 0x80);
+        assert!(mask.holds(0x81, 8) && !mask.holds(0x7f, 8));
+        let less = Condition::unsigned(Less, 5);
+        assert!(less.holds(4, 8) && !less.holds(5, 8));
+        let greater = Condition::unsigned(Greater, 5);
+        assert!(greater.holds(6, 8) && !greater.holds(5, 8));
+        // Unsigned: a set top bit is a large value.
+        assert!(Condition::parse(">0x10").unwrap().holds(0xffff_fffe, 4));
+    }
+
+    #[test]
+    fn a_decimal_literal_compares_signed_in_the_pieces_width() {
+        let below_zero = Condition::parse("<0").unwrap();
+        assert!(below_zero.signed);
+        assert!(below_zero.holds(0xffff_ffff, 4) && below_zero.holds(0x80, 1));
+        assert!(!below_zero.holds(0x7fff_ffff, 4) && !below_zero.holds(0xffff_ffff, 8));
+        assert!(!Condition::parse(">100").unwrap().holds(0xffff_fff0, 4));
+        let lt = Condition::parse("<-1").unwrap();
+        assert!(lt.signed);
+        // -2 as a 4-byte int, zero-extended as the kernel and memory reads give it.
+        assert!(lt.holds(0xffff_fffe, 4));
+        assert!(!lt.holds(0xffff_ffff, 4));
+        assert!(!lt.holds(5, 4));
+        assert!(lt.holds(0xfe, 1));
+        let eq = Condition::parse("==-1").unwrap();
+        assert!(eq.holds(0xffff_ffff, 4) && eq.holds(u64::MAX, 8) && !eq.holds(0xffff, 4));
+        let handler = Condition::parse(">-3").unwrap().to_handler();
+        assert_eq!(
+            handler,
+            KernelCondition::signed(ConditionOp::Gt, -3),
+            "the kernel gets the same signed test"
+        );
     }
 }

@@ -58,13 +58,13 @@ pub mod summary;
 pub mod threads;
 pub mod watcher;
 
-pub use condition::Condition;
+pub use condition::{CompareOp, Condition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{Hit, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
-pub use sink::{from_fn, HitSink, Notice, Progress};
-pub use summary::{Placement, Summary, WatchTotals};
+pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
+pub use summary::{HandlerTotals, Placement, Summary, WatchTotals};
 pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
 
 /// An access mode: read, write, read/write, execute.

@@ -13,28 +13,53 @@
 //! It stops on the stop handle, the duration, the hit limit, the sink's `Break`, a target exec
 //! or exit. The [`Summary`] counts every hit the kernel counted and says how many were lost.
 //!
-//! Values are read after the hit, per drained batch (every read happens after all the hits of
-//! the batch anyway), and are marked [`ValueSource::ReadAfter`].
+//! Values come from one of two engines, chosen at start and announced ([`Notice::Engine`]):
+//!
+//! - the **in-kernel hit handler** ([`hwbp_linux::bpf`]) when this process may load BPF (root,
+//!   or CAP_BPF + CAP_PERFMON): a program attached to every breakpoint event reads the piece
+//!   that fired (`ctx->addr`, so rotation keeps working) in the accessing thread right after
+//!   the store, keeps old -> new per piece (seeded with the value at arming), filters
+//!   (`changes_only`, `condition`) and either emits one record per hit to its ring buffer
+//!   ([`ValueSource::Handler`], exact) or, with [`WatchOptions::aggregate`], counts per (piece,
+//!   thread, instruction) in a map read at each interval and at the end
+//!   ([`HitSink::counts`]). It drops the perf sample, so the perf rings carry only
+//!   `COMM`/`FORK` records (side-band records, written whatever the overflow handler does) and
+//!   the samples of hits it did not claim (an execute breakpoint, or a CPU's events in the
+//!   moment between a hotplug re-open and the attach), which are delivered as below. Its ring
+//!   holds as many bytes as the perf rings it replaces (`ring_pages` per CPU). With
+//!   `callchain` (`-g`) perf samples are kept instead, because perf's callchain has the
+//!   kernel frames of a kernel-mode access and the handler's `bpf_get_stack` only the user
+//!   frames; only when `-g` comes with a filter does the handler run, with user frames;
+//! - otherwise **perf samples** with the user registers (`PERF_SAMPLE_REGS_USER`): the value of
+//!   a plain `mov` store is recovered from them ([`ValueSource::DecodedStore`], exact), else
+//!   the value is read after the hit, once per drained batch ([`ValueSource::ReadAfter`]).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use hwbp_core::Access;
+use hwbp_linux::bpf::handler::CountKey;
+use hwbp_linux::bpf::{
+    self, BpfError, HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HitHandler, ValueFilter,
+};
 use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
 use hwbp_linux::launch::ProcessExit;
 use hwbp_linux::session::{self, EventScope, Record, SessionOptions, WatchSession};
 use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{memory, probe, target};
 use hwbp_symbols::cache::{CodeInfo, SymbolCache};
+use hwbp_symbols::store::DecodedStore;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{plural, PlannedTarget, WatchPlan};
 use crate::queue::{HitQueue, Taken};
 use crate::rotation::PiecePlacement;
-use crate::sink::{HitSink, Notice, Progress};
-use crate::summary::Summary;
+use crate::sink::{HitCount, HitSink, Notice, Progress};
+use crate::summary::{HandlerTotals, Summary};
 use crate::threads::ThreadNames;
 use crate::watcher::{monotonic_ns, StopHandle, WatchOptions};
 
@@ -57,6 +82,10 @@ enum Queued {
         piece: usize,
         value: Option<u64>,
     },
+    /// A hit of piece `piece` as the in-kernel handler recorded it.
+    Record { record: HandlerRecord, piece: usize },
+    /// Every count of the handler's count map since arming, per piece.
+    Counts(Vec<(CountKey, usize, u64)>),
     /// `tid` set its name.
     Comm { tid: i32, comm: String },
     /// `tid` was created by `ptid` of `ppid`.
@@ -73,6 +102,10 @@ impl Queued {
         std::mem::size_of::<Queued>()
             + match self {
                 Queued::Hit { hit, .. } => hit.callchain.len() * 8,
+                Queued::Record { record, .. } => record.stack.len() * 8,
+                Queued::Counts(counts) => {
+                    counts.len() * std::mem::size_of::<(CountKey, usize, u64)>()
+                }
                 Queued::Comm { comm, .. } => comm.len(),
                 Queued::Progress { counts, .. } => counts.len() * 8,
                 Queued::Fork { .. } | Queued::Notice(_) => 0,
@@ -83,6 +116,7 @@ impl Queued {
 /// A record as the drain thread sorts it (rings are per CPU, so a poll interleaves CPUs).
 enum Sampled {
     Hit(session::Hit),
+    Record(HandlerRecord),
     Comm {
         tid: i32,
         comm: String,
@@ -101,6 +135,7 @@ impl Sampled {
     fn time_ns(&self) -> u64 {
         match self {
             Sampled::Hit(hit) => hit.time_ns,
+            Sampled::Record(record) => record.time_ns,
             Sampled::Comm { time_ns, .. } | Sampled::Fork { time_ns, .. } => *time_ns,
         }
     }
@@ -146,6 +181,7 @@ struct DrainEnd {
     throttled: u64,
     dropped: u64,
     duration: Duration,
+    handler: Option<HandlerTotals>,
 }
 
 /// Closes the queue however the drain thread ends, so the caller's thread never waits forever.
@@ -210,6 +246,212 @@ pub(crate) fn code_reader() -> hwbp_symbols::cache::CodeReader {
     })
 }
 
+/// The in-kernel handler in use, and how its pieces map to the plan's.
+struct ActiveHandler {
+    handler: HitHandler,
+    /// Handler piece -> placement piece.
+    to_piece: Vec<usize>,
+}
+
+impl ActiveHandler {
+    /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
+    fn seed_from_memory(&self, pid: i32, addr: u64) {
+        let spec = self.handler.spec();
+        if let Some(h) = spec.pieces.iter().position(|p| p.addr == addr) {
+            let piece = spec.pieces[h];
+            if !piece.is_kernel() {
+                if let Ok(value) = memory::read_value(pid, addr, piece.len as usize) {
+                    let _ = self.handler.seed(h, value);
+                }
+            }
+        }
+    }
+}
+
+/// How values (and counts) are taken; see the module docs.
+struct Engine {
+    handler: Option<ActiveHandler>,
+    /// Perf samples carry the user registers (the fallback's decoded stores).
+    regs_user: bool,
+    /// Per placement piece: its previous value was seeded at arming (else the handler's first
+    /// `old` is not known).
+    seeded: Vec<bool>,
+    notice: Option<String>,
+}
+
+/// Why the handler is not used, in a few words for the notice.
+fn handler_refusal(error: &BpfError) -> String {
+    match error {
+        BpfError::Permission { .. } => {
+            "no BPF permission: needs root or CAP_BPF+CAP_PERFMON".to_string()
+        }
+        other => format!("the BPF hit handler cannot be used: {other}"),
+    }
+}
+
+/// Builds, loads and seeds the handler for every data piece of the placement, or says why not
+/// (`Err(Ok(why))`), or that the user's filter cannot be built (`Err(Err(bad input))`).
+fn load_handler(
+    plan: &WatchPlan,
+    placement: &PiecePlacement,
+    opts: &WatchOptions,
+    seeded: &mut [bool],
+) -> std::result::Result<ActiveHandler, std::result::Result<String, Error>> {
+    if !opts.use_bpf {
+        return Err(Ok("the BPF hit handler is turned off".to_string()));
+    }
+    let mut pieces = Vec::new();
+    let mut to_piece = Vec::new();
+    for (p, request) in placement.pieces().iter().enumerate() {
+        if request.access == Access::Execute {
+            continue;
+        }
+        if pieces.iter().any(|h: &HandlerPiece| h.addr == request.addr) {
+            return Err(Ok(format!(
+                "two watches on {:#x}: the BPF hit handler tells pieces apart by address",
+                request.addr
+            )));
+        }
+        pieces.push(HandlerPiece::new(request.addr, request.len as u8));
+        to_piece.push(p);
+    }
+    if pieces.is_empty() {
+        return Err(Ok("execute breakpoints have no value to read".to_string()));
+    }
+    let filters = opts.changes_only || opts.condition.is_some();
+    if opts.callchain && !filters && !opts.aggregate {
+        // The handler's stack (`bpf_get_stack`) has the user frames only; perf's callchain
+        // has the kernel frames of a kernel-mode access (read(2)) too.
+        return Err(Ok(
+            "-g takes kernel and user callchains from perf samples; the BPF handler's stack \
+             has user frames only"
+                .to_string(),
+        ));
+    }
+    if let Err(e) = bpf::available() {
+        return Err(Ok(handler_refusal(&e)));
+    }
+    let mode = if opts.aggregate {
+        HandlerMode::Count
+    } else {
+        HandlerMode::Emit {
+            stack: opts.callchain,
+        }
+    };
+    let mut spec = HandlerSpec::new(pieces, mode);
+    // As many bytes as the perf rings it replaces (--ring-pages per CPU), a power of two.
+    let cpus = target::online_cpus().map_or(1, |c| c.len().max(1));
+    spec.ring_bytes = u32::try_from((opts.ring_pages * 4096 * cpus).next_power_of_two())
+        .unwrap_or(1 << 30)
+        .clamp(4096, 1 << 30);
+    spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
+    spec.filter = ValueFilter {
+        changes_only: opts.changes_only,
+        condition: opts.condition.map(|c| c.to_handler()),
+    };
+    let handler = match HitHandler::load(&spec) {
+        Ok(handler) => handler,
+        Err(BpfError::Invalid(why)) if spec.filter.condition.is_some() => {
+            return Err(Err(Error::bad_input(format!(
+                "--if: {why}: use a value the watched piece can hold"
+            ))))
+        }
+        Err(e) => return Err(Ok(handler_refusal(&e))),
+    };
+    // The value each piece holds now: the `old` of its first hit.
+    if let Some(pid) = plan.target.pid() {
+        for (h, piece) in spec.pieces.iter().enumerate() {
+            if piece.is_kernel() {
+                continue;
+            }
+            if let Ok(value) = memory::read_value(pid, piece.addr, piece.len as usize) {
+                if handler.seed(h, value).is_ok() {
+                    seeded[to_piece[h]] = true;
+                }
+            }
+        }
+    }
+    Ok(ActiveHandler { handler, to_piece })
+}
+
+/// Chooses the engine; refuses filters that need the handler when it cannot be used.
+fn choose_engine(
+    plan: &WatchPlan,
+    placement: &PiecePlacement,
+    opts: &WatchOptions,
+) -> Result<Engine> {
+    let mut seeded = vec![false; placement.pieces().len()];
+    let filters = opts.changes_only || opts.condition.is_some();
+    let data = plan.watches.iter().any(|w| w.access != Access::Execute);
+    if filters && !data {
+        return Err(Error::bad_input(
+            "--changes-only and --if test the written value; execute breakpoints have none: \
+             drop them, or watch a variable (:w)",
+        ));
+    }
+    if !(opts.read_values || opts.aggregate || filters) || !data {
+        return Ok(Engine {
+            handler: None,
+            regs_user: false,
+            seeded,
+            notice: None,
+        });
+    }
+    let why_not = match load_handler(plan, placement, opts, &mut seeded) {
+        Ok(handler) => {
+            let notice = if opts.aggregate {
+                "counts: per thread and instruction, in the kernel by hwbp's BPF hit handler; \
+                 totals from the breakpoint counters"
+            } else {
+                "values: in-kernel BPF handler (exact)"
+            };
+            return Ok(Engine {
+                handler: Some(handler),
+                regs_user: false,
+                seeded,
+                notice: Some(notice.to_string()),
+            });
+        }
+        Err(Err(bad_input)) => return Err(bad_input),
+        Err(Ok(why)) => why,
+    };
+    if filters {
+        return Err(Error::bad_input(format!(
+            "--changes-only and --if without --stop are filtered by the in-kernel BPF handler, \
+             which cannot be used ({why_not}): run as root, or add --stop"
+        )));
+    }
+    let user_data = plan
+        .watches
+        .iter()
+        .any(|w| !w.kernel_address && w.access != Access::Execute);
+    let notice = if opts.read_values {
+        format!("values: decoded from the trapping store, else read after ({why_not})")
+    } else {
+        format!("counts: per thread and function from perf samples ({why_not})")
+    };
+    Ok(Engine {
+        handler: None,
+        regs_user: opts.read_values && user_data,
+        seeded,
+        notice: Some(notice),
+    })
+}
+
+/// The process of thread `tid` (CPU-wide watches see any process): `Tgid` of
+/// `/proc/TID/status` while the thread lives, else the thread id.
+fn process_of(tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 /// Runs `plan` in perf-event mode; see the module docs.
 pub(crate) fn run(
     mut plan: WatchPlan,
@@ -225,12 +467,32 @@ pub(crate) fn run(
     }
     let requests = placement.session_requests();
     let target_pid = plan.target.pid();
+    let engine = choose_engine(&plan, &placement, opts)?;
     let mut session_opts = SessionOptions {
         ring_pages: opts.ring_pages,
         ..SessionOptions::default()
     };
-    session_opts.sample.callchain = opts.callchain;
+    // The handler takes the user stack itself; perf samples only carry unclaimed hits then.
+    session_opts.sample.callchain = opts.callchain && engine.handler.is_none();
+    session_opts.sample.regs_user = engine.regs_user;
     let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
+    if let Some(active) = &engine.handler {
+        for (_, fd) in session.event_fds() {
+            active.handler.attach(fd).map_err(|e| {
+                Error::wrap(
+                    ErrorKind::Kernel,
+                    "cannot attach the BPF hit handler to a breakpoint event",
+                    e,
+                )
+            })?;
+        }
+    }
+    let Engine {
+        handler,
+        seeded,
+        notice: engine_notice,
+        ..
+    } = engine;
     let hotplug = match &plan.target {
         PlannedTarget::Cpus { cpus, all } => SessionHotplug::new(if *all {
             CpuSelection::AllOnline
@@ -294,6 +556,9 @@ pub(crate) fn run(
             plan.target.describe()
         ),
     })?;
+    if let Some(notice) = engine_notice {
+        sink.notice(&Notice::Engine(notice))?;
+    }
 
     let queue: HitQueue<Queued> = HitQueue::new(opts.queue_bytes);
     let consumer = AtomicU8::new(CONSUMER_RUNNING);
@@ -301,12 +566,14 @@ pub(crate) fn run(
     let watch_ranges: Vec<(u64, u64)> = plan.watches.iter().map(|w| (w.addr, w.len)).collect();
     let n_pieces = piece_owner.len();
     let n_watches = plan.watches.len();
+    let filtered_in_kernel = handler.is_some() && (opts.changes_only || opts.condition.is_some());
 
     let (drained, delivered) = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
             let _close = CloseOnDrop(&queue);
             let drain = Drain {
                 session,
+                handler,
                 placement,
                 hotplug,
                 queue: &queue,
@@ -338,6 +605,10 @@ pub(crate) fn run(
                 reported: vec![0; n_pieces],
                 total_reported: 0,
                 armed_ns,
+                seeded,
+                stores: HashMap::new(),
+                pid_of: HashMap::new(),
+                counted: vec![0; n_pieces],
             },
         );
         let drained = drain
@@ -365,10 +636,23 @@ pub(crate) fn run(
         }
     }
     let max_hits = opts.max_hits.is_some();
+    // Hits the kernel counted that no one will report: with in-kernel filters, "counted but
+    // not reported" also holds the filtered hits, so `lost` is bounded by what was really lost.
+    let really_lost = end
+        .handler
+        .map_or(0, |h| h.skipped + h.ring_full + h.count_map_full)
+        + end.dropped
+        + end.lost_records;
     let watchpoints = plan
         .watches
         .iter()
-        .map(|w| end.placement.totals(w, &reported, max_hits, end.duration))
+        .map(|w| {
+            let mut totals = end.placement.totals(w, &reported, max_hits, end.duration);
+            if filtered_in_kernel {
+                totals.lost = totals.lost.min(really_lost);
+            }
+            totals
+        })
         .collect();
     Ok(Summary {
         kind: "summary",
@@ -378,6 +662,7 @@ pub(crate) fn run(
         queue_peak_bytes: queue.peak_bytes() as u64,
         throttled: end.throttled,
         stray_traps: 0,
+        handler: end.handler,
         duration_s: end.duration.as_secs_f64(),
         ended_by,
     })
@@ -386,6 +671,7 @@ pub(crate) fn run(
 /// The drain thread's state; see the module docs.
 struct Drain<'a> {
     session: WatchSession,
+    handler: Option<ActiveHandler>,
     placement: PiecePlacement,
     hotplug: Option<SessionHotplug>,
     queue: &'a HitQueue<Queued>,
@@ -409,9 +695,27 @@ impl Drain<'_> {
         // The target exec'd: the watched address belonged to its old image, so the watch ends.
         let mut target_exec = false;
         let ended_by = loop {
-            let wait = self.placement.time_to_rotation(monotonic_ns());
+            let wait = self
+                .placement
+                .time_to_rotation(monotonic_ns())
+                .min(POLL_INTERVAL);
             let target_pid = self.target_pid;
-            let outcome = self.session.poll(wait.min(POLL_INTERVAL), &mut |record| {
+            // With the handler, its ring is the one that fills; the perf rings only carry
+            // names and unclaimed hits. Its records are taken before the perf rings are read,
+            // so a rename that came before a hit is in this batch too.
+            let perf_wait = match self.handler.as_mut() {
+                Some(active) => {
+                    active.handler.wait(wait).map_err(|e| {
+                        Error::wrap(ErrorKind::Kernel, "waiting for the BPF hit handler", e)
+                    })?;
+                    active
+                        .handler
+                        .poll_records(&mut |r| batch.push(Sampled::Record(r)));
+                    Duration::ZERO
+                }
+                None => wait,
+            };
+            let outcome = self.session.poll(perf_wait, &mut |record| {
                 if let Record::Comm {
                     pid, exec: true, ..
                 } = &record
@@ -446,7 +750,13 @@ impl Drain<'_> {
                 break "target exited";
             }
             let session = &mut self.session;
+            let handler = self.handler.as_ref();
             if let Err(error) = self.placement.rotate(monotonic_ns(), |register, piece| {
+                // The value the piece holds as its turn starts: the `old` of its first hit
+                // in this turn (a write in the moment before the move is not seen anyway).
+                if let (Some(active), Some(pid)) = (handler, target_pid) {
+                    active.seed_from_memory(pid, piece.addr);
+                }
                 session.modify(register, piece)
             }) {
                 self.notice(Notice::Warning(format!(
@@ -459,23 +769,53 @@ impl Drain<'_> {
         self.session.disable()?;
         self.placement.stop(stopped_ns);
         // What the kernel wrote before the disable is still in the rings.
+        if let Some(active) = self.handler.as_mut() {
+            active
+                .handler
+                .poll_records(&mut |r| batch.push(Sampled::Record(r)));
+        }
         self.session
             .drain(&mut |record| Sampled::keep(record, &mut batch));
         self.push(&mut batch);
         let duration = self.armed_at.elapsed();
+        let mut perf_count = 0;
         for c in self.session.counts()? {
             self.placement.register_count(c.watch, c.count);
+            perf_count += c.count;
         }
+        self.push_counts()?;
+        let handler_totals = match &self.handler {
+            Some(active) => {
+                let stats = active.handler.stats().map_err(|e| {
+                    Error::wrap(
+                        ErrorKind::Kernel,
+                        "reading the BPF hit handler's counters",
+                        e,
+                    )
+                })?;
+                Some(HandlerTotals {
+                    runs: stats.runs,
+                    filtered: stats.filtered,
+                    skipped: stats.skipped(perf_count),
+                    ring_full: stats.ring_full,
+                    count_map_full: stats.count_map_full,
+                })
+            }
+            None => None,
+        };
         let lost_records = self.session.lost();
         let throttled = self.session.throttled();
         let Drain {
             session,
+            handler,
             placement,
             dropped,
             ..
         } = self;
-        // Close the events now: the registers are free before the caller's thread finishes.
+        // Close the events now: the registers are free before the caller's thread finishes;
+        // with the events and the handler's fds closed, the kernel frees its program and maps.
         drop(session);
+        drop(handler);
         Ok(DrainEnd {
             placement,
             ended_by: ended_by.to_string(),
@@ -483,6 +823,7 @@ impl Drain<'_> {
             throttled,
             dropped,
             duration,
+            handler: handler_totals,
         })
     }
 
@@ -522,6 +863,18 @@ impl Drain<'_> {
                     };
                     Queued::Hit { hit, piece, value }
                 }
+                Sampled::Record(record) => {
+                    let to_piece = &self
+                        .handler
+                        .as_ref()
+                        .expect("records come from it")
+                        .to_piece;
+                    let Some(&piece) = to_piece.get(record.piece as usize) else {
+                        continue;
+                    };
+                    self.placement.charge_piece(piece);
+                    Queued::Record { record, piece }
+                }
                 Sampled::Comm { tid, comm, .. } => Queued::Comm { tid, comm },
                 Sampled::Fork {
                     tid, ppid, ptid, ..
@@ -547,6 +900,7 @@ impl Drain<'_> {
             return Ok(());
         }
         self.next_interval = Some(due + interval);
+        self.push_counts()?;
         let kernel: Option<Vec<u64>> = if self.placement.is_static() {
             let mut per_register = vec![0; self.session.watches().len()];
             for c in self.session.counts()? {
@@ -560,6 +914,38 @@ impl Drain<'_> {
             .placement
             .progress_counts(self.n_watches, kernel.as_deref());
         let item = Queued::Progress { elapsed, counts };
+        let cost = item.cost();
+        let _ = self.queue.push_all([(item, cost)]);
+        Ok(())
+    }
+
+    /// Count mode: reads the handler's count map, charges it to the pieces (hits seen) and
+    /// queues it for the caller's thread.
+    fn push_counts(&mut self) -> Result<()> {
+        let Some(active) = &self.handler else {
+            return Ok(());
+        };
+        if active.handler.spec().mode != HandlerMode::Count {
+            return Ok(());
+        }
+        let counts = active.handler.counts().map_err(|e| {
+            Error::wrap(ErrorKind::Kernel, "reading the BPF hit handler's counts", e)
+        })?;
+        let mut seen = vec![0u64; self.placement.pieces().len()];
+        let counts: Vec<(CountKey, usize, u64)> = counts
+            .into_iter()
+            .filter_map(|(key, n)| {
+                let piece = *active.to_piece.get(key.piece as usize)?;
+                seen[piece] += n;
+                Some((key, piece, n))
+            })
+            .collect();
+        for (piece, n) in seen.into_iter().enumerate() {
+            if active.to_piece.contains(&piece) {
+                self.placement.set_seen(piece, n);
+            }
+        }
+        let item = Queued::Counts(counts);
         let cost = item.cost();
         let _ = self.queue.push_all([(item, cost)]);
         Ok(())
@@ -583,6 +969,26 @@ impl Drain<'_> {
                 return;
             }
         };
+        if notes.iter().any(|n| matches!(n, HotplugNote::Armed { .. })) {
+            if let Some(active) = &self.handler {
+                // The new CPU's events: attach the handler (the others already have it). Hits
+                // between their enable and this attach come as perf samples, read after.
+                let mut failed = None;
+                for (_, fd) in self.session.event_fds() {
+                    match active.handler.attach(fd) {
+                        Ok(()) => {}
+                        Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(error) = failed {
+                    self.notice(Notice::Warning(format!(
+                        "cannot attach the BPF hit handler on a CPU that came online ({error}); \
+                         its hits are read after"
+                    )));
+                }
+            }
+        }
         for note in notes {
             let text = match note {
                 HotplugNote::WentOffline { cpu, .. } => {
@@ -608,6 +1014,14 @@ struct Delivery<'a> {
     reported: Vec<u64>,
     total_reported: u64,
     armed_ns: u64,
+    /// Per piece: the handler knows its value at arming (else the first `old` is unknown).
+    seeded: Vec<bool>,
+    /// Decoded trapping stores per (pid, ip), for the fallback's register values.
+    stores: HashMap<(i32, u64), Option<DecodedStore>>,
+    /// Process of a thread seen in the count map (CPU-wide watches).
+    pid_of: HashMap<i32, i32>,
+    /// Per piece: the count map's total (count mode), added to `reported` at the end.
+    counted: Vec<u64>,
 }
 
 /// Takes what the drain thread queues and hands it to the sink until the queue closes; returns
@@ -643,11 +1057,23 @@ fn deliver(
                     elapsed,
                     counts: &counts,
                 }),
-                Queued::Hit { hit, piece, value } => {
+                Queued::Counts(counts) => {
+                    let counts = d.counts(plan, opts, counts);
+                    sink.counts(&counts)
+                }
+                Queued::Hit { .. } | Queued::Record { .. } => {
                     if consumer.load(Ordering::SeqCst) != CONSUMER_RUNNING {
                         continue;
                     }
-                    let hit = d.hit(plan, opts, hit, piece, value);
+                    let (hit, piece) = match item {
+                        Queued::Hit { hit, piece, value } => {
+                            (d.hit(plan, opts, hit, piece, value), piece)
+                        }
+                        Queued::Record { record, piece } => {
+                            (d.record(plan, opts, record, piece), piece)
+                        }
+                        _ => unreachable!("matched above"),
+                    };
                     d.reported[piece] += 1;
                     d.total_reported += 1;
                     match sink.hit(&hit) {
@@ -682,7 +1108,12 @@ fn deliver(
     }
     match failure {
         Some(e) => Err(e),
-        None => Ok(std::mem::take(&mut d.reported)),
+        None => Ok(d
+            .reported
+            .iter()
+            .zip(&d.counted)
+            .map(|(reported, counted)| reported + counted)
+            .collect()),
     }
 }
 
@@ -707,12 +1138,32 @@ impl Delivery<'_> {
         } else {
             Arc::new(CodeInfo::default())
         };
-        let value = value.map(|new| {
+        // The fallback: a plain `mov` store's value from the user registers at the trap.
+        let decoded = match hit.registers {
+            Some(registers)
+                if opts.read_values
+                    && !hit.kernel_mode
+                    && watch.pieces.len() == 1
+                    && watch.access != Access::Execute =>
+            {
+                let cache = &mut *self.cache;
+                self.stores
+                    .entry((hit.pid, hit.ip))
+                    .or_insert_with(|| crate::stop::decode_at(cache, hit.pid, hit.ip))
+                    .and_then(|store| store.value_at(&registers, watch.addr, watch.len))
+            }
+            _ => None,
+        };
+        let value = match decoded {
+            Some(new) => Some((new, ValueSource::DecodedStore)),
+            None => value.map(|new| (new, ValueSource::ReadAfter)),
+        };
+        let value = value.map(|(new, source)| {
             let old = self.last_value[id.0].replace(new);
             HitValue {
                 old,
                 new: Some(new),
-                source: ValueSource::ReadAfter,
+                source,
             }
         });
         let callchain = if opts.callchain {
@@ -742,5 +1193,101 @@ impl Delivery<'_> {
             value,
             callchain,
         }
+    }
+}
+
+impl Delivery<'_> {
+    /// A hit as the in-kernel handler recorded it: exact old and new values of the piece.
+    fn record(
+        &mut self,
+        plan: &WatchPlan,
+        opts: &WatchOptions,
+        record: HandlerRecord,
+        piece: usize,
+    ) -> Hit {
+        let (id, _) = self.piece_owner[piece];
+        let watch = &plan.watches[id.0];
+        let code = if opts.symbolize {
+            self.cache
+                .code(record.pid, record.ip, record.kernel_mode, false)
+        } else {
+            Arc::new(CodeInfo::default())
+        };
+        let value = (opts.read_values && !record.value_unreadable).then(|| {
+            let seeded = std::mem::replace(&mut self.seeded[piece], true);
+            HitValue {
+                old: seeded.then_some(record.old),
+                new: Some(record.new),
+                source: ValueSource::Handler,
+            }
+        });
+        let callchain = if opts.callchain {
+            record
+                .stack
+                .iter()
+                .map(|addr| self.cache.frame(record.pid, *addr, false))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Hit {
+            watch: id,
+            time_ns: record.time_ns.saturating_sub(self.armed_ns),
+            cpu: Some(record.cpu),
+            pid: record.pid,
+            tid: record.tid,
+            comm: self.names.name(record.pid, record.tid),
+            access: watch.access,
+            kernel: record.kernel_mode,
+            ip: record.ip,
+            code,
+            member: self.piece_members[piece].clone(),
+            value,
+            callchain,
+        }
+    }
+
+    /// The count map, symbolized; the pieces' reported counts become its sums.
+    fn counts(
+        &mut self,
+        plan: &WatchPlan,
+        opts: &WatchOptions,
+        counts: Vec<(CountKey, usize, u64)>,
+    ) -> Vec<HitCount> {
+        let target_pid = match &plan.target {
+            PlannedTarget::Threads { pid, .. } => Some(*pid),
+            PlannedTarget::Cpus { .. } => None,
+        };
+        self.counted.iter_mut().for_each(|c| *c = 0);
+        counts
+            .into_iter()
+            .map(|(key, piece, count)| {
+                self.counted[piece] += count;
+                let (id, _) = self.piece_owner[piece];
+                let pid = target_pid.unwrap_or_else(|| {
+                    *self
+                        .pid_of
+                        .entry(key.tid)
+                        .or_insert_with(|| process_of(key.tid))
+                });
+                let kernel = HandlerPiece::new(key.ip, 1).is_kernel();
+                let code = if opts.symbolize {
+                    self.cache.code(pid, key.ip, kernel, false)
+                } else {
+                    Arc::new(CodeInfo::default())
+                };
+                HitCount {
+                    watch: id,
+                    member: self.piece_members[piece].clone(),
+                    pid,
+                    tid: key.tid,
+                    comm: self.names.name(pid, key.tid),
+                    kernel,
+                    ip: key.ip,
+                    code,
+                    count,
+                }
+            })
+            .collect()
     }
 }

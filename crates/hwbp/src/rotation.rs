@@ -235,6 +235,18 @@ impl PiecePlacement {
         piece
     }
 
+    /// Counts one hit of piece `piece` as seen (a record of the in-kernel handler, which
+    /// names the piece by its address, `ctx->addr`).
+    pub fn charge_piece(&mut self, piece: usize) {
+        self.hits_seen[piece] += 1;
+    }
+
+    /// Sets the hits seen of piece `piece` (the in-kernel handler's count map, which holds
+    /// every count since arming).
+    pub fn set_seen(&mut self, piece: usize, seen: u64) {
+        self.hits_seen[piece] = seen;
+    }
+
     /// Records the kernel's count of `register` at the end.
     pub fn register_count(&mut self, register: usize, count: u64) {
         if let Some(slot) = self.register_counts.get_mut(register) {

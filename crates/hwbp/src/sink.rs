@@ -5,9 +5,12 @@
 
 use std::io;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hit::Hit;
+use hwbp_symbols::cache::CodeInfo;
+
+use crate::hit::{Hit, WatchId};
 
 /// Something the watcher says about the run, apart from hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,32 @@ pub struct Progress<'a> {
     pub counts: &'a [u64],
 }
 
+/// Hits of one watch piece by one thread at one instruction, counted in the kernel
+/// ([`crate::WatchOptions::aggregate`]): what `hwbp stat` builds its per-thread and
+/// per-function tables from.
+#[derive(Debug, Clone)]
+pub struct HitCount {
+    /// The watch.
+    pub watch: WatchId,
+    /// The member (or byte offset) of the piece, for watches over several pieces.
+    pub member: Option<Arc<str>>,
+    /// Process id (the target's; for CPU-wide watches the thread's process while it lives,
+    /// else the thread id).
+    pub pid: i32,
+    /// Thread id.
+    pub tid: i32,
+    /// The thread's name (its last known one).
+    pub comm: Arc<str>,
+    /// The reported address is in the kernel (a kernel-mode access such as `read(2)`).
+    pub kernel: bool,
+    /// The address the CPU reported (on x86 the instruction after a data access).
+    pub ip: u64,
+    /// The accessing instruction, resolved where hwbp could.
+    pub code: Arc<CodeInfo>,
+    /// Hits since arming.
+    pub count: u64,
+}
+
 /// Receives what a watcher produces.
 pub trait HitSink {
     /// One hit. `Break` ends the run (the summary still comes).
@@ -56,6 +85,14 @@ pub trait HitSink {
     fn idle(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Aggregated mode ([`crate::WatchOptions::aggregate`] with the in-kernel handler): every
+    /// count since arming, per (watch piece, thread, instruction), at each interval and once
+    /// at the end (the last call holds the totals). Those hits are not delivered to
+    /// [`hit`](Self::hit). Ignored by default.
+    fn counts(&mut self, _counts: &[HitCount]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<S: HitSink + ?Sized> HitSink for &mut S {
@@ -70,6 +107,9 @@ impl<S: HitSink + ?Sized> HitSink for &mut S {
     }
     fn idle(&mut self) -> io::Result<()> {
         (**self).idle()
+    }
+    fn counts(&mut self, counts: &[HitCount]) -> io::Result<()> {
+        (**self).counts(counts)
     }
 }
 

@@ -103,6 +103,17 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
     Ok((registers, pieces))
 }
 
+/// The store that trapped at `ip` (the instruction after it), decoded from the code.
+pub(crate) fn decode_at(cache: &mut SymbolCache, pid: i32, ip: u64) -> Option<DecodedStore> {
+    cache
+        .code(pid, ip, false, false)
+        .instruction
+        .and_then(|start| {
+            let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
+            decode_store(start, &bytes)
+        })
+}
+
 /// The store that trapped at `ip`, decoded once per IP.
 fn decoded_store(
     stores: &mut HashMap<u64, Option<DecodedStore>>,
@@ -113,13 +124,7 @@ fn decoded_store(
     if let Some(store) = stores.get(&ip) {
         return *store;
     }
-    let decoded = cache
-        .code(pid, ip, false, false)
-        .instruction
-        .and_then(|start| {
-            let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
-            decode_store(start, &bytes)
-        });
+    let decoded = decode_at(cache, pid, ip);
     stores.insert(ip, decoded);
     decoded
 }
@@ -302,7 +307,8 @@ pub(crate) fn run(
                             continue;
                         }
                         if let Some(c) = opts.condition {
-                            if !v.new.is_some_and(|n| c.holds(n)) {
+                            let len = pieces[index].len;
+                            if !v.new.is_some_and(|n| c.holds(n, len)) {
                                 continue;
                             }
                         }
@@ -408,6 +414,7 @@ pub(crate) fn run(
         queue_peak_bytes: 0,
         throttled: 0,
         stray_traps,
+        handler: None,
         duration_s: armed_at.elapsed().as_secs_f64(),
         ended_by,
     })

@@ -161,10 +161,29 @@ pub struct Summary {
     /// the target; seen on some virtual machines under busy watchpoints).
     #[serde(skip_serializing_if = "is_zero")]
     pub stray_traps: u64,
+    /// The in-kernel hit handler's own counters, when it was in use (perf mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerTotals>,
     /// Seconds the watch was armed.
     pub duration_s: f64,
     /// Why the run ended.
     pub ended_by: String,
+}
+
+/// What the in-kernel BPF hit handler counted over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HandlerTotals {
+    /// Times the handler ran (one per hit it saw).
+    pub runs: u64,
+    /// Hits the in-kernel filters (`--changes-only`, `--if`) dropped: not reported, not lost.
+    pub filtered: u64,
+    /// Hits counted by the breakpoint events that the handler never saw (the kernel skips it
+    /// while another BPF program runs on that CPU); counted in `lost`.
+    pub skipped: u64,
+    /// Records lost because the handler's ring buffer was full; counted in `lost`.
+    pub ring_full: u64,
+    /// Hits not counted because the count map was full (`hwbp stat`); counted in `lost`.
+    pub count_map_full: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

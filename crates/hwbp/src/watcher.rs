@@ -24,7 +24,8 @@ use crate::summary::Summary;
 /// How hits are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// Perf breakpoint events: the target never stops; values are read after the hit.
+    /// Perf breakpoint events: the target never stops; values come from the in-kernel BPF
+    /// handler (exact), else from the trapping store or read after the hit.
     #[default]
     Perf,
     /// ptrace debug registers: the accessing thread stops at each hit; values are exact.
@@ -51,10 +52,21 @@ pub struct WatchOptions {
     pub symbolize: bool,
     /// Read the watched value at each hit.
     pub read_values: bool,
-    /// Report only hits that changed the value (gdb's `watch`; stop mode).
+    /// Report only hits that changed the value (gdb's `watch`). Stop mode, or perf mode with
+    /// the in-kernel handler (filtered in the kernel).
     pub changes_only: bool,
-    /// Report only hits whose new value satisfies this (stop mode).
+    /// Report only hits whose new value satisfies this. Stop mode, or perf mode with the
+    /// in-kernel handler.
     pub condition: Option<Condition>,
+    /// Perf mode: read values (and filter, and count) with the in-kernel BPF hit handler when
+    /// this process may load it (root, or CAP_BPF + CAP_PERFMON); else, or when false, from
+    /// perf samples (the stored value decoded from the trapping `mov`, else read after).
+    pub use_bpf: bool,
+    /// Perf mode with the handler: count hits per (piece, thread, instruction) in the kernel
+    /// and deliver them to [`HitSink::counts`](crate::HitSink::counts) at each interval and at
+    /// the end, instead of one [`Hit`](crate::Hit) each (`hwbp stat`). Without the handler,
+    /// hits are delivered one by one as usual.
+    pub aggregate: bool,
     /// Deliver [`crate::Progress`] counts this often (perf mode).
     pub interval: Option<Duration>,
 }
@@ -72,6 +84,8 @@ impl Default for WatchOptions {
             read_values: true,
             changes_only: false,
             condition: None,
+            use_bpf: true,
+            aggregate: false,
             interval: None,
         }
     }
@@ -176,9 +190,13 @@ fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
             ));
         }
     }
-    if options.mode == Mode::Perf && (options.changes_only || options.condition.is_some()) {
+    if options.mode == Mode::Perf
+        && (options.changes_only || options.condition.is_some())
+        && !options.use_bpf
+    {
         return Err(Error::bad_input(
-            "--changes-only and --if need exact values: add --stop",
+            "--changes-only and --if without --stop need the in-kernel BPF handler, which is \
+             turned off: turn it on, or add --stop",
         ));
     }
     if options.mode == Mode::Stop && plan.options.flexible {

@@ -1,13 +1,17 @@
 //! `hwbp stat`: exact access counts per watchpoint (from the kernel's event counters), broken
-//! down per member, per thread and per accessing function (from the samples), as a table or
-//! JSON; `-I MS` prints interval counts while it runs.
+//! down per member, per thread and per accessing function, as a table or JSON; `-I MS` prints
+//! interval counts while it runs. The breakdown is counted in the kernel by the BPF hit
+//! handler when it can be loaded ([`HitSink::counts`]), else built from one perf sample per
+//! hit.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use hwbp::{Hit, HitSink, Mode, Notice, PlannedWatch, Progress, Summary, Watcher};
+use hwbp::{
+    CodeInfo, Hit, HitCount, HitSink, Mode, Notice, PlannedWatch, Progress, Summary, Watcher,
+};
 use serde::Serialize;
 
 use crate::args::StatArgs;
@@ -49,16 +53,21 @@ struct CountingSink<'a> {
 
 /// The function column of a hit: `function (file:line)`, else the instruction's address.
 pub fn function_key(hit: &Hit) -> String {
-    let function = match (hit.code.function(), &hit.code.location) {
+    code_key(&hit.code, hit.ip, hit.kernel)
+}
+
+/// The function column of an accessing instruction (`ip` the reported address).
+fn code_key(code: &CodeInfo, ip: u64, kernel: bool) -> String {
+    let function = match (code.function(), &code.location) {
         (Some(f), Some(loc)) if loc.file.is_some() && loc.line.is_some() => format!(
             "{f} ({}:{})",
             loc.file.as_deref().unwrap_or_default(),
             loc.line.unwrap_or_default()
         ),
         (Some(f), _) => f.to_string(),
-        _ => format!("{:#x}", hit.code.instruction.unwrap_or(hit.ip)),
+        _ => format!("{:#x}", code.instruction.unwrap_or(ip)),
     };
-    if hit.kernel {
+    if kernel {
         format!("{function} [kernel]")
     } else {
         function
@@ -76,6 +85,26 @@ impl HitSink for CountingSink<'_> {
             *b.members.entry(member.to_string()).or_default() += 1;
         }
         Ok(ControlFlow::Continue(()))
+    }
+
+    fn counts(&mut self, counts: &[HitCount]) -> std::io::Result<()> {
+        // Every count since arming: the tables start over.
+        for b in &mut self.breakdown {
+            *b = Breakdown::default();
+        }
+        for c in counts {
+            let b = &mut self.breakdown[c.watch.index()];
+            *b.threads
+                .entry(format!("{} ({})", c.tid, c.comm))
+                .or_default() += c.count;
+            *b.functions
+                .entry(code_key(&c.code, c.ip, c.kernel))
+                .or_default() += c.count;
+            if let Some(member) = &c.member {
+                *b.members.entry(member.to_string()).or_default() += c.count;
+            }
+        }
+        Ok(())
     }
 
     fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
@@ -152,6 +181,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
     let plan = watch_plan(common, args.rotation)?;
     let mut options = watch_options(common, Mode::Perf);
     options.read_values = false;
+    options.aggregate = true;
     options.interval = args.interval_ms.map(Duration::from_millis);
     let watches = plan.watches().to_vec();
     let mut sink = CountingSink {

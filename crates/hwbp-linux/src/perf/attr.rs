@@ -78,7 +78,17 @@ pub struct SampleOptions {
     pub max_stack: u16,
     /// Reader wake-up policy.
     pub wakeup: Wakeup,
+    /// Add `PERF_SAMPLE_REGS_USER` with the 16 general-purpose registers
+    /// ([`REGS_USER_MASK`]): the user registers at the hit, from which the value of a plain
+    /// `mov` store can be recovered (`hwbp_symbols::store`).
+    pub regs_user: bool,
 }
+
+/// `sample_regs_user` for [`SampleOptions::regs_user`]: `AX, BX, CX, DX, SI, DI, BP, SP` and
+/// `R8..R15` of `arch/x86/include/uapi/asm/perf_regs.h` (bits 0-7 and 16-23; not IP, FLAGS or
+/// the segment registers). The kernel writes them in bit order; the ring parser returns them in
+/// instruction-encoding order (`rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15`).
+pub const REGS_USER_MASK: u64 = 0x00ff_00ff;
 
 impl Default for SampleOptions {
     fn default() -> Self {
@@ -86,6 +96,7 @@ impl Default for SampleOptions {
             callchain: false,
             max_stack: 0,
             wakeup: Wakeup::Bytes(16 * 1024),
+            regs_user: false,
         }
     }
 }
@@ -165,6 +176,10 @@ pub fn breakpoint_attr(
                 .and_then(|m| u16::try_from(m).ok())
                 .unwrap_or(127)
         };
+    }
+    if sample.regs_user {
+        attr.sample_type |= bindings::PERF_SAMPLE_REGS_USER as u64;
+        attr.sample_regs_user = REGS_USER_MASK;
     }
     attr.set_inherit(inherit.into());
     attr.set_use_clockid(1);
@@ -254,6 +269,7 @@ mod tests {
             callchain: true,
             max_stack: 32,
             wakeup: Wakeup::Events(1),
+            regs_user: false,
         };
         let attr = breakpoint_attr(&watch, &sample, false);
         assert_eq!(attr.sample_type, BASE_SAMPLE_TYPE | 0x20);
@@ -263,6 +279,19 @@ mod tests {
             (0, 0, 1)
         );
         assert_eq!(attr.bp_type, 3);
+    }
+
+    #[test]
+    fn regs_user_adds_the_bit_and_the_sixteen_gprs() {
+        let watch = WatchRequest::new(0x2000, 8, Access::Write);
+        let sample = SampleOptions {
+            regs_user: true,
+            ..SampleOptions::default()
+        };
+        let attr = breakpoint_attr(&watch, &sample, true);
+        assert_eq!(attr.sample_type, BASE_SAMPLE_TYPE | 0x1000);
+        assert_eq!(attr.sample_regs_user, 0x00ff_00ff);
+        assert_eq!(attr.sample_regs_user.count_ones(), 16);
     }
 
     #[test]

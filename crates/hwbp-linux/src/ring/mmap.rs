@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::errno::Errno;
 use perf_event_open_sys::bindings::perf_event_mmap_page;
 
-use super::parse::{parse_unread, RingRecord};
+use super::parse::{parse_unread, RingRecord, SampleLayout};
 use crate::error::{read_proc_int, Error};
 
 /// What a ring has seen since it was mapped.
@@ -156,7 +156,12 @@ impl MappedRing {
     /// Parses every published record, calling `on_record` for each, and hands the space back
     /// to the kernel. LOST/THROTTLE/UNTHROTTLE records are also counted in [`Self::stats`].
     /// Returns the number of records seen.
-    pub fn drain(&mut self, callchain: bool, on_record: &mut dyn FnMut(RingRecord)) -> usize {
+    pub fn drain(
+        &mut self,
+        layout: impl Into<SampleLayout>,
+        on_record: &mut dyn FnMut(RingRecord),
+    ) -> usize {
+        let layout = layout.into();
         let mut records = 0;
         // Re-read the head after each pass so records that arrive while we work are taken too,
         // but bound the work to one ring's worth so one busy CPU cannot starve the others.
@@ -189,7 +194,7 @@ impl MappedRing {
                 )
             };
             let stats = &mut self.stats;
-            let consumed = parse_unread(first, second, callchain, &mut self.scratch, &mut |r| {
+            let consumed = parse_unread(first, second, layout, &mut self.scratch, &mut |r| {
                 records += 1;
                 match &r {
                     RingRecord::Lost { lost, .. } => stats.lost += lost,

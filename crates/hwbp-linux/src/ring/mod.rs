@@ -12,6 +12,6 @@ pub mod parse;
 
 pub use mmap::{MappedRing, RingStats};
 pub use parse::{
-    parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleRecord, TaskRecord,
-    SAMPLE_ID_SIZE,
+    parse_record, parse_unread, CommRecord, RecordHeader, RingRecord, SampleLayout, SampleRecord,
+    TaskRecord, SAMPLE_ID_SIZE,
 };

@@ -57,7 +57,37 @@ pub struct SampleRecord {
     /// `PERF_SAMPLE_CALLCHAIN`, raw: frames interleaved with `PERF_CONTEXT_*` markers. Empty
     /// when callchains were not requested.
     pub callchain: Vec<u64>,
+    /// `PERF_SAMPLE_REGS_USER` with [`crate::perf::attr::REGS_USER_MASK`]: the user-mode
+    /// general-purpose registers in instruction-encoding order (`rax, rcx, rdx, rbx, rsp, rbp,
+    /// rsi, rdi, r8..r15`). `None` when not requested or when the kernel had no user registers
+    /// (`abi == PERF_SAMPLE_REGS_ABI_NONE`, e.g. a kernel thread).
+    pub regs_user: Option<[u64; 16]>,
 }
+
+/// What the samples of a ring carry beyond [`crate::perf::attr::BASE_SAMPLE_TYPE`], in record
+/// order: `PERF_SAMPLE_CALLCHAIN`, then `PERF_SAMPLE_REGS_USER` (with
+/// [`crate::perf::attr::REGS_USER_MASK`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleLayout {
+    /// `PERF_SAMPLE_CALLCHAIN` is set.
+    pub callchain: bool,
+    /// `PERF_SAMPLE_REGS_USER` is set.
+    pub regs_user: bool,
+}
+
+/// A bare `bool` is the callchain flag (the layout before registers were added).
+impl From<bool> for SampleLayout {
+    fn from(callchain: bool) -> Self {
+        SampleLayout {
+            callchain,
+            regs_user: false,
+        }
+    }
+}
+
+/// Position of each register of [`crate::perf::attr::REGS_USER_MASK`], in the kernel's bit
+/// order (`AX, BX, CX, DX, SI, DI, BP, SP, R8..R15`), in instruction-encoding order.
+const PERF_REG_TO_ENCODING: [usize; 16] = [0, 3, 1, 2, 6, 7, 5, 4, 8, 9, 10, 11, 12, 13, 14, 15];
 
 impl SampleRecord {
     /// True if the access happened in kernel mode (`PERF_RECORD_MISC_KERNEL`).
@@ -221,9 +251,14 @@ impl Words<'_> {
     }
 }
 
-/// Parses one record's body (the bytes after the header). `callchain` says whether
-/// `PERF_SAMPLE_CALLCHAIN` is in the events' `sample_type`.
-pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingRecord {
+/// Parses one record's body (the bytes after the header). `layout` says what the events'
+/// `sample_type` adds to the base (a `bool`: whether `PERF_SAMPLE_CALLCHAIN` is set).
+pub fn parse_record(
+    header: RecordHeader,
+    body: &[u8],
+    layout: impl Into<SampleLayout>,
+) -> RingRecord {
+    let layout = layout.into();
     let malformed = RingRecord::Malformed {
         type_: header.type_,
         size: header.size,
@@ -239,7 +274,7 @@ pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingR
                 let addr = w.u64()?;
                 let (cpu, _res) = w.two_u32()?;
                 let mut chain = Vec::new();
-                if callchain {
+                if layout.callchain {
                     let nr = usize::try_from(w.u64()?).ok()?;
                     if nr > w.bytes.len() / 8 {
                         return None;
@@ -247,6 +282,17 @@ pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingR
                     chain.reserve_exact(nr);
                     for _ in 0..nr {
                         chain.push(w.u64()?);
+                    }
+                }
+                let mut regs_user = None;
+                if layout.regs_user {
+                    let abi = w.u64()?;
+                    if abi != 0 {
+                        let mut regs = [0u64; 16];
+                        for slot in PERF_REG_TO_ENCODING {
+                            regs[slot] = w.u64()?;
+                        }
+                        regs_user = Some(regs);
                     }
                 }
                 Some(SampleRecord {
@@ -259,6 +305,7 @@ pub fn parse_record(header: RecordHeader, body: &[u8], callchain: bool) -> RingR
                     cpu,
                     cpumode: header.misc & 7,
                     callchain: chain,
+                    regs_user,
                 })
             })();
             parsed.map_or(malformed, RingRecord::Sample)
@@ -323,10 +370,11 @@ fn copy_out(first: &[u8], second: &[u8], offset: usize, len: usize, dst: &mut Ve
 pub fn parse_unread(
     first: &[u8],
     second: &[u8],
-    callchain: bool,
+    layout: impl Into<SampleLayout>,
     scratch: &mut Vec<u8>,
     on_record: &mut dyn FnMut(RingRecord),
 ) -> usize {
+    let layout = layout.into();
     let total = first.len() + second.len();
     let mut pos = 0usize;
     while total - pos >= RecordHeader::SIZE {
@@ -351,13 +399,13 @@ pub fn parse_unread(
         let body_start = pos + RecordHeader::SIZE;
         let body_len = size - RecordHeader::SIZE;
         let record = if body_start + body_len <= first.len() {
-            parse_record(header, &first[body_start..body_start + body_len], callchain)
+            parse_record(header, &first[body_start..body_start + body_len], layout)
         } else if body_start >= first.len() {
             let start = body_start - first.len();
-            parse_record(header, &second[start..start + body_len], callchain)
+            parse_record(header, &second[start..start + body_len], layout)
         } else {
             copy_out(first, second, body_start, body_len, scratch);
-            parse_record(header, scratch, callchain)
+            parse_record(header, scratch, layout)
         };
         on_record(record);
         pos += size;
@@ -439,6 +487,7 @@ mod tests {
             cpu: 1,
             cpumode: 2,
             callchain: Vec::new(),
+            regs_user: None,
         }
     }
 
@@ -530,6 +579,51 @@ mod tests {
             (vec![0xffff_8000_0000_1000, 0x401234, 0x401500], 1)
         );
         assert!(!sample.kernel_mode());
+    }
+
+    #[test]
+    fn user_registers_follow_the_callchain_in_encoding_order() {
+        // A sample with a one-frame callchain, then REGS_USER: abi 2 (64-bit) and the 16
+        // registers in the kernel's bit order AX, BX, CX, DX, SI, DI, BP, SP, R8..R15, each
+        // holding 100 + its perf_regs index (R8 is index 16).
+        let perf_index = [0u64, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+        let mut v = sample_bytes(3, 33, 0x6000, Some(&[0x40_1234]));
+        v.extend_from_slice(&2u64.to_ne_bytes());
+        for i in perf_index {
+            v.extend_from_slice(&(100 + i).to_ne_bytes());
+        }
+        // A second sample whose task had no user registers (abi 0: nothing follows).
+        let mut none = sample_bytes(4, 44, 0x6000, Some(&[]));
+        none.extend_from_slice(&0u64.to_ne_bytes());
+        for stream in [&mut v, &mut none] {
+            let size = stream.len() as u16;
+            stream[6..8].copy_from_slice(&size.to_ne_bytes());
+        }
+        v.extend(none);
+        let layout = SampleLayout {
+            callchain: true,
+            regs_user: true,
+        };
+        let mut scratch = Vec::new();
+        let mut got = Vec::new();
+        let consumed = parse_unread(&v, &[], layout, &mut scratch, &mut |r| got.push(r));
+        assert_eq!(consumed, v.len());
+        let [RingRecord::Sample(first), RingRecord::Sample(second)] = &got[..] else {
+            panic!("expected two samples, got {got:?}");
+        };
+        assert_eq!(first.callchain, vec![0x40_1234]);
+        // rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15.
+        assert_eq!(
+            first.regs_user,
+            Some([100, 102, 103, 101, 107, 106, 104, 105, 116, 117, 118, 119, 120, 121, 122, 123])
+        );
+        assert_eq!((second.tid, second.regs_user), (44, None));
+        // Without the layout bit the same bytes are not read as registers.
+        let mut plain = Vec::new();
+        parse_unread(&v, &[], true, &mut scratch, &mut |r| plain.push(r));
+        assert!(plain
+            .iter()
+            .all(|r| matches!(r, RingRecord::Sample(s) if s.regs_user.is_none())));
     }
 
     #[test]
