@@ -142,6 +142,39 @@ parse_bpftrace() {
     printf '%s\t-\t%s' "${count:-?}" "$lost"
 }
 
+# bpftrace printing each hit's value: counted = lines printed, reported = lines whose value is
+# the one the loop wrote (0, 1, 2, ... in order), lost = its "Lost N events".
+parse_bpftrace_values() {
+    python3 -c '
+import re, sys
+lines = [l for l in open(sys.argv[1]).read().split("\n") if re.fullmatch(r"-?[0-9]+", l)]
+exact = sum(1 for i, l in enumerate(lines) if int(l) == i)
+err = open(sys.argv[2]).read() + open(sys.argv[1]).read()
+lost = sum(int(n) for n in re.findall(r"Lost ([0-9]+) events", err))
+print("%d\t%d exact\t%d" % (len(lines), exact, lost), end="")
+' "$1.out" "$1.err"
+}
+# A file of hwbp JSON lines (watch -o, or a recording): reported = hits whose value_after is
+# the one the loop wrote and marked exact.
+parse_hwbp_file() {
+    python3 -c '
+import json, sys
+hits = exact = 0
+summary = None
+for line in open(sys.argv[1]):
+    v = json.loads(line)
+    if v.get("type") == "hit":
+        if v.get("value_after") == hits and v.get("exact"):
+            exact += 1
+        hits += 1
+    elif v.get("type") == "summary":
+        summary = v
+w = summary["watchpoints"][0]
+print("%s\t%d exact\t%s" % (w["hits"], exact, w["lost"]), end="")
+' "$WORK/hits.json"
+    rm -f "$WORK/hits.json"
+}
+
 PROG=$WORK/prog
 run_hwbp_rows() {
     local bin=$1 suffix=$2
@@ -149,6 +182,10 @@ run_hwbp_rows() {
     run_tool "hwbp watch --json > /dev/null$suffix" "$bin watch $SPEC --json -- $PROG > /dev/null" parse_none
     run_tool "hwbp watch --json, piped to tail -n1$suffix" \
         "$bin watch $SPEC --json -- $PROG | tail -n 1" parse_hwbp_watch
+    run_tool "hwbp watch --json -o FILE$suffix" \
+        "$bin watch $SPEC --json -o $WORK/hits.json -- $PROG" parse_hwbp_file
+    run_tool "hwbp record -o FILE$suffix" \
+        "$bin record $SPEC -o $WORK/hits.json -- $PROG" parse_hwbp_file
 }
 command -v bpftrace >/dev/null ||
     echo "bpftrace is NOT installed: its row is skipped (apt-get install -y bpftrace)" >&2
@@ -161,6 +198,9 @@ for ROUND in $(seq 1 "$REPEATS"); do
     if command -v bpftrace >/dev/null; then
         run_tool "bpftrace watchpoint count()" \
             "bpftrace -e 'watchpoint:$ADDR:8:w { @ = count(); }' -c $PROG" parse_bpftrace
+        run_tool "bpftrace watchpoint printf value" \
+            "bpftrace -e 'watchpoint:$ADDR:8:w { printf(\"%d\\n\", *(int64*)uptr($ADDR)); }' -c $PROG" \
+            parse_bpftrace_values
     elif [ "$ROUND" = 1 ]; then
         printf 'bpftrace watchpoint count()\tNA\tNA\tNA\tnot installed\t-\t-\n' >>"$RESULTS"
     fi
