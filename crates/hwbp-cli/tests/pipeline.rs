@@ -204,7 +204,15 @@ fn a_struct_whose_pieces_never_had_a_turn_reports_a_lower_bound_naming_them() {
     let run = |json: bool| {
         let mut target = Fixture::spawn(MANY, &[]).unwrap();
         let pid = target.pid().to_string();
-        let mut args = vec!["stat", "cfg", "--flexible", "--rotate-ms", "10000", "-p", &pid];
+        let mut args = vec![
+            "stat",
+            "cfg",
+            "--flexible",
+            "--rotate-ms",
+            "10000",
+            "-p",
+            &pid,
+        ];
         if json {
             args.push("--json");
         }
@@ -231,5 +239,8 @@ fn a_struct_whose_pieces_never_had_a_turn_reports_a_lower_bound_naming_them() {
     assert!(never.iter().all(|m| m.starts_with("cfg.")), "{never:?}");
     let table = run(false);
     assert!(table.contains("lower bound:"), "{table}");
-    assert!(table.contains("never armed (the run ended after"), "{table}");
+    assert!(
+        table.contains("never armed (the run ended after"),
+        "{table}"
+    );
 }

@@ -128,7 +128,7 @@ pub struct Hit {
     /// (`rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15`), when
     /// [`SampleOptions::regs_user`] was set and the task had user registers. For a
     /// kernel-mode access these are the registers at the system call, not at the access.
-    pub registers: Option<[u64; 16]>,
+    pub registers: Option<Box<[u64; 16]>>,
 }
 
 /// Something read from a ring buffer.
@@ -615,7 +615,7 @@ impl WatchSession {
                             kernel_mode: sample.kernel_mode(),
                             callchain,
                             callchain_kernel_frames,
-                            registers: sample.regs_user,
+                            registers: sample.regs_user.map(Box::new),
                         })
                     }
                     RingRecord::Lost { lost, .. } => Record::Lost { count: lost },

@@ -143,12 +143,12 @@ impl Hit {
             comm: &self.comm,
             watch: &watch.label,
             watch_id: self.watch,
-            address: format!("{:#x}", watch.addr),
+            address: Hex(watch.addr),
             field: self.member.as_deref(),
             access: self.access.letters(),
             kernel: self.kernel,
-            ip: format!("{:#x}", self.ip),
-            instruction: self.code.instruction.map(|i| format!("{i:#x}")),
+            ip: Hex(self.ip),
+            instruction: self.code.instruction.map(Hex),
             function: self.code.function(),
             offset: self.code.offset(),
             file: location.and_then(|l| l.file.as_deref()),
@@ -159,6 +159,17 @@ impl Hit {
             value_source: self.value.map(|v| v.source.name()),
             callchain: self.callchain.iter().map(|f| &**f).collect(),
         }
+    }
+}
+
+/// An address as a JSON string `"0x..."`, formatted straight into the output (no allocation
+/// per hit).
+#[derive(Debug, Clone, Copy)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:#x}", self.0))
     }
 }
 
@@ -175,13 +186,13 @@ pub struct HitJson<'a> {
     comm: &'a str,
     watch: &'a str,
     watch_id: WatchId,
-    address: String,
+    address: Hex,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     access: &'static str,
     kernel: bool,
-    ip: String,
-    instruction: Option<String>,
+    ip: Hex,
+    instruction: Option<Hex>,
     function: Option<&'a str>,
     offset: Option<u64>,
     file: Option<&'a str>,

@@ -884,7 +884,8 @@ impl Drain<'_> {
             items.push((item, cost));
         }
         for refused in self.queue.push_all(items) {
-            if matches!(refused, Queued::Hit { .. }) {
+            // A hit, from a perf sample or from the handler: counted as lost.
+            if matches!(refused, Queued::Hit { .. } | Queued::Record { .. }) {
                 self.dropped += 1;
             }
         }

@@ -19,7 +19,6 @@ use serde::Serialize;
 pub struct Output {
     inner: Box<dyn Write>,
     buf: Vec<u8>,
-    line: Vec<u8>,
     /// Most bytes per write.
     chunk: usize,
     /// Flush after every line (a terminal).
@@ -45,8 +44,7 @@ impl Output {
         };
         Ok(Output {
             inner,
-            buf: Vec::with_capacity(chunk),
-            line: Vec::new(),
+            buf: Vec::with_capacity(chunk + 4096),
             chunk,
             flush_each,
         })
@@ -57,16 +55,18 @@ impl Output {
         &mut self,
         fill: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        self.line.clear();
-        fill(&mut self.line)?;
-        if self.buf.len() + self.line.len() > self.chunk {
-            self.flush()?;
+        // Made in place: a write then holds the lines before this one, and this one moves to
+        // the front of the buffer (the only copy, once per chunk).
+        let start = self.buf.len();
+        fill(&mut self.buf)?;
+        if self.buf.len() > self.chunk && start > 0 {
+            self.inner.write_all(&self.buf[..start])?;
+            self.buf.drain(..start);
         }
-        if self.line.len() > self.chunk {
+        if self.buf.len() > self.chunk {
             // One very long line (a deep callchain): its own write.
-            self.inner.write_all(&self.line)?;
-        } else {
-            self.buf.extend_from_slice(&self.line);
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
         }
         if self.flush_each {
             self.flush()?;
