@@ -218,6 +218,9 @@ pub(crate) fn run(
     }
     let requests = placement.session_requests();
     let target_pid = plan.target.pid();
+    // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
+    let chains = crate::chain::PerfChains::new(&plan, &placement)?;
+    let mut typed_values = crate::typed::WatchValues::new(&plan, target_pid);
     let mut session_opts = SessionOptions {
         ring_pages: opts.ring_pages,
         ..SessionOptions::default()
@@ -313,6 +316,7 @@ pub(crate) fn run(
                 armed_at,
                 dropped: 0,
                 next_interval: opts.interval,
+                chains: &chains,
             };
             drain.run()
         });
@@ -331,6 +335,7 @@ pub(crate) fn run(
                 reported: vec![0; n_pieces],
                 total_reported: 0,
                 armed_ns,
+                typed_values: &mut typed_values,
             },
         );
         let drained = drain
@@ -394,6 +399,8 @@ struct Drain<'a> {
     armed_at: Instant,
     dropped: u64,
     next_interval: Option<Duration>,
+    /// Value chains to move when one of their pointers is written.
+    chains: &'a crate::chain::PerfChains,
 }
 
 impl Drain<'_> {
@@ -499,6 +506,15 @@ impl Drain<'_> {
             let item = match sampled {
                 Sampled::Hit(hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
+                    // Hook 2 of 3: a chain's pointer was written: move its value's pieces.
+                    let (session, placement) = (&mut self.session, &self.placement);
+                    if let Err(error) = self.chains.on_hit(piece, hit.pid, |p, request| {
+                        let register = placement.register_of(p).unwrap_or(p);
+                        session.modify(register, request)
+                    }) {
+                        let text = format!("cannot move a value chain's watch ({error})");
+                        self.notice(Notice::Warning(text));
+                    }
                     let watch = self.placement.owner(piece).0 .0;
                     let value = if self.value_watches[watch] {
                         match values.iter().find(|(p, w, _)| *p == hit.pid && *w == watch) {
@@ -601,6 +617,7 @@ struct Delivery<'a> {
     reported: Vec<u64>,
     total_reported: u64,
     armed_ns: u64,
+    typed_values: &'a mut crate::typed::WatchValues,
 }
 
 /// Takes what the drain thread queues and hands it to the sink until the queue closes; returns
@@ -688,7 +705,7 @@ impl Delivery<'_> {
         piece: usize,
         value: Option<u64>,
     ) -> Hit {
-        let (id, _) = self.piece_owner[piece];
+        let (id, index) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
         let code = if opts.symbolize {
             self.cache.code(
@@ -720,7 +737,7 @@ impl Delivery<'_> {
         } else {
             Vec::new()
         };
-        Hit {
+        let mut out = Hit {
             watch: id,
             time_ns: hit.time_ns.saturating_sub(self.armed_ns),
             cpu: Some(hit.cpu),
@@ -734,6 +751,10 @@ impl Delivery<'_> {
             member: self.piece_members[piece].clone(),
             value,
             callchain,
-        }
+            typed: None,
+        };
+        // Hook 3 of 3: the value in its type.
+        self.typed_values.annotate(plan, &mut out, index);
+        out
     }
 }

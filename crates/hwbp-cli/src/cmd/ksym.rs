@@ -341,6 +341,8 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             kernel_address: true,
             layout: None,
             layout_offset: 0,
+            value_type: None,
+            chain: None,
         });
     }
     let access = watches.iter().map(|w| w.access.letters()).collect();

@@ -52,6 +52,7 @@ fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
         .options(hwbp::PlanOptions {
             flexible: args.rotation.flexible,
             rotate_ms: args.rotation.rotate_ms,
+            location: args.location,
             ..hwbp::PlanOptions::default()
         })
         .build()?;
@@ -64,6 +65,13 @@ fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
     );
     for line in placement.piece_lines(plan.watches()) {
         println!("{line}");
+    }
+    for note in plan
+        .watches()
+        .iter()
+        .filter_map(hwbp::PlannedWatch::chain_note)
+    {
+        println!("{note}");
     }
     Ok(())
 }
