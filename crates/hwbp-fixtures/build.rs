@@ -32,6 +32,7 @@ const SOURCES: &[&str] = &[
     "spin.c",
     "typed.c",
     "typed_b.c",
+    "chain.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -81,6 +82,7 @@ fn main() {
         &["typed.c", "typed_b.c"],
         &no_pie,
     );
+    gcc(&out_dir, &c_dir, "chain", &["chain.c"], &no_pie);
     gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
     rustc(
         &out_dir,

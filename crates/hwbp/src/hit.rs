@@ -134,7 +134,8 @@ impl Hit {
     /// hwbp's JSON object for this hit (one line of `hwbp watch --json`). Fields, in order:
     /// `type` (`"hit"`), `time_ns`, `cpu` (absent in stop mode), `pid`, `tid`, `comm`,
     /// `watch` (the spec as written), `watch_id`, `address` (`0x...`), `field` (absent for a
-    /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `offset`, `file`,
+    /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
+    /// (`libc.so.6+0x27e66` when no symbol names the code; absent otherwise), `offset`, `file`,
     /// `line`, `value_after`, `value_before`, `exact`, `value_source` (`stopped`,
     /// `decoded-store`, `read-after`, `handler`; absent when no value is read), `callchain`
     /// (absent unless sampled). For a watch of a symbol or expression, the typed fields
@@ -164,6 +165,7 @@ impl Hit {
             ip: format!("{:#x}", self.ip),
             instruction: self.code.instruction.map(|i| format!("{i:#x}")),
             function: self.code.function(),
+            module_offset: self.code.module_offset.as_ref().map(ToString::to_string),
             offset: self.code.offset(),
             file: location.and_then(|l| l.file.as_deref()),
             line: location.and_then(|l| l.line),
@@ -218,6 +220,8 @@ pub struct HitJson<'a> {
     ip: String,
     instruction: Option<String>,
     function: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module_offset: Option<String>,
     offset: Option<u64>,
     file: Option<&'a str>,
     line: Option<u32>,

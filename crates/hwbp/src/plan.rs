@@ -229,9 +229,15 @@ impl PlannedTarget {
         match self {
             PlannedTarget::Threads {
                 pid,
-                launched: Some(_),
+                launched: Some(launched),
                 ..
-            } => format!("the command (pid {pid})"),
+            } => match launched.followed().last() {
+                Some(program) => format!(
+                    "the command (pid {pid}), followed through exec to {}",
+                    program.display()
+                ),
+                None => format!("the command (pid {pid})"),
+            },
             PlannedTarget::Threads { pid, tids, .. } if tids.len() == 1 && tids[0] != *pid => {
                 format!("thread {} of process {pid}", tids[0])
             }
@@ -321,7 +327,18 @@ impl PlanBuilder {
                 "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
             ));
         };
-        let target = resolve_target(target)?;
+        let argv = match &target {
+            Target::Launch(argv) => argv.clone(),
+            _ => Vec::new(),
+        };
+        let mut target = resolve_target(target)?;
+        if let PlannedTarget::Threads {
+            launched: Some(launched),
+            ..
+        } = &mut target
+        {
+            follow_to_the_program(launched, &argv, &specs)?;
+        }
         let needs_symbols = specs.iter().any(|s| match s {
             ParsedSpec::Spec(spec) => matches!(spec.location, WatchLocation::Symbol { .. }),
             ParsedSpec::Expression { .. } => true,
@@ -884,6 +901,89 @@ fn plan_expression(
         })),
         chain,
     })
+}
+
+/// Most `exec`s followed from a launched wrapper to the program that defines the watched names.
+const MAX_EXECS_FOLLOWED: usize = 8;
+
+/// The names the specs need from the program's symbol tables: each symbol, and the root
+/// variable of each expression (none for a cast of a constant).
+fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|s| match s {
+            ParsedSpec::Spec(spec) => match &spec.location {
+                WatchLocation::Symbol { name, .. } => Some(name.clone()),
+                WatchLocation::Address(_) => None,
+            },
+            ParsedSpec::Expression { text, .. } => {
+                let body = text.trim_start_matches(['*', '&', ' ', '\'']);
+                let root: String = body
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                (!root.is_empty() && !text.trim_start_matches('*').starts_with('(')).then_some(root)
+            }
+        })
+        .collect()
+}
+
+/// True when `argv` runs another program: a `#!` script, or a command one of whose arguments
+/// is an executable file or a program in `PATH` (`env VAR=1 prog`, `nice prog`, a shim).
+fn runs_another_program(argv: &[OsString]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let find = |word: &OsString| -> Option<std::path::PathBuf> {
+        let path = std::path::Path::new(word);
+        if word.to_string_lossy().contains('/') {
+            return executable(path).then(|| path.to_path_buf());
+        }
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(word))
+                .find(|p| executable(p))
+        })
+    };
+    let Some(program) = argv.first().and_then(find) else {
+        return false;
+    };
+    let mut head = [0u8; 2];
+    let script = std::fs::File::open(&program)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!";
+    script || argv[1..].iter().any(|word| find(word).is_some())
+}
+
+/// For a launched command that runs another program (a `#!` script, `env VAR=1 prog`, a
+/// shim): follows its `exec`s until the image defines every name the specs need, so the
+/// watch is armed in the program meant, from its first instruction.
+fn follow_to_the_program(
+    launched: &mut LaunchedProcess,
+    argv: &[OsString],
+    specs: &[ParsedSpec],
+) -> Result<()> {
+    let names = names_needed(specs);
+    if names.is_empty() || !runs_another_program(argv) {
+        return Ok(());
+    }
+    for _ in 0..MAX_EXECS_FOLLOWED {
+        let defined = ProcessSymbols::load(launched.pid() as u32)
+            .is_ok_and(|symbols| names.iter().all(|n| symbols.resolve(n).is_ok()));
+        if defined {
+            return Ok(());
+        }
+        launched.follow_exec().map_err(|e| {
+            Error::bad_input(format!(
+                "{e}; no program it ran defines {}: check the names with nm, or launch the \
+                 program itself",
+                names.join(", ")
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// A target that does not exist, with what to do about it.

@@ -168,6 +168,16 @@ pub(crate) fn run(
 ) -> Result<Summary> {
     check(&plan)?;
     let (registers, mut pieces) = allocate(&plan)?;
+    let followed = match &plan.target {
+        PlannedTarget::Threads {
+            launched: Some(launched),
+            ..
+        } => launched
+            .followed()
+            .last()
+            .map(|p| format!(", followed through exec to {}", p.display())),
+        _ => None,
+    };
     let PlannedTarget::Threads {
         pid,
         tids,
@@ -215,7 +225,7 @@ pub(crate) fn run(
             "{} on {} in stop mode ({})",
             plural(plan.watches.len(), "watchpoint"),
             if is_launched {
-                format!("the command (pid {pid})")
+                format!("the command (pid {pid}){}", followed.unwrap_or_default())
             } else {
                 format!("process {pid}")
             },
