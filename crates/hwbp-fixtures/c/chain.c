@@ -55,6 +55,7 @@ struct holder {
 
 struct pair {
 	int lo;
+	int mid;
 	int hi;
 };
 
@@ -70,7 +71,7 @@ enum flags fl = F_A;
 float fv = 1.5f;
 double dv = 0.25;
 int *ip;
-struct pair pr = { 1, 2 };
+struct pair pr = { 1, 0, 2 };
 short arr[4] = { 1, 2, 3, 4 };
 uint8_t big[16384];
 

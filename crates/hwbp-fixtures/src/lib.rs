@@ -156,7 +156,7 @@ pub const TYPED_NOPIE: &str = concat!(env!("OUT_DIR"), "/typed_nopie");
 /// exit 0: the value chain of `p->val` (p: NULL -> &a -> &b -> &c, one write through the old
 /// object after each move), `hp->o->val` through two pointers (ending with `hp` NULL), then one
 /// write of each C type kind (`neg` -7 twice then 0, `ch`, `ok`, `color`, `fl`, `fv`, `dv`,
-/// `ip`, `pr.hi`, `arr[2]`, `big[100]` of `uint8_t big[16384]`). Watched from the first
+/// `ip`, `pr.hi` (a 12-byte struct, three registers), `arr[2]`, `big[100]` of `uint8_t big[16384]`). Watched from the first
 /// instruction by hwbp and gdb in the differential tests.
 pub const CHAIN: &str = concat!(env!("OUT_DIR"), "/chain");
 

@@ -643,11 +643,15 @@ fn split(label: &str, access: Access, addr: u64, len: u64) -> Result<Vec<(u64, u
     let needed = region::pieces_needed(addr, len, max)
         .map_err(|e| Error::bad_input(format!("watch '{label}': {e}")))?;
     if needed > MAX_PIECES {
+        let base = label.split(['/', ':']).next().unwrap_or(label);
+        let part = if expr::looks_like_expression(label) {
+            format!("a member or an element (e.g. {base}[0] or {base}.MEMBER)")
+        } else {
+            format!("with /LEN (e.g. {base}/64)")
+        };
         return Err(Error::bad_input(format!(
             "watch '{label}': {len} bytes at {addr:#x} need {needed} debug-register pieces; \
-             hwbp rotates at most {MAX_PIECES}: watch a part of it (a member or element, or \
-             /LEN on a symbol, e.g. {}/64)",
-            label.split(['/', ':']).next().unwrap_or(label),
+             hwbp rotates at most {MAX_PIECES}: watch a part of it {part}"
         )));
     }
     let pieces = region::split_region(addr, len, max)

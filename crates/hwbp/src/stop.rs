@@ -423,7 +423,7 @@ pub(crate) fn run(
                         typed: None,
                     };
                     if let Some(observed) = observed {
-                        observed.apply(&mut hit);
+                        observed.apply(&mut hit, ValueSource::Stopped);
                     }
                     reported[index] += 1;
                     total_reported += 1;
@@ -431,6 +431,8 @@ pub(crate) fn run(
                         return Ok("stopped by the hit sink".to_owned());
                     }
                 }
+                // The thread runs on; the next stop may be far off: let buffered output out.
+                sink.idle()?;
             }
             StopEvent::Exited(exit) => {
                 return Ok(if is_launched {

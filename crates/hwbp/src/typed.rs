@@ -22,7 +22,7 @@ use hwbp_symbols::value::{
 use hwbp_symbols::ProcessSymbols;
 
 use crate::condition::Condition;
-use crate::hit::{Hit, WatchId};
+use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{PlannedWatch, WatchPlan};
 
 /// The most bytes of one value hwbp reads, formats and diffs at each hit.
@@ -232,10 +232,11 @@ impl WatchValues {
         })
     }
 
-    /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode).
+    /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
+    /// value is read after the hit).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
         if let Some(observed) = self.observe(plan, hit.watch, piece) {
-            observed.apply(hit);
+            observed.apply(hit, ValueSource::ReadAfter);
         }
     }
 }
@@ -253,9 +254,16 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
-    /// Puts the typed value (and a chain's raw values) into `hit`.
-    pub(crate) fn apply(self, hit: &mut Hit) {
-        if let (Some((old, new)), Some(value)) = (self.raw_values, &mut hit.value) {
+    /// Puts the typed value (and a chain's raw values) into `hit`; a hit without raw values
+    /// of its own (wider than 8 bytes, or a chain unreadable when armed) gets its source,
+    /// `source`, from this reading.
+    pub(crate) fn apply(self, hit: &mut Hit, source: ValueSource) {
+        let value = hit.value.get_or_insert(HitValue {
+            old: None,
+            new: None,
+            source,
+        });
+        if let Some((old, new)) = self.raw_values {
             value.old = old;
             value.new = new;
         }
