@@ -594,3 +594,80 @@ fn exclusive_debian_coreutils_env_optind_written_by_stripped_libc() {
         "{line}"
     );
 }
+
+/// `print EXPR` in gdb attached to `pid`, one value per expression (`$N = ` dropped).
+fn gdb_print(pid: i32, exprs: &[String]) -> Vec<String> {
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-nx", "-batch", "-p", &pid.to_string()]);
+    for e in exprs {
+        cmd.args(["-ex", &format!("print {e}")]);
+    }
+    let out = cmd.output().expect("gdb runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(" = ").filter(|(h, _)| h.starts_with('$')))
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+#[test]
+fn exclusive_cxx_and_rust_paths_resolve_where_gdb_puts_them() {
+    // C++: namespaces, a class's static members, a member of a namespaced struct.
+    let fixture = Fixture::spawn(hwbp_fixtures::SCOPED, &[]).unwrap();
+    let exprs = [
+        "net::port",
+        "Registry::count",
+        "Registry::corners[1].y",
+        "geo::origin.y",
+    ];
+    let out = Command::new(HWBP)
+        .arg("slots")
+        .args(exprs)
+        .args(["net::inner::depth"])
+        .args(["-p", &fixture.pid().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let queries: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| [format!("(unsigned long)&({e})"), format!("sizeof({e})")])
+        .collect();
+    let gdb = gdb_print(fixture.pid(), &queries);
+    assert_eq!(gdb.len(), queries.len(), "gdb: {gdb:?}");
+    for (i, expr) in exprs.iter().enumerate() {
+        let addr: u64 = gdb[2 * i].parse().unwrap();
+        let want = format!(" {expr} ({addr:#x}, {} bytes)", gdb[2 * i + 1]);
+        assert!(text.contains(&want), "{want:?} not in {text}");
+    }
+    // A nested namespace (gdb attached cannot name it; nm can).
+    let depth = nm(hwbp_fixtures::SCOPED)["_ZN3net5inner5depthE"];
+    let want = format!(" net::inner::depth ({depth:#x}, 8 bytes)");
+    assert!(text.contains(&want), "{want:?} not in {text}");
+    drop(fixture);
+
+    // Rust: a static's path, typed as gdb's Rust printer names its members.
+    let mut fixture = Fixture::spawn(hwbp_fixtures::RUST_STATICS, &[]).unwrap();
+    let pid = fixture.pid().to_string();
+    let mut hwbp = Running::hwbp_streaming(&[
+        "watch",
+        "rust_statics::config::COUNTER",
+        "--stop",
+        "--json",
+        "-p",
+        &pid,
+    ]);
+    // End of input: the fixture's exit path does COUNTER.fetch_add(1).
+    fixture.finish().unwrap();
+    let hit: Value = serde_json::from_str(&hwbp.next_line()).unwrap();
+    assert_eq!(
+        hit["changes"],
+        serde_json::json!([{
+            "member": "rust_statics::config::COUNTER.v.value", "old": "9", "new": "10"
+        }]),
+        "{hit}"
+    );
+    assert_eq!(hit["value_type"], "core::sync::atomic::AtomicU32", "{hit}");
+    let (status, _, stderr) = hwbp.finish();
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+}
