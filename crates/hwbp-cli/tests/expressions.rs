@@ -647,7 +647,7 @@ fn exclusive_cxx_and_rust_paths_resolve_where_gdb_puts_them() {
     drop(fixture);
 
     // Rust: a static's path, typed as gdb's Rust printer names its members.
-    let mut fixture = Fixture::spawn(hwbp_fixtures::RUST_STATICS, &[]).unwrap();
+    let fixture = Fixture::spawn(hwbp_fixtures::RUST_STATICS, &[]).unwrap();
     let pid = fixture.pid().to_string();
     let mut hwbp = Running::hwbp_streaming(&[
         "watch",
