@@ -333,16 +333,7 @@ impl LaunchedProcess {
         .map_err(request_error("set options on", self.pid))?;
         ptrace::cont(pid, None).map_err(request_error("continue", self.pid))?;
         loop {
-            let status = match waitpid(pid, None) {
-                Ok(status) => status,
-                Err(Errno::EINTR) => continue,
-                Err(errno) => {
-                    return Err(LaunchError::Wait {
-                        pid: self.pid,
-                        errno,
-                    })
-                }
-            };
+            let status = self.wait_status()?;
             if let Some(exit) = exit_of(status) {
                 self.state = State::Reaped;
                 return Err(LaunchError::EndedEarly { program, exit });
@@ -466,21 +457,28 @@ impl LaunchedProcess {
         self.pid
     }
 
-    /// Waits for a `SIGTRAP` stop; forwards other signals to the program.
-    /// Returns the siginfo `si_code` of the trap.
-    fn wait_for_trap(&mut self, program: &str, what: &'static str) -> Result<i32, LaunchError> {
-        let pid = Pid::from_raw(self.pid);
+    /// The next wait status of the process (`EINTR` retried).
+    fn wait_status(&self) -> Result<WaitStatus, LaunchError> {
         loop {
-            let status = match waitpid(pid, None) {
-                Ok(status) => status,
-                Err(Errno::EINTR) => continue,
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Ok(status) => return Ok(status),
+                Err(Errno::EINTR) => {}
                 Err(errno) => {
                     return Err(LaunchError::Wait {
                         pid: self.pid,
                         errno,
                     })
                 }
-            };
+            }
+        }
+    }
+
+    /// Waits for a `SIGTRAP` stop; forwards other signals to the program.
+    /// Returns the siginfo `si_code` of the trap.
+    fn wait_for_trap(&mut self, program: &str, what: &'static str) -> Result<i32, LaunchError> {
+        let pid = Pid::from_raw(self.pid);
+        loop {
+            let status = self.wait_status()?;
             if let Some(exit) = exit_of(status) {
                 self.state = State::Reaped;
                 return Err(LaunchError::EndedEarly {

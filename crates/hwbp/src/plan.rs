@@ -377,58 +377,41 @@ impl PlanBuilder {
         let kernel_mode_allowed = probe::may_watch_kernel_mode();
         let mut watches = Vec::new();
         for parsed in &specs {
-            let spec = match parsed {
+            let expression = match parsed {
                 ParsedSpec::Expression { text, expr, access } => {
-                    let (Some(pid), Some(modules)) = (target.pid(), modules.as_mut()) else {
-                        unreachable!("expressions were refused without a process above");
-                    };
-                    let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
-                    watches.push(plan_expression(
-                        WatchId(watches.len()),
-                        text,
-                        expr,
-                        *access,
-                        exclude_kernel,
-                        pid,
-                        modules,
-                        self.options.location,
-                    )?);
-                    continue;
+                    Some((text.as_str(), expr.clone(), *access))
                 }
-                ParsedSpec::Spec(spec) => spec,
+                ParsedSpec::Spec(spec) => dwarf_only_name(spec, symbols.as_deref())
+                    .map(|expr| (spec.text.as_str(), expr, spec.access)),
+            };
+            if let Some((text, expr, access)) = expression {
+                let (Some(pid), Some(modules)) = (target.pid(), modules.as_mut()) else {
+                    unreachable!("expressions were refused without a process above");
+                };
+                let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
+                watches.push(plan_expression(
+                    WatchId(watches.len()),
+                    text,
+                    &expr,
+                    access,
+                    exclude_kernel,
+                    pid,
+                    modules,
+                    self.options.location,
+                )?);
+                continue;
+            }
+            let ParsedSpec::Spec(spec) = parsed else {
+                unreachable!("expressions were planned above");
             };
             let mut resolved_symbol = None;
             let (addr, symbol_size) = match &spec.location {
                 WatchLocation::Address(addr) => (*addr, None),
                 WatchLocation::Symbol { name, offset } => match &symbols {
                     Some(symbols) => {
-                        let sym = match symbols.resolve(name) {
-                            Ok(sym) => sym,
-                            Err(e) => {
-                                // `func::static_local`, `ns::var`, `Class::member`: names
-                                // only the DWARF knows.
-                                let as_expression = (name.contains("::") && *offset == 0)
-                                    .then(|| expr::parse(name).ok())
-                                    .flatten();
-                                let (Some(expr), Some(pid), Some(modules)) =
-                                    (as_expression, target.pid(), modules.as_mut())
-                                else {
-                                    return Err(Error::bad_input(e.to_string()));
-                                };
-                                let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
-                                watches.push(plan_expression(
-                                    WatchId(watches.len()),
-                                    &spec.text,
-                                    &expr,
-                                    spec.access,
-                                    exclude_kernel,
-                                    pid,
-                                    modules,
-                                    self.options.location,
-                                )?);
-                                continue;
-                            }
-                        };
+                        let sym = symbols
+                            .resolve(name)
+                            .map_err(|e| Error::bad_input(e.to_string()))?;
                         let found = (
                             sym.addr.wrapping_add(*offset),
                             (*offset == 0).then_some(sym.size),
@@ -807,6 +790,18 @@ impl Modules {
             _ => unknown,
         }
     }
+}
+
+/// A `::` path that no symbol table names but the DWARF may (`func::static_local`,
+/// `ns::var`, `Class::static_member`): the expression to evaluate for it.
+fn dwarf_only_name(spec: &WatchSpec, symbols: Option<&ProcessSymbols>) -> Option<Expr> {
+    let WatchLocation::Symbol { name, offset: 0 } = &spec.location else {
+        return None;
+    };
+    if !name.contains("::") || symbols?.resolve(name).is_ok() {
+        return None;
+    }
+    expr::parse(name).ok()
 }
 
 /// Whether an evaluation error may go away with the libraries' DWARF loaded too.
