@@ -27,7 +27,9 @@
 //! # Known limitations
 //! - ptrace ties a tracee to the tracer *thread*: call [`launch`] and
 //!   [`LaunchedProcess::resume`] from the same thread.
-//! - A `#!` script stops at its interpreter's entry point.
+//! - A `#!` script stops at its interpreter's entry point; to go on to a program the script
+//!   (or any wrapper) execs, call [`LaunchedProcess::follow_exec`] (`PTRACE_O_TRACEEXEC`, then
+//!   the same entry-point stop in the new image).
 //! - x86_64 only.
 
 use std::ffi::OsString;

@@ -1,7 +1,10 @@
 //! [`WatchPlan`]: from what the user named to a validated plan, before any event is opened.
 //!
 //! Watch specs are parsed (`hwbp_core::spec`: hwbp's own, perf's `mem:` and bpftrace's
-//! `watchpoint:` forms), symbols resolved in the target's executable and libraries (PIE/ASLR
+//! `watchpoint:` forms; a spec with an expression operator, or a `::` path no symbol table
+//! names, is a watch expression: `hwbp_symbols::expr`, evaluated over the DWARF of the
+//! executable first and of the libraries only when the executable does not name it, with its
+//! value chain (`crate::chain`) unless [`PlanOptions::location`]), symbols resolved in the target's executable and libraries (PIE/ASLR
 //! aware) or the kernel's, lengths chosen (a symbol's size by default), and each piece checked
 //! against the native architecture's rules (`hwbp_core::arch::native`, the kernel's
 //! `hw_breakpoint_arch_parse` order) and the kernel-mode policy (`exclude_kernel` unless this
@@ -17,7 +20,12 @@
 //!
 //! A [`Target::Launch`] command is started (stopped at its entry point under ptrace) while the
 //! plan is built, so its symbols can be resolved; the [`crate::Watcher`] must then run on the
-//! same thread, which ptrace ties to the command.
+//! same thread, which ptrace ties to the command. A command that runs another program (a `#!`
+//! script, `env VAR=1 prog`, a shim: an argument names an executable) and does not define the
+//! watched names is followed through its `exec`s until the image that does
+//! ([`LaunchedProcess::follow_exec`]); the armed notice names it. Each watch of a symbol or
+//! expression gets its DWARF type ([`crate::typed::WatchType`]; unknown for a symbol without
+//! debug info).
 
 use std::ffi::OsString;
 use std::sync::Arc;
