@@ -502,6 +502,17 @@ const EXPRESSION_CASES: &[Case] = &[
         "watch a part of it a member or an element (e.g. *&big[0]",
     ),
     case(
+        &["watch", "hp->o->val", "ch", "ok", "--", "{chain}"],
+        "its value chain needs all 3 pieces (value and pointers) on registers of their own",
+        "use -l/--location to watch the current address only",
+    ),
+    case(
+        &["watch", "hp->o->val", "ch", "ok", "--stop", "--", "{chain}"],
+        "watch 'ok': 1 bytes at 0x",
+        "watch 'hp->o->val' takes 3 debug registers: 1 for the value, 2 for the pointers it \
+         reads (hp, hp->o); -l/--location watches the value alone",
+    ),
+    case(
         &["watch", "big[0]", "-a"],
         "an expression is evaluated in one process's memory",
         "give -p PID, -t TID or a command after --",

@@ -213,14 +213,14 @@ pub(crate) fn run(
     let online =
         target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
     let mut placement = placement(&plan)?;
+    // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
+    let chains = crate::chain::PerfChains::new(&plan, &placement)?;
+    let mut typed_values = crate::typed::WatchValues::new(&plan, plan.target.pid());
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
     let requests = placement.session_requests();
     let target_pid = plan.target.pid();
-    // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
-    let chains = crate::chain::PerfChains::new(&plan, &placement)?;
-    let mut typed_values = crate::typed::WatchValues::new(&plan, target_pid);
     let mut session_opts = SessionOptions {
         ring_pages: opts.ring_pages,
         ..SessionOptions::default()

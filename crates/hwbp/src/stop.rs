@@ -27,7 +27,7 @@ use hwbp_symbols::store::{decode_store, DecodedStore};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
-use crate::plan::{plural, PlannedTarget, WatchPlan};
+use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Placement, Summary, WatchTotals};
 use crate::threads::ThreadNames;
@@ -100,11 +100,20 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
             });
         }
         if let Err(e) = DebugRegisterSet::allocate(&requests) {
-            let chain = w
-                .chain_note()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
-            return Err(Error::bad_input(format!("watch '{}': {e}{chain}", w.label)));
+            // The value chains so far say where the registers went.
+            let chains: Vec<String> = plan.watches[..=w.id.0]
+                .iter()
+                .filter_map(PlannedWatch::chain_note)
+                .collect();
+            let chains = if chains.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", chains.join("; "))
+            };
+            return Err(Error::bad_input(format!(
+                "watch '{}': {e}{chains}",
+                w.label
+            )));
         }
     }
     let (registers, allocated) =
