@@ -45,7 +45,8 @@ struct CountingSink<'a> {
     json: bool,
 }
 
-/// The function column of a hit: `function (file:line)`, else the instruction's address.
+/// The function column of a hit: `function (file:line)`, else `module+0xoff` in a stripped
+/// library, else the instruction's address.
 pub fn function_key(hit: &Hit) -> String {
     let function = match (hit.code.function(), &hit.code.location) {
         (Some(f), Some(loc)) if loc.file.is_some() && loc.line.is_some() => format!(
@@ -54,7 +55,10 @@ pub fn function_key(hit: &Hit) -> String {
             loc.line.unwrap_or_default()
         ),
         (Some(f), _) => f.to_string(),
-        _ => format!("{:#x}", hit.code.instruction.unwrap_or(hit.ip)),
+        _ => match &hit.code.module_offset {
+            Some(offset) => offset.to_string(),
+            None => format!("{:#x}", hit.code.instruction.unwrap_or(hit.ip)),
+        },
     };
     if hit.kernel {
         format!("{function} [kernel]")
