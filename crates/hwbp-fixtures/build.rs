@@ -82,7 +82,13 @@ fn main() {
         &["typed.c", "typed_b.c"],
         &no_pie,
     );
-    gcc(&out_dir, &c_dir, "chain", &["chain.c"], &no_pie);
+    gcc(
+        &out_dir,
+        &c_dir,
+        "chain",
+        &["chain.c"],
+        &["-no-pie", "-fno-pie", "-pthread"],
+    );
     gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
     rustc(
         &out_dir,

@@ -72,7 +72,17 @@ const STEPS: usize = 24;
 /// `extra`), one write at a time, and checks after each write that exactly the expected hits
 /// came (so every value was read before the next write). Returns every hit.
 fn run_steps(exprs: &[&str], extra: &[&str], expected: &[Expected]) -> Vec<Value> {
-    let mut fixture = Fixture::spawn(CHAIN, &["step"]).unwrap();
+    run_steps_in(&["step"], exprs, extra, expected)
+}
+
+/// [`run_steps`] with the chain fixture started with `fixture_args`.
+fn run_steps_in(
+    fixture_args: &[&str],
+    exprs: &[&str],
+    extra: &[&str],
+    expected: &[Expected],
+) -> Vec<Value> {
+    let mut fixture = Fixture::spawn(CHAIN, fixture_args).unwrap();
     let pid = fixture.pid().to_string();
     let mut args = vec!["watch"];
     args.extend_from_slice(exprs);
@@ -191,6 +201,71 @@ fn exclusive_stop_mode_value_chains_and_typed_values_write_by_write() {
         }
         check_typed_fields(&hits);
     }
+}
+
+#[test]
+fn exclusive_value_chains_move_in_every_thread() {
+    // Odd writes by a second thread, even ones by main: when one thread moves p, the other,
+    // blocked in the kernel, must be moved too (its next write through the old object is not
+    // reported, through the new one is). Stop mode (every thread's debug registers) and perf
+    // mode (the events inherited by both threads).
+    let (exprs, expected) = step_runs().remove(0);
+    for extra in [&[][..], &["--stop"][..]] {
+        let hits = run_steps_in(&["step", "threads"], &exprs, extra, &expected);
+        let pid = hits[0]["pid"].as_i64().unwrap();
+        for (hit, want) in hits.iter().zip(&expected) {
+            let by_main = hit["tid"].as_i64() == Some(pid);
+            assert_eq!(
+                by_main,
+                want.step % 2 == 0,
+                "{extra:?} step {}: {hit}",
+                want.step
+            );
+        }
+    }
+    // A launched command (stopped with SIGSTOP, not PTRACE_INTERRUPT, to be moved): stop mode
+    // reads every value while the writer is stopped, so all input may come at once.
+    let mut child = Command::new(HWBP)
+        .args([
+            "watch", "p->val", "--stop", "--json", "--", CHAIN, "step", "threads",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[b'\n'; STEPS])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits: Vec<Value> = json_lines(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .filter(|v| v["type"] == "hit")
+        .collect();
+    let got: Vec<Expected> = hits
+        .iter()
+        .zip(&expected)
+        .map(|(h, e)| Expected {
+            step: e.step,
+            ..seen(h)
+        })
+        .collect();
+    assert_eq!(got, expected[..6], "{hits:?}");
+    let pid = hits[0]["pid"].as_i64().unwrap();
+    let by_main: Vec<bool> = hits
+        .iter()
+        .map(|h| h["tid"].as_i64() == Some(pid))
+        .collect();
+    assert_eq!(by_main, [false, true, false, false, true, true]);
 }
 
 /// The typed JSON fields beside the raw integers.
