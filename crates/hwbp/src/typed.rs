@@ -208,9 +208,27 @@ impl WatchValues {
         watch: WatchId,
         piece: usize,
     ) -> Option<Observed> {
+        self.observe_known(plan, watch, piece, None)
+    }
+
+    /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
+    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again.
+    fn observe_known(
+        &mut self,
+        plan: &WatchPlan,
+        watch: WatchId,
+        piece: usize,
+        known: Option<u64>,
+    ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
-        let new = self.read(watch);
+        let len = usize::try_from(watch.len).unwrap_or(usize::MAX);
+        let new = match known {
+            Some(raw) if watch.chain.is_none() && len <= 8 => {
+                Some(raw.to_le_bytes()[..len].to_vec())
+            }
+            _ => self.read(watch),
+        };
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
         let mut raw_values = None;
@@ -233,9 +251,10 @@ impl WatchValues {
     }
 
     /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
-    /// value is read after the hit).
+    /// value is read after the hit; a scalar's is the one the drain already read).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
-        if let Some(observed) = self.observe(plan, hit.watch, piece) {
+        let known = hit.value.and_then(|v| v.new);
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }
