@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 
 use hwbp_fixtures::{Fixture, CHAIN, TYPED, WRITER};
 
+mod support;
+use support::assert_success;
+
 const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
 
 /// The writer's `counter` starts at 0x1234.
@@ -589,12 +592,7 @@ fn every_bad_request_exits_2_with_one_line_naming_the_problem_and_a_fix() {
         .args(["--duration", "0.1"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let done = writer.command("go 3").unwrap();
     assert_eq!(done.number("value").unwrap(), INITIAL_COUNTER + 3);
     assert_eq!(writer.finish().unwrap().code(), Some(0));

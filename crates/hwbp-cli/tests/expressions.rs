@@ -17,7 +17,7 @@ use hwbp_fixtures::{Fixture, CHAIN, TYPED};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, Running, HWBP};
+use support::{assert_success, json_lines, Running, HWBP};
 
 /// Link-time addresses of `path`'s symbols (the `-no-pie` fixtures run at them).
 fn nm(path: &str) -> HashMap<String, u64> {
@@ -241,12 +241,7 @@ fn exclusive_value_chains_move_in_every_thread() {
         .write_all(&[b'\n'; STEPS])
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let hits: Vec<Value> = json_lines(&String::from_utf8_lossy(&out.stdout))
         .into_iter()
         .filter(|v| v["type"] == "hit")
@@ -371,12 +366,7 @@ fn hwbp_changes(program: &str, expr: &str) -> Vec<(String, String)> {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     json_lines(&String::from_utf8_lossy(&out.stdout))
         .iter()
         .filter(|v| v["type"] == "hit")

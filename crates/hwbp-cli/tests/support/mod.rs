@@ -35,6 +35,16 @@ pub fn assert_exited_ok(status: ExitStatus, what: &str) {
     );
 }
 
+/// Asserts that a finished command exited 0, showing its stderr if not.
+pub fn assert_success(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The `hwbp` binary under test.
 pub const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
 
