@@ -32,6 +32,7 @@ const SOURCES: &[&str] = &[
     "spin.c",
     "typed.c",
     "typed_b.c",
+    "chain.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -80,6 +81,13 @@ fn main() {
         "typed_nopie",
         &["typed.c", "typed_b.c"],
         &no_pie,
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "chain",
+        &["chain.c"],
+        &["-no-pie", "-fno-pie", "-pthread"],
     );
     gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
     rustc(

@@ -83,13 +83,19 @@ pub struct TargetArgs {
 #[derive(Debug, Args, Clone)]
 pub struct CommonWatchArgs {
     /// Watch specs: `SYMBOL[+OFF][/LEN][:ACCESS]`, `0xADDR[/LEN][:ACCESS]`,
-    /// perf's `mem:ADDR[/LEN][:rwx]` or bpftrace's `watchpoint:ADDR:LEN:MODE`.
+    /// perf's `mem:ADDR[/LEN][:rwx]`, bpftrace's `watchpoint:ADDR:LEN:MODE`, or an
+    /// expression over the program's DWARF: `cfg.limits[2].max`, `ring[7]`, `cur->state`,
+    /// `*head`, `*(int *)0xADDR`, `'parse'::depth`, `ns::var`, `krate::m::STATIC.field`.
     /// ACCESS is r, w, rw or x; hwbp's own syntax defaults to w.
     #[arg(value_name = "SPEC", required = true)]
     pub specs: Vec<String>,
     /// The target.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Evaluate each expression once and watch the address found (gdb's `watch -l`),
+    /// instead of following the pointers it goes through.
+    #[arg(short = 'l', long)]
+    pub location: bool,
     /// Print JSON, one object per line.
     #[arg(long)]
     pub json: bool,
@@ -311,6 +317,9 @@ pub struct SlotsArgs {
     /// them on the target given with -p/-t.
     #[arg(value_name = "SPEC")]
     pub specs: Vec<String>,
+    /// Evaluate expressions once and plan the address found (as `hwbp watch -l`).
+    #[arg(short = 'l', long)]
+    pub location: bool,
     /// Pinned and flexible watches (for the plan).
     #[command(flatten)]
     pub rotation: RotationArgs,

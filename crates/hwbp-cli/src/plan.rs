@@ -69,6 +69,7 @@ pub fn watch_plan(common: &CommonWatchArgs, rotation: RotationArgs) -> anyhow::R
             user_only: common.user_only,
             flexible: rotation.flexible,
             rotate_ms: rotation.rotate_ms,
+            location: common.location,
         })
         .build()?)
 }

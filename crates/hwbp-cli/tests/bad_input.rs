@@ -11,7 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use hwbp_fixtures::{Fixture, WRITER};
+use hwbp_fixtures::{Fixture, CHAIN, TYPED, WRITER};
+
+mod support;
+use support::assert_success;
 
 const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
 
@@ -407,6 +410,132 @@ impl Drop for LaunchCopy {
     }
 }
 
+/// Runs every case against process `pid` (and the launch copy), calling `untouched` after
+/// each to check the target; returns what failed.
+fn check_cases(
+    cases: &[Case],
+    pid: &str,
+    copy: &LaunchCopy,
+    untouched: &mut dyn FnMut(&str),
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for case in cases {
+        let (code, stdout, stderr) = run_case(case, pid, &copy.program);
+        let what = format!("{:?}", case.args);
+        if code != Some(2) {
+            failures.push(format!("{what}: exit {code:?}, stderr {stderr:?}"));
+        }
+        if !stdout.is_empty() {
+            failures.push(format!("{what}: printed {stdout:?} on stdout"));
+        }
+        let lines: Vec<&str> = stderr.lines().collect();
+        if lines.len() != 1 || !lines[0].starts_with("hwbp: ") {
+            failures.push(format!("{what}: want one 'hwbp: ' line, got {stderr:?}"));
+        }
+        if stderr.contains("panicked") {
+            failures.push(format!("{what}: panicked: {stderr:?}"));
+        }
+        for needle in [case.problem, case.fix] {
+            if !stderr.contains(needle) {
+                failures.push(format!("{what}: {stderr:?} lacks {needle:?}"));
+            }
+        }
+        untouched(&what);
+        let left = copy.running();
+        if !left.is_empty() {
+            failures.push(format!(
+                "{what}: left the launched command running: {left:?}"
+            ));
+        }
+    }
+    failures
+}
+
+/// Watch expressions the program's DWARF refutes, on the `typed` fixture (`{pid}`) and the
+/// `chain` fixture launched (`{chain}`).
+const EXPRESSION_CASES: &[Case] = &[
+    case(
+        &["watch", "cfg.nope", "-p", "{pid}"],
+        "cfg has no member 'nope'",
+        "config_t has id, level, tag, enabled, range, limits, name, ratio, scale, mode, perm",
+    ),
+    case(
+        &["watch", "counter[1]", "-p", "{pid}"],
+        "cannot index counter: it is int",
+        "not an array or a pointer",
+    ),
+    case(
+        &["stat", "*counter", "-p", "{pid}"],
+        "cannot dereference counter: it is int, not a pointer",
+        "*(T *)counter",
+    ),
+    case(
+        &["watch", "parse::tmp", "--stop", "-p", "{pid}"],
+        "'parse::tmp' has no fixed address: it is a local variable",
+        "watch a global or static variable",
+    ),
+    case(
+        &["watch", "cfg.limits[3]", "-p", "{pid}"],
+        "index 3 is out of range for cfg.limits",
+        "has elements 0..=2",
+    ),
+    case(
+        &["watch", "-l", "null_conn->state", "-p", "{pid}"],
+        "null_conn is a NULL pointer",
+        "watch null_conn itself",
+    ),
+    case(
+        &["slots", "-l", "null_conn->state", "-p", "{pid}"],
+        "null_conn is a NULL pointer",
+        "watch null_conn itself",
+    ),
+    case(
+        &["watch", "cfg..id", "-p", "{pid}"],
+        "cannot parse watch expression 'cfg..id' at column 5",
+        "expected a member name after '.'",
+    ),
+    case(
+        &["watch", "big", "--", "{chain}"],
+        "16384 bytes at 0x",
+        "watch a part of it with /LEN (e.g. big/64)",
+    ),
+    case(
+        &["watch", "*&big", "--", "{chain}"],
+        "16384 bytes at 0x",
+        "watch a part of it a member or an element (e.g. *&big[0]",
+    ),
+    case(
+        &["watch", "hp->o->val", "ch", "ok", "--", "{chain}"],
+        "its value chain needs all 3 pieces (value and pointers) on registers of their own",
+        "use -l/--location to watch the current address only",
+    ),
+    case(
+        &["watch", "hp->o->val", "ch", "ok", "--stop", "--", "{chain}"],
+        "watch 'ok': 1 bytes at 0x",
+        "watch 'hp->o->val' takes 3 debug registers: 1 for the value, 2 for the pointers it \
+         reads (hp, hp->o); -l/--location watches the value alone",
+    ),
+    case(
+        &["watch", "big[0]", "-a"],
+        "an expression is evaluated in one process's memory",
+        "give -p PID, -t TID or a command after --",
+    ),
+];
+
+#[test]
+fn every_bad_expression_exits_2_with_one_line_naming_the_problem_and_a_fix() {
+    let mut typed = Fixture::spawn(TYPED, &[]).unwrap();
+    let pid = typed.pid().to_string();
+    let copy = LaunchCopy::new();
+    let failures = check_cases(EXPRESSION_CASES, &pid, &copy, &mut |what| {
+        // Alive and unchanged: cur->state still 1.
+        let done = typed.command("state 1").unwrap();
+        assert_eq!(done.number("state").unwrap(), 1, "after {what}");
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(typed.finish().unwrap().code(), Some(0));
+}
+
 fn run_case(case: &Case, pid: &str, cmd: &Path) -> (Option<i32>, String, String) {
     use std::io::Write;
     let args: Vec<String> = case
@@ -420,6 +549,7 @@ fn run_case(case: &Case, pid: &str, cmd: &Path) -> (Option<i32>, String, String)
                     cmd.with_file_name("not-executable").to_str().unwrap(),
                 )
                 .replace("{badmap}", cmd.with_file_name("bad.map").to_str().unwrap())
+                .replace("{chain}", CHAIN)
         })
         .collect();
     let mut child = Command::new(HWBP)
@@ -444,28 +574,7 @@ fn every_bad_request_exits_2_with_one_line_naming_the_problem_and_a_fix() {
     let mut writer = Fixture::spawn(WRITER, &[]).unwrap();
     let pid = writer.pid().to_string();
     let copy = LaunchCopy::new();
-    let mut failures = Vec::new();
-    for case in CASES {
-        let (code, stdout, stderr) = run_case(case, &pid, &copy.program);
-        let what = format!("{:?}", case.args);
-        if code != Some(2) {
-            failures.push(format!("{what}: exit {code:?}, stderr {stderr:?}"));
-        }
-        if !stdout.is_empty() {
-            failures.push(format!("{what}: printed {stdout:?} on stdout"));
-        }
-        let lines: Vec<&str> = stderr.lines().collect();
-        if lines.len() != 1 || !lines[0].starts_with("hwbp: ") {
-            failures.push(format!("{what}: want one 'hwbp: ' line, got {stderr:?}"));
-        }
-        if stderr.contains("panicked") {
-            failures.push(format!("{what}: panicked: {stderr:?}"));
-        }
-        for needle in [case.problem, case.fix] {
-            if !stderr.contains(needle) {
-                failures.push(format!("{what}: {stderr:?} lacks {needle:?}"));
-            }
-        }
+    let failures = check_cases(CASES, &pid, &copy, &mut |what| {
         // The target is untouched: alive, counter unchanged.
         let done = writer.command("go 0").unwrap();
         assert_eq!(
@@ -473,13 +582,7 @@ fn every_bad_request_exits_2_with_one_line_naming_the_problem_and_a_fix() {
             INITIAL_COUNTER,
             "after {what}"
         );
-        let left = copy.running();
-        if !left.is_empty() {
-            failures.push(format!(
-                "{what}: left the launched command running: {left:?}"
-            ));
-        }
-    }
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // No breakpoint was left on the target: all four debug registers of its thread are free,
@@ -489,12 +592,7 @@ fn every_bad_request_exits_2_with_one_line_naming_the_problem_and_a_fix() {
         .args(["--duration", "0.1"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let done = writer.command("go 3").unwrap();
     assert_eq!(done.number("value").unwrap(), INITIAL_COUNTER + 3);
     assert_eq!(writer.finish().unwrap().code(), Some(0));

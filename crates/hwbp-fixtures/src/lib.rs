@@ -153,6 +153,14 @@ pub const TYPED: &str = concat!(env!("OUT_DIR"), "/typed");
 /// in the file (`head`, `cur`, `nodes[i].next`) hold their runtime values.
 pub const TYPED_NOPIE: &str = concat!(env!("OUT_DIR"), "/typed_nopie");
 
+/// `chain` (`-no-pie`, from `c/chain.c`): one fixed sequence of writes from `main`, no input,
+/// exit 0: the value chain of `p->val` (p: NULL -> &a -> &b -> &c, one write through the old
+/// object after each move), `hp->o->val` through two pointers (ending with `hp` NULL), then one
+/// write of each C type kind (`neg` -7 twice then 0, `ch`, `ok`, `color`, `fl`, `fv`, `dv`,
+/// `ip`, `pr.hi` (a 12-byte struct, three registers), `arr[2]`, `big[100]` of `uint8_t big[16384]`). Watched from the first
+/// instruction by hwbp and gdb in the differential tests.
+pub const CHAIN: &str = concat!(env!("OUT_DIR"), "/chain");
+
 /// `scoped` (C++, `g++ -g -no-pie`): `net::port` (8080), `net::inner::depth` (-9),
 /// `Registry::count` (3), `Registry::corners[2]` (`{{1, 2}, {-3, 4}}`), `geo::origin`
 /// (`{5, -6}`), `Derived derived` (`struct Derived : Base`, `{{a = 1, on = true}, b = 2}`). Ready line `ready pid=P addr=&net::port`; exits at end of input.

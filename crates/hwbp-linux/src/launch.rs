@@ -27,7 +27,9 @@
 //! # Known limitations
 //! - ptrace ties a tracee to the tracer *thread*: call [`launch`] and
 //!   [`LaunchedProcess::resume`] from the same thread.
-//! - A `#!` script stops at its interpreter's entry point.
+//! - A `#!` script stops at its interpreter's entry point; to go on to a program the script
+//!   (or any wrapper) execs, call [`LaunchedProcess::follow_exec`] (`PTRACE_O_TRACEEXEC`, then
+//!   the same entry-point stop in the new image).
 //! - x86_64 only.
 
 use std::ffi::OsString;
@@ -184,6 +186,8 @@ fn request_error(operation: &'static str, pid: i32) -> impl FnOnce(Errno) -> Lau
 pub struct LaunchedProcess {
     pid: i32,
     entry: u64,
+    /// The programs exec'd since the launch and followed ([`LaunchedProcess::follow_exec`]).
+    followed: Vec<std::path::PathBuf>,
     tracer_tid: i32,
     child: Child,
     state: State,
@@ -252,6 +256,7 @@ pub fn launch_command_with(
     let mut launched = LaunchedProcess {
         pid,
         entry: 0,
+        followed: Vec::new(),
         tracer_tid: nix::unistd::gettid().as_raw(),
         child,
         // Drop kills and reaps from here on, whatever fails below.
@@ -301,6 +306,64 @@ impl LaunchedProcess {
     /// The entry point (`AT_ENTRY`) where the process is or was stopped.
     pub fn entry(&self) -> u64 {
         self.entry
+    }
+
+    /// The programs followed through `exec` since the launch, in order (the last one is the
+    /// image the process is stopped in).
+    pub fn followed(&self) -> &[std::path::PathBuf] {
+        &self.followed
+    }
+
+    /// From the entry-point stop, lets the program run until it execs another program (a
+    /// `#!` script's `exec`, `env VAR=1 prog`, a version manager's shim) and stops it at the
+    /// new image's entry point, as after the launch: its libraries loaded, none of its
+    /// instructions run. Returns the new image's path. Fails with
+    /// [`LaunchError::EndedEarly`] if the program ends without exec'ing. Signals that arrive
+    /// meanwhile are delivered; children it forks are not followed.
+    #[cfg(target_arch = "x86_64")]
+    pub fn follow_exec(&mut self) -> Result<std::path::PathBuf, LaunchError> {
+        if self.state != State::StoppedAtEntry {
+            return Err(LaunchError::NotResumed { pid: self.pid });
+        }
+        let pid = Pid::from_raw(self.pid);
+        let program = fs::read_link(format!("/proc/{}/exe", self.pid))
+            .map_or_else(|_| self.pid.to_string(), |p| p.display().to_string());
+        ptrace::setoptions(
+            pid,
+            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACEEXEC,
+        )
+        .map_err(request_error("set options on", self.pid))?;
+        ptrace::cont(pid, None).map_err(request_error("continue", self.pid))?;
+        loop {
+            let status = self.wait_status()?;
+            if let Some(exit) = exit_of(status) {
+                self.state = State::Reaped;
+                return Err(LaunchError::EndedEarly { program, exit });
+            }
+            match status {
+                WaitStatus::PtraceEvent(_, _, event)
+                    if event == ptrace::Event::PTRACE_EVENT_EXEC as i32 =>
+                {
+                    break;
+                }
+                WaitStatus::Stopped(_, signal) => {
+                    ptrace::cont(pid, signal).map_err(request_error("continue", self.pid))?;
+                }
+                _ => ptrace::cont(pid, None).map_err(request_error("continue", self.pid))?,
+            }
+        }
+        ptrace::setoptions(pid, ptrace::Options::PTRACE_O_EXITKILL)
+            .map_err(request_error("set options on", self.pid))?;
+        let image = fs::read_link(format!("/proc/{}/exe", self.pid)).map_err(|e| {
+            LaunchError::NoEntryPoint {
+                pid: self.pid,
+                reason: format!("cannot read /proc/{}/exe after exec: {e}", self.pid),
+            }
+        })?;
+        self.entry = entry_point(self.pid)?;
+        self.run_to_entry_int3(&image.display().to_string())?;
+        self.followed.push(image.clone());
+        Ok(image)
     }
 
     /// Whether the process is still stopped at its entry point.
@@ -396,21 +459,28 @@ impl LaunchedProcess {
         self.pid
     }
 
-    /// Waits for a `SIGTRAP` stop; forwards other signals to the program.
-    /// Returns the siginfo `si_code` of the trap.
-    fn wait_for_trap(&mut self, program: &str, what: &'static str) -> Result<i32, LaunchError> {
-        let pid = Pid::from_raw(self.pid);
+    /// The next wait status of the process (`EINTR` retried).
+    fn wait_status(&self) -> Result<WaitStatus, LaunchError> {
         loop {
-            let status = match waitpid(pid, None) {
-                Ok(status) => status,
-                Err(Errno::EINTR) => continue,
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Ok(status) => return Ok(status),
+                Err(Errno::EINTR) => {}
                 Err(errno) => {
                     return Err(LaunchError::Wait {
                         pid: self.pid,
                         errno,
                     })
                 }
-            };
+            }
+        }
+    }
+
+    /// Waits for a `SIGTRAP` stop; forwards other signals to the program.
+    /// Returns the siginfo `si_code` of the trap.
+    fn wait_for_trap(&mut self, program: &str, what: &'static str) -> Result<i32, LaunchError> {
+        let pid = Pid::from_raw(self.pid);
+        loop {
+            let status = self.wait_status()?;
             if let Some(exit) = exit_of(status) {
                 self.state = State::Reaped;
                 return Err(LaunchError::EndedEarly {

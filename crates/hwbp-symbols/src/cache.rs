@@ -28,6 +28,9 @@ pub struct CodeInfo {
     pub location: Option<CodeLocation>,
     /// The kernel function and offset (kernel mode).
     pub kernel_function: Option<(String, u64)>,
+    /// For user code no symbol covers (a stripped library): the module and the link-time
+    /// offset, printed `libc.so.6+0x27e66`.
+    pub module_offset: Option<crate::process::ModuleOffset>,
 }
 
 impl CodeInfo {
@@ -128,18 +131,30 @@ impl SymbolCache {
             }
         } else {
             match self.process(pid) {
-                Some(symbols) if execute => CodeInfo {
-                    instruction: Some(ip),
-                    location: symbols.symbolize(ip),
-                    kernel_function: None,
-                },
+                Some(symbols) if execute => {
+                    let location = symbols.symbolize(ip);
+                    CodeInfo {
+                        instruction: Some(ip),
+                        module_offset: location
+                            .is_none()
+                            .then(|| symbols.module_offset(ip))
+                            .flatten(),
+                        location,
+                        kernel_function: None,
+                    }
+                }
                 Some(symbols) => {
                     let read = &self.read_code;
                     let instruction =
                         symbols.accessing_instruction(ip, |addr, len| read(pid, addr, len));
-                    let location = symbols.symbolize(instruction.unwrap_or(ip.wrapping_sub(1)));
+                    let at = instruction.unwrap_or(ip.wrapping_sub(1));
+                    let location = symbols.symbolize(at);
                     CodeInfo {
                         instruction,
+                        module_offset: location
+                            .is_none()
+                            .then(|| symbols.module_offset(at))
+                            .flatten(),
                         location,
                         kernel_function: None,
                     }

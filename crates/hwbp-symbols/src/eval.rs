@@ -103,6 +103,9 @@ pub struct Evaluated {
     pub ty: Option<Type>,
     /// Every pointer read while evaluating, in order.
     pub pointer_reads: Vec<PointerRead>,
+    /// The expression of each pointer in [`pointer_reads`](Self::pointer_reads) (`cur`,
+    /// `cur->peer`), to name its watch.
+    pub pointer_exprs: Vec<String>,
     /// The language of the expression's root variable (C for casts of constants), for
     /// [`crate::value::format_value_in`].
     pub language: Language,
@@ -329,6 +332,7 @@ struct Evaluator<'a, 'r> {
     scope: &'a Scope<'a>,
     read: &'r mut dyn FnMut(u64, &mut [u8]) -> bool,
     reads: Vec<PointerRead>,
+    read_exprs: Vec<String>,
     whole: String,
     language: Option<Language>,
 }
@@ -344,6 +348,7 @@ pub fn evaluate(
         scope,
         read,
         reads: Vec::new(),
+        read_exprs: Vec::new(),
         whole: expr.to_string(),
         language: None,
     };
@@ -363,6 +368,7 @@ pub fn evaluate(
                 len: ty.as_ref().map_or(size, |t| t.size),
                 ty,
                 pointer_reads: evaluator.reads,
+                pointer_exprs: evaluator.read_exprs,
                 language: evaluator.language.unwrap_or_default(),
             })
         }
@@ -406,6 +412,7 @@ impl Evaluator<'_, '_> {
             len: 8,
             value,
         });
+        self.read_exprs.push(expr.to_string());
         Ok(value)
     }
 

@@ -10,6 +10,7 @@ use hwbp_symbols::cache::CodeInfo;
 use serde::Serialize;
 
 use crate::plan::PlannedWatch;
+use crate::typed::TypedValue;
 
 /// A watch of a plan: its index in the order the watches were given. Two identical specs are
 /// two watches with two ids.
@@ -101,16 +102,21 @@ pub struct Hit {
     pub value: Option<HitValue>,
     /// The callchain, innermost first, each frame symbolized where possible.
     pub callchain: Vec<Arc<str>>,
+    /// The value in its type, for a watch of a symbol or expression ([`PlannedWatch::value_type`]).
+    pub typed: Option<TypedValue>,
 }
 
 impl Hit {
-    /// The accessing instruction as `function+0xoff (file:line)`, else its address, else the
-    /// reported IP.
+    /// The accessing instruction as `function+0xoff (file:line)`, else `module+0xoff` in a
+    /// stripped library, else its address, else the reported IP.
     pub fn location(&self) -> String {
         let mut out = match (self.code.function(), self.code.offset()) {
             (Some(f), Some(off)) => format!("{f}+{off:#x}"),
             (Some(f), None) => f.to_string(),
-            _ => format!("{:#x}", self.code.instruction.unwrap_or(self.ip)),
+            _ => match &self.code.module_offset {
+                Some(offset) => offset.to_string(),
+                None => format!("{:#x}", self.code.instruction.unwrap_or(self.ip)),
+            },
         };
         if let Some(loc) = &self.code.location {
             if let (Some(file), Some(line)) = (&loc.file, loc.line) {
@@ -128,10 +134,19 @@ impl Hit {
     /// hwbp's JSON object for this hit (one line of `hwbp watch --json`). Fields, in order:
     /// `type` (`"hit"`), `time_ns`, `cpu` (absent in stop mode), `pid`, `tid`, `comm`,
     /// `watch` (the spec as written), `watch_id`, `address` (`0x...`), `field` (absent for a
-    /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `offset`, `file`,
+    /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
+    /// (`libc.so.6+0x27e66` when no symbol names the code; absent otherwise), `offset`, `file`,
     /// `line`, `value_after`, `value_before`, `exact`, `value_source` (`stopped`,
     /// `decoded-store`, `read-after`, `handler`; absent when no value is read), `callchain`
-    /// (absent unless sampled).
+    /// (absent unless sampled). For a watch of a symbol or expression, the typed fields
+    /// follow: `value_type` (the DWARF type's name, `null` when the symbol has no debug info),
+    /// `old` and `new` (the whole value as the language prints it: `-1`, `115 's'`,
+    /// `MODE_ON`, `(PERM_R | PERM_W)`, `0x4040a0 <nodes+16>`, `{a = 1, b = 2}`,
+    /// `<unreadable>`), `changes` (for structs and arrays, each changed member as
+    /// `{"member": "cfg.limits[2].max", "old": "3", "new": "7"}`), `bytes_before` and
+    /// `bytes_after` (hex, lowest address first, for values wider than 8 bytes, whose raw
+    /// integers are null), and for a value chain `moved_by` (the pointer whose write moved
+    /// the watch) and `moved_to` (the value's new address, `null` while a pointer is NULL).
     pub fn to_json<'a>(&'a self, watch: &'a PlannedWatch) -> HitJson<'a> {
         let location = self.code.location.as_ref();
         HitJson {
@@ -150,6 +165,7 @@ impl Hit {
             ip: Hex(self.ip),
             instruction: self.code.instruction.map(Hex),
             function: self.code.function(),
+            module_offset: self.code.module_offset.as_ref().map(ToString::to_string),
             offset: self.code.offset(),
             file: location.and_then(|l| l.file.as_deref()),
             line: location.and_then(|l| l.line),
@@ -158,6 +174,27 @@ impl Hit {
             exact: self.is_exact(),
             value_source: self.value.map(|v| v.source.name()),
             callchain: self.callchain.iter().map(|f| &**f).collect(),
+            typed: self.typed.as_ref().map(|t| TypedJson {
+                value_type: t.value_type.as_deref(),
+                old: t.old.as_deref(),
+                new: t.new.as_deref(),
+                changes: t
+                    .changes
+                    .iter()
+                    .map(|c| ChangeJson {
+                        member: &c.path,
+                        old: &c.old,
+                        new: &c.new,
+                    })
+                    .collect(),
+                bytes_before: t.bytes_before.as_deref().map(hex),
+                bytes_after: t.bytes_after.as_deref().map(hex),
+                moved_by: t.moved_by.as_deref(),
+                moved_to: t
+                    .moved_by
+                    .as_ref()
+                    .map(|_| t.moved_to.map(|a| format!("{a:#x}"))),
+            }),
         }
     }
 }
@@ -194,6 +231,8 @@ pub struct HitJson<'a> {
     ip: Hex,
     instruction: Option<Hex>,
     function: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module_offset: Option<String>,
     offset: Option<u64>,
     file: Option<&'a str>,
     line: Option<u32>,
@@ -204,4 +243,35 @@ pub struct HitJson<'a> {
     value_source: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     callchain: Vec<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    typed: Option<TypedJson<'a>>,
+}
+
+/// The typed fields of a hit's JSON; see [`Hit::to_json`].
+#[derive(Debug, Serialize)]
+struct TypedJson<'a> {
+    value_type: Option<&'a str>,
+    old: Option<&'a str>,
+    new: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<ChangeJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved_to: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChangeJson<'a> {
+    member: &'a str,
+    old: &'a str,
+    new: &'a str,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

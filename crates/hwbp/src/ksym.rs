@@ -262,6 +262,8 @@ pub fn plan(
             kernel_address: true,
             layout: None,
             layout_offset: 0,
+            value_type: None,
+            chain: None,
         });
     }
     let kernel = source.kallsyms.or(source.table);

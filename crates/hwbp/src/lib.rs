@@ -39,10 +39,13 @@
 //! - [`threads`]: thread names from the kernel's COMM/FORK records.
 //! - [`condition`]: `--if` tests on values.
 //! - [`ksym`]: the kernel-symbol tracer's filters and plan (`hwbp ksym`).
+//! - [`typed`]: values in their DWARF type, as the language prints them; members changed.
+//! - [`chain`]: gdb's value chain for expressions through pointers.
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
 //!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod condition;
 pub mod error;
 pub mod hit;
@@ -56,6 +59,7 @@ pub mod sink;
 mod stop;
 pub mod summary;
 pub mod threads;
+pub mod typed;
 pub mod watcher;
 
 pub use condition::{CompareOp, Condition};

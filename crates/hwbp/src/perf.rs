@@ -462,6 +462,9 @@ pub(crate) fn run(
     let online =
         target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
     let mut placement = placement(&plan)?;
+    // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
+    let chains = crate::chain::PerfChains::new(&plan, &placement)?;
+    let mut typed_values = crate::typed::WatchValues::new(&plan, plan.target.pid());
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
@@ -587,6 +590,7 @@ pub(crate) fn run(
                 armed_at,
                 dropped: 0,
                 next_interval: opts.interval,
+                chains: &chains,
             };
             drain.run()
         });
@@ -609,6 +613,7 @@ pub(crate) fn run(
                 stores: HashMap::new(),
                 pid_of: HashMap::new(),
                 counted: vec![0; n_pieces],
+                typed_values: &mut typed_values,
             },
         );
         let drained = drain
@@ -687,6 +692,8 @@ struct Drain<'a> {
     armed_at: Instant,
     dropped: u64,
     next_interval: Option<Duration>,
+    /// Value chains to move when one of their pointers is written.
+    chains: &'a crate::chain::PerfChains,
 }
 
 impl Drain<'_> {
@@ -847,6 +854,15 @@ impl Drain<'_> {
             let item = match sampled {
                 Sampled::Hit(hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
+                    // Hook 2 of 3: a chain's pointer was written: move its value's pieces.
+                    let (session, placement) = (&mut self.session, &self.placement);
+                    if let Err(error) = self.chains.on_hit(piece, hit.pid, |p, request| {
+                        let register = placement.register_of(p).unwrap_or(p);
+                        session.modify(register, request)
+                    }) {
+                        let text = format!("cannot move a value chain's watch ({error})");
+                        self.notice(Notice::Warning(text));
+                    }
                     let watch = self.placement.owner(piece).0 .0;
                     let value = if self.value_watches[watch] {
                         match values.iter().find(|(p, w, _)| *p == hit.pid && *w == watch) {
@@ -1023,6 +1039,7 @@ struct Delivery<'a> {
     pid_of: HashMap<i32, i32>,
     /// Per piece: the count map's total (count mode), added to `reported` at the end.
     counted: Vec<u64>,
+    typed_values: &'a mut crate::typed::WatchValues,
 }
 
 /// Takes what the drain thread queues and hands it to the sink until the queue closes; returns
@@ -1127,7 +1144,7 @@ impl Delivery<'_> {
         piece: usize,
         value: Option<u64>,
     ) -> Hit {
-        let (id, _) = self.piece_owner[piece];
+        let (id, index) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
         let code = if opts.symbolize {
             self.cache.code(
@@ -1179,7 +1196,7 @@ impl Delivery<'_> {
         } else {
             Vec::new()
         };
-        Hit {
+        let mut out = Hit {
             watch: id,
             time_ns: hit.time_ns.saturating_sub(self.armed_ns),
             cpu: Some(hit.cpu),
@@ -1193,7 +1210,11 @@ impl Delivery<'_> {
             member: self.piece_members[piece].clone(),
             value,
             callchain,
-        }
+            typed: None,
+        };
+        // Hook 3 of 3: the value in its type.
+        self.typed_values.annotate(plan, &mut out, index);
+        out
     }
 }
 
@@ -1231,7 +1252,7 @@ impl Delivery<'_> {
         } else {
             Vec::new()
         };
-        Hit {
+        let mut out = Hit {
             watch: id,
             time_ns: record.time_ns.saturating_sub(self.armed_ns),
             cpu: Some(record.cpu),
@@ -1245,7 +1266,12 @@ impl Delivery<'_> {
             member: self.piece_members[piece].clone(),
             value,
             callchain,
-        }
+            typed: None,
+        };
+        // The value in its type (the handler's exact new value, typed).
+        let (_, index) = self.piece_owner[piece];
+        self.typed_values.annotate(plan, &mut out, index);
+        out
     }
 
     /// The count map, symbolized; the pieces' reported counts become its sums.

@@ -1,7 +1,10 @@
 //! [`WatchPlan`]: from what the user named to a validated plan, before any event is opened.
 //!
 //! Watch specs are parsed (`hwbp_core::spec`: hwbp's own, perf's `mem:` and bpftrace's
-//! `watchpoint:` forms), symbols resolved in the target's executable and libraries (PIE/ASLR
+//! `watchpoint:` forms; a spec with an expression operator, or a `::` path no symbol table
+//! names, is a watch expression: `hwbp_symbols::expr`, evaluated over the DWARF of the
+//! executable first and of the libraries only when the executable does not name it, with its
+//! value chain (`crate::chain`) unless [`PlanOptions::location`]), symbols resolved in the target's executable and libraries (PIE/ASLR
 //! aware) or the kernel's, lengths chosen (a symbol's size by default), and each piece checked
 //! against the native architecture's rules (`hwbp_core::arch::native`, the kernel's
 //! `hw_breakpoint_arch_parse` order) and the kernel-mode policy (`exclude_kernel` unless this
@@ -17,7 +20,12 @@
 //!
 //! A [`Target::Launch`] command is started (stopped at its entry point under ptrace) while the
 //! plan is built, so its symbols can be resolved; the [`crate::Watcher`] must then run on the
-//! same thread, which ptrace ties to the command.
+//! same thread, which ptrace ties to the command. A command that runs another program (a `#!`
+//! script, `env VAR=1 prog`, a shim: an argument names an executable) and does not define the
+//! watched names is followed through its `exec`s until the image that does
+//! ([`LaunchedProcess::follow_exec`]); the armed notice names it. Each watch of a symbol or
+//! expression gets its DWARF type ([`crate::typed::WatchType`]; unknown for a symbol without
+//! debug info).
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -28,12 +36,16 @@ use hwbp_core::spec::{WatchLocation, WatchSpec};
 use hwbp_core::Access;
 use hwbp_linux::launch::{self, LaunchedProcess};
 use hwbp_linux::perf::WatchRequest;
-use hwbp_linux::{probe, target};
+use hwbp_linux::{memory, probe, target};
 use hwbp_symbols::dwarf::VariableLayout;
-use hwbp_symbols::{KernelSymbols, ProcessSymbols};
+use hwbp_symbols::eval::{self, EvalError, LoadedModule, Scope};
+use hwbp_symbols::expr::{self, Expr};
+use hwbp_symbols::{KernelSymbols, ModuleInfo, ProcessSymbols};
 
+use crate::chain::{self, ValueChain};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::WatchId;
+use crate::typed::WatchType;
 
 /// Most pieces one run may rotate through: beyond this each piece would be armed less than
 /// 1/1000 of the time, and its estimate would mean nothing.
@@ -75,6 +87,9 @@ pub struct PlanOptions {
     pub flexible: bool,
     /// Milliseconds each flexible piece keeps a register before the next one's turn.
     pub rotate_ms: u64,
+    /// Evaluate expressions once and watch the address found (gdb's `watch -l`): no value
+    /// chain, and a NULL pointer on the way is refused.
+    pub location: bool,
 }
 
 impl Default for PlanOptions {
@@ -83,6 +98,7 @@ impl Default for PlanOptions {
             user_only: false,
             flexible: false,
             rotate_ms: hwbp_core::sched::DEFAULT_QUANTUM_NS / 1_000_000,
+            location: false,
         }
     }
 }
@@ -109,6 +125,13 @@ pub struct PlannedWatch {
     pub layout: Option<Arc<VariableLayout>>,
     /// Offset of [`addr`](Self::addr) inside the variable of [`layout`](Self::layout).
     pub layout_offset: u64,
+    /// The value's type, for a symbol or expression (`ty: None` for a symbol without DWARF);
+    /// `None` for an address, or a symbol watched at an offset or another length.
+    pub value_type: Option<Arc<WatchType>>,
+    /// For an expression through pointers (without `-l`): the pointers it read, watched as the
+    /// pieces after the value's ([`ValueChain::value_pieces`]), and how to move the value when
+    /// one changes.
+    pub chain: Option<Arc<ValueChain>>,
 }
 
 impl PlannedWatch {
@@ -130,11 +153,36 @@ impl PlannedWatch {
         }
     }
 
+    /// For a value chain: how its registers are spent, `watch 'cur->state' takes 2 debug
+    /// registers: 1 for the value, 1 for the pointer it reads (cur); -l/--location watches the
+    /// value alone`.
+    pub fn chain_note(&self) -> Option<String> {
+        let chain = self.chain.as_ref()?;
+        let names: Vec<&str> = chain.pointer_names.iter().map(|n| &**n).collect();
+        Some(format!(
+            "watch '{}' takes {}: {} for the value, {} for the {} it reads ({}); \
+             -l/--location watches the value alone",
+            self.label,
+            plural(self.pieces.len(), "debug register"),
+            chain.value_pieces,
+            names.len(),
+            if names.len() == 1 {
+                "pointer"
+            } else {
+                "pointers"
+            },
+            names.join(", ")
+        ))
+    }
+
     /// The member of piece `piece` (an index into [`pieces`](Self::pieces)), for a watch of
     /// several pieces; `None` for a one-piece watch.
     pub fn piece_member(&self, piece: usize) -> Option<String> {
         if self.pieces.len() < 2 {
             return None;
+        }
+        if let Some(name) = self.chain.as_ref().and_then(|c| c.pointer_name(piece)) {
+            return Some(name.to_string());
         }
         let request = self.pieces.get(piece)?;
         Some(self.member_at(request.addr.wrapping_sub(self.addr), request.len))
@@ -189,9 +237,15 @@ impl PlannedTarget {
         match self {
             PlannedTarget::Threads {
                 pid,
-                launched: Some(_),
+                launched: Some(launched),
                 ..
-            } => format!("the command (pid {pid})"),
+            } => match launched.followed().last() {
+                Some(program) => format!(
+                    "the command (pid {pid}), followed through exec to {}",
+                    program.display()
+                ),
+                None => format!("the command (pid {pid})"),
+            },
             PlannedTarget::Threads { pid, tids, .. } if tids.len() == 1 && tids[0] != *pid => {
                 format!("thread {} of process {pid}", tids[0])
             }
@@ -274,17 +328,40 @@ impl PlanBuilder {
         let specs = self
             .specs
             .iter()
-            .map(|text| WatchSpec::parse(text).map_err(|e| Error::bad_input(e.to_string())))
+            .map(|text| ParsedSpec::parse(text))
             .collect::<Result<Vec<_>>>()?;
         let Some(target) = self.target else {
             return Err(Error::bad_input(
                 "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
             ));
         };
-        let target = resolve_target(target)?;
-        let needs_symbols = specs
-            .iter()
-            .any(|s| matches!(s.location, WatchLocation::Symbol { .. }));
+        let argv = match &target {
+            Target::Launch(argv) => argv.clone(),
+            _ => Vec::new(),
+        };
+        let mut target = resolve_target(target)?;
+        if let PlannedTarget::Threads {
+            launched: Some(launched),
+            ..
+        } = &mut target
+        {
+            follow_to_the_program(launched, &argv, &specs)?;
+        }
+        let needs_symbols = specs.iter().any(|s| match s {
+            ParsedSpec::Spec(spec) => matches!(spec.location, WatchLocation::Symbol { .. }),
+            ParsedSpec::Expression { .. } => true,
+        });
+        if let (None, Some(ParsedSpec::Expression { text, .. })) = (
+            target.pid(),
+            specs
+                .iter()
+                .find(|s| matches!(s, ParsedSpec::Expression { .. })),
+        ) {
+            return Err(Error::bad_input(format!(
+                "watch '{text}': an expression is evaluated in one process's memory: give -p \
+                 PID, -t TID or a command after --, not -a/-C"
+            )));
+        }
         let symbols = match target.pid() {
             Some(pid) if needs_symbols => {
                 Some(Arc::new(ProcessSymbols::load(pid as u32).map_err(|e| {
@@ -303,10 +380,38 @@ impl PlanBuilder {
             Some(pid) => ProcessSymbols::load(pid as u32).ok().map(Arc::new),
             None => None,
         };
+        let mut modules = symbols.as_ref().map(|s| Modules::new(Arc::clone(s)));
         let mut kernel_symbols: Option<Arc<KernelSymbols>> = None;
         let kernel_mode_allowed = probe::may_watch_kernel_mode();
         let mut watches = Vec::new();
-        for spec in &specs {
+        for parsed in &specs {
+            let expression = match parsed {
+                ParsedSpec::Expression { text, expr, access } => {
+                    Some((text.as_str(), expr.clone(), *access))
+                }
+                ParsedSpec::Spec(spec) => dwarf_only_name(spec, symbols.as_deref())
+                    .map(|expr| (spec.text.as_str(), expr, spec.access)),
+            };
+            if let Some((text, expr, access)) = expression {
+                let (Some(pid), Some(modules)) = (target.pid(), modules.as_mut()) else {
+                    unreachable!("expressions were refused without a process above");
+                };
+                let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
+                watches.push(plan_expression(
+                    WatchId(watches.len()),
+                    text,
+                    &expr,
+                    access,
+                    exclude_kernel,
+                    pid,
+                    modules,
+                    self.options.location,
+                )?);
+                continue;
+            }
+            let ParsedSpec::Spec(spec) = parsed else {
+                unreachable!("expressions were planned above");
+            };
             let mut resolved_symbol = None;
             let (addr, symbol_size) = match &spec.location {
                 WatchLocation::Address(addr) => (*addr, None),
@@ -351,7 +456,16 @@ impl PlanBuilder {
             let exclude_kernel = spec.exclude_kernel
                 || (!kernel_address && (self.options.user_only || !kernel_mode_allowed));
             let exclude_user = spec.exclude_user || kernel_address;
-            let mut pieces = split(spec, addr, len)?;
+            // The symbol's DWARF type, when the whole symbol is watched.
+            let value_type = match (&resolved_symbol, modules.as_mut()) {
+                (Some((sym, 0)), Some(modules))
+                    if len == sym.size && spec.access != Access::Execute =>
+                {
+                    Some(Arc::new(modules.symbol_type(sym)))
+                }
+                _ => None,
+            };
+            let mut pieces = split(&spec.text, spec.access, addr, len)?;
             let mut layout = None;
             let mut layout_offset = 0;
             if pieces.len() > 1 {
@@ -367,24 +481,13 @@ impl PlanBuilder {
                     }
                 }
             }
-            let mut requests = Vec::with_capacity(pieces.len());
-            for (piece_addr, piece_len) in pieces {
-                let request = BreakpointRequest {
-                    addr: piece_addr,
-                    len: piece_len,
-                    bp_type: spec.access.bp_type(),
-                };
-                native::validate(&request, exclude_kernel, probe::is_root())
-                    .map_err(|e| Error::bad_input(format!("watch '{}': {e}", spec.text)))?;
-                requests.push(WatchRequest {
-                    addr: piece_addr,
-                    len: piece_len,
-                    access: spec.access,
-                    pinned: true,
-                    exclude_kernel,
-                    exclude_user,
-                });
-            }
+            let requests = validate_pieces(
+                &spec.text,
+                &pieces,
+                spec.access,
+                exclude_kernel,
+                exclude_user,
+            )?;
             watches.push(PlannedWatch {
                 id: WatchId(watches.len()),
                 label: spec.text.as_str().into(),
@@ -395,6 +498,8 @@ impl PlanBuilder {
                 kernel_address,
                 layout,
                 layout_offset,
+                value_type,
+                chain: None,
             });
         }
         let pieces: usize = watches.iter().map(|w| w.pieces.len()).sum();
@@ -518,28 +623,374 @@ fn split_by_leaves(
 }
 
 /// Splits `[addr, addr+len)` into debug-register pieces; refuses regions that would need more
-/// than [`MAX_PIECES`].
-fn split(spec: &WatchSpec, addr: u64, len: u64) -> Result<Vec<(u64, u64)>> {
+/// than [`MAX_PIECES`]. `label` names the watch in errors.
+fn split(label: &str, access: Access, addr: u64, len: u64) -> Result<Vec<(u64, u64)>> {
     let max = native::MAX_PIECE;
-    if spec.access == Access::Execute
+    if access == Access::Execute
         || (len <= max && addr.is_multiple_of(len) && len.is_power_of_two())
     {
         return Ok(vec![(addr, len)]);
     }
     let needed = region::pieces_needed(addr, len, max)
-        .map_err(|e| Error::bad_input(format!("watch '{}': {e}", spec.text)))?;
+        .map_err(|e| Error::bad_input(format!("watch '{label}': {e}")))?;
     if needed > MAX_PIECES {
+        let base = label.split(['/', ':']).next().unwrap_or(label);
+        let part = if expr::looks_like_expression(label) {
+            format!("a member or an element (e.g. {base}[0] or {base}.MEMBER)")
+        } else {
+            format!("with /LEN (e.g. {base}/64)")
+        };
         return Err(Error::bad_input(format!(
-            "watch '{}': {len} bytes at {addr:#x} need {} debug-register pieces; hwbp rotates \
-             at most {MAX_PIECES}: watch a part of it with /LEN (e.g. {}/64)",
-            spec.text,
-            needed,
-            spec.text.split(['/', ':']).next().unwrap_or(&spec.text),
+            "watch '{label}': {len} bytes at {addr:#x} need {needed} debug-register pieces; \
+             hwbp rotates at most {MAX_PIECES}: watch a part of it {part}"
         )));
     }
     let pieces = region::split_region(addr, len, max)
-        .map_err(|e| Error::bad_input(format!("watch '{}': {e}", spec.text)))?;
+        .map_err(|e| Error::bad_input(format!("watch '{label}': {e}")))?;
     Ok(pieces.into_iter().map(|p| (p.addr, p.len)).collect())
+}
+
+/// The pieces of a value of `len` bytes at `addr`: aligned pieces, along the leaf members of
+/// `layout` (the value's own, offset 0) when that does not take many more pieces.
+pub(crate) fn value_pieces(
+    addr: u64,
+    len: u64,
+    layout: Option<&VariableLayout>,
+    access: Access,
+) -> Result<Vec<(u64, u64)>> {
+    value_pieces_of(&format!("{addr:#x}"), addr, len, layout, access)
+}
+
+fn value_pieces_of(
+    label: &str,
+    addr: u64,
+    len: u64,
+    layout: Option<&VariableLayout>,
+    access: Access,
+) -> Result<Vec<(u64, u64)>> {
+    let pieces = split(label, access, addr, len)?;
+    if pieces.len() > 1 {
+        if let Some(leaf_pieces) = layout.and_then(|l| split_by_leaves(l, 0, addr, len)) {
+            if leaf_pieces.len() <= pieces.len() * LEAF_SPLIT_FACTOR {
+                return Ok(leaf_pieces);
+            }
+        }
+    }
+    Ok(pieces)
+}
+
+/// Checks each piece against the architecture's rules and makes it a request.
+fn validate_pieces(
+    label: &str,
+    pieces: &[(u64, u64)],
+    access: Access,
+    exclude_kernel: bool,
+    exclude_user: bool,
+) -> Result<Vec<WatchRequest>> {
+    pieces
+        .iter()
+        .map(|&(addr, len)| {
+            let request = BreakpointRequest {
+                addr,
+                len,
+                bp_type: access.bp_type(),
+            };
+            native::validate(&request, exclude_kernel, probe::is_root())
+                .map_err(|e| Error::bad_input(format!("watch '{label}': {e}")))?;
+            Ok(WatchRequest {
+                addr,
+                len,
+                access,
+                pinned: true,
+                exclude_kernel,
+                exclude_user,
+            })
+        })
+        .collect()
+}
+
+/// A spec as given: hwbp's, perf's or bpftrace's syntax, or a watch expression.
+enum ParsedSpec {
+    Spec(WatchSpec),
+    Expression {
+        text: String,
+        expr: Expr,
+        access: Access,
+    },
+}
+
+impl ParsedSpec {
+    fn parse(text: &str) -> Result<ParsedSpec> {
+        if expr::looks_like_expression(text) {
+            let (body, access) = expr::split_access(text.trim());
+            let expr = expr::parse(body).map_err(|e| Error::bad_input(e.to_string()))?;
+            return Ok(ParsedSpec::Expression {
+                text: text.to_string(),
+                expr,
+                access: access.unwrap_or(Access::Write),
+            });
+        }
+        WatchSpec::parse(text)
+            .map(ParsedSpec::Spec)
+            .map_err(|e| Error::bad_input(e.to_string()))
+    }
+}
+
+/// The DWARF of the target's modules, loaded when first needed: the executable's first,
+/// libraries only for a name the executable does not have (libc's DWARF takes seconds).
+struct Modules {
+    symbols: Arc<ProcessSymbols>,
+    infos: Vec<ModuleInfo>,
+    loaded: Vec<Option<Option<LoadedModule>>>,
+}
+
+impl Modules {
+    fn new(symbols: Arc<ProcessSymbols>) -> Modules {
+        let infos = symbols.modules();
+        let loaded = vec![None; infos.len()];
+        Modules {
+            symbols,
+            infos,
+            loaded,
+        }
+    }
+
+    fn get(&mut self, index: usize) -> Option<LoadedModule> {
+        let info = &self.infos[index];
+        self.loaded[index]
+            .get_or_insert_with(|| LoadedModule::load(info).ok())
+            .clone()
+    }
+
+    /// The executable's DWARF (empty without), or every module's.
+    fn scope(&mut self, all: bool) -> Vec<LoadedModule> {
+        let n = if all {
+            self.infos.len()
+        } else {
+            1.min(self.infos.len())
+        };
+        (0..n).filter_map(|i| self.get(i)).collect()
+    }
+
+    /// The type of symbol `sym` from its module's DWARF; unknown without.
+    fn symbol_type(&mut self, sym: &hwbp_symbols::ResolvedSymbol) -> WatchType {
+        let unknown = WatchType {
+            ty: None,
+            language: Default::default(),
+            root: sym.name.clone(),
+        };
+        let Some(index) = self.infos.iter().position(|m| m.path == sym.module) else {
+            return unknown;
+        };
+        let (Some(module), Ok(parsed)) = (self.get(index), expr::parse(&sym.name)) else {
+            return unknown;
+        };
+        let scope = Scope {
+            modules: std::slice::from_ref(&module),
+            symbols: None,
+        };
+        match eval::evaluate(&parsed, &scope, &mut |_, _| false) {
+            Ok(found) if found.addr == sym.addr && found.ty.is_some() => WatchType {
+                ty: found.ty,
+                language: found.language,
+                root: sym.name.clone(),
+            },
+            _ => unknown,
+        }
+    }
+}
+
+/// A `::` path that no symbol table names but the DWARF may (`func::static_local`,
+/// `ns::var`, `Class::static_member`): the expression to evaluate for it.
+fn dwarf_only_name(spec: &WatchSpec, symbols: Option<&ProcessSymbols>) -> Option<Expr> {
+    let WatchLocation::Symbol { name, offset: 0 } = &spec.location else {
+        return None;
+    };
+    if !name.contains("::") || symbols?.resolve(name).is_ok() {
+        return None;
+    }
+    expr::parse(name).ok()
+}
+
+/// Whether an evaluation error may go away with the libraries' DWARF loaded too.
+fn may_be_in_a_library(e: &EvalError) -> bool {
+    matches!(
+        e,
+        EvalError::UnknownVariable { .. }
+            | EvalError::UnknownType { .. }
+            | EvalError::NoType { .. }
+    )
+}
+
+/// Plans one watch expression in process `pid`: evaluated in the executable's DWARF, then
+/// every module's if the executable does not name it; with `location`, once (a NULL pointer
+/// is refused), else with its value chain.
+#[allow(clippy::too_many_arguments)]
+fn plan_expression(
+    id: WatchId,
+    text: &str,
+    parsed: &Expr,
+    access: Access,
+    exclude_kernel: bool,
+    pid: i32,
+    modules: &mut Modules,
+    location: bool,
+) -> Result<PlannedWatch> {
+    let refuse = |e: EvalError| Error::bad_input(format!("watch '{text}': {e}"));
+    let symbols = Arc::clone(&modules.symbols);
+    let attempt = |scope_modules: &[LoadedModule]| {
+        let scope = Scope {
+            modules: scope_modules,
+            symbols: Some(&symbols),
+        };
+        if location {
+            let mut read = |addr: u64, buf: &mut [u8]| memory::read_memory(pid, addr, buf).is_ok();
+            eval::evaluate(parsed, &scope, &mut read).map(|ev| {
+                let point = chain::ChainPoint {
+                    value_addr: ev.addr,
+                    pointers: Vec::new(),
+                };
+                (ev, point)
+            })
+        } else {
+            chain::evaluate_shape(parsed, &scope, pid)
+        }
+    };
+    let mut scope_modules = modules.scope(false);
+    let mut result = attempt(&scope_modules);
+    if result.as_ref().is_err_and(may_be_in_a_library) {
+        scope_modules = modules.scope(true);
+        result = attempt(&scope_modules);
+    }
+    let (evaluated, point) = result.map_err(refuse)?;
+    if access == Access::Execute {
+        return Err(Error::bad_input(format!(
+            "watch '{text}': an expression names data; execute breakpoints take a function \
+             symbol or an address (e.g. main:x)"
+        )));
+    }
+    let layout = evaluated.layout();
+    let value = value_pieces_of(
+        text,
+        point.value_addr,
+        evaluated.len,
+        layout.as_ref(),
+        access,
+    )?;
+    let value_count = value.len();
+    let mut pieces = value;
+    pieces.extend(point.pointers.iter().map(|&p| (p, 8)));
+    let requests = validate_pieces(text, &pieces, access, exclude_kernel, false)?;
+    let chain = ValueChain::new(
+        parsed.clone(),
+        scope_modules,
+        Some(Arc::clone(&symbols)),
+        &evaluated,
+        point.clone(),
+        requests[0],
+        value_count,
+    )
+    .map(Arc::new);
+    Ok(PlannedWatch {
+        id,
+        label: text.into(),
+        addr: point.value_addr,
+        len: evaluated.len,
+        access,
+        pieces: requests,
+        kernel_address: false,
+        layout: layout.map(Arc::new),
+        layout_offset: 0,
+        value_type: Some(Arc::new(WatchType {
+            ty: evaluated.ty.clone(),
+            language: evaluated.language,
+            root: evaluated.expr.clone(),
+        })),
+        chain,
+    })
+}
+
+/// Most `exec`s followed from a launched wrapper to the program that defines the watched names.
+const MAX_EXECS_FOLLOWED: usize = 8;
+
+/// The names the specs need from the program's symbol tables: each symbol, and the root
+/// variable of each expression (none for a cast of a constant).
+fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|s| match s {
+            ParsedSpec::Spec(spec) => match &spec.location {
+                WatchLocation::Symbol { name, .. } => Some(name.clone()),
+                WatchLocation::Address(_) => None,
+            },
+            ParsedSpec::Expression { text, .. } => {
+                let body = text.trim_start_matches(['*', '&', ' ', '\'']);
+                let root: String = body
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                (!root.is_empty() && !text.trim_start_matches('*').starts_with('(')).then_some(root)
+            }
+        })
+        .collect()
+}
+
+/// True when `argv` runs another program: a `#!` script, or a command one of whose arguments
+/// is an executable file or a program in `PATH` (`env VAR=1 prog`, `nice prog`, a shim).
+fn runs_another_program(argv: &[OsString]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let find = |word: &OsString| -> Option<std::path::PathBuf> {
+        let path = std::path::Path::new(word);
+        if word.to_string_lossy().contains('/') {
+            return executable(path).then(|| path.to_path_buf());
+        }
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(word))
+                .find(|p| executable(p))
+        })
+    };
+    let Some(program) = argv.first().and_then(find) else {
+        return false;
+    };
+    let mut head = [0u8; 2];
+    let script = std::fs::File::open(&program)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!";
+    script || argv[1..].iter().any(|word| find(word).is_some())
+}
+
+/// For a launched command that runs another program (a `#!` script, `env VAR=1 prog`, a
+/// shim): follows its `exec`s until the image defines every name the specs need, so the
+/// watch is armed in the program meant, from its first instruction.
+fn follow_to_the_program(
+    launched: &mut LaunchedProcess,
+    argv: &[OsString],
+    specs: &[ParsedSpec],
+) -> Result<()> {
+    let names = names_needed(specs);
+    if names.is_empty() || !runs_another_program(argv) {
+        return Ok(());
+    }
+    for _ in 0..MAX_EXECS_FOLLOWED {
+        let defined = ProcessSymbols::load(launched.pid() as u32)
+            .is_ok_and(|symbols| names.iter().all(|n| symbols.resolve(n).is_ok()));
+        if defined {
+            return Ok(());
+        }
+        launched.follow_exec().map_err(|e| {
+            Error::bad_input(format!(
+                "{e}; no program it ran defines {}: check the names with nm, or launch the \
+                 program itself",
+                names.join(", ")
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// A target that does not exist, with what to do about it.

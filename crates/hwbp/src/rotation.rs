@@ -134,6 +134,11 @@ impl PiecePlacement {
         self.owner[piece]
     }
 
+    /// The register piece `piece` keeps for the whole run, `None` for a rotating piece.
+    pub fn register_of(&self, piece: usize) -> Option<usize> {
+        self.fixed_register[piece]
+    }
+
     /// The session's watches: register `r`'s first piece, for every register that has one.
     pub fn session_requests(&self) -> Vec<WatchRequest> {
         (0..self.sched.registers())
@@ -376,9 +381,11 @@ impl PiecePlacement {
                 let (id, index) = self.owner[p];
                 let watch = &watches[id.0];
                 let request = &self.pieces[p];
-                let what = match watch.piece_member(index) {
-                    Some(member) => format!("{} {member}", watch.label),
-                    None => watch.label.to_string(),
+                let pointer = watch.chain.as_ref().and_then(|c| c.pointer_name(index));
+                let what = match (pointer, watch.piece_member(index)) {
+                    (Some(name), _) => format!("{} (pointer {name})", watch.label),
+                    (None, Some(member)) => format!("{} {member}", watch.label),
+                    (None, None) => watch.label.to_string(),
                 };
                 let (placement, registers) = match (self.sched.placement(p), self.fixed_register[p])
                 {
@@ -432,6 +439,8 @@ mod tests {
             kernel_address: false,
             layout: None,
             layout_offset: 0,
+            value_type: None,
+            chain: None,
         }
     }
 

@@ -20,16 +20,18 @@ use std::time::{Duration, Instant};
 
 use hwbp_core::Access;
 use hwbp_linux::memory;
+use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
 use hwbp_symbols::store::{decode_store, DecodedStore};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
-use crate::plan::{plural, PlannedTarget, WatchPlan};
+use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Placement, Summary, WatchTotals};
 use crate::threads::ThreadNames;
+use crate::typed::{condition_holds, WatchValues};
 use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
@@ -38,6 +40,10 @@ const MAX_FRAMES: usize = 64;
 /// One debug-register piece of a watch, with its value cache.
 struct StopPiece {
     watch: WatchId,
+    /// Its index in the watch's pieces.
+    index: usize,
+    /// Its request (moved with a value chain).
+    request: WatchRequest,
     addr: u64,
     len: u64,
     slot_mask: u8,
@@ -80,6 +86,8 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
             requests.push(*request);
             pieces.push(StopPiece {
                 watch: w.id,
+                index,
+                request: *request,
                 addr: request.addr,
                 len: if w.access == Access::Execute {
                     1
@@ -92,7 +100,20 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
             });
         }
         if let Err(e) = DebugRegisterSet::allocate(&requests) {
-            return Err(Error::bad_input(format!("watch '{}': {e}", w.label)));
+            // The value chains so far say where the registers went.
+            let chains: Vec<String> = plan.watches[..=w.id.0]
+                .iter()
+                .filter_map(PlannedWatch::chain_note)
+                .collect();
+            let chains = if chains.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", chains.join("; "))
+            };
+            return Err(Error::bad_input(format!(
+                "watch '{}': {e}{chains}",
+                w.label
+            )));
         }
     }
     let (registers, allocated) =
@@ -112,6 +133,29 @@ pub(crate) fn decode_at(cache: &mut SymbolCache, pid: i32, ip: u64) -> Option<De
             let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
             decode_store(start, &bytes)
         })
+}
+
+/// When `pieces[index]` watches a pointer of a value chain: evaluates the expression again
+/// (the writer is stopped) and moves the chain's pieces; true when any moved.
+fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32) -> bool {
+    let piece = &pieces[index];
+    let Some(chain) = &plan.watches[piece.watch.0].chain else {
+        return false;
+    };
+    if !chain.is_pointer_piece(piece.index) {
+        return false;
+    }
+    let first = index - piece.index;
+    let Some(moves) = chain.reevaluate(pid).and_then(|point| chain.move_to(point)) else {
+        return false;
+    };
+    for (i, request) in &moves {
+        let moved = &mut pieces[first + i];
+        moved.request = *request;
+        moved.addr = request.addr;
+        moved.last_value = memory::read_value(pid, request.addr, request.len as usize).ok();
+    }
+    !moves.is_empty()
 }
 
 /// The store that trapped at `ip`, decoded once per IP.
@@ -138,6 +182,16 @@ pub(crate) fn run(
 ) -> Result<Summary> {
     check(&plan)?;
     let (registers, mut pieces) = allocate(&plan)?;
+    let followed = match &plan.target {
+        PlannedTarget::Threads {
+            launched: Some(launched),
+            ..
+        } => launched
+            .followed()
+            .last()
+            .map(|p| format!(", followed through exec to {}", p.display())),
+        _ => None,
+    };
     let PlannedTarget::Threads {
         pid,
         tids,
@@ -153,6 +207,7 @@ pub(crate) fn run(
         unreachable!("CPU targets were refused by check()");
     };
     let is_launched = launched.is_some();
+    let mut typed_values = WatchValues::new(&plan, Some(pid));
     for piece in &mut pieces {
         if plan.watches[piece.watch.0].access != Access::Execute && opts.read_values {
             piece.last_value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
@@ -184,7 +239,7 @@ pub(crate) fn run(
             "{} on {} in stop mode ({})",
             plural(plan.watches.len(), "watchpoint"),
             if is_launched {
-                format!("the command (pid {pid})")
+                format!("the command (pid {pid}){}", followed.unwrap_or_default())
             } else {
                 format!("process {pid}")
             },
@@ -286,6 +341,33 @@ pub(crate) fn run(
                     hits[index] += 1;
                     fired.push((index, value));
                 }
+                // A value chain's pointer was written: move its value, in every thread.
+                let moved = fired
+                    .iter()
+                    .any(|(index, _)| move_chain(&plan, &mut pieces, *index, pid));
+                if moved {
+                    let requests: Vec<WatchRequest> = pieces.iter().map(|p| p.request).collect();
+                    let (registers, allocated) = DebugRegisterSet::allocate(&requests)
+                        .map_err(|e| Error::new(ErrorKind::Target, e.to_string()))?;
+                    for (piece, allocated) in pieces.iter_mut().zip(&allocated) {
+                        piece.slot_mask = allocated.slot_mask();
+                    }
+                    tracer.set_registers(registers).map_err(|e| {
+                        Error::wrap(
+                            ErrorKind::Target,
+                            format!("cannot move a value chain's watch: {e}"),
+                            e,
+                        )
+                    })?;
+                }
+                // Typed values, while the thread is stopped.
+                let observed: Vec<_> = fired
+                    .iter()
+                    .map(|(index, _)| {
+                        let piece = &pieces[*index];
+                        typed_values.observe(&plan, piece.watch, piece.index)
+                    })
+                    .collect();
                 let frames = if opts.callchain {
                     tracer.frame_pointer_backtrace(frame_pointer, MAX_FRAMES)
                 } else {
@@ -298,23 +380,34 @@ pub(crate) fn run(
                         e,
                     )
                 })?;
-                for (index, value) in fired {
+                for ((index, value), observed) in fired.into_iter().zip(observed) {
                     if opts.max_hits.is_some_and(|m| total_reported >= m) {
                         break;
                     }
+                    let piece = &pieces[index];
+                    let watch = &plan.watches[piece.watch.0];
                     if let Some(v) = value {
-                        if opts.changes_only && v.old.is_some() && v.old == v.new {
+                        let unchanged = match (&observed, &watch.chain) {
+                            // A chain's value is the expression's, wherever it is now.
+                            (Some(o), Some(_)) => !o.changed,
+                            _ => v.old.is_some() && v.old == v.new,
+                        };
+                        if opts.changes_only && unchanged {
                             continue;
                         }
                         if let Some(c) = opts.condition {
-                            let len = pieces[index].len;
-                            if !v.new.is_some_and(|n| c.holds(n, len)) {
+                            let holds = match (&observed, &watch.value_type) {
+                                (Some(o), Some(t)) if watch.len <= 8 => o
+                                    .new_bytes
+                                    .as_deref()
+                                    .is_some_and(|bytes| condition_holds(c, t.ty.as_ref(), bytes)),
+                                _ => v.new.is_some_and(|n| c.holds(n, pieces[index].len)),
+                            };
+                            if !holds {
                                 continue;
                             }
                         }
                     }
-                    let piece = &pieces[index];
-                    let watch = &plan.watches[piece.watch.0];
                     let execute = watch.access == Access::Execute;
                     let code = cache.code(pid, ip, false, execute);
                     let mut callchain = Vec::with_capacity(frames.len() + 1);
@@ -327,7 +420,7 @@ pub(crate) fn run(
                         });
                         callchain.extend(frames.iter().map(|&a| cache.frame(pid, a, false)));
                     }
-                    let hit = Hit {
+                    let mut hit = Hit {
                         watch: piece.watch,
                         time_ns,
                         cpu: None,
@@ -341,13 +434,19 @@ pub(crate) fn run(
                         member: piece.member.clone(),
                         value,
                         callchain,
+                        typed: None,
                     };
+                    if let Some(observed) = observed {
+                        observed.apply(&mut hit, ValueSource::Stopped);
+                    }
                     reported[index] += 1;
                     total_reported += 1;
                     if sink.hit(&hit)?.is_break() {
                         return Ok("stopped by the hit sink".to_owned());
                     }
                 }
+                // The thread runs on; the next stop may be far off: let buffered output out.
+                sink.idle()?;
             }
             StopEvent::Exited(exit) => {
                 return Ok(if is_launched {

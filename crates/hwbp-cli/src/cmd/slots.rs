@@ -34,8 +34,9 @@ fn held_elsewhere(model: u32, kernel: u32) -> u32 {
     model.saturating_sub(kernel)
 }
 
-/// Prints the rotation plan for `args.specs` on the -p/-t target.
-fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
+/// The rotation plan for `args.specs` on the -p/-t target: the lines to print after the
+/// table, built first so a bad spec is refused before anything is printed.
+fn rotation_plan(args: &SlotsArgs) -> anyhow::Result<Vec<String>> {
     if args.pid.is_none() && args.tid.is_none() {
         return Err(usage(
             "a rotation plan needs the target: give -p PID or -t TID with the specs",
@@ -52,24 +53,35 @@ fn print_rotation_plan(args: &SlotsArgs) -> anyhow::Result<()> {
         .options(hwbp::PlanOptions {
             flexible: args.rotation.flexible,
             rotate_ms: args.rotation.rotate_ms,
+            location: args.location,
             ..hwbp::PlanOptions::default()
         })
         .build()?;
     let placement = hwbp::placement(&plan)?;
-    println!();
-    println!(
-        "rotation plan for {}: {}",
-        args.specs.join(" "),
-        placement.plan()
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "rotation plan for {}: {}",
+            args.specs.join(" "),
+            placement.plan()
+        ),
+    ];
+    lines.extend(placement.piece_lines(plan.watches()));
+    lines.extend(
+        plan.watches()
+            .iter()
+            .filter_map(hwbp::PlannedWatch::chain_note),
     );
-    for line in placement.piece_lines(plan.watches()) {
-        println!("{line}");
-    }
-    Ok(())
+    Ok(lines)
 }
 
 /// Runs `hwbp slots`.
 pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
+    let plan_lines = if args.specs.is_empty() {
+        Vec::new()
+    } else {
+        rotation_plan(&args)?
+    };
     let online = target::online_cpus()?;
     let possible = target::possible_cpus()?;
     let engine = ConstraintEngine::new(EngineConfig {
@@ -164,8 +176,8 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
             Err(e) => println!("{label:<24} {model:>11} {:>11}   ({e})", "?"),
         }
     }
-    if !args.specs.is_empty() {
-        print_rotation_plan(&args)?;
+    for line in plan_lines {
+        println!("{line}");
     }
     Ok(())
 }

@@ -51,7 +51,8 @@ struct CountingSink<'a> {
     json: bool,
 }
 
-/// The function column of a hit: `function (file:line)`, else the instruction's address.
+/// The function column of a hit: `function (file:line)`, else `module+0xoff` in a stripped
+/// library, else the instruction's address.
 pub fn function_key(hit: &Hit) -> String {
     code_key(&hit.code, hit.ip, hit.kernel)
 }
@@ -65,7 +66,10 @@ fn code_key(code: &CodeInfo, ip: u64, kernel: bool) -> String {
             loc.line.unwrap_or_default()
         ),
         (Some(f), _) => f.to_string(),
-        _ => format!("{:#x}", code.instruction.unwrap_or(ip)),
+        _ => match &code.module_offset {
+            Some(offset) => offset.to_string(),
+            None => format!("{:#x}", code.instruction.unwrap_or(ip)),
+        },
     };
     if kernel {
         format!("{function} [kernel]")

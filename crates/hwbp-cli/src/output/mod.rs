@@ -120,19 +120,53 @@ pub fn write_hit_text(
         watch.label,
         hit.location()
     )?;
-    if let Some(value) = hit.value {
-        match (value.old, value.new) {
-            (Some(old), Some(new)) => write!(out, "  value {old} -> {new}")?,
-            (None, Some(new)) => write!(out, "  value {new}")?,
-            _ => {}
+    match (&hit.typed, hit.value) {
+        (Some(typed), value) => {
+            write_typed(out, typed)?;
+            if value.is_some_and(|v| !v.source.is_exact()) {
+                write!(out, " (read after)")?;
+            }
         }
-        if value.new.is_some() && !value.source.is_exact() {
-            write!(out, " (read after)")?;
+        (None, Some(value)) => {
+            match (value.old, value.new) {
+                (Some(old), Some(new)) => write!(out, "  value {old} -> {new}")?,
+                (None, Some(new)) => write!(out, "  value {new}")?,
+                _ => {}
+            }
+            if value.new.is_some() && !value.source.is_exact() {
+                write!(out, " (read after)")?;
+            }
         }
+        (None, None) => {}
     }
     writeln!(out)?;
     for frame in &hit.callchain {
         writeln!(out, "{:16}{frame}", "")?;
+    }
+    Ok(())
+}
+
+/// A typed value: `  value -1 -> 5`, or the members that changed, `  cfg.limits[2].max: 3
+/// -> 7`; a value chain's move, `(cur moved it to 0x...)`; `(type unknown: no debug info)`.
+fn write_typed(out: &mut Vec<u8>, typed: &hwbp::typed::TypedValue) -> std::io::Result<()> {
+    if typed.changes.is_empty() {
+        match (&typed.old, &typed.new) {
+            (Some(old), Some(new)) => write!(out, "  value {old} -> {new}")?,
+            (None, Some(new)) => write!(out, "  value {new}")?,
+            _ => {}
+        }
+    } else {
+        let changes: Vec<String> = typed.changes.iter().map(ToString::to_string).collect();
+        write!(out, "  {}", changes.join(", "))?;
+    }
+    if let Some(pointer) = &typed.moved_by {
+        match typed.moved_to {
+            Some(addr) => write!(out, " ({pointer} moved it to {addr:#x})")?,
+            None => write!(out, " ({pointer} changed; a pointer on the way is NULL)")?,
+        }
+    }
+    if typed.value_type.is_none() {
+        write!(out, " (type unknown: no debug info)")?;
     }
     Ok(())
 }

@@ -35,6 +35,16 @@ pub fn assert_exited_ok(status: ExitStatus, what: &str) {
     );
 }
 
+/// Asserts that a finished command exited 0, showing its stderr if not.
+pub fn assert_success(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The `hwbp` binary under test.
 pub const HWBP: &str = env!("CARGO_BIN_EXE_hwbp");
 
@@ -47,6 +57,8 @@ pub const ARMED: &str = "hwbp: watching";
 pub struct Running {
     child: Option<Child>,
     stdout: Option<JoinHandle<String>>,
+    /// Stdout line by line, for [`Running::hwbp_streaming`].
+    lines: Option<Receiver<String>>,
     stderr: Receiver<String>,
     seen: Vec<String>,
 }
@@ -59,6 +71,32 @@ impl Running {
 
     /// Starts `program` with the given stdin and stdout.
     pub fn spawn_with_stdin(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Running {
+        Running::spawn_inner(program, args, stdin, stdout, false)
+    }
+
+    /// Starts hwbp (stdin closed) with its stdout read line by line ([`Running::next_line`])
+    /// and waits until it says its watch is armed.
+    pub fn hwbp_streaming(args: &[&str]) -> Running {
+        let mut running = Running::spawn_inner(HWBP, args, Stdio::null(), Stdio::piped(), true);
+        running.wait_stderr(ARMED);
+        running
+    }
+
+    /// The next stdout line of a [`Running::hwbp_streaming`] process, waiting 30 s at most.
+    pub fn next_line(&mut self) -> String {
+        let lines = self.lines.as_ref().expect("started with hwbp_streaming");
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no stdout line within 30 s ({e}); stderr: {:?}", self.seen))
+    }
+
+    fn spawn_inner(
+        program: &str,
+        args: &[&str],
+        stdin: Stdio,
+        stdout: Stdio,
+        streaming: bool,
+    ) -> Running {
         let mut child = Command::new(program)
             .args(args)
             .stdin(stdin)
@@ -66,12 +104,27 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let mut lines = None;
         let stdout = child.stdout.take().map(|mut out| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = out.read_to_string(&mut text);
-                text
-            })
+            if streaming {
+                let (tx, rx) = channel();
+                lines = Some(rx);
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                    String::new()
+                })
+            } else {
+                std::thread::spawn(move || {
+                    let mut text = String::new();
+                    let _ = out.read_to_string(&mut text);
+                    text
+                })
+            }
         });
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = channel();
@@ -86,6 +139,7 @@ impl Running {
         Running {
             child: Some(child),
             stdout,
+            lines,
             stderr: rx,
             seen: Vec::new(),
         }
@@ -185,11 +239,17 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let stdout = self
+        let mut stdout = self
             .stdout
             .take()
             .map(|reader| reader.join().unwrap())
             .unwrap_or_default();
+        if let Some(lines) = &self.lines {
+            for line in lines.try_iter() {
+                stdout.push_str(&line);
+                stdout.push('\n');
+            }
+        }
         let mut stderr = std::mem::take(&mut self.seen);
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             stderr.push(line);

@@ -275,6 +275,11 @@ pub struct StopTracer {
     same_process_group: bool,
     finished: bool,
     stray_traps: u64,
+    /// Wait statuses taken while moving the registers ([`StopTracer::set_registers`]), for
+    /// [`StopTracer::next_event`].
+    pending: Vec<WaitStatus>,
+    /// `SIGSTOP`s hwbp sent a launched process to move the registers, still to come.
+    sigstops_to_swallow: usize,
 }
 
 /// Wakes a [`StopTracer`] blocked in [`StopTracer::next_event`] from another thread (for
@@ -407,6 +412,8 @@ impl StopTracer {
             same_process_group,
             finished: false,
             stray_traps: 0,
+            pending: Vec::new(),
+            sigstops_to_swallow: 0,
         }
     }
 
@@ -496,20 +503,7 @@ impl StopTracer {
     fn arm(&mut self, tid: i32) -> Result<(), TracerError> {
         let guard = DebugRegisterGuard::capture(tid)?;
         let arm_error = |source| TracerError::Arm { tid, source };
-        let set = self.registers;
-        let enabled = set.enabled_mask();
-        let result = (|| {
-            // Disable first so no intermediate address/DR7 pair is invalid.
-            if guard.saved_dr7() != 0 {
-                poke_debugreg(tid, 7, 0)?;
-            }
-            for slot in 0..4u8 {
-                if enabled & (1 << slot) != 0 {
-                    poke_debugreg(tid, slot, set.addresses[usize::from(slot)])?;
-                }
-            }
-            poke_debugreg(tid, 7, set.dr7)
-        })();
+        let result = write_registers(tid, &self.registers, guard.saved_dr7() != 0);
         if let Err(source) = result {
             // `guard` restores the previous registers when dropped here.
             drop(guard);
@@ -526,6 +520,74 @@ impl StopTracer {
             if thread.state == ThreadState::Stopped {
                 ptrace::cont(Pid::from_raw(*tid), None).map_err(request("continue", *tid))?;
                 thread.state = ThreadState::Running;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the debug registers of every traced thread with `registers` (to move a
+    /// watch, e.g. when a pointer of a watched expression changed), keeping each thread's
+    /// saved registers for the detach. Threads stopped now are written as they are; running
+    /// ones are stopped for it (`PTRACE_INTERRUPT`, or a consumed `SIGSTOP` for a launched
+    /// process) and let run again. A stop that comes first (a hit, a signal) is kept and
+    /// returned by the next [`StopTracer::next_event`] calls. Threads created later get the
+    /// new registers.
+    pub fn set_registers(&mut self, registers: DebugRegisterSet) -> Result<(), TracerError> {
+        self.registers = registers;
+        let tids: Vec<i32> = self.threads.keys().copied().collect();
+        for tid in tids {
+            let running = self
+                .threads
+                .get(&tid)
+                .is_some_and(|t| t.state == ThreadState::Running);
+            if !running {
+                write_registers(tid, &registers, true)
+                    .map_err(|source| TracerError::Arm { tid, source })?;
+                continue;
+            }
+            let sent = if self.seized {
+                ptrace::interrupt(Pid::from_raw(tid))
+            } else {
+                tgkill(self.pid, tid, Signal::SIGSTOP)
+            };
+            if sent.is_err() {
+                continue; // gone
+            }
+            loop {
+                match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::PtraceEvent(_, _, event))
+                        if self.seized && event == Event::PTRACE_EVENT_STOP as i32 =>
+                    {
+                        write_registers(tid, &registers, true)
+                            .map_err(|source| TracerError::Arm { tid, source })?;
+                        ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
+                        break;
+                    }
+                    Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) if !self.seized => {
+                        write_registers(tid, &registers, true)
+                            .map_err(|source| TracerError::Arm { tid, source })?;
+                        ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
+                        break;
+                    }
+                    Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                        self.pending.push(status);
+                        break;
+                    }
+                    Ok(status) => {
+                        // Stopped for something else first: write now, report it later. The
+                        // requested stop is still pending and is taken when it comes.
+                        write_registers(tid, &registers, true)
+                            .map_err(|source| TracerError::Arm { tid, source })?;
+                        self.set_state(tid, ThreadState::Stopped);
+                        self.pending.push(status);
+                        if !self.seized {
+                            self.sigstops_to_swallow += 1;
+                        }
+                        break;
+                    }
+                    Err(Errno::EINTR) => {}
+                    Err(errno) => return Err(request("wait for", tid)(errno).into()),
+                }
             }
         }
         Ok(())
@@ -575,8 +637,13 @@ impl StopTracer {
             return Err(TracerError::NoThreads { pid: self.pid });
         }
         loop {
-            let Some(status) = wait_any()? else {
-                return Ok(StopEvent::Interrupted);
+            let status = if self.pending.is_empty() {
+                let Some(status) = wait_any()? else {
+                    return Ok(StopEvent::Interrupted);
+                };
+                status
+            } else {
+                self.pending.remove(0)
             };
             if let Some(event) = self.handle(status)? {
                 return Ok(event);
@@ -628,6 +695,11 @@ impl StopTracer {
                     }
                 }
                 let pass = match signal {
+                    Signal::SIGSTOP if self.sigstops_to_swallow > 0 => {
+                        // hwbp's own, sent to move the registers; they are written already.
+                        self.sigstops_to_swallow -= 1;
+                        None
+                    }
                     Signal::SIGINT if self.same_process_group => None,
                     Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
                         if ptrace::getsiginfo(pid) == Err(Errno::EINVAL) =>
@@ -924,6 +996,25 @@ impl StopTracer {
         thread.state = ThreadState::Stopped;
         thread.stop_requested = true;
     }
+}
+
+/// Writes `set` into stopped thread `tid`: DR7 off first when something may be enabled (so no
+/// intermediate address/DR7 pair is invalid), the enabled slots' addresses, then DR7.
+fn write_registers(
+    tid: i32,
+    set: &DebugRegisterSet,
+    disable_first: bool,
+) -> Result<(), PtraceError> {
+    if disable_first {
+        poke_debugreg(tid, 7, 0)?;
+    }
+    let enabled = set.enabled_mask();
+    for slot in 0..4u8 {
+        if enabled & (1 << slot) != 0 {
+            poke_debugreg(tid, slot, set.addresses[usize::from(slot)])?;
+        }
+    }
+    poke_debugreg(tid, 7, set.dr7)
 }
 
 /// The `si_code` of the `SIGTRAP` in thread `tid`'s private signal queue, if one is queued

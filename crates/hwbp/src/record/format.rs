@@ -160,6 +160,9 @@ pub struct Hit {
     /// The function containing the accessing instruction.
     #[serde(default)]
     pub function: Option<String>,
+    /// `libc.so.6+0x27e66` for code no symbol names (a stripped library).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_offset: Option<String>,
     /// Offset of the accessing instruction in `function`.
     #[serde(default)]
     pub offset: Option<u64>,
@@ -190,8 +193,8 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// The writer as `hwbp stat` names it: `function (file:line)`, else the function, else the
-    /// instruction or ip address; ` [kernel]` appended for kernel-mode accesses.
+    /// The writer as `hwbp stat` names it: `function (file:line)`, else the function, else
+    /// `module+0xoff`, else the instruction or ip address; ` [kernel]` appended for kernel-mode accesses.
     pub fn writer(&self) -> String {
         let name = match (&self.function, &self.file, self.line) {
             (Some(f), Some(file), Some(line)) => format!("{f} ({file}:{line})"),
@@ -205,7 +208,7 @@ impl Hit {
         }
     }
 
-    /// The function, else the instruction or ip address.
+    /// The function, else `module+0xoff`, else the instruction or ip address.
     pub fn function_or_address(&self) -> String {
         self.function.clone().unwrap_or_else(|| self.address_text())
     }
@@ -229,8 +232,9 @@ impl Hit {
     }
 
     fn address_text(&self) -> String {
-        self.instruction
+        self.module_offset
             .clone()
+            .or_else(|| self.instruction.clone())
             .or_else(|| self.ip.clone())
             .unwrap_or_else(|| "[unknown]".to_string())
     }
