@@ -300,6 +300,14 @@ fn load_handler(
     if !opts.use_bpf {
         return Err(Ok("the BPF hit handler is turned off".to_string()));
     }
+    if plan.watches.iter().any(|w| w.chain.is_some()) {
+        // The program knows its pieces by address; a value chain moves them at run time.
+        return Err(Ok(
+            "a value chain moves its watch to new addresses, which the BPF hit handler's \
+             program cannot follow"
+                .to_string(),
+        ));
+    }
     let mut pieces = Vec::new();
     let mut to_piece = Vec::new();
     for (p, request) in placement.pieces().iter().enumerate() {
