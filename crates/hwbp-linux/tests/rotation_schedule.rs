@@ -108,8 +108,11 @@ impl Registers {
     }
 }
 
+/// Serial (`exclusive_`): the estimate assumes the writer runs at an even pace while pieces
+/// take turns; in the parallel pass other tests starve it (and the mover) on 2 CPUs, and one
+/// piece's estimate drifts past 15% (seen: 50,977 for 40,000).
 #[test]
-fn scheduler_rotates_real_breakpoints_and_estimates_within_15_percent() {
+fn exclusive_scheduler_rotates_real_breakpoints_and_estimates_within_15_percent() {
     let go = Arc::new(Barrier::new(2));
     let done = Arc::new(AtomicBool::new(false));
     let (tid, writer) = spawn_writer(go.clone(), done.clone());
