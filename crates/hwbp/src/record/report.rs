@@ -136,6 +136,28 @@ pub struct WatchReport {
 }
 
 impl WatchReport {
+    /// A watch with nothing counted yet (placement `unknown` until a summary says).
+    pub fn empty(watch: String, address: String, len: u64) -> WatchReport {
+        WatchReport {
+            watch,
+            address,
+            len,
+            hits: 0,
+            sampled: 0,
+            lost: 0,
+            placement: "unknown".into(),
+            hits_seen: None,
+            coverage: None,
+            estimate: None,
+            members: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            functions: BTreeMap::new(),
+            changes: 0,
+            never_armed: Vec::new(),
+            never_armed_reason: None,
+        }
+    }
+
     /// The flexible part in words, as `hwbp stat` prints it; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
         crate::summary::flexible_text(
@@ -175,47 +197,17 @@ pub fn report(recording: &Recording, filter: &Filter) -> Report {
         .header
         .watches
         .iter()
-        .map(|w| WatchReport {
-            watch: w.spec.clone(),
-            address: w.address.clone(),
-            len: w.len,
-            hits: 0,
-            sampled: 0,
-            lost: 0,
-            placement: "unknown".into(),
-            hits_seen: None,
-            coverage: None,
-            estimate: None,
-            members: BTreeMap::new(),
-            threads: BTreeMap::new(),
-            functions: BTreeMap::new(),
-            changes: 0,
-            never_armed: Vec::new(),
-            never_armed_reason: None,
-        })
+        .map(|w| WatchReport::empty(w.spec.clone(), w.address.clone(), w.len))
         .collect();
     for hit in filtered(recording, filter) {
         let i = match watches.iter().position(|w| w.watch == hit.watch) {
             Some(i) => i,
             None => {
-                watches.push(WatchReport {
-                    watch: hit.watch.clone(),
-                    address: hit.address.clone().unwrap_or_default(),
-                    len: 0,
-                    hits: 0,
-                    sampled: 0,
-                    lost: 0,
-                    placement: "unknown".into(),
-                    hits_seen: None,
-                    coverage: None,
-                    estimate: None,
-                    members: BTreeMap::new(),
-                    threads: BTreeMap::new(),
-                    functions: BTreeMap::new(),
-                    changes: 0,
-                    never_armed: Vec::new(),
-                    never_armed_reason: None,
-                });
+                watches.push(WatchReport::empty(
+                    hit.watch.clone(),
+                    hit.address.clone().unwrap_or_default(),
+                    0,
+                ));
                 watches.len() - 1
             }
         };
