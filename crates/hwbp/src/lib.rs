@@ -47,6 +47,7 @@
 
 pub mod chain;
 pub mod condition;
+mod engine;
 pub mod error;
 pub mod hit;
 pub mod ksym;

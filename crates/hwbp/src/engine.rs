@@ -1,0 +1,216 @@
+//! How the perf-event watcher takes values and counts: the in-kernel BPF hit handler
+//! ([`hwbp_linux::bpf`]) when this process may load it and the plan suits it, else perf samples
+//! with the user registers (a plain `mov`'s value decoded from them) or the value read after.
+//! [`choose_engine`] decides once at start and says why in a notice; see the engine section of
+//! [`crate::perf`]'s docs for what each engine delivers.
+
+use hwbp_core::Access;
+use hwbp_linux::bpf::{
+    self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, ValueFilter,
+};
+use hwbp_linux::{memory, target};
+
+use crate::error::{Error, Result};
+use crate::plan::WatchPlan;
+use crate::rotation::PiecePlacement;
+use crate::watcher::WatchOptions;
+
+/// The in-kernel handler in use, and how its pieces map to the plan's.
+pub(crate) struct ActiveHandler {
+    pub(crate) handler: HitHandler,
+    /// Handler piece -> placement piece.
+    pub(crate) to_piece: Vec<usize>,
+}
+
+impl ActiveHandler {
+    /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
+    pub(crate) fn seed_from_memory(&self, pid: i32, addr: u64) {
+        let spec = self.handler.spec();
+        if let Some(h) = spec.pieces.iter().position(|p| p.addr == addr) {
+            let piece = spec.pieces[h];
+            if !piece.is_kernel() {
+                if let Ok(value) = memory::read_value(pid, addr, piece.len as usize) {
+                    let _ = self.handler.seed(h, value);
+                }
+            }
+        }
+    }
+}
+
+/// How values (and counts) are taken; see the module docs.
+pub(crate) struct Engine {
+    pub(crate) handler: Option<ActiveHandler>,
+    /// Perf samples carry the user registers (the fallback's decoded stores).
+    pub(crate) regs_user: bool,
+    /// Per placement piece: its previous value was seeded at arming (else the handler's first
+    /// `old` is not known).
+    pub(crate) seeded: Vec<bool>,
+    pub(crate) notice: Option<String>,
+}
+
+/// Why the handler is not used, in a few words for the notice.
+fn handler_refusal(error: &BpfError) -> String {
+    match error {
+        BpfError::Permission { .. } => {
+            "no BPF permission: needs root or CAP_BPF+CAP_PERFMON".to_string()
+        }
+        other => format!("the BPF hit handler cannot be used: {other}"),
+    }
+}
+
+/// Builds, loads and seeds the handler for every data piece of the placement, or says why not
+/// (`Err(Ok(why))`), or that the user's filter cannot be built (`Err(Err(bad input))`).
+fn load_handler(
+    plan: &WatchPlan,
+    placement: &PiecePlacement,
+    opts: &WatchOptions,
+    seeded: &mut [bool],
+) -> std::result::Result<ActiveHandler, std::result::Result<String, Error>> {
+    if !opts.use_bpf {
+        return Err(Ok("the BPF hit handler is turned off".to_string()));
+    }
+    if plan.watches.iter().any(|w| w.chain.is_some()) {
+        // The program knows its pieces by address; a value chain moves them at run time.
+        return Err(Ok(
+            "a value chain moves its watch to new addresses, which the BPF hit handler's \
+             program cannot follow"
+                .to_string(),
+        ));
+    }
+    let mut pieces = Vec::new();
+    let mut to_piece = Vec::new();
+    for (p, request) in placement.pieces().iter().enumerate() {
+        if request.access == Access::Execute {
+            continue;
+        }
+        if pieces.iter().any(|h: &HandlerPiece| h.addr == request.addr) {
+            return Err(Ok(format!(
+                "two watches on {:#x}: the BPF hit handler tells pieces apart by address",
+                request.addr
+            )));
+        }
+        pieces.push(HandlerPiece::new(request.addr, request.len as u8));
+        to_piece.push(p);
+    }
+    if pieces.is_empty() {
+        return Err(Ok("execute breakpoints have no value to read".to_string()));
+    }
+    let filters = opts.changes_only || opts.condition.is_some();
+    if opts.callchain && !filters && !opts.aggregate {
+        // The handler's stack (`bpf_get_stack`) has the user frames only; perf's callchain
+        // has the kernel frames of a kernel-mode access (read(2)) too.
+        return Err(Ok(
+            "-g takes kernel and user callchains from perf samples; the BPF handler's stack \
+             has user frames only"
+                .to_string(),
+        ));
+    }
+    if let Err(e) = bpf::available() {
+        return Err(Ok(handler_refusal(&e)));
+    }
+    let mode = if opts.aggregate {
+        HandlerMode::Count
+    } else {
+        HandlerMode::Emit {
+            stack: opts.callchain,
+        }
+    };
+    let mut spec = HandlerSpec::new(pieces, mode);
+    // As many bytes as the perf rings it replaces (--ring-pages per CPU), a power of two.
+    let cpus = target::online_cpus().map_or(1, |c| c.len().max(1));
+    spec.ring_bytes = u32::try_from((opts.ring_pages * 4096 * cpus).next_power_of_two())
+        .unwrap_or(1 << 30)
+        .clamp(4096, 1 << 30);
+    spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
+    spec.filter = ValueFilter {
+        changes_only: opts.changes_only,
+        condition: opts.condition.map(|c| c.to_handler()),
+    };
+    let handler = match HitHandler::load(&spec) {
+        Ok(handler) => handler,
+        Err(BpfError::Invalid(why)) if spec.filter.condition.is_some() => {
+            return Err(Err(Error::bad_input(format!(
+                "--if: {why}: use a value the watched piece can hold"
+            ))))
+        }
+        Err(e) => return Err(Ok(handler_refusal(&e))),
+    };
+    // The value each piece holds now: the `old` of its first hit.
+    if let Some(pid) = plan.target.pid() {
+        for (h, piece) in spec.pieces.iter().enumerate() {
+            if piece.is_kernel() {
+                continue;
+            }
+            if let Ok(value) = memory::read_value(pid, piece.addr, piece.len as usize) {
+                if handler.seed(h, value).is_ok() {
+                    seeded[to_piece[h]] = true;
+                }
+            }
+        }
+    }
+    Ok(ActiveHandler { handler, to_piece })
+}
+
+/// Chooses the engine; refuses filters that need the handler when it cannot be used.
+pub(crate) fn choose_engine(
+    plan: &WatchPlan,
+    placement: &PiecePlacement,
+    opts: &WatchOptions,
+) -> Result<Engine> {
+    let mut seeded = vec![false; placement.pieces().len()];
+    let filters = opts.changes_only || opts.condition.is_some();
+    let data = plan.watches.iter().any(|w| w.access != Access::Execute);
+    if filters && !data {
+        return Err(Error::bad_input(
+            "--changes-only and --if test the written value; execute breakpoints have none: \
+             drop them, or watch a variable (:w)",
+        ));
+    }
+    if !(opts.read_values || opts.aggregate || filters) || !data {
+        return Ok(Engine {
+            handler: None,
+            regs_user: false,
+            seeded,
+            notice: None,
+        });
+    }
+    let why_not = match load_handler(plan, placement, opts, &mut seeded) {
+        Ok(handler) => {
+            let notice = if opts.aggregate {
+                "counts: per thread and instruction, in the kernel by hwbp's BPF hit handler; \
+                 totals from the breakpoint counters"
+            } else {
+                "values: in-kernel BPF handler (exact)"
+            };
+            return Ok(Engine {
+                handler: Some(handler),
+                regs_user: false,
+                seeded,
+                notice: Some(notice.to_string()),
+            });
+        }
+        Err(Err(bad_input)) => return Err(bad_input),
+        Err(Ok(why)) => why,
+    };
+    if filters {
+        return Err(Error::bad_input(format!(
+            "--changes-only and --if without --stop are filtered by the in-kernel BPF handler, \
+             which cannot be used ({why_not}): run as root, or add --stop"
+        )));
+    }
+    let user_data = plan
+        .watches
+        .iter()
+        .any(|w| !w.kernel_address && w.access != Access::Execute);
+    let notice = if opts.read_values {
+        format!("values: decoded from the trapping store, else read after ({why_not})")
+    } else {
+        format!("counts: per thread and function from perf samples ({why_not})")
+    };
+    Ok(Engine {
+        handler: None,
+        regs_user: opts.read_values && user_data,
+        seeded,
+        notice: Some(notice),
+    })
+}
