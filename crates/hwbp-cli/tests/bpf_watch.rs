@@ -278,3 +278,60 @@ fn exclusive_stat_counts_threads_and_functions_in_the_kernel() {
         "{report}"
     );
 }
+
+/// Two hwbp at once on one process, each with its own handler program and maps: both exact,
+/// `hwbp slots` names both as holders, and after both end no BPF program of theirs is left
+/// (their fds closed with them; nothing pinned in bpffs).
+#[test]
+fn exclusive_two_hwbp_at_once_each_get_every_value_exact_and_leave_nothing() {
+    require_root();
+    let programs_before = bpf_program_ids();
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let first = Running::hwbp(&["watch", "value", "-p", &pid, "--json"]);
+    let second = Running::hwbp(&["watch", "value", "-p", &pid, "--json"]);
+    let slots = std::process::Command::new(support::HWBP)
+        .args(["slots", "-p", &pid])
+        .output()
+        .unwrap();
+    let slots = String::from_utf8_lossy(&slots.stdout);
+    for running in [&first, &second] {
+        assert!(
+            slots.contains(&format!("pid {:<8}", running.pid())),
+            "hwbp slots does not list hwbp {}: {slots}",
+            running.pid()
+        );
+    }
+    // The thread: the model sees 4 free, the kernel 2 (one register per hwbp), 2 held elsewhere.
+    let thread_row: Vec<&str> = slots
+        .lines()
+        .find(|l| l.starts_with(&format!("{pid} sequence")))
+        .unwrap_or_else(|| panic!("no row for thread {pid}: {slots}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(thread_row[2..], ["4", "2", "2"], "{slots}");
+    target.command("go 1000").unwrap();
+    assert!(target.finish().unwrap().success());
+    for hwbp in [first, second] {
+        let (status, stdout, stderr) = hwbp.finish();
+        assert!(status.success(), "{stderr:?}");
+        assert!(stderr.iter().any(|l| l == HANDLER_NOTICE), "{stderr:?}");
+        let values = json_lines(&stdout);
+        let hits = hits(&values);
+        assert_eq!(hits.len(), 1000);
+        assert_handler_values(&hits);
+        let pairs: Vec<(u64, u64)> = hits.iter().map(|h| old_new(h)).collect();
+        let expected: Vec<(u64, u64)> = (1..=1000).map(|i| (i - 1, i)).collect();
+        assert_eq!(pairs, expected);
+    }
+    let left: Vec<u32> = bpf_program_ids()
+        .into_iter()
+        .filter(|id| !programs_before.contains(id))
+        .collect();
+    assert!(left.is_empty(), "BPF programs left loaded: {left:?}");
+}
+
+/// The ids of the BPF programs loaded now (BPF_PROG_GET_NEXT_ID through hwbp-linux).
+fn bpf_program_ids() -> Vec<u32> {
+    hwbp_linux::bpf::sys::program_ids().expect("list BPF programs")
+}

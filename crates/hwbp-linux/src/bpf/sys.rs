@@ -31,6 +31,7 @@ mod cmd {
     pub const MAP_DELETE_ELEM: libc::c_long = 3;
     pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
     pub const PROG_LOAD: libc::c_long = 5;
+    pub const PROG_GET_NEXT_ID: libc::c_long = 11;
     pub const PROG_GET_FD_BY_ID: libc::c_long = 13;
     pub const MAP_GET_FD_BY_ID: libc::c_long = 14;
     pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -467,6 +468,27 @@ fn object_id(fd: BorrowedFd<'_>) -> Result<u32, BpfError> {
 /// Whether a program with this id still exists in the kernel (`BPF_PROG_GET_FD_BY_ID`).
 pub fn prog_exists(id: u32) -> Result<bool, BpfError> {
     exists(cmd::PROG_GET_FD_BY_ID, "BPF_PROG_GET_FD_BY_ID", id)
+}
+
+/// The ids of every BPF program loaded now (`BPF_PROG_GET_NEXT_ID`, root only), ascending: to
+/// check that a run left none behind.
+pub fn program_ids() -> Result<Vec<u32>, BpfError> {
+    let mut ids = Vec::new();
+    let mut start = 0;
+    loop {
+        let mut attr = GetIdAttr {
+            id: start,
+            ..Default::default()
+        };
+        match bpf(cmd::PROG_GET_NEXT_ID, &mut attr) {
+            Ok(_) => {
+                ids.push(attr.next_id);
+                start = attr.next_id;
+            }
+            Err(Errno::ENOENT) => return Ok(ids),
+            Err(errno) => return Err(BpfError::from_errno("BPF_PROG_GET_NEXT_ID", errno)),
+        }
+    }
 }
 
 /// Whether a map with this id still exists in the kernel (`BPF_MAP_GET_FD_BY_ID`).
