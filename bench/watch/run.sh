@@ -148,7 +148,11 @@ parse_bpftrace_values() {
     python3 -c '
 import re, sys
 lines = [l for l in open(sys.argv[1]).read().split("\n") if re.fullmatch(r"-?[0-9]+", l)]
-exact = sum(1 for i, l in enumerate(lines) if int(l) == i)
+# The kernel'"'"'s writes at exec come first: count the loop'"'"'s 0, 1, 2, ... in order.
+exact = 0
+for l in lines:
+    if int(l) == exact:
+        exact += 1
 err = open(sys.argv[2]).read() + open(sys.argv[1]).read()
 lost = sum(int(n) for n in re.findall(r"Lost ([0-9]+) events", err))
 print("%d\t%d exact\t%d" % (len(lines), exact, lost), end="")
