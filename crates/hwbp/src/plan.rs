@@ -14,7 +14,7 @@
 //! or element. More pieces than free registers is not an error here: the perf watcher rotates
 //! them (`hwbp_core::sched`).
 //!
-//! Everything refused here is [`ErrorKind::BadInput`](crate::ErrorKind::BadInput) and leaves no
+//! Everything refused here is [`crate::ErrorKind::BadInput`] and leaves no
 //! kernel state: a command launched for the watch is killed before its first instruction when
 //! the plan is dropped unused.
 //!

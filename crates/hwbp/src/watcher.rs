@@ -2,9 +2,9 @@
 //! [`Hit`](crate::Hit)s to a [`HitSink`], then returns the [`Summary`]:
 //!
 //! - [`Mode::Perf`]: perf breakpoint events (`perf_event_open(PERF_TYPE_BREAKPOINT)`); the
-//!   target never stops; see [`crate::perf`];
+//!   target never stops (the `perf` module: a drain thread, a bounded queue, the BPF hit handler);
 //! - [`Mode::Stop`]: the ptrace debug registers of every thread; each accessing thread stops
-//!   at the hit for exact values, then runs on; see [`crate::stop`].
+//!   at the hit for exact values, then runs on (the `stop` module).
 //!
 //! A [`StopHandle`] ends a run from anywhere (a Ctrl-C handler, another thread); so do the
 //! duration, the hit limit and the sink's `Break`. However it ends, every debug register is
@@ -63,7 +63,7 @@ pub struct WatchOptions {
     /// perf samples (the stored value decoded from the trapping `mov`, else read after).
     pub use_bpf: bool,
     /// Perf mode with the handler: count hits per (piece, thread, instruction) in the kernel
-    /// and deliver them to [`HitSink::counts`](crate::HitSink::counts) at each interval and at
+    /// and deliver them to [`crate::HitSink::counts`] at each interval and at
     /// the end, instead of one [`Hit`](crate::Hit) each (`hwbp stat`). Without the handler,
     /// hits are delivered one by one as usual.
     pub aggregate: bool,
