@@ -3,7 +3,7 @@
 //! Follows `struct arch_hw_breakpoint_ctrl`, `encode_ctrl_reg` and `decode_ctrl_reg` in
 //! `arch/arm64/include/asm/hw_breakpoint.h`, and `arch_bp_generic_fields` in
 //! `arch/arm64/kernel/hw_breakpoint.c`. Register layouts are from the Arm ARM (DDI 0487),
-//! D19.3 "DBGBCR<n>_EL1" and "DBGWCR<n>_EL1".
+//! D19.3 `DBGBCR<n>_EL1` and `DBGWCR<n>_EL1`.
 //!
 //! The kernel packs four fields into the low 13 bits of both registers:
 //!
@@ -217,7 +217,7 @@ pub const fn arch_bp_generic_fields(
     }
 }
 
-/// A DBGBCR<n>_EL1 value (breakpoint control, Arm ARM D19.3).
+/// A `DBGBCR<n>_EL1` value (breakpoint control, Arm ARM D19.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Dbgbcr(pub u32);
 
@@ -271,7 +271,7 @@ impl Dbgbcr {
     }
 }
 
-/// A DBGWCR<n>_EL1 value (watchpoint control, Arm ARM D19.3).
+/// A `DBGWCR<n>_EL1` value (watchpoint control, Arm ARM D19.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Dbgwcr(pub u32);
 
