@@ -10,27 +10,9 @@ use hwbp_fixtures::{Fixture, KREAD, MANY, SEQUENCE};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, Running};
+use support::{hits, json_lines, old_new, summary, Running};
 
 const HANDLER_NOTICE: &str = "hwbp: values: in-kernel BPF handler (exact)";
-
-fn hits(values: &[Value]) -> Vec<&Value> {
-    values.iter().filter(|v| v["type"] == "hit").collect()
-}
-
-fn summary(values: &[Value]) -> &Value {
-    values
-        .iter()
-        .find(|v| v["type"] == "summary")
-        .expect("a summary line")
-}
-
-fn old_new(hit: &Value) -> (u64, u64) {
-    (
-        hit["value_before"].as_u64().unwrap(),
-        hit["value_after"].as_u64().unwrap(),
-    )
-}
 
 fn require_root() {
     assert!(

@@ -10,25 +10,7 @@ use hwbp_linux::ptrace::{peek_debugreg, SeizedThread};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, Running};
-
-fn hits(values: &[Value]) -> Vec<&Value> {
-    values.iter().filter(|v| v["type"] == "hit").collect()
-}
-
-fn summary(values: &[Value]) -> &Value {
-    values
-        .iter()
-        .find(|v| v["type"] == "summary")
-        .expect("a summary line")
-}
-
-fn old_new(hit: &Value) -> (u64, u64) {
-    (
-        hit["value_before"].as_u64().unwrap(),
-        hit["value_after"].as_u64().unwrap(),
-    )
-}
+use support::{hits, json_lines, old_new, summary, Running};
 
 /// DR7 of every thread of `pid`, read through ptrace.
 fn dr7_of_threads(pid: i32) -> Vec<u64> {

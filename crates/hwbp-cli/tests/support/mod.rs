@@ -326,6 +326,19 @@ pub fn json_of_type(stdout: &str, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The hit objects among `values`.
+pub fn hits(values: &[Value]) -> Vec<&Value> {
+    of_type(values, "hit")
+}
+
+/// A hit's raw `(value_before, value_after)`.
+pub fn old_new(hit: &Value) -> (u64, u64) {
+    (
+        hit["value_before"].as_u64().unwrap(),
+        hit["value_after"].as_u64().unwrap(),
+    )
+}
+
 /// The one summary object of a `watch --json` run.
 pub fn summary(values: &[Value]) -> &Value {
     let summaries = of_type(values, "summary");
