@@ -50,6 +50,7 @@ pub mod condition;
 mod engine;
 pub mod error;
 pub mod hit;
+mod json;
 pub mod ksym;
 mod perf;
 pub mod plan;
@@ -65,7 +66,7 @@ pub mod watcher;
 
 pub use condition::{CompareOp, Condition};
 pub use error::{Error, ErrorKind, Result};
-pub use hit::{Hit, HitValue, ValueSource, WatchId};
+pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};

@@ -50,7 +50,7 @@ impl WatchType {
     }
 }
 
-/// A hit's value in its type. The JSON fields of a hit (see [`crate::Hit::to_json`]).
+/// A hit's value in its type. The JSON fields of a hit (see [`crate::Hit::write_json`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypedValue {
     /// The type's name, `None` when unknown (no DWARF).

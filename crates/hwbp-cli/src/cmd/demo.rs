@@ -136,13 +136,8 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
     };
     let watches = plan.watches().to_vec();
     let mut sink = DemoSink {
-        printing: PrintingSink {
-            out: Output::open(None)?,
-            json: args.json,
-            watches: &watches,
-            // The demo prints its own story instead of the start-up notices.
-            announce: false,
-        },
+        // The demo prints its own story instead of the start-up notices.
+        printing: PrintingSink::new(Output::open(None)?, args.json, &watches, false),
         hits: Vec::new(),
     };
     let summary = Watcher::new(plan, options)

@@ -25,7 +25,7 @@ impl HitSink for RecordingSink<'_> {
     fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
         match self
             .writer
-            .write_hit(&hit.to_json(&self.watches[hit.watch.index()]))
+            .write_hit_json(hit, &self.watches[hit.watch.index()])
         {
             Ok(()) => Ok(ControlFlow::Continue(())),
             Err(e) => {

@@ -38,12 +38,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let watcher = Watcher::new(plan, options).with_stop_handle(stop_handle());
     // The watcher owns the plan while it runs; the sink keeps the watches' labels.
     let watches = watcher.plan().watches().to_vec();
-    let mut sink = PrintingSink {
-        out,
-        json: common.json,
-        watches: &watches,
-        announce: true,
-    };
+    let mut sink = PrintingSink::new(out, common.json, &watches, true);
     let summary = watcher.run(&mut sink)?;
     sink.finish(&summary)?;
     Ok(())

@@ -1,5 +1,5 @@
 //! What the watching subcommands print, built from the library's [`hwbp::Hit`] and
-//! [`hwbp::Summary`]: one text line (or JSON object, [`hwbp::Hit::to_json`]) per hit and a
+//! [`hwbp::Summary`]: one text line (or JSON object, [`hwbp::Hit::write_json`]) per hit and a
 //! summary at the end, to stdout or to `-o FILE`.
 //!
 //! [`Output`] writes whole lines only: each `write(2)` holds complete lines, at most 4 KiB
@@ -248,13 +248,20 @@ pub struct PrintingSink<'a> {
     pub watches: &'a [PlannedWatch],
     /// Print the start-up notices on stderr.
     pub announce: bool,
+    /// The JSON writer, with its cached fragments.
+    hit_json: hwbp::HitJsonWriter,
 }
 
 impl HitSink for PrintingSink<'_> {
     fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
         if self.json {
-            self.out
-                .json(&hit.to_json(&self.watches[hit.watch.index()]))?;
+            let watch = &self.watches[hit.watch.index()];
+            let writer = &mut self.hit_json;
+            self.out.lines(|buf| {
+                writer.write(hit, watch, buf);
+                buf.push(b'\n');
+                Ok(())
+            })?;
         } else {
             let watches = self.watches;
             self.out.lines(|buf| write_hit_text(buf, hit, watches))?;
@@ -272,7 +279,18 @@ impl HitSink for PrintingSink<'_> {
     }
 }
 
-impl PrintingSink<'_> {
+impl<'a> PrintingSink<'a> {
+    /// Prints to `out`, as JSON lines when `json`; notices on stderr when `announce`.
+    pub fn new(out: Output, json: bool, watches: &'a [PlannedWatch], announce: bool) -> Self {
+        PrintingSink {
+            out,
+            json,
+            watches,
+            announce,
+            hit_json: hwbp::HitJsonWriter::new(),
+        }
+    }
+
     /// Writes the summary and flushes.
     pub fn finish(mut self, summary: &Summary) -> std::io::Result<()> {
         if self.json {

@@ -31,6 +31,7 @@ pub struct RecordingWriter {
     hits: u64,
     bytes: u64,
     summary: bool,
+    hit_json: crate::HitJsonWriter,
 }
 
 /// What [`RecordingWriter::finish`] wrote.
@@ -66,6 +67,7 @@ impl RecordingWriter {
             hits: 0,
             bytes: 0,
             summary: false,
+            hit_json: crate::HitJsonWriter::new(),
         };
         writer.push("header", "the header", header)?;
         writer.flush()?;
@@ -77,6 +79,18 @@ impl RecordingWriter {
     /// if present, must be `"hit"`.
     pub fn write_hit<T: Serialize + ?Sized>(&mut self, hit: &T) -> Result<()> {
         self.push("hit", "a hit", hit)?;
+        self.hits += 1;
+        self.maybe_flush()
+    }
+
+    /// Appends one hit of the watcher, written by a [`crate::HitJsonWriter`] (no value tree in
+    /// between: this is the path `hwbp record` takes for every hit).
+    pub fn write_hit_json(&mut self, hit: &crate::Hit, watch: &crate::PlannedWatch) -> Result<()> {
+        if self.buf.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        self.hit_json.write(hit, watch, &mut self.buf);
+        self.buf.push(b'\n');
         self.hits += 1;
         self.maybe_flush()
     }
