@@ -5,7 +5,8 @@
 //! hits, so a thread that exits before its hits are read is still named. A thread first seen
 //! without a record is looked up once (`/proc/PID/task/TID/comm`); `?` if it is gone by then.
 
-use std::collections::HashMap;
+// Looked up once per hit: Fx hashing, not SipHash.
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// Looks up the current name of thread `tid` of process `pid`.
@@ -13,7 +14,7 @@ pub type NameLookup = Box<dyn Fn(i32, i32) -> Option<String> + Send>;
 
 /// Thread names as of the records applied so far.
 pub struct ThreadNames {
-    names: HashMap<i32, Arc<str>>,
+    names: FxHashMap<i32, Arc<str>>,
     lookup: NameLookup,
 }
 
@@ -34,7 +35,7 @@ impl ThreadNames {
     /// Names looked up with `lookup`.
     pub fn with_lookup(lookup: NameLookup) -> ThreadNames {
         ThreadNames {
-            names: HashMap::new(),
+            names: FxHashMap::default(),
             lookup,
         }
     }
