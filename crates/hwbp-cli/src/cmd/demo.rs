@@ -137,7 +137,7 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
     let watches = plan.watches().to_vec();
     let mut sink = DemoSink {
         // The demo prints its own story instead of the start-up notices.
-        printing: PrintingSink::new(Output::open(None)?, args.json, &watches, false),
+        printing: PrintingSink::new(Output::open(None, true)?, args.json, &watches, false),
         hits: Vec::new(),
     };
     let summary = Watcher::new(plan, options)

@@ -192,7 +192,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
         watches: &watches,
         breakdown: vec![Breakdown::default(); watches.len()],
         previous: vec![0; watches.len()],
-        out: Output::open(common.output.as_deref())?,
+        out: Output::open(common.output.as_deref(), true)?,
         json: common.json,
     };
     let summary = Watcher::new(plan, options)

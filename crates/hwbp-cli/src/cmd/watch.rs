@@ -34,7 +34,7 @@ pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hw
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let (plan, options) = plan_and_options(&args)?;
-    let out = Output::open(common.output.as_deref())?;
+    let out = Output::open(common.output.as_deref(), plan.target().is_launched())?;
     let watcher = Watcher::new(plan, options).with_stop_handle(stop_handle());
     // The watcher owns the plan while it runs; the sink keeps the watches' labels.
     let watches = watcher.plan().watches().to_vec();

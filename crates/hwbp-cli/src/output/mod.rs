@@ -4,7 +4,7 @@
 //!
 //! [`Output`] writes whole lines only: each `write(2)` holds complete lines, at most 4 KiB
 //! (`PIPE_BUF`, atomic on a pipe) when stdout is shared with a launched command, so the
-//! command's own `printf` can never land inside a hit's line.
+//! command's own `printf` can never land inside a hit's line; 64 KiB otherwise.
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -26,8 +26,10 @@ pub struct Output {
 }
 
 impl Output {
-    /// stdout, or `path` (created or truncated) when given.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Output> {
+    /// stdout, or `path` (created or truncated) when given. `shared` says a launched command
+    /// writes to the same stdout: writes then stay within `PIPE_BUF` (4 KiB), else they go
+    /// in 64 KiB.
+    pub fn open(path: Option<&Path>, shared: bool) -> anyhow::Result<Output> {
         let (inner, chunk, flush_each): (Box<dyn Write>, usize, bool) = match path {
             Some(path) => (
                 Box::new(File::create(path).with_context(|| {
@@ -39,7 +41,7 @@ impl Output {
             None => {
                 let stdout = std::io::stdout();
                 let tty = stdout.is_terminal();
-                (Box::new(stdout), 4096, tty)
+                (Box::new(stdout), if shared { 4096 } else { 64 * 1024 }, tty)
             }
         };
         Ok(Output {
