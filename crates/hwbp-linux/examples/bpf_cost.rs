@@ -1,7 +1,8 @@
 //! What the BPF hit handler costs per hit, in one run: a thread writes a variable N times in a
 //! tight loop, first unwatched, then under a plain counting breakpoint (the trap floor, as
 //! `perf stat` has it), a sampling session without a handler (perf samples to user space, as
-//! hwbp watch does today), the handler in Emit mode (one exact record per hit, drained by this
+//! hwbp watch does without BPF), a program that only returns 0 (the floor of any handler),
+//! the handler in Emit mode (one exact record per hit, drained by this
 //! thread) and in Count mode. Prints ns per write in the writer, and this (reader) thread's
 //! CPU per hit. Run as root: `cargo run --release -p hwbp-linux --example bpf_cost [N]`.
 
@@ -10,6 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hwbp_core::Access;
+use hwbp_linux::bpf::insn::{to_bytes, Asm, Reg};
+use hwbp_linux::bpf::sys::Prog;
 use hwbp_linux::bpf::{HandlerMode, HandlerPiece, HandlerSpec, HitHandler};
 use hwbp_linux::perf::attr::counting_attr;
 use hwbp_linux::perf::WatchRequest;
@@ -57,11 +60,14 @@ struct Row {
     delivered: u64,
 }
 
-fn session_for(tid: i32, addr: u64) -> WatchSession {
-    let opts = SessionOptions {
+/// The session as hwbp opens it: perf samples, or (`handler`) events that ask for no sample
+/// fields and leave the names to a side-band event.
+fn session_for(tid: i32, addr: u64, handler: bool) -> WatchSession {
+    let mut opts = SessionOptions {
         inherit: false,
         ..SessionOptions::default()
     };
+    opts.sample.in_kernel_handler = handler;
     WatchSession::open(
         &[WatchRequest::new(addr, 8, Access::Write)],
         &[EventScope::Thread(tid)],
@@ -134,7 +140,7 @@ fn measure(n: u64) -> Vec<Row> {
 
     // 3. Sampling session, no handler: every hit is a perf sample read here.
     let (tid, go, handle) = writer(n);
-    let mut session = session_for(tid, addr);
+    let mut session = session_for(tid, addr, false);
     session.enable().unwrap();
     let cpu0 = thread_cpu();
     go.send(()).unwrap();
@@ -159,7 +165,27 @@ fn measure(n: u64) -> Vec<Row> {
     });
     drop(session);
 
-    // 4 and 5. The handler, Emit and Count.
+    // 4. The floor of any handler: a program that only returns 0.
+    let (tid, go, handle) = writer(n);
+    let mut nothing = Asm::new();
+    nothing.mov(Reg::R0, 0).exit();
+    let raw = nothing.finish().encode(&|_| None).unwrap();
+    let prog = Prog::load_perf_event(&to_bytes(&raw), "hwbp_nothing").unwrap();
+    let mut session = session_for(tid, addr, true);
+    session.attach_handler(prog.fd()).unwrap();
+    session.enable().unwrap();
+    go.send(()).unwrap();
+    let loop_time = handle.join().unwrap();
+    rows.push(Row {
+        name: "program that returns 0",
+        loop_time,
+        reader_cpu: Duration::ZERO,
+        hits: session.counts().unwrap()[0].count,
+        delivered: 0,
+    });
+    drop(session);
+
+    // 5 and 6. The handler, Emit and Count.
     for (name, mode) in [
         (
             "handler, Emit (exact values)",
@@ -171,10 +197,8 @@ fn measure(n: u64) -> Vec<Row> {
         let mut handler =
             HitHandler::load(&HandlerSpec::new(vec![HandlerPiece::new(addr, 8)], mode)).unwrap();
         handler.seed(0, CELL.load(Ordering::Relaxed)).unwrap();
-        let mut session = session_for(tid, addr);
-        for (_, fd) in session.event_fds() {
-            handler.attach(fd).unwrap();
-        }
+        let mut session = session_for(tid, addr, true);
+        session.attach_handler(handler.program_fd()).unwrap();
         session.enable().unwrap();
         let cpu0 = thread_cpu();
         go.send(()).unwrap();

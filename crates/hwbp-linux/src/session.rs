@@ -217,6 +217,9 @@ struct WatchEvent {
     cpu: u32,
     hung_up: bool,
     what: String,
+    /// The ring's side-band event ([`crate::perf::attr::side_band_attr`]), not a watch's:
+    /// `watch` is meaningless and it counts nothing.
+    side_band: bool,
 }
 
 #[derive(Debug)]
@@ -242,6 +245,9 @@ pub struct WatchSession {
     rings: Vec<CpuRing>,
     id_to_watch: HashMap<u64, usize>,
     enabled: bool,
+    /// The in-kernel hit handler's program, attached to every data watch's event, also to
+    /// those opened later (before they are enabled).
+    handler_prog: Option<OwnedFd>,
     /// Counts of events closed by [`WatchSession::remove_cpu`], per watch, still reported by
     /// [`WatchSession::counts`].
     retired: Vec<WatchCount>,
@@ -267,6 +273,22 @@ impl std::fmt::Debug for WatchSession {
 /// parser is [`crate::target::parse_cpu_list`].
 pub fn online_cpus() -> Result<Vec<u32>, Error> {
     crate::target::online_cpus().map_err(|e| Error::InvalidRequest(e.to_string()))
+}
+
+/// `PERF_EVENT_IOC_SET_BPF`: runs `prog` at every overflow of `event`.
+fn attach_program(event: BorrowedFd<'_>, prog: BorrowedFd<'_>, what: &str) -> Result<(), Error> {
+    // SAFETY: a plain ioctl on a perf fd we borrow; the argument is the program's fd number,
+    // which lives across the call (the kernel takes its own reference to the program).
+    let ret =
+        unsafe { perf_event_open_sys::ioctls::SET_BPF(event.as_raw_fd(), prog.as_raw_fd() as u32) };
+    if ret < 0 {
+        return Err(Error::Ioctl {
+            op: "PERF_EVENT_IOC_SET_BPF",
+            what: what.to_string(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
 }
 
 /// Adds one event's reading to its watch's total.
@@ -331,6 +353,7 @@ impl WatchSession {
             rings: Vec::new(),
             id_to_watch: HashMap::new(),
             enabled: false,
+            handler_prog: None,
             retired: Vec::new(),
             retired_lost: 0,
             retired_throttled: 0,
@@ -380,6 +403,9 @@ impl WatchSession {
         for event in self.events.iter().filter(|e| closing(e)) {
             // Already dead if the CPU is offline; stops counting if it is not.
             let _ = sys::disable(event.fd.as_fd(), &event.what);
+            if event.side_band {
+                continue;
+            }
             let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
             if self.retired.is_empty() {
                 self.retired = (0..self.watches.len())
@@ -460,6 +486,9 @@ impl WatchSession {
                 pid,
                 cpu: cpu as i32,
             };
+            if self.opts.sample.in_kernel_handler {
+                self.open_side_band(target, cpu, is_task)?;
+            }
             for watch in 0..self.watches.len() {
                 let mut attr = self.attrs[watch];
                 if !is_task {
@@ -474,25 +503,12 @@ impl WatchSession {
                     self.watches.len(),
                 )?;
                 let what = format!("{watch_text} in {target}");
-                let id = sys::id(fd.as_fd(), &what)?;
-                match self
-                    .rings
-                    .iter()
-                    .find_map(|r| r.owner.filter(|_| r.cpu == cpu))
-                {
-                    Some(owner) => {
-                        let owner = &self.events[owner];
-                        sys::set_output(fd.as_fd(), owner.fd.as_fd(), &what)?;
-                    }
-                    None => {
-                        let ring = MappedRing::map(fd.as_fd(), self.opts.ring_pages, &what)?;
-                        self.rings.push(CpuRing {
-                            cpu,
-                            owner: Some(self.events.len()),
-                            ring,
-                        });
+                if let Some(prog) = &self.handler_prog {
+                    if self.watches[watch].access != hwbp_core::Access::Execute {
+                        attach_program(fd.as_fd(), prog.as_fd(), &what)?;
                     }
                 }
+                let id = self.add_event(&fd, cpu, &what)?;
                 self.id_to_watch.insert(id, watch);
                 self.events.push(WatchEvent {
                     fd,
@@ -502,16 +518,99 @@ impl WatchSession {
                     cpu,
                     hung_up: false,
                     what,
+                    side_band: false,
                 });
             }
         }
         Ok(())
     }
 
-    /// Every open event, as (watch index, fd): one per watch × thread × CPU (or watch × CPU),
-    /// for attaching a BPF hit handler (`PERF_EVENT_IOC_SET_BPF`) to each.
+    /// Maps the ring of `cpu` from `fd` if the session has none there yet, else redirects
+    /// `fd`'s records into it; returns the event's id. The caller pushes the event next.
+    fn add_event(&mut self, fd: &OwnedFd, cpu: u32, what: &str) -> Result<u64, Error> {
+        let id = sys::id(fd.as_fd(), what)?;
+        match self
+            .rings
+            .iter()
+            .find_map(|r| r.owner.filter(|_| r.cpu == cpu))
+        {
+            Some(owner) => {
+                let owner = &self.events[owner];
+                sys::set_output(fd.as_fd(), owner.fd.as_fd(), what)?;
+            }
+            None => {
+                let ring = MappedRing::map(fd.as_fd(), self.opts.ring_pages, what)?;
+                self.rings.push(CpuRing {
+                    cpu,
+                    owner: Some(self.events.len()),
+                    ring,
+                });
+            }
+        }
+        Ok(id)
+    }
+
+    /// Opens the side-band event of one thread/CPU ring ([`SampleOptions::in_kernel_handler`]).
+    fn open_side_band(
+        &mut self,
+        target: EventTarget,
+        cpu: u32,
+        is_task: bool,
+    ) -> Result<(), Error> {
+        let mut attr = crate::perf::attr::side_band_attr(is_task);
+        let what = format!("the thread-name event (software dummy) in {target}");
+        let fd = self
+            .sys
+            .perf_event_open(&mut attr, target, None, sys::PERF_FLAG_FD_CLOEXEC)
+            .map_err(|errno| Error::Open {
+                what: what.clone(),
+                errno,
+                hint: "the breakpoint events on the same thread or CPU opened, so this is \
+                       unexpected: see perf_event_open(2) for this errno"
+                    .into(),
+            })?;
+        let id = self.add_event(&fd, cpu, &what)?;
+        self.events.push(WatchEvent {
+            fd,
+            id,
+            watch: 0,
+            is_task,
+            cpu,
+            hung_up: false,
+            what,
+            side_band: true,
+        });
+        Ok(())
+    }
+
+    /// Runs the in-kernel hit handler's program `prog` ([`crate::bpf`]) at every hit of every
+    /// data watch (`PERF_EVENT_IOC_SET_BPF`), on the events open now and on those later scopes
+    /// and CPUs add, which get it before they are enabled, so no hit of theirs escapes it.
+    /// Execute watches keep their perf samples. Call it once, before [`WatchSession::enable`].
+    pub fn attach_handler(&mut self, prog: BorrowedFd<'_>) -> Result<(), Error> {
+        let prog = prog.try_clone_to_owned().map_err(|e| Error::Sys {
+            op: "fcntl(F_DUPFD_CLOEXEC)",
+            what: "the BPF program's fd".into(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+        })?;
+        for event in self
+            .events
+            .iter()
+            .filter(|e| !e.side_band && self.watches[e.watch].access != hwbp_core::Access::Execute)
+        {
+            attach_program(event.fd.as_fd(), prog.as_fd(), &event.what)?;
+        }
+        self.handler_prog = Some(prog);
+        Ok(())
+    }
+
+    /// Every open breakpoint event, as (watch index, fd): one per watch × thread × CPU (or
+    /// watch × CPU), for attaching a BPF program (`PERF_EVENT_IOC_SET_BPF`) to each.
     pub fn event_fds(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> + '_ {
-        self.events.iter().map(|e| (e.watch, e.fd.as_fd()))
+        self.events
+            .iter()
+            .filter(|e| !e.side_band)
+            .map(|e| (e.watch, e.fd.as_fd()))
     }
 
     /// Arms every event (`PERF_EVENT_IOC_ENABLE`); inherited children follow.
@@ -655,7 +754,7 @@ impl WatchSession {
                 ..WatchCount::default()
             })
             .collect();
-        for event in &self.events {
+        for event in self.events.iter().filter(|e| !e.side_band) {
             let reading = sys::read_count(event.fd.as_fd(), &event.what)?;
             add_reading(&mut counts[event.watch], &reading);
         }
@@ -720,7 +819,7 @@ impl WatchSession {
         let mine: Vec<&WatchEvent> = self
             .events
             .iter()
-            .filter(|e| e.watch == watch_index)
+            .filter(|e| !e.side_band && e.watch == watch_index)
             .collect();
         for (done, event) in mine.iter().enumerate() {
             if let Err(error) = retarget(new, &template, event, self.enabled) {

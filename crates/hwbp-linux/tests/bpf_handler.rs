@@ -40,25 +40,27 @@ fn spawn_writer(body: impl FnOnce() + Send + 'static) -> Writer {
     }
 }
 
-/// The watches' session on the writer, with the handler attached to every event.
+/// The watches' session on the writer, as hwbp opens it for the handler: events that ask for
+/// no sample fields, a side-band event per ring, the program on every breakpoint event.
 fn armed_session(writer: &Writer, watches: &[WatchRequest], handler: &HitHandler) -> WatchSession {
-    let opts = SessionOptions {
+    let mut opts = SessionOptions {
         inherit: false,
         ..SessionOptions::default()
     };
-    let session = WatchSession::open(
+    opts.sample.in_kernel_handler = true;
+    let mut session = WatchSession::open(
         watches,
         &[EventScope::Thread(writer.tid)],
         &online_cpus().unwrap(),
         &opts,
     )
     .expect("open the breakpoint events (run as root)");
-    let mut attached = 0;
-    for (_, fd) in session.event_fds() {
-        handler.attach(fd).expect("attach the handler");
-        attached += 1;
-    }
-    assert_eq!(attached, watches.len() * online_cpus().unwrap().len());
+    session
+        .attach_handler(handler.program_fd())
+        .expect("attach the handler");
+    let cpus = online_cpus().unwrap().len();
+    assert_eq!(session.event_fds().count(), watches.len() * cpus);
+    assert_eq!(session.event_count(), (watches.len() + 1) * cpus);
     session
 }
 
@@ -532,4 +534,94 @@ fn exclusive_program_and_maps_are_freed_on_drop() {
         wait_gone(&ids).unwrap();
     }
     assert_eq!(open_fds(), fds_before);
+}
+
+static LATE: AtomicU64 = AtomicU64::new(0);
+
+/// The events the handler owns write nothing into the perf rings: a thread created after the
+/// session was enabled still gets the program (inherit) and is still named (the side-band
+/// event's `COMM` record), and a thread added later with `add_thread` gets the program before
+/// its events are enabled. Every one of the 3 × 1000 writes is a handler record; no perf
+/// sample at all.
+#[test]
+fn exclusive_handler_events_leave_names_to_the_side_band_and_later_threads_get_the_program() {
+    require_bpf();
+    const N: u64 = 1000;
+    let addr = LATE.as_ptr() as u64;
+    let spec = HandlerSpec::new(
+        vec![HandlerPiece::new(addr, 8)],
+        HandlerMode::Emit { stack: false },
+    );
+    let mut handler = HitHandler::load(&spec).unwrap();
+    // The first writer spawns a named child that writes too; a second writer is added later.
+    let (late_tx, late_rx) = mpsc::channel::<()>();
+    let first = spawn_writer(|| {
+        write_late(N);
+        std::thread::Builder::new()
+            .name("late-child".into())
+            .spawn(|| write_late(N))
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+    let second = spawn_writer(move || {
+        late_rx.recv().unwrap();
+        write_late(N);
+    });
+    let mut opts = SessionOptions::default();
+    opts.sample.in_kernel_handler = true;
+    let mut session = WatchSession::open(
+        &[WatchRequest::new(addr, 8, Access::Write)],
+        &[EventScope::Thread(first.tid)],
+        &online_cpus().unwrap(),
+        &opts,
+    )
+    .expect("open the breakpoint events (run as root)");
+    session.attach_handler(handler.program_fd()).unwrap();
+    session.enable().unwrap();
+    first.go.send(()).unwrap();
+    first.handle.join().unwrap();
+    session.add_thread(second.tid).unwrap();
+    second.go.send(()).unwrap();
+    late_tx.send(()).unwrap();
+    second.handle.join().unwrap();
+    session.disable().unwrap();
+
+    let mut records = Vec::new();
+    handler.poll_records(&mut |r| records.push(r));
+    let (mut samples, mut names) = (0, Vec::new());
+    session.drain(&mut |record| match record {
+        Record::Hit(_) => samples += 1,
+        Record::Comm {
+            tid, comm, time_ns, ..
+        } => names.push((tid, comm, time_ns)),
+        _ => {}
+    });
+    assert_eq!(perf_count(&session), 3 * N);
+    assert_eq!(samples, 0, "no perf sample from the handler's events");
+    assert_eq!(records.len() as u64, 3 * N);
+    let mut per_tid = std::collections::BTreeMap::new();
+    for r in &records {
+        *per_tid.entry(r.tid).or_insert(0u64) += 1;
+    }
+    assert_eq!(per_tid.len(), 3, "{per_tid:?}");
+    assert!(per_tid.values().all(|&n| n == N), "{per_tid:?}");
+    assert_eq!(per_tid.get(&first.tid), Some(&N));
+    assert_eq!(per_tid.get(&second.tid), Some(&N));
+    let child = *per_tid
+        .keys()
+        .find(|t| **t != first.tid && **t != second.tid)
+        .unwrap();
+    let named: Vec<_> = names.iter().filter(|(tid, _, _)| *tid == child).collect();
+    assert_eq!(named.len(), 1, "one COMM record for the child: {names:?}");
+    assert_eq!(named[0].1, "late-child");
+    assert!(named[0].2.is_some(), "the side-band record has its time");
+    assert_eq!(handler.stats().unwrap().runs, 3 * N);
+}
+
+#[inline(never)]
+fn write_late(n: u64) {
+    for i in 1..=n {
+        LATE.store(i, Ordering::Relaxed);
+    }
 }

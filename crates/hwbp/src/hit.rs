@@ -435,9 +435,27 @@ mod tests {
         assert_eq!(
             keys(&line),
             [
-                "type", "time_ns", "cpu", "pid", "tid", "comm", "watch", "watch_id", "address",
-                "access", "kernel", "ip", "instruction", "function", "offset", "file", "line",
-                "value_after", "value_before", "exact", "value_source"
+                "type",
+                "time_ns",
+                "cpu",
+                "pid",
+                "tid",
+                "comm",
+                "watch",
+                "watch_id",
+                "address",
+                "access",
+                "kernel",
+                "ip",
+                "instruction",
+                "function",
+                "offset",
+                "file",
+                "line",
+                "value_after",
+                "value_before",
+                "exact",
+                "value_source"
             ]
         );
     }
@@ -492,11 +510,36 @@ mod tests {
         assert_eq!(
             keys(&line),
             [
-                "type", "time_ns", "pid", "tid", "comm", "watch", "watch_id", "address",
-                "field", "access", "kernel", "ip", "instruction", "function", "module_offset",
-                "offset", "file", "line", "value_after", "value_before", "exact", "callchain",
-                "value_type", "old", "new", "changes", "bytes_before", "bytes_after",
-                "moved_by", "moved_to"
+                "type",
+                "time_ns",
+                "pid",
+                "tid",
+                "comm",
+                "watch",
+                "watch_id",
+                "address",
+                "field",
+                "access",
+                "kernel",
+                "ip",
+                "instruction",
+                "function",
+                "module_offset",
+                "offset",
+                "file",
+                "line",
+                "value_after",
+                "value_before",
+                "exact",
+                "callchain",
+                "value_type",
+                "old",
+                "new",
+                "changes",
+                "bytes_before",
+                "bytes_after",
+                "moved_by",
+                "moved_to"
             ]
         );
         hit.typed.as_mut().unwrap().moved_to = Some(0x5000);
@@ -534,7 +577,10 @@ mod tests {
             writer.write(&hit, w, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), hit.json_line(w), "hit {i}");
             let parsed: serde_json::Value = serde_json::from_str(&hit.json_line(w)).unwrap();
-            assert_eq!(parsed["instruction"], format!("{:#x}", 0x1000 + (i * 7) % 20));
+            assert_eq!(
+                parsed["instruction"],
+                format!("{:#x}", 0x1000 + (i * 7) % 20)
+            );
             assert_eq!(parsed["watch_id"], w.id.0);
             assert_eq!(parsed["kernel"], i % 5 == 0);
         }

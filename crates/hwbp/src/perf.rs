@@ -22,11 +22,13 @@
 //!   (`changes_only`, `condition`) and either emits one record per hit to its ring buffer
 //!   ([`ValueSource::Handler`], exact) or, with [`WatchOptions::aggregate`], counts per (piece,
 //!   thread, instruction) in a map read at each interval and at the end
-//!   ([`HitSink::counts`]). It drops the perf sample, so the perf rings carry only
-//!   `COMM`/`FORK` records (side-band records, written whatever the overflow handler does) and
-//!   the samples of hits it did not claim (an execute breakpoint, or a CPU's events in the
-//!   moment between a hotplug re-open and the attach), which are delivered as below. Its ring
-//!   holds as many bytes as the perf rings it replaces (`ring_pages` per CPU). With
+//!   ([`HitSink::counts`]). It drops the perf sample, and the events it is attached to ask
+//!   for no sample fields (the kernel prepares them for the program at every hit) and write
+//!   no side-band records: one dummy event per ring carries the `COMM`/`FORK` records
+//!   ([`hwbp_linux::perf::SampleOptions::in_kernel_handler`]). The perf rings then carry those
+//!   and the samples of execute breakpoints, delivered as below; a CPU that comes online gets
+//!   the program on its new events before they are enabled. Its ring holds as many bytes as
+//!   the perf rings it replaces (`ring_pages` per CPU). With
 //!   `callchain` (`-g`) perf samples are kept instead, because perf's callchain has the
 //!   kernel frames of a kernel-mode access and the handler's `bpf_get_stack` only the user
 //!   frames; only when `-g` comes with a filter does the handler run, with user frames;
@@ -294,17 +296,18 @@ pub(crate) fn run(
     // The handler takes the user stack itself; perf samples only carry unclaimed hits then.
     session_opts.sample.callchain = opts.callchain && engine.handler.is_none();
     session_opts.sample.regs_user = engine.regs_user;
+    session_opts.sample.in_kernel_handler = engine.handler.is_some();
     let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
     if let Some(active) = &engine.handler {
-        for (_, fd) in session.event_fds() {
-            active.handler.attach(fd).map_err(|e| {
+        session
+            .attach_handler(active.handler.program_fd())
+            .map_err(|e| {
                 Error::wrap(
                     ErrorKind::Kernel,
                     "cannot attach the BPF hit handler to a breakpoint event",
                     e,
                 )
             })?;
-        }
     }
     let Engine {
         handler,
@@ -459,10 +462,9 @@ pub(crate) fn run(
     let max_hits = opts.max_hits.is_some();
     // Hits the kernel counted that no one will report: with in-kernel filters, "counted but
     // not reported" also holds the filtered hits, so `lost` is bounded by what was really lost.
-    let really_lost = end
-        .handler
-        .map_or(0, |h| h.skipped + h.ring_full + h.count_map_full)
-        + end.dropped
+    let really_lost = end.handler.map_or(0, |h| {
+        h.skipped + h.ring_full + h.count_map_full + h.unknown_address
+    }) + end.dropped
         + end.lost_records;
     let watchpoints = plan
         .watches
@@ -631,6 +633,7 @@ impl Drain<'_> {
                     skipped: stats.skipped(perf_count),
                     ring_full: stats.ring_full,
                     count_map_full: stats.count_map_full,
+                    unknown_address: stats.unknown_addr,
                 })
             }
             None => None,
@@ -811,26 +814,6 @@ impl Drain<'_> {
                 return;
             }
         };
-        if notes.iter().any(|n| matches!(n, HotplugNote::Armed { .. })) {
-            if let Some(active) = &self.handler {
-                // The new CPU's events: attach the handler (the others already have it). Hits
-                // between their enable and this attach come as perf samples, read after.
-                let mut failed = None;
-                for (_, fd) in self.session.event_fds() {
-                    match active.handler.attach(fd) {
-                        Ok(()) => {}
-                        Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => {}
-                        Err(e) => failed = Some(e),
-                    }
-                }
-                if let Some(error) = failed {
-                    self.notice(Notice::Warning(format!(
-                        "cannot attach the BPF hit handler on a CPU that came online ({error}); \
-                         its hits are read after"
-                    )));
-                }
-            }
-        }
         for note in notes {
             let text = match note {
                 HotplugNote::WentOffline { cpu, .. } => {

@@ -184,6 +184,9 @@ pub struct HandlerTotals {
     pub ring_full: u64,
     /// Hits not counted because the count map was full (`hwbp stat`); counted in `lost`.
     pub count_map_full: u64,
+    /// Hits at an address the handler does not watch (never seen; a breakpoint the handler
+    /// was not built for); counted in `lost`.
+    pub unknown_address: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

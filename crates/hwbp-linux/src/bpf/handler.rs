@@ -6,7 +6,9 @@
 //!    (offset 176 of `struct bpf_perf_event_data` on x86_64: `pt_regs` is 168 bytes, then
 //!    `sample_period`) with each piece's address — a compare chain, because rotation moves a
 //!    breakpoint with `MODIFY_ATTRIBUTES` and the event says nothing about which watch it holds
-//!    now; an address that is no piece returns 1, so perf samples the hit as usual;
+//!    now; an address that is no piece is counted (`stats[UNKNOWN_ADDR]`) and dropped, as
+//!    every hit is: the events of handled watches ask perf for no sample fields
+//!    ([`crate::perf::SampleOptions::in_kernel_handler`]), so a sample would say nothing;
 //! 2. reads the piece's bytes at `ctx->addr` with `bpf_probe_read_user` (`bpf_probe_read_kernel`
 //!    for kernel addresses, `>= 0xffff_8000_0000_0000`) into a zeroed u64: the value just
 //!    written, since x86 data breakpoints trap after the access;
@@ -397,7 +399,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
 
     asm.bind(unknown);
     bump(&mut asm, STAT_UNKNOWN_ADDR, "unknown_addr");
-    asm.mov(Reg::R0, 1).exit();
+    asm.mov(Reg::R0, 0).exit();
 
     if needs_value {
         asm.bind(read_failed);
@@ -676,7 +678,7 @@ pub struct HandlerStats {
     pub ring_full: u64,
     /// Hits not counted because the count map was full.
     pub count_map_full: u64,
-    /// Hits at an address that is no piece (returned to perf as samples).
+    /// Hits at an address that is no piece (dropped; reported as lost).
     pub unknown_addr: u64,
     /// Hits whose value could not be read.
     pub read_failed: u64,
@@ -795,6 +797,11 @@ impl HitHandler {
         let key = (piece as u32).to_ne_bytes();
         self.prev
             .update(&key, &p.truncate(value).to_ne_bytes(), BPF_ANY)
+    }
+
+    /// The program's fd, for [`crate::session::WatchSession::attach_handler`].
+    pub fn program_fd(&self) -> BorrowedFd<'_> {
+        self.prog.fd()
     }
 
     /// Runs the handler at every hit of the breakpoint event `event` (and of its inherited
@@ -962,7 +969,7 @@ unknown_addr:
   43: r1 += 1
   44: *(u64 *)(r0 +0) = r1
 unknown_addr_counted:
-  45: r0 = 1
+  45: r0 = 0
   46: exit
 read_failed:
   47: *(u32 *)(r10 -24) = 5

@@ -82,6 +82,14 @@ pub struct SampleOptions {
     /// ([`REGS_USER_MASK`]): the user registers at the hit, from which the value of a plain
     /// `mov` store can be recovered (`hwbp_symbols::store`).
     pub regs_user: bool,
+    /// A BPF program ([`crate::bpf`]) takes every hit of the data watches (read, write) and
+    /// never lets perf sample them: their events ask for no sample fields and write no
+    /// side-band records. The kernel prepares a sample for the program at every hit
+    /// (`perf_prepare_sample` in `bpf_overflow_handler`, `kernel/events/core.c`), at a cost
+    /// that grows with `sample_type` (the base fields cost 5-10% of a trap here); the
+    /// session's one side-band event per ring carries the names instead
+    /// ([`side_band_attr`]). Execute watches keep their samples.
+    pub in_kernel_handler: bool,
 }
 
 /// `sample_regs_user` for [`SampleOptions::regs_user`]: `AX, BX, CX, DX, SI, DI, BP, SP` and
@@ -97,6 +105,7 @@ impl Default for SampleOptions {
             max_stack: 0,
             wakeup: Wakeup::Bytes(16 * 1024),
             regs_user: false,
+            in_kernel_handler: false,
         }
     }
 }
@@ -166,6 +175,14 @@ pub fn breakpoint_attr(
 ) -> perf_event_attr {
     let mut attr = counting_attr(watch);
     attr.sample_period = 1;
+    attr.set_inherit(inherit.into());
+    // Every event of a ring needs the same clock (`perf_event_set_output`).
+    attr.set_use_clockid(1);
+    attr.clockid = SAMPLE_CLOCK;
+    if sample.in_kernel_handler && watch.access != Access::Execute {
+        // The program's: no sample fields, no COMM/FORK records.
+        return attr;
+    }
     attr.sample_type = BASE_SAMPLE_TYPE;
     if sample.callchain {
         attr.sample_type |= bindings::PERF_SAMPLE_CALLCHAIN as u64;
@@ -181,12 +198,7 @@ pub fn breakpoint_attr(
         attr.sample_type |= bindings::PERF_SAMPLE_REGS_USER as u64;
         attr.sample_regs_user = REGS_USER_MASK;
     }
-    attr.set_inherit(inherit.into());
-    attr.set_use_clockid(1);
-    attr.clockid = SAMPLE_CLOCK;
-    attr.set_comm(1);
-    attr.set_comm_exec(1);
-    attr.set_sample_id_all(1);
+    set_side_band(&mut attr);
     match sample.wakeup {
         Wakeup::Events(n) => attr.wakeup_events = n.max(1),
         Wakeup::Bytes(bytes) => {
@@ -194,6 +206,36 @@ pub fn breakpoint_attr(
             attr.wakeup_watermark = bytes.max(1);
         }
     }
+    attr
+}
+
+/// Asks for `COMM` and `FORK` records with the `sample_id_all` fields.
+fn set_side_band(attr: &mut perf_event_attr) {
+    attr.set_comm(1);
+    attr.set_comm_exec(1);
+    attr.set_sample_id_all(1);
+}
+
+/// The side-band event of a ring whose data watches belong to an in-kernel handler
+/// ([`SampleOptions::in_kernel_handler`]): a software dummy event (`PERF_COUNT_SW_DUMMY`,
+/// as `perf record` uses for tracking) that counts nothing, uses no debug register and only
+/// writes `COMM`/`FORK` records, with the [`BASE_SAMPLE_TYPE`] id fields the ring parser
+/// expects. Created disabled; `inherit` for task scopes.
+pub fn side_band_attr(inherit: bool) -> perf_event_attr {
+    let mut attr = perf_event_attr {
+        type_: bindings::PERF_TYPE_SOFTWARE,
+        size: std::mem::size_of::<perf_event_attr>() as u32,
+        config: bindings::PERF_COUNT_SW_DUMMY as u64,
+        read_format: read_format(),
+        sample_type: BASE_SAMPLE_TYPE,
+        ..Default::default()
+    };
+    attr.set_disabled(1);
+    attr.set_exclude_hv(1);
+    attr.set_inherit(inherit.into());
+    attr.set_use_clockid(1);
+    attr.clockid = SAMPLE_CLOCK;
+    set_side_band(&mut attr);
     attr
 }
 
@@ -228,6 +270,44 @@ pub fn set_breakpoint(attr: &mut perf_event_attr, watch: &WatchRequest) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handler_owned_data_watches_ask_for_nothing_and_execute_watches_keep_their_samples() {
+        let sample = SampleOptions {
+            in_kernel_handler: true,
+            regs_user: true,
+            callchain: true,
+            ..SampleOptions::default()
+        };
+        let data = breakpoint_attr(&WatchRequest::new(0x1000, 8, Access::Write), &sample, true);
+        assert_eq!((data.sample_period, data.sample_type), (1, 0));
+        assert_eq!(
+            (data.comm(), data.comm_exec(), data.sample_id_all()),
+            (0, 0, 0)
+        );
+        assert_eq!((data.inherit(), data.disabled()), (1, 1));
+        // One clock for every event of a ring, or SET_OUTPUT refuses.
+        assert_eq!((data.use_clockid(), data.clockid), (1, SAMPLE_CLOCK));
+        let exec = breakpoint_attr(
+            &WatchRequest::new(0x1000, 8, Access::Execute),
+            &sample,
+            true,
+        );
+        assert_eq!(exec.sample_type & BASE_SAMPLE_TYPE, BASE_SAMPLE_TYPE);
+        assert_eq!(exec.comm(), 1);
+        let side = side_band_attr(true);
+        assert_eq!((side.type_, side.config), (1, 9));
+        assert_eq!(
+            (side.sample_period, side.sample_type),
+            (0, BASE_SAMPLE_TYPE)
+        );
+        assert_eq!(
+            (side.comm(), side.comm_exec(), side.sample_id_all()),
+            (1, 1, 1)
+        );
+        assert_eq!((side.use_clockid(), side.clockid), (1, SAMPLE_CLOCK));
+        assert_eq!((side.inherit(), side.disabled()), (1, 1));
+    }
 
     #[test]
     fn sampling_attr_has_the_fields_the_ring_parser_expects() {
@@ -269,7 +349,7 @@ mod tests {
             callchain: true,
             max_stack: 32,
             wakeup: Wakeup::Events(1),
-            regs_user: false,
+            ..SampleOptions::default()
         };
         let attr = breakpoint_attr(&watch, &sample, false);
         assert_eq!(attr.sample_type, BASE_SAMPLE_TYPE | 0x20);
