@@ -175,6 +175,64 @@ pub struct HitJsonWriter {
     code: Vec<(Arc<CodeInfo>, Box<[u8]>)>,
     /// The last thread name and its escaped form.
     comm: Option<(Arc<str>, Box<[u8]>)>,
+    /// The last hit's middle part (see [`HitJsonWriter::write_middle`]) and what it was made
+    /// of.
+    middle: Option<(MiddleKey, Vec<u8>)>,
+}
+
+/// What a hit's middle part depends on. It holds the name, member and code it was made
+/// from, so their addresses cannot be reused by other values while they are compared.
+#[derive(Debug)]
+struct MiddleKey {
+    pid: i32,
+    tid: i32,
+    comm: Arc<str>,
+    watch: usize,
+    member: Option<Arc<str>>,
+    access: Access,
+    kernel: bool,
+    ip: u64,
+    code: Arc<CodeInfo>,
+}
+
+impl MiddleKey {
+    fn of(hit: &Hit, watch: &PlannedWatch) -> Self {
+        MiddleKey {
+            pid: hit.pid,
+            tid: hit.tid,
+            comm: hit.comm.clone(),
+            watch: watch.id.index(),
+            member: hit.member.clone(),
+            access: hit.access,
+            kernel: hit.kernel,
+            ip: hit.ip,
+            code: hit.code.clone(),
+        }
+    }
+
+    fn matches(&self, hit: &Hit, watch: &PlannedWatch) -> bool {
+        (
+            self.pid,
+            self.tid,
+            self.watch,
+            self.access,
+            self.kernel,
+            self.ip,
+        ) == (
+            hit.pid,
+            hit.tid,
+            watch.id.index(),
+            hit.access,
+            hit.kernel,
+            hit.ip,
+        ) && Arc::ptr_eq(&self.comm, &hit.comm)
+            && Arc::ptr_eq(&self.code, &hit.code)
+            && match (&self.member, &hit.member) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
 }
 
 /// Code locations a [`HitJsonWriter`] keeps (a hot loop writes from a few).
@@ -194,29 +252,17 @@ impl HitJsonWriter {
             out.extend_from_slice(b",\"cpu\":");
             json::push_u64(out, cpu.into());
         }
-        out.extend_from_slice(b",\"pid\":");
-        json::push_i64(out, hit.pid.into());
-        out.extend_from_slice(b",\"tid\":");
-        json::push_i64(out, hit.tid.into());
-        out.extend_from_slice(b",\"comm\":");
-        out.extend_from_slice(self.comm_fragment(&hit.comm));
-        out.extend_from_slice(self.watch_fragment(watch));
-        if let Some(member) = &hit.member {
-            out.extend_from_slice(b",\"field\":");
-            json::push_str(out, member);
+        if !self
+            .middle
+            .as_ref()
+            .is_some_and(|(key, _)| key.matches(hit, watch))
+        {
+            let mut middle = self.middle.take().map(|(_, m)| m).unwrap_or_default();
+            middle.clear();
+            self.write_middle(hit, watch, &mut middle);
+            self.middle = Some((MiddleKey::of(hit, watch), middle));
         }
-        out.extend_from_slice(match (hit.access, hit.kernel) {
-            (Access::Read, false) => b",\"access\":\"r\",\"kernel\":false,\"ip\":",
-            (Access::Read, true) => b",\"access\":\"r\",\"kernel\":true,\"ip\":",
-            (Access::Write, false) => b",\"access\":\"w\",\"kernel\":false,\"ip\":",
-            (Access::Write, true) => b",\"access\":\"w\",\"kernel\":true,\"ip\":",
-            (Access::ReadWrite, false) => b",\"access\":\"rw\",\"kernel\":false,\"ip\":",
-            (Access::ReadWrite, true) => b",\"access\":\"rw\",\"kernel\":true,\"ip\":",
-            (Access::Execute, false) => b",\"access\":\"x\",\"kernel\":false,\"ip\":",
-            (Access::Execute, true) => b",\"access\":\"x\",\"kernel\":true,\"ip\":",
-        });
-        json::push_hex(out, hit.ip);
-        out.extend_from_slice(self.code_fragment(&hit.code));
+        out.extend_from_slice(&self.middle.as_ref().expect("set above").1);
         out.extend_from_slice(b",\"value_after\":");
         push_opt_u64(out, hit.value.and_then(|v| v.new));
         out.extend_from_slice(b",\"value_before\":");
@@ -246,6 +292,34 @@ impl HitJsonWriter {
             write_typed(&mut o, t);
         }
         o.close();
+    }
+
+    /// From `,"pid":` to the code's fields: what stays the same from hit to hit of one thread
+    /// at one instruction.
+    fn write_middle(&mut self, hit: &Hit, watch: &PlannedWatch, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"pid\":");
+        json::push_i64(out, hit.pid.into());
+        out.extend_from_slice(b",\"tid\":");
+        json::push_i64(out, hit.tid.into());
+        out.extend_from_slice(b",\"comm\":");
+        out.extend_from_slice(self.comm_fragment(&hit.comm));
+        out.extend_from_slice(self.watch_fragment(watch));
+        if let Some(member) = &hit.member {
+            out.extend_from_slice(b",\"field\":");
+            json::push_str(out, member);
+        }
+        out.extend_from_slice(match (hit.access, hit.kernel) {
+            (Access::Read, false) => b",\"access\":\"r\",\"kernel\":false,\"ip\":",
+            (Access::Read, true) => b",\"access\":\"r\",\"kernel\":true,\"ip\":",
+            (Access::Write, false) => b",\"access\":\"w\",\"kernel\":false,\"ip\":",
+            (Access::Write, true) => b",\"access\":\"w\",\"kernel\":true,\"ip\":",
+            (Access::ReadWrite, false) => b",\"access\":\"rw\",\"kernel\":false,\"ip\":",
+            (Access::ReadWrite, true) => b",\"access\":\"rw\",\"kernel\":true,\"ip\":",
+            (Access::Execute, false) => b",\"access\":\"x\",\"kernel\":false,\"ip\":",
+            (Access::Execute, true) => b",\"access\":\"x\",\"kernel\":true,\"ip\":",
+        });
+        json::push_hex(out, hit.ip);
+        out.extend_from_slice(self.code_fragment(&hit.code));
     }
 
     fn comm_fragment(&mut self, comm: &Arc<str>) -> &[u8] {
@@ -556,7 +630,8 @@ mod tests {
             w
         }];
         let mut writer = HitJsonWriter::new();
-        // 40 hits over 20 code locations (more than the writer keeps), two names, two watches.
+        // 40 hits over 20 code locations (more than the writer keeps), two names, two watches,
+        // two threads, four instructions and members that come and go.
         let codes: Vec<Arc<CodeInfo>> = (0..20u64)
             .map(|i| {
                 Arc::new(CodeInfo {
@@ -566,6 +641,7 @@ mod tests {
             })
             .collect();
         let names: [Arc<str>; 2] = ["one".into(), "tw\no".into()];
+        let kept_member: Arc<str> = "cfg.a".into();
         for i in 0..40usize {
             let mut hit = plain_hit();
             hit.code = codes[(i * 7) % codes.len()].clone();
@@ -573,6 +649,15 @@ mod tests {
             let w = &watches[i % 2];
             hit.watch = w.id;
             hit.kernel = i % 5 == 0;
+            hit.tid = 101 + (i % 4) as i32 / 3;
+            // Members: none, one kept Arc, or a new Arc each time (same text or another).
+            hit.member = match i % 4 {
+                0 => None,
+                1 => Some(kept_member.clone()),
+                2 => Some("cfg.a".into()),
+                _ => Some(format!("cfg.b[{}]", i % 3).into()),
+            };
+            hit.ip = 0x401136 + (i / 10) as u64;
             let mut out = Vec::new();
             writer.write(&hit, w, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), hit.json_line(w), "hit {i}");
@@ -583,6 +668,22 @@ mod tests {
             );
             assert_eq!(parsed["watch_id"], w.id.0);
             assert_eq!(parsed["kernel"], i % 5 == 0);
+            assert_eq!(parsed["tid"], hit.tid);
+            // The same hit again, later and with other values: the cached middle part.
+            hit.time_ns += 7;
+            hit.value = Some(HitValue {
+                old: Some(i as u64),
+                new: None,
+                source: ValueSource::ReadAfter,
+            });
+            let mut again = Vec::new();
+            writer.write(&hit, w, &mut again);
+            assert_eq!(String::from_utf8(again).unwrap(), hit.json_line(w), "hit {i} again");
+            assert_eq!(parsed["ip"], format!("{:#x}", hit.ip));
+            match &hit.member {
+                Some(m) => assert_eq!(parsed["field"], **m),
+                None => assert!(parsed.get("field").is_none()),
+            }
         }
     }
 }
