@@ -17,6 +17,11 @@
 //!   [`WatchSession::poll`] delivers as [`Record::Comm`]. With one event per watch on the
 //!   task's CPU, a rename is delivered once per watch. `comm = 1` also enables
 //!   `PERF_RECORD_FORK` (`perf_event_task_match`), delivered as [`Record::Fork`].
+//! - With [`SampleOptions::in_kernel_handler`] the data watches' events are the BPF
+//!   program's ([`WatchSession::attach_handler`]): no sample fields, no `comm`; each ring gets
+//!   one software dummy event (`PERF_COUNT_SW_DUMMY`) that writes the `COMM`/`FORK` records
+//!   instead, once per rename. Every event of a ring has the same clock, which
+//!   `PERF_EVENT_IOC_SET_OUTPUT` requires (`perf_event_set_output`).
 //! - Slots are reserved when an event is created (`reserve_bp_slot` in
 //!   `kernel/events/hw_breakpoint.c`), so [`WatchSession::open`] fails with `ENOSPC` up front
 //!   instead of silently not counting later.

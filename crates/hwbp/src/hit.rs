@@ -678,7 +678,11 @@ mod tests {
             });
             let mut again = Vec::new();
             writer.write(&hit, w, &mut again);
-            assert_eq!(String::from_utf8(again).unwrap(), hit.json_line(w), "hit {i} again");
+            assert_eq!(
+                String::from_utf8(again).unwrap(),
+                hit.json_line(w),
+                "hit {i} again"
+            );
             assert_eq!(parsed["ip"], format!("{:#x}", hit.ip));
             match &hit.member {
                 Some(m) => assert_eq!(parsed["field"], **m),

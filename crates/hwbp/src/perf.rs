@@ -68,14 +68,13 @@ use crate::watcher::{monotonic_ns, StopHandle, WatchOptions};
 /// delay between a hit and its value read.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// A drain of the BPF ring that took fewer records than this was a trickle: the next one waits
-/// [`HANDLER_BATCH_PAUSE`] first (the handler's default wake-up, 16 KiB, is 256 records).
-const HANDLER_BATCH_RECORDS: usize = 256;
-
-/// The pause after a small drain of the BPF ring: at 200,000 hits a second that is 200 records
-/// a batch instead of a dozen, three system calls per batch, and 80 ms of room left in the
-/// smallest ring (1 MiB).
-const HANDLER_BATCH_PAUSE: Duration = Duration::from_millis(1);
+/// The pause after a drain of the BPF ring that took some records but less than a quarter of
+/// what it holds: at 200,000 hits a second that is 1,000 records a batch instead of a dozen
+/// (a ring polls readable while it holds any record), three system calls a batch, with
+/// three quarters of the ring (at least 12,000 records, 60 ms at that rate) still free.
+/// Records wait no longer than without it: the handler wakes the reader only at 16 KiB, so a
+/// slow stream waits for the poll timeout anyway.
+const HANDLER_BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// Why a watched program may die of SIGTRAP without anyone sending one: some virtual machines
 /// deliver a watchpoint hit as a debug exception with an empty DR6, which the kernel cannot match
@@ -532,8 +531,8 @@ impl Drain<'_> {
             let perf_wait = match self.handler.as_mut() {
                 Some(active) => {
                     // A BPF ring polls readable while it holds any record, so under a steady
-                    // stream `wait` returns at once with a handful: after a small batch,
-                    // sleep a moment instead and take the next one whole.
+                    // stream `wait` returns at once with a handful: after a batch that left the
+                    // ring mostly free, sleep a moment instead and take the next one whole.
                     if pace_handler {
                         std::thread::sleep(wait.min(HANDLER_BATCH_PAUSE));
                     } else {
@@ -544,7 +543,7 @@ impl Drain<'_> {
                     let taken = active
                         .handler
                         .poll_records(&mut |r| batch.push(Sampled::Record(r)));
-                    pace_handler = taken > 0 && taken < HANDLER_BATCH_RECORDS;
+                    pace_handler = taken > 0 && taken < active.handler.spec().ring_records() / 4;
                     Duration::ZERO
                 }
                 None => wait,
