@@ -278,15 +278,9 @@ impl HitJsonWriter {
         });
         let mut o = json::Object::continued(out);
         if !hit.callchain.is_empty() {
-            let out = o.key("callchain");
-            out.push(b'[');
-            for (i, frame) in hit.callchain.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json::push_str(out, frame);
-            }
-            out.push(b']');
+            json::push_array(o.key("callchain"), &hit.callchain, |out, frame| {
+                json::push_str(out, frame)
+            });
         }
         if let Some(t) = &hit.typed {
             write_typed(&mut o, t);
@@ -385,19 +379,13 @@ fn write_typed(o: &mut json::Object<'_>, t: &TypedValue) {
     o.opt_str("old", t.old.as_deref());
     o.opt_str("new", t.new.as_deref());
     if !t.changes.is_empty() {
-        let out = o.key("changes");
-        out.push(b'[');
-        for (i, change) in t.changes.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        json::push_array(o.key("changes"), &t.changes, |out, change| {
             let mut c = json::Object::open(out);
             c.str("member", &change.path);
             c.str("old", &change.old);
             c.str("new", &change.new);
             c.close();
-        }
-        out.push(b']');
+        });
     }
     if let Some(bytes) = &t.bytes_before {
         o.str("bytes_before", &hex(bytes));

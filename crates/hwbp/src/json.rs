@@ -65,6 +65,22 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, v: u64) {
     out.push(b'"');
 }
 
+/// Appends a JSON array of `items`, each written by `item`.
+pub(crate) fn push_array<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut item: impl FnMut(&mut Vec<u8>, &T),
+) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
+}
+
 /// Writes one JSON object's fields in order: `{` at creation, `,` between fields, `}` at
 /// [`Object::close`].
 pub(crate) struct Object<'a> {
