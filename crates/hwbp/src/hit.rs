@@ -496,29 +496,13 @@ mod tests {
         );
         assert_eq!(
             keys(&line),
-            [
-                "type",
-                "time_ns",
-                "cpu",
-                "pid",
-                "tid",
-                "comm",
-                "watch",
-                "watch_id",
-                "address",
-                "access",
-                "kernel",
-                "ip",
-                "instruction",
-                "function",
-                "offset",
-                "file",
-                "line",
-                "value_after",
-                "value_before",
-                "exact",
-                "value_source"
-            ]
+            concat!(
+                "type time_ns cpu pid tid comm watch watch_id address access kernel ip ",
+                "instruction function offset file line value_after value_before exact ",
+                "value_source",
+            )
+            .split(' ')
+            .collect::<Vec<_>>()
         );
     }
 
@@ -571,38 +555,14 @@ mod tests {
         );
         assert_eq!(
             keys(&line),
-            [
-                "type",
-                "time_ns",
-                "pid",
-                "tid",
-                "comm",
-                "watch",
-                "watch_id",
-                "address",
-                "field",
-                "access",
-                "kernel",
-                "ip",
-                "instruction",
-                "function",
-                "module_offset",
-                "offset",
-                "file",
-                "line",
-                "value_after",
-                "value_before",
-                "exact",
-                "callchain",
-                "value_type",
-                "old",
-                "new",
-                "changes",
-                "bytes_before",
-                "bytes_after",
-                "moved_by",
-                "moved_to"
-            ]
+            concat!(
+                "type time_ns pid tid comm watch watch_id address field access kernel ",
+                "ip instruction function module_offset offset file line value_after ",
+                "value_before exact callchain value_type old new changes bytes_before ",
+                "bytes_after moved_by moved_to",
+            )
+            .split(' ')
+            .collect::<Vec<_>>()
         );
         hit.typed.as_mut().unwrap().moved_to = Some(0x5000);
         let parsed: serde_json::Value = serde_json::from_str(&hit.json_line(&watch("*p"))).unwrap();
