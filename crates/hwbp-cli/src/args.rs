@@ -196,7 +196,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub changes_only: bool,
     /// Report only hits whose new value satisfies EXPR: `==N`, `!=N`, `<N`, `>N` or `&MASK`
-    /// (N decimal: signed; 0x hex: unsigned); without --stop, filtered in the kernel.
+    /// (N decimal: signed; 0x hex: unsigned; or an enum constant of the watched variable's
+    /// type, `==MODE_ON`); without --stop, filtered in the kernel.
     #[arg(long = "if", value_name = "EXPR")]
     pub condition: Option<String>,
 }

@@ -517,6 +517,45 @@ fn exclusive_if_compares_in_the_type() {
     );
 }
 
+/// `--if` with an enum constant, as gdb's `watch color if color == BLUE`: the chain
+/// fixture's one write to `color` (RED -> BLUE, step 17) is reported for `==BLUE` and not for
+/// `==GREEN` or `!=BLUE`, in perf mode (filtered in the kernel) and in stop mode; a name the
+/// enum does not have is refused before anything is armed, naming the constants.
+#[test]
+fn exclusive_if_compares_with_an_enum_constant_in_both_modes() {
+    let blue = [exp(17, "color", None, "RED", "BLUE")];
+    for mode in [None, Some("--stop")] {
+        for (condition, expected) in [("==BLUE", &blue[..]), ("==GREEN", &[]), ("!=BLUE", &[])] {
+            let mut extra = vec!["--if", condition];
+            extra.extend(mode);
+            run_steps(&["color"], &extra, expected);
+        }
+    }
+    let mut fixture = Fixture::spawn(CHAIN, &["step"]).unwrap();
+    let pid = fixture.pid().to_string();
+    let (code, stdout, stderr) =
+        support::run_hwbp(&["watch", "color", "-p", &pid, "--if", "==PURPLE"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(
+        stderr.trim(),
+        "hwbp: --if \"==PURPLE\": PURPLE is not a constant of the watched enum; it has RED, \
+         GREEN, BLUE"
+    );
+    let (code, _, stderr) = support::run_hwbp(&["watch", "fv", "-p", &pid, "--if", "==RED"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no watched value is of an enum type"),
+        "{stderr}"
+    );
+    // The fixture was never touched: it still runs its steps to the end.
+    for step in 1..=STEPS {
+        let done = fixture.command("next").unwrap();
+        assert_eq!(done.number("step").unwrap(), step as u64);
+    }
+    assert_eq!(fixture.finish().unwrap().code(), Some(0));
+}
+
 #[test]
 fn exclusive_location_mode_watches_the_address_found_once() {
     // -l: cur->state is conns[0].state for good; after `retarget` its writes go elsewhere.

@@ -4,12 +4,15 @@
 //! A decimal literal compares signed, in the width of the watched piece, as C's `int` does: on
 //! a 4-byte `int`, `<0` is "the sign bit is set" and `==-1` matches `0xffffffff`. A `0x` hex
 //! literal compares unsigned (bit patterns, and values above the signed range). hwbp does not
-//! know the variable's C type, so the literal's spelling chooses. In perf mode with the BPF hit handler the test runs in the kernel
+//! know the variable's C type, so the literal's spelling chooses. [`Condition::parse_for`] also
+//! takes an enum constant of the watched value's type (`==MODE_ON`). In perf mode with the BPF hit handler the test runs in the kernel
 //! ([`Condition::to_handler`]); in stop mode in hwbp ([`Condition::holds`]).
 
 use hwbp_linux::bpf::{Condition as KernelCondition, ConditionOp};
+use hwbp_symbols::types::TypeKind;
 
 use crate::error::{Error, Result};
+use crate::plan::PlannedWatch;
 
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +100,57 @@ impl Condition {
             value,
             signed: decimal && op != CompareOp::AnyBit,
         })
+    }
+
+    /// [`Condition::parse`], where N may also be an enum constant of a watched value's type
+    /// (`==MODE_ON`, as gdb's `watch mode if mode == MODE_ON`): it compares as that
+    /// constant's value, signed when the enum has negative constants. A name no watched enum
+    /// has is refused, naming the constants there are.
+    pub fn parse_for(text: &str, watches: &[PlannedWatch]) -> Result<Self> {
+        let trimmed = text.trim();
+        let operand = trimmed.trim_start_matches(['=', '!', '<', '>', '&']).trim();
+        let is_name = operand
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && operand.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if !is_name {
+            return Self::parse(text);
+        }
+        let op_text = &trimmed[..trimmed.len() - operand.len()];
+        let mut known = Vec::new();
+        for ty in watches
+            .iter()
+            .filter_map(|w| w.value_type.as_ref()?.ty.as_ref())
+        {
+            if let TypeKind::Enum {
+                enumerators,
+                signed,
+                ..
+            } = &ty.kind
+            {
+                if let Some(e) = enumerators.iter().find(|e| e.name == operand) {
+                    let numeric = Self::parse(&format!("{op_text}{}", e.value))?;
+                    return Ok(Condition {
+                        signed: *signed && numeric.op != CompareOp::AnyBit,
+                        value: e.value as u64,
+                        ..numeric
+                    });
+                }
+                known.extend(enumerators.iter().map(|e| e.name.clone()));
+            }
+        }
+        Err(Error::bad_input(if known.is_empty() {
+            format!(
+                "--if {trimmed:?}: {operand} is a name, and no watched value is of an enum \
+                 type: compare with a number, e.g. --if '==42'"
+            )
+        } else {
+            format!(
+                "--if {trimmed:?}: {operand} is not a constant of the watched enum; it has {}",
+                known.join(", ")
+            )
+        }))
     }
 
     /// Whether `value`, a `len`-byte integer (1, 2, 4 or 8), satisfies the condition.

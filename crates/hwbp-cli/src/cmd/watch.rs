@@ -10,11 +10,6 @@ use crate::plan::{stop_handle, watch_options, watch_plan};
 /// The plan and run options `hwbp watch` (and `hwbp record`) use for these flags.
 pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hwbp::WatchOptions)> {
     let common = &args.common;
-    let condition = args
-        .condition
-        .as_deref()
-        .map(Condition::parse)
-        .transpose()?;
     if args.stop && args.rotation.flexible {
         return Err(crate::exit::usage(
             "--flexible rotates perf-event watches; --stop uses the thread's own debug \
@@ -22,6 +17,11 @@ pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hw
         ));
     }
     let plan = watch_plan(common, args.rotation)?;
+    let condition = args
+        .condition
+        .as_deref()
+        .map(|text| Condition::parse_for(text, plan.watches()))
+        .transpose()?;
     let mut options = watch_options(common, if args.stop { Mode::Stop } else { Mode::Perf });
     options.callchain = args.callchain;
     options.max_hits = args.max_hits;
