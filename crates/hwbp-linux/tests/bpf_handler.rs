@@ -394,11 +394,19 @@ struct Buffer([u8; 8]);
 #[test]
 fn exclusive_kernel_mode_write_is_flagged_with_its_byte() {
     require_bpf();
+    for stack in [false, true] {
+        kernel_mode_write(stack);
+    }
+}
+
+/// One `read(2)` into a watched byte; with `stack`, the record has the kernel frames of the
+/// copy (innermost at the trapping ip) and the user frames of the `read` call.
+fn kernel_mode_write(stack: bool) {
     let mut buffer = Box::new(Buffer([0; 8]));
     let addr = buffer.0.as_ptr() as u64;
     let spec = HandlerSpec::new(
         vec![HandlerPiece::new(addr, 1)],
-        HandlerMode::Emit { stack: false },
+        HandlerMode::Emit { stack },
     );
     let mut handler = HitHandler::load(&spec).unwrap();
     handler.seed(0, 0).unwrap();
@@ -420,6 +428,25 @@ fn exclusive_kernel_mode_write_is_flagged_with_its_byte() {
     assert_eq!((r.old, r.new, r.kernel_mode, r.tid), (0, 0x5a, true, tid));
     assert!(r.ip >= 0xffff_8000_0000_0000, "a kernel ip: {:#x}", r.ip);
     assert_eq!(perf_count(&session), 1);
+    assert_eq!(r.stack_error, None);
+    if stack {
+        assert_eq!(r.kernel_stack.first(), Some(&r.ip), "{r:?}");
+        assert!(
+            r.kernel_stack.len() >= 3,
+            "copy, read path, syscall entry: {r:?}"
+        );
+        assert!(
+            r.kernel_stack.iter().all(|&a| a >= 0xffff_8000_0000_0000),
+            "{r:?}"
+        );
+        assert!(
+            !r.stack.is_empty(),
+            "the user frames of the read call: {r:?}"
+        );
+        assert!(r.stack.iter().all(|&a| a < 0x8000_0000_0000), "{r:?}");
+    } else {
+        assert!(r.kernel_stack.is_empty() && r.stack.is_empty(), "{r:?}");
+    }
     drop(session);
     drop(back_rx.recv().unwrap());
 }

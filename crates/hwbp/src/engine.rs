@@ -95,16 +95,6 @@ fn load_handler(
     if pieces.is_empty() {
         return Err(Ok("execute breakpoints have no value to read".to_string()));
     }
-    let filters = opts.changes_only || opts.condition.is_some();
-    if opts.callchain && !filters && !opts.aggregate {
-        // The handler's stack (`bpf_get_stack`) has the user frames only; perf's callchain
-        // has the kernel frames of a kernel-mode access (read(2)) too.
-        return Err(Ok(
-            "-g takes kernel and user callchains from perf samples; the BPF handler's stack \
-             has user frames only"
-                .to_string(),
-        ));
-    }
     if let Err(e) = bpf::available() {
         return Err(Ok(handler_refusal(&e)));
     }

@@ -28,10 +28,9 @@
 //!   ([`hwbp_linux::perf::SampleOptions::in_kernel_handler`]). The perf rings then carry those
 //!   and the samples of execute breakpoints, delivered as below; a CPU that comes online gets
 //!   the program on its new events before they are enabled. Its ring holds as many bytes as
-//!   the perf rings it replaces (`ring_pages` per CPU). With
-//!   `callchain` (`-g`) perf samples are kept instead, because perf's callchain has the
-//!   kernel frames of a kernel-mode access and the handler's `bpf_get_stack` only the user
-//!   frames; only when `-g` comes with a filter does the handler run, with user frames;
+//!   the perf rings it replaces (`ring_pages` per CPU). With `callchain` (`-g`) each record
+//!   carries the kernel frames of a kernel-mode access and the user frames
+//!   (`bpf_get_stack`), as perf's callchain has them;
 //! - otherwise **perf samples** with the user registers (`PERF_SAMPLE_REGS_USER`): the value of
 //!   a plain `mov` store is recovered from them ([`ValueSource::DecodedStore`], exact), else
 //!   the value is read after the hit, once per drained batch ([`ValueSource::ReadAfter`]).
@@ -111,7 +110,9 @@ impl Queued {
         std::mem::size_of::<Queued>()
             + match self {
                 Queued::Hit { hit, .. } => hit.callchain.len() * 8,
-                Queued::Record { record, .. } => record.stack.len() * 8,
+                Queued::Record { record, .. } => {
+                    (record.stack.len() + record.kernel_stack.len()) * 8
+                }
                 Queued::Counts(counts) => {
                     counts.len() * std::mem::size_of::<(CountKey, usize, u64)>()
                 }
@@ -292,8 +293,8 @@ pub(crate) fn run(
         ring_pages: opts.ring_pages,
         ..SessionOptions::default()
     };
-    // The handler takes the user stack itself; perf samples only carry unclaimed hits then.
-    session_opts.sample.callchain = opts.callchain && engine.handler.is_none();
+    // The handler takes the stacks itself; perf samples only carry execute hits then.
+    session_opts.sample.callchain = opts.callchain;
     session_opts.sample.regs_user = engine.regs_user;
     session_opts.sample.in_kernel_handler = engine.handler.is_some();
     let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
@@ -1051,10 +1052,12 @@ impl Delivery<'_> {
             }
         });
         let callchain = if opts.callchain {
-            record
-                .stack
-                .iter()
-                .map(|addr| self.cache.frame(record.pid, *addr, false))
+            // Kernel frames first, as perf's callchain has them.
+            let kernel = record.kernel_stack.iter().map(|addr| (addr, true));
+            let user = record.stack.iter().map(|addr| (addr, false));
+            kernel
+                .chain(user)
+                .map(|(addr, kernel)| self.cache.frame(record.pid, *addr, kernel))
                 .collect()
         } else {
             Vec::new()

@@ -219,12 +219,8 @@ impl HandlerSpec {
     /// Emit mode: the records the ring holds when full (each record's span in the ring, its
     /// 8-byte header included; with the stack, room for all of [`STACK_FRAMES`]).
     pub fn ring_records(&self) -> usize {
-        let payload = i32::from(RECORD_HEADER)
-            + match self.mode {
-                HandlerMode::Emit { stack: true } => STACK_FRAMES as i32 * 8,
-                _ => 0,
-            };
-        self.ring_bytes as usize / super::ringbuf::record_span(payload as u32) as usize
+        let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
+        self.ring_bytes as usize / super::ringbuf::record_span(record_bytes(stack) as u32) as usize
     }
 
     /// The program for this spec, without loading it. Deterministic: equal specs give equal
@@ -237,8 +233,15 @@ impl HandlerSpec {
 /// User-stack frames an Emit record carries when asked.
 pub const STACK_FRAMES: usize = 32;
 
-/// Emit record layout: fixed header bytes, then the stack frames.
+/// Kernel-stack frames an Emit record carries when asked, for an access made in kernel mode.
+pub const KERNEL_STACK_FRAMES: usize = 32;
+
+/// Emit record layout: fixed header bytes; with stacks, the kernel stack's length, then
+/// [`KERNEL_STACK_FRAMES`] kernel frames' room, then [`STACK_FRAMES`] user frames' room.
 const RECORD_HEADER: i16 = 56;
+const OFF_KERNEL_STACK_LEN: i16 = 56;
+const STACK_HEADER: i16 = 64;
+const OFF_USER_STACK: i16 = STACK_HEADER + KERNEL_STACK_FRAMES as i16 * 8;
 const OFF_TIME: i16 = 0;
 const OFF_PID_TGID: i16 = 8;
 const OFF_IP: i16 = 16;
@@ -491,12 +494,21 @@ fn emit_condition(
     Ok(())
 }
 
+/// An Emit record's bytes, with or without stacks.
+fn record_bytes(stack: bool) -> i32 {
+    if stack {
+        i32::from(OFF_USER_STACK) + STACK_FRAMES as i32 * 8
+    } else {
+        i32::from(RECORD_HEADER)
+    }
+}
+
 /// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
 fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
     let full = asm.label("ring_full");
     let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
-    let size = i32::from(RECORD_HEADER) + if stack { STACK_FRAMES as i32 * 8 } else { 0 };
+    let size = record_bytes(stack);
     // The record's span in the ring (`bpf_ringbuf_query(AVAIL_DATA)` counts it once reserved).
     let span = super::ringbuf::record_span(size as u32) as i32;
     asm.ld_map(Reg::R1, MAP_RING)
@@ -524,9 +536,27 @@ fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
         .call(Helper::GetSmpProcessorId)
         .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
     if stack {
-        asm.mov_reg(Reg::R1, Reg::R6)
+        // The kernel frames of a kernel-mode access (read(2) filling the buffer), as perf's
+        // callchain has them; a user-mode access has none.
+        let user_only = asm.label("user_stack_only");
+        let user_stack = asm.label("user_stack");
+        asm.ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
+            .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_KERNEL))
+            .jmp(Cond::Eq, Reg::R1, Src::Imm(0), user_only)
+            .mov_reg(Reg::R1, Reg::R6)
             .mov_reg(Reg::R2, Reg::R7)
-            .alu(AluOp::Add, Reg::R2, Src::Imm(RECORD_HEADER.into()))
+            .alu(AluOp::Add, Reg::R2, Src::Imm(STACK_HEADER.into()))
+            .mov(Reg::R3, KERNEL_STACK_FRAMES as i32 * 8)
+            .mov(Reg::R4, 0)
+            .call(Helper::GetStack)
+            .stx(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, Reg::R0)
+            .ja(user_stack)
+            .bind(user_only)
+            .st(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, 0)
+            .bind(user_stack)
+            .mov_reg(Reg::R1, Reg::R6)
+            .mov_reg(Reg::R2, Reg::R7)
+            .alu(AluOp::Add, Reg::R2, Src::Imm(OFF_USER_STACK.into()))
             .mov(Reg::R3, STACK_FRAMES as i32 * 8)
             .mov(Reg::R4, F_USER_STACK)
             .call(Helper::GetStack)
@@ -627,7 +657,10 @@ pub struct HandlerRecord {
     /// User-stack frames, innermost first (empty without [`HandlerMode::Emit`]`{ stack: true
     /// }`).
     pub stack: Vec<u64>,
-    /// `bpf_get_stack`'s negative errno, if it failed.
+    /// Kernel-stack frames of a kernel-mode access, innermost first (empty for a user-mode
+    /// access, or without stacks).
+    pub kernel_stack: Vec<u64>,
+    /// `bpf_get_stack`'s negative errno, if one of the stacks failed.
     pub stack_error: Option<i32>,
 }
 
@@ -648,18 +681,36 @@ impl HandlerRecord {
         };
         let pid_tgid = u64_at(OFF_PID_TGID)?;
         let flags = u32_at(OFF_FLAGS)?;
-        let stack_len = u32_at(OFF_STACK_LEN)? as i32;
-        let (stack, stack_error) = if stack_len < 0 {
-            (Vec::new(), Some(stack_len))
-        } else {
-            let start = RECORD_HEADER as usize;
-            let end = (start + stack_len as usize).min(bytes.len());
-            let frames = bytes[start..end]
+        // A record with stacks is longer than the header; the lengths are bytes or -errno.
+        let frames = |len: i32, start: i16| -> (Vec<u64>, Option<i32>) {
+            if len < 0 {
+                return (Vec::new(), Some(len));
+            }
+            let start = start as usize;
+            let end = (start + len as usize).min(bytes.len());
+            let frames = bytes
+                .get(start..end)
+                .unwrap_or_default()
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
                 .collect();
             (frames, None)
         };
+        let with_stacks = bytes.len() > RECORD_HEADER as usize;
+        let (stack, user_error) = frames(
+            u32_at(OFF_STACK_LEN)? as i32,
+            if with_stacks {
+                OFF_USER_STACK
+            } else {
+                RECORD_HEADER
+            },
+        );
+        let (kernel_stack, kernel_error) = if with_stacks {
+            frames(u32_at(OFF_KERNEL_STACK_LEN)? as i32, STACK_HEADER)
+        } else {
+            (Vec::new(), None)
+        };
+        let stack_error = user_error.or(kernel_error);
         Some(HandlerRecord {
             time_ns: u64_at(OFF_TIME)?,
             pid: (pid_tgid >> 32) as i32,
@@ -672,6 +723,7 @@ impl HandlerRecord {
             kernel_mode: flags & FLAG_KERNEL as u32 != 0,
             value_unreadable: flags & FLAG_UNREADABLE as u32 != 0,
             stack,
+            kernel_stack,
             stack_error,
         })
     }
@@ -1082,13 +1134,21 @@ ring_full_counted:
             "r2 = 2\n",
             "r2 = 4\n",
             "call bpf_probe_read_kernel#113",
-            "r2 = 312\n",
+            // Header 64 + 32 kernel + 32 user frames.
+            "r2 = 576\n",
             "r4 = 256\n",
             "call bpf_get_stack#67",
             "*(u32 *)(r7 +52) = r0",
+            // The kernel stack only for a kernel-mode access, into its own slots.
+            "r1 &= 1\n",
+            "r2 += 64\n",
+            "*(u32 *)(r7 +56) = r0",
+            "*(u32 *)(r7 +56) = 0",
+            "r2 += 320\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert_eq!(text.matches("call bpf_get_stack#67").count(), 2);
         assert_eq!(text.matches("call bpf_probe_read_user#112").count(), 2);
     }
 
@@ -1160,7 +1220,8 @@ ring_full_counted:
 
     #[test]
     fn records_decode_from_bytes() {
-        let mut bytes = vec![0u8; 56 + 16];
+        // A record with stacks: header, kernel-stack length, 32 kernel then 32 user slots.
+        let mut bytes = vec![0u8; record_bytes(true) as usize];
         bytes[0..8].copy_from_slice(&123_456_789u64.to_le_bytes());
         bytes[8..16].copy_from_slice(&((42u64 << 32) | 43).to_le_bytes());
         bytes[16..24].copy_from_slice(&0x40_1122u64.to_le_bytes());
@@ -1170,8 +1231,10 @@ ring_full_counted:
         bytes[44..48].copy_from_slice(&1u32.to_le_bytes());
         bytes[48..52].copy_from_slice(&1u32.to_le_bytes());
         bytes[52..56].copy_from_slice(&16u32.to_le_bytes());
-        bytes[56..64].copy_from_slice(&0xaaaau64.to_le_bytes());
-        bytes[64..72].copy_from_slice(&0xbbbbu64.to_le_bytes());
+        bytes[56..60].copy_from_slice(&8u32.to_le_bytes());
+        bytes[64..72].copy_from_slice(&0xffff_ffff_8100_0000u64.to_le_bytes());
+        bytes[320..328].copy_from_slice(&0xaaaau64.to_le_bytes());
+        bytes[328..336].copy_from_slice(&0xbbbbu64.to_le_bytes());
         assert_eq!(
             HandlerRecord::parse(&bytes),
             Some(HandlerRecord {
@@ -1186,6 +1249,7 @@ ring_full_counted:
                 kernel_mode: true,
                 value_unreadable: false,
                 stack: vec![0xaaaa, 0xbbbb],
+                kernel_stack: vec![0xffff_ffff_8100_0000],
                 stack_error: None,
             })
         );
@@ -1201,6 +1265,9 @@ ring_full_counted:
             ),
             (Some(-14), 0, true, false)
         );
+        // Without stacks: the header alone, no frames.
+        let r = HandlerRecord::parse(&bytes[..56]).unwrap();
+        assert!(r.stack.is_empty() && r.kernel_stack.is_empty());
         assert_eq!(HandlerRecord::parse(&bytes[..40]), None);
     }
 }
