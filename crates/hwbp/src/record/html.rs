@@ -300,31 +300,24 @@ fn plot(index: usize, hits: &[&Hit], end_s: f64, strings: &mut Strings) -> Plot 
         WIDTH - RIGHT,
         HEIGHT - 4.0
     );
+    // A horizontal grid line at `y` with its label on the left.
+    let mut value_tick = |y: f64, label: &str| {
+        let _ = write!(
+            svg,
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
+             <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+        );
+    };
     if has_values {
         for v in ticks(lo, hi, 6) {
-            let y = py(v);
-            let _ = write!(
-                svg,
-                "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-                 <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                WIDTH - RIGHT,
-                LEFT - 6.0,
-                y + 4.0,
-                fmt_value(v)
-            );
+            value_tick(py(v), &fmt_value(v));
         }
     } else {
         for (i, r) in rows.iter().enumerate() {
-            let y = py(i as f64);
-            let _ = write!(
-                svg,
-                "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-                 <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                WIDTH - RIGHT,
-                LEFT - 6.0,
-                y + 4.0,
-                esc(r)
-            );
+            value_tick(py(i as f64), &esc(r));
         }
     }
     // The step line: per field, the value holds until the next write.
