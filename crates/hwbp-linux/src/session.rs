@@ -491,9 +491,6 @@ impl WatchSession {
                 pid,
                 cpu: cpu as i32,
             };
-            if self.opts.sample.in_kernel_handler {
-                self.open_side_band(target, cpu, is_task)?;
-            }
             for watch in 0..self.watches.len() {
                 let mut attr = self.attrs[watch];
                 if !is_task {
@@ -525,6 +522,11 @@ impl WatchSession {
                     what,
                     side_band: false,
                 });
+            }
+            // After the breakpoints, so a refusal (no free register, no permission) is theirs,
+            // in their words.
+            if self.opts.sample.in_kernel_handler {
+                self.open_side_band(target, cpu, is_task)?;
             }
         }
         Ok(())
