@@ -29,6 +29,8 @@
 //! # let _ = counter_address;
 //! ```
 
+pub mod skip;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 
