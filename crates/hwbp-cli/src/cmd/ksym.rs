@@ -140,10 +140,17 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             "TASK", "PID", "CPU#", "SYMBOL", "TYPE"
         )?;
     }
-    let summary = Watcher::new(plan, options)
+    let summary = match Watcher::new(plan, options)
         .with_stop_handle(stop_handle())
         .run(&mut sink)
-        .context("ksym trace failed")?;
+    {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Nothing was traced: the header still in the buffer goes unwritten.
+            let _unwritten = sink.out.into_parts();
+            return Err(e).context("ksym trace failed");
+        }
+    };
     let out = &mut sink.out;
     writeln!(
         out,
