@@ -33,6 +33,7 @@ const SOURCES: &[&str] = &[
     "typed.c",
     "typed_b.c",
     "chain.c",
+    "conds.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -50,6 +51,7 @@ fn main() {
     let pie = ["-pie", "-fPIE"];
     let no_pie = ["-no-pie", "-fno-pie"];
     gcc(&out_dir, &c_dir, "writer", &["writer.c"], &pie);
+    gcc(&out_dir, &c_dir, "conds", &["conds.c"], &no_pie);
     gcc(&out_dir, &c_dir, "writer_nopie", &["writer.c"], &no_pie);
     gcc(
         &out_dir,

@@ -64,7 +64,7 @@ pub mod threads;
 pub mod typed;
 pub mod watcher;
 
-pub use condition::{CompareOp, Condition};
+pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
