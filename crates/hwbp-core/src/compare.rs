@@ -62,8 +62,9 @@ impl CompareOp {
             .find_map(|(p, op)| text.strip_prefix(p).map(|rest| (*op, rest.trim())))
     }
 
-    /// Applies the comparison to two values already converted to one type.
-    fn apply<T: Ord>(self, lhs: T, rhs: T, any_bit: impl FnOnce() -> bool) -> bool {
+    /// Applies the comparison to two values already converted to one type; `&` answers
+    /// `any_bit()` (a float has no bits to test: pass `|| false`).
+    pub fn apply<T: PartialOrd>(self, lhs: T, rhs: T, any_bit: impl FnOnce() -> bool) -> bool {
         match self {
             CompareOp::Equal => lhs == rhs,
             CompareOp::NotEqual => lhs != rhs,

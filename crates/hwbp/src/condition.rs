@@ -63,15 +63,7 @@ impl ResolvedCondition {
                     (8, n) if n >= 8 => f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
                     _ => return false,
                 };
-                match op {
-                    CompareOp::Equal => v == value,
-                    CompareOp::NotEqual => v != value,
-                    CompareOp::Less => v < value,
-                    CompareOp::LessEqual => v <= value,
-                    CompareOp::Greater => v > value,
-                    CompareOp::GreaterEqual => v >= value,
-                    CompareOp::AnyBit => false,
-                }
+                op.apply(v, value, || false)
             }
         }
     }
