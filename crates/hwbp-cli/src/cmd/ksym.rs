@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hwbp::{ksym, Hit, HitSink, Notice, WatchOptions, Watcher};
-use hwbp_linux::target;
 
 use crate::args::KsymArgs;
 use crate::exit::usage;
@@ -106,12 +105,8 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
     let source =
         ksym::KernelSymbolSource::load(args.system_map.as_deref(), args.vmlinux.as_deref())?;
     let cpus = match &args.cpus {
-        Some(list) => {
-            let cpus = target::parse_cpu_arg(list).map_err(|e| usage(e.to_string()))?;
-            target::require_online(&cpus).map_err(|e| usage(e.to_string()))?;
-            cpus
-        }
-        None => target::online_cpus()?,
+        Some(list) => hwbp::slots::parse_cpu_list(list).map_err(|e| usage(e.to_string()))?,
+        None => hwbp::slots::online_cpus()?,
     };
     let ksym::KsymPlan { plan, names, notes } =
         ksym::plan(&filters, source, cpus, args.cpus.is_none())?;
