@@ -33,6 +33,7 @@ const SOURCES: &[&str] = &[
     "typed.c",
     "typed_b.c",
     "chain.c",
+    "forever.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -103,6 +104,7 @@ fn main() {
         &["spin.c"],
         &["-pie", "-fPIE", "-pthread"],
     );
+    gcc(&out_dir, &c_dir, "forever", &["forever.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

@@ -206,7 +206,10 @@ pub(crate) fn run(
     else {
         unreachable!("CPU targets were refused by check()");
     };
-    let is_launched = launched.is_some();
+    let launched_pid = launched.as_ref().map(|l| l.pid());
+    let is_launched = launched_pid.is_some();
+    // How the launched command ended, when the run saw it (the tracer reaped it).
+    let mut command_exit = None;
     let mut typed_values = WatchValues::new(&plan, Some(pid));
     for piece in &mut pieces {
         if plan.watches[piece.watch.0].access != Access::Execute && opts.read_values {
@@ -449,6 +452,7 @@ pub(crate) fn run(
                 sink.idle()?;
             }
             StopEvent::Exited(exit) => {
+                command_exit = Some(exit);
                 return Ok(if is_launched {
                     format!("the command {exit}")
                 } else {
@@ -472,6 +476,11 @@ pub(crate) fn run(
     // Put every thread's registers back and let it run, whatever ended the loop.
     let detached = tracer.detach();
     let _ = waker_thread.join();
+    let duration = armed_at.elapsed();
+    // Detached (or gone): a launched command is ended unless kept running, on errors too.
+    let command = launched_pid
+        .map(|pid| crate::launched::settle(pid, command_exit, opts.keep_running, sink))
+        .transpose();
     let ended_by = result?;
     detached.map_err(|e| {
         Error::wrap(
@@ -514,7 +523,8 @@ pub(crate) fn run(
         throttled: 0,
         stray_traps,
         handler: None,
-        duration_s: armed_at.elapsed().as_secs_f64(),
+        duration_s: duration.as_secs_f64(),
         ended_by,
+        command: command?,
     })
 }
