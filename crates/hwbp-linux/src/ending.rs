@@ -136,8 +136,8 @@ fn reap(pid: i32, nohang: bool) -> Result<Option<ProcessExit>, Errno> {
     }
 }
 
-/// True while process `pid` exists and is not a zombie.
-fn is_alive(pid: i32) -> bool {
+/// True while process `pid` exists and is not a zombie (`/proc/PID/stat`).
+pub fn is_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         // The state follows the parenthesized command name, which may hold anything.
         stat.rsplit_once(')')

@@ -903,8 +903,11 @@ impl StopTracer {
                         self.mark_stopped_for_detach(tid);
                         continue;
                     }
-                    // The program's signal, delivered. The stop consumed a pending interrupt.
-                    let _ = ptrace::cont(pid, signal);
+                    // The program's signal, delivered, except the terminal's Ctrl-C, which is
+                    // hwbp's as in `handle`. The stop consumed a pending interrupt.
+                    let pass =
+                        (signal != Signal::SIGINT || !self.same_process_group).then_some(signal);
+                    let _ = ptrace::cont(pid, pass);
                     if self.seized {
                         if let Some(t) = self.threads.get_mut(&tid) {
                             t.stop_requested = false;
