@@ -1,8 +1,9 @@
 //! Ending a command hwbp launched: the one place that does it, for every way a watch ends before
 //! the command does (a hit limit, a duration, Ctrl-C/SIGTERM to hwbp, an error).
 //!
-//! [`end_command`] sends `SIGTERM` to the command and to every process it started that is still
-//! its descendant (found through `/proc/PID/task/TID/children`, `fs/proc/array.c`), waits up to
+//! [`end_command`] sends `SIGTERM` (and `SIGCONT`, for one that is stopped) to the command and to
+//! every process it started that is still its descendant (found through
+//! `/proc/PID/task/TID/children`, `fs/proc/array.c`), waits up to
 //! a grace period ([`END_GRACE`]) for them to go, then sends `SIGKILL` to what remains, and reaps
 //! the command (`waitpid`; its descendants are reaped by their own parents, or by init once
 //! reparented, `kernel/exit.c` `forget_original_parent`). A launched command shares hwbp's
@@ -68,6 +69,9 @@ pub fn end_command(pid: i32, grace: Duration) -> Result<Ended, EndError> {
     let mut tree = descendants(pid);
     let mut last = Signal::SIGTERM;
     send(pid, &tree, last).map_err(fail("send SIGTERM to"))?;
+    // A stopped process acts on SIGTERM only once continued (`wants_signal` in
+    // `kernel/signal.c`); timeout(1) sends SIGCONT after its signal for the same reason.
+    send(pid, &tree, Signal::SIGCONT).map_err(fail("send SIGCONT to"))?;
     let deadline = Instant::now() + grace;
     let mut exit = None;
     loop {
@@ -173,6 +177,15 @@ mod tests {
     use super::*;
     use std::process::Command;
 
+    /// A command that took the SIGTERM.
+    const ENDED_BY_SIGTERM: Ended = Ended {
+        exit: ProcessExit::Signaled {
+            signal: libc::SIGTERM,
+            core_dumped: false,
+        },
+        signal: Some(Signal::SIGTERM),
+    };
+
     /// Starts `command` and gives up its `Child`: `end_command` is what reaps it.
     #[allow(clippy::zombie_processes)]
     fn spawn_unreaped(command: &mut Command) -> i32 {
@@ -221,17 +234,22 @@ mod tests {
     #[test]
     fn a_command_that_takes_sigterm_ends_without_sigkill() {
         let pid = spawn_unreaped(Command::new("sleep").arg("100"));
-        let ended = end_command(pid, END_GRACE).unwrap();
-        assert_eq!(
-            ended,
-            Ended {
-                exit: ProcessExit::Signaled {
-                    signal: libc::SIGTERM,
-                    core_dumped: false
-                },
-                signal: Some(Signal::SIGTERM),
-            }
-        );
+        assert_eq!(end_command(pid, END_GRACE).unwrap(), ENDED_BY_SIGTERM);
+    }
+
+    #[test]
+    fn a_stopped_command_is_continued_and_ends_with_sigterm() {
+        let pid = spawn_unreaped(Command::new("sleep").arg("100"));
+        signal::kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .contains(") T ")
+        {
+            assert!(Instant::now() < deadline, "sleep never stopped");
+            std::thread::sleep(POLL);
+        }
+        assert_eq!(end_command(pid, END_GRACE).unwrap(), ENDED_BY_SIGTERM);
     }
 
     #[test]

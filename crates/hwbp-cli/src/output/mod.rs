@@ -215,7 +215,12 @@ pub fn totals_notes(w: &WatchTotals) -> Vec<String> {
 /// stray traps.
 pub fn write_summary_notes(out: &mut Vec<u8>, summary: &Summary) -> std::io::Result<()> {
     if let Some(command) = &summary.command {
-        writeln!(out, "  {}", command.text())?;
+        // A command whose exit ended the run is told by the summary's first line already.
+        let told =
+            command.fate == hwbp::Fate::Exited && summary.ended_by.starts_with("the command");
+        if !told {
+            writeln!(out, "  {}", command.text())?;
+        }
     }
     if summary.lost_records > 0 || summary.throttled > 0 {
         writeln!(
