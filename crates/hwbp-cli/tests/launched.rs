@@ -2,9 +2,10 @@
 //! (`--max-hits`, `--duration`, SIGTERM to hwbp alone, a fatal output error), in perf mode and
 //! with `--stop`, for `watch`, `stat` and `record`, hwbp ends the command (and what it started)
 //! and waits for it: hwbp returns, the stdout pipe it shares with the command reaches end of
-//! file, no process of the command remains, and the summary says `"fate": "ended"`. With
-//! `--keep-running` the command runs on, detached (no tracer, its debug registers free), and
-//! hwbp prints its pid.
+//! file, no process of the command remains, and the summary says `"fate": "ended"`. A
+//! terminal's Ctrl-C and a closed output pipe (`| head`) leave nothing behind either. With
+//! `--keep-running` the command runs on, detached (not traced, not stopped, its debug
+//! registers free), and hwbp prints its pid.
 //!
 //! The command is the `forever` fixture, which writes `forever_var` every millisecond and never
 //! ends by itself. Stop mode uses ptrace: those tests are named `exclusive_*`.
@@ -507,4 +508,28 @@ fn exclusive_stop_keep_running_never_leaves_a_busy_writer_stopped() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn a_closed_output_pipe_ends_the_launched_command() {
+    // hwbp watch ... -- forever | head -2: the reader goes, hwbp's next write fails (EPIPE),
+    // hwbp exits 0 as after any closed pipe, and the command goes with it.
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let hwbp = Running::spawn(
+        HWBP,
+        &["watch", "forever_var", "--", FOREVER],
+        Stdio::from(write_end),
+    );
+    let mut head = BufReader::new(read_end).lines();
+    let ready = head.next().unwrap().unwrap();
+    let hit = head.next().unwrap().unwrap();
+    assert!(hit.contains("forever_var"), "{hit}");
+    drop(head);
+    let (status, _, stderr) = hwbp.finish_within(LIMIT);
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    let pid = ready_pid(&ready);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the command {pid} outlived hwbp"
+    );
 }
