@@ -216,7 +216,7 @@ pub(crate) fn run(
             piece.last_value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
         }
     }
-    let mut tracer = match launched {
+    let tracer = match launched {
         Some(launched) => {
             let pid = launched.into_traced().map_err(|e| {
                 Error::wrap(
@@ -235,7 +235,17 @@ pub(crate) fn run(
             format!("cannot arm the stop-mode watch in process {pid}: {e}"),
             e,
         )
-    })?;
+    });
+    let mut tracer = match tracer {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            // The tracer let the command go (or it died with the tracer's drop): end it.
+            if let Some(pid) = launched_pid {
+                let _ = crate::launched::settle(pid, None, opts.keep_running, sink);
+            }
+            return Err(e);
+        }
+    };
     let armed_at = Instant::now();
     let armed = sink.notice(&Notice::Armed {
         description: format!(
