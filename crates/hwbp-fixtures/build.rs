@@ -34,6 +34,7 @@ const SOURCES: &[&str] = &[
     "typed_b.c",
     "chain.c",
     "conds.c",
+    "forever.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -105,6 +106,7 @@ fn main() {
         &["spin.c"],
         &["-pie", "-fPIE", "-pthread"],
     );
+    gcc(&out_dir, &c_dir, "forever", &["forever.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

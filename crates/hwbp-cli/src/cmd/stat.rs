@@ -172,6 +172,8 @@ struct StatReport<'a> {
     ended_by: &'a str,
     queue_dropped: u64,
     watchpoints: Vec<StatWatch<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a hwbp::CommandFate>,
 }
 
 /// Runs `hwbp stat`.
@@ -237,6 +239,7 @@ fn json_report<'a>(summary: &'a Summary, breakdown: &'a [Breakdown]) -> StatRepo
                 breakdown: b,
             })
             .collect(),
+        command: summary.command.as_ref(),
     }
 }
 
