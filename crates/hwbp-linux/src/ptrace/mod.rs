@@ -28,8 +28,6 @@
 //! thread stopped, and restores every thread's registers when it detaches.
 
 #[cfg(target_arch = "x86_64")]
-mod colocate;
-#[cfg(target_arch = "x86_64")]
 mod debugreg;
 mod tracee;
 #[cfg(target_arch = "x86_64")]

@@ -70,7 +70,6 @@ use hwbp_core::arch::x86::{Dr6, X86Type};
 use hwbp_core::debugreg_alloc::{AllocatedWatch, DebugRegisterAllocator};
 use hwbp_core::Access;
 
-use super::colocate::CpuFollower;
 use super::{peek_debugreg, poke_debugreg, DebugRegisterGuard, PtraceError};
 use crate::launch::ProcessExit;
 use crate::perf::WatchRequest;
@@ -292,8 +291,6 @@ pub struct StopTracer {
     pending: Vec<WaitStatus>,
     /// `SIGSTOP`s hwbp sent a launched process to move the registers, still to come.
     sigstops_to_swallow: usize,
-    /// Keeps this thread on a single-threaded tracee's CPU (see [`super::colocate`]).
-    follower: CpuFollower,
 }
 
 /// Wakes a [`StopTracer`] blocked in [`StopTracer::next_event`] from another thread (for
@@ -428,7 +425,6 @@ impl StopTracer {
             stray_traps: 0,
             pending: Vec::new(),
             sigstops_to_swallow: 0,
-            follower: CpuFollower::default(),
         }
     }
 
@@ -625,7 +621,9 @@ impl StopTracer {
         let offset = addr % 8;
         if matches!(len, 1 | 2 | 4 | 8) && offset + len <= 8 {
             let word_addr = addr - offset;
-            if let Ok(word) = ptrace::read(Pid::from_raw(tid), word_addr as ptrace::AddressType) {
+            if let Ok(word) =
+                ptrace::read(Pid::from_raw(tid), word_addr as ptrace::AddressType)
+            {
                 // The word's bits, as the C `long` PEEKDATA returns them.
                 let word = (word as u64).to_le_bytes();
                 let mut bytes = [0u8; 8];
@@ -719,9 +717,6 @@ impl StopTracer {
                             0 => self.registers(tid)?.ip,
                             ip => ip,
                         };
-                        if self.threads.len() == 1 {
-                            self.follower.at_hit(tid);
-                        }
                         return Ok(Some(StopEvent::Hit { tid, slots, ip }));
                     }
                 }
@@ -828,8 +823,6 @@ impl StopTracer {
 
     /// The first stop of a thread auto-attached at clone: arm it, then let it run.
     fn new_thread(&mut self, tid: i32) -> Result<StopEvent, TracerError> {
-        // Several threads may run on several CPUs: no longer follow one.
-        self.follower.release();
         self.threads.insert(
             tid,
             TracedThread {
@@ -872,7 +865,6 @@ impl StopTracer {
     }
 
     fn detach_inner(&mut self) -> Result<usize, TracerError> {
-        self.follower.release();
         if self.finished {
             return Ok(0);
         }
