@@ -621,9 +621,7 @@ impl StopTracer {
         let offset = addr % 8;
         if matches!(len, 1 | 2 | 4 | 8) && offset + len <= 8 {
             let word_addr = addr - offset;
-            if let Ok(word) =
-                ptrace::read(Pid::from_raw(tid), word_addr as ptrace::AddressType)
-            {
+            if let Ok(word) = ptrace::read(Pid::from_raw(tid), word_addr as ptrace::AddressType) {
                 // The word's bits, as the C `long` PEEKDATA returns them.
                 let word = (word as u64).to_le_bytes();
                 let mut bytes = [0u8; 8];
