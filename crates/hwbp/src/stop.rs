@@ -260,17 +260,23 @@ pub(crate) fn run(
         ),
     });
 
-    // The stop handle and the duration wake the tracer out of waitpid.
+    // The stop handle and the duration wake the tracer out of waitpid, and so do hits still
+    // buffered in the sink (see `unflushed` below).
     let done = Arc::new(AtomicBool::new(false));
+    let unflushed = Arc::new(AtomicBool::new(false));
     let waker = tracer.waker();
     let deadline = opts.duration;
     let waker_thread = {
         let done = Arc::clone(&done);
+        let unflushed = Arc::clone(&unflushed);
         let stop = stop.clone();
         std::thread::spawn(move || {
             while !done.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(10));
-                if stop.is_stopped() || deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+                if stop.is_stopped()
+                    || deadline.is_some_and(|d| armed_at.elapsed() >= d)
+                    || unflushed.load(Ordering::Relaxed)
+                {
                     waker.wake();
                 }
             }
@@ -306,14 +312,7 @@ pub(crate) fn run(
             )
         })?;
         match event {
-            StopEvent::Hit {
-                tid,
-                slots,
-                ip,
-                frame_pointer,
-                registers,
-                ..
-            } => {
+            StopEvent::Hit { tid, slots, ip } => {
                 let time_ns = armed_at.elapsed().as_nanos() as u64;
                 // With one thread nothing can write between the trap and the read.
                 let single_thread = tracer.thread_count() == 1;
@@ -321,6 +320,18 @@ pub(crate) fn run(
                     None
                 } else {
                     decoded_store(&mut stores, &mut cache, pid, ip)
+                };
+                // The registers cost a request: only for a store's source or a callchain.
+                let stopped = if store.is_some() || opts.callchain {
+                    Some(tracer.registers(tid).map_err(|e| {
+                        Error::wrap(
+                            ErrorKind::Target,
+                            format!("stop-mode tracing failed: {e}"),
+                            e,
+                        )
+                    })?)
+                } else {
+                    None
                 };
                 // Values first, while the thread is stopped.
                 let mut fired = Vec::new();
@@ -332,12 +343,13 @@ pub(crate) fn run(
                     let value = if execute || !opts.read_values {
                         None
                     } else {
-                        let decoded =
-                            store.and_then(|st| st.value_at(&registers, piece.addr, piece.len));
+                        let decoded = store.zip(stopped).and_then(|(st, regs)| {
+                            st.value_at(&regs.registers, piece.addr, piece.len)
+                        });
                         let (new, source) = match decoded {
                             Some(v) => (Some(v), ValueSource::DecodedStore),
                             None => (
-                                memory::read_value(pid, piece.addr, piece.len as usize).ok(),
+                                tracer.read_value(tid, piece.addr, piece.len),
                                 if single_thread {
                                     ValueSource::Stopped
                                 } else {
@@ -376,15 +388,20 @@ pub(crate) fn run(
                 // Typed values, while the thread is stopped.
                 let observed: Vec<_> = fired
                     .iter()
-                    .map(|(index, _)| {
+                    .map(|(index, value)| {
                         let piece = &pieces[*index];
-                        typed_values.observe(&plan, piece.watch, piece.index)
+                        // A one-piece watch's whole value is the one just read (or decoded).
+                        let known = (plan.watches[piece.watch.0].pieces.len() == 1)
+                            .then(|| value.and_then(|v| v.new))
+                            .flatten();
+                        typed_values.observe(&plan, piece.watch, piece.index, known)
                     })
                     .collect();
-                let frames = if opts.callchain {
-                    tracer.frame_pointer_backtrace(frame_pointer, MAX_FRAMES)
-                } else {
-                    Vec::new()
+                let frames = match stopped {
+                    Some(regs) if opts.callchain => {
+                        tracer.frame_pointer_backtrace(regs.frame_pointer, MAX_FRAMES)
+                    }
+                    _ => Vec::new(),
                 };
                 tracer.resume(tid).map_err(|e| {
                     Error::wrap(
@@ -459,12 +476,13 @@ pub(crate) fn run(
                     }
                     reported[index] += 1;
                     total_reported += 1;
+                    // Buffered by the sink (a write per hit would be a quarter of a hit's
+                    // syscalls); the waker interrupts the wait within 10 ms to let it out.
+                    unflushed.store(true, Ordering::Relaxed);
                     if sink.hit(&hit)?.is_break() {
                         return Ok("stopped by the hit sink".to_owned());
                     }
                 }
-                // The thread runs on; the next stop may be far off: let buffered output out.
-                sink.idle()?;
             }
             StopEvent::Exited(exit) => {
                 command_exit = Some(exit);
@@ -482,11 +500,18 @@ pub(crate) fn run(
             // A debug exception that matched no watchpoint (these VMs raise them under busy
             // watchpoints): swallowed by the tracer, counted as an access not attributed.
             StopEvent::StrayTrap { .. } => stray_traps += 1,
-            StopEvent::ThreadStarted { .. }
-            | StopEvent::ThreadExited { .. }
-            | StopEvent::Interrupted => {}
+            // Woken by the waker: a quiet moment to let buffered hits out.
+            StopEvent::Interrupted => {
+                if unflushed.swap(false, Ordering::Relaxed) {
+                    sink.idle()?;
+                }
+            }
+            StopEvent::ThreadStarted { .. } | StopEvent::ThreadExited { .. } => {}
         }
     });
+    // Hits still buffered go out however the loop ended.
+    let flushed = sink.idle();
+    let result = result.and_then(|ended_by| flushed.map(|()| ended_by).map_err(Error::from));
     done.store(true, Ordering::SeqCst);
     // Put every thread's registers back and let it run, whatever ended the loop.
     let detached = tracer.detach();

@@ -175,19 +175,10 @@ impl WatchValues {
 
     /// Reads the value of watch `watch` now against the last one (the hit was on piece
     /// `piece` of it); `None` for an untyped watch. Stop mode calls it while the thread is
-    /// stopped, before building the [`Hit`].
+    /// stopped, before building the [`Hit`]. `known` is the raw value the watcher read for
+    /// the hit, for a one-piece watch of up to 8 bytes at a fixed address: taken instead of
+    /// reading again.
     pub(crate) fn observe(
-        &mut self,
-        plan: &WatchPlan,
-        watch: WatchId,
-        piece: usize,
-    ) -> Option<Observed> {
-        self.observe_known(plan, watch, piece, None)
-    }
-
-    /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
-    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again.
-    fn observe_known(
         &mut self,
         plan: &WatchPlan,
         watch: WatchId,
@@ -228,7 +219,7 @@ impl WatchValues {
     /// value is read after the hit; a scalar's is the one the drain already read).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known) {
+        if let Some(observed) = self.observe(plan, hit.watch, piece, known) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }

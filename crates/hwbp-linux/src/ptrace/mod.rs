@@ -41,7 +41,7 @@ pub use tracee::SeizedThread;
 #[cfg(target_arch = "x86_64")]
 pub use tracer::{
     classify_sigtrap, is_debug_exception_trap, DebugRegisterSet, StopEvent, StopTracer, StopWaker,
-    TracerError, TrapOrigin,
+    StoppedRegisters, TracerError, TrapOrigin,
 };
 
 use nix::errno::Errno;

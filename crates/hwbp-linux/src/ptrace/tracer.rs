@@ -12,9 +12,11 @@
 //!   ptrace breakpoints to a clone (`copy_thread` clears `ptrace_bps`), and exec drops them
 //!   (`flush_ptrace_hw_breakpoint`);
 //! - at a `SIGTRAP` whose DR6 (architectural polarity) shows B0-B3 the thread is reported as a
-//!   [`StopEvent::Hit`] and stays stopped until [`StopTracer::resume`]; DR6 is cleared then, and
-//!   the `SIGTRAP` is never delivered. Other signals are passed on, except a `SIGINT` from hwbp's
-//!   own terminal (the target shares hwbp's process group), which is hwbp's, as in gdb;
+//!   [`StopEvent::Hit`] and stays stopped until [`StopTracer::resume`]; the `SIGTRAP` is never
+//!   delivered. A hit costs the wait, two reads (siginfo, which also carries the `ip`, and
+//!   DR6) and the resume; DR6 needs no clearing between hits (see `classify_stop`). Other
+//!   signals are passed on, except a `SIGINT` from hwbp's own terminal (the target shares
+//!   hwbp's process group), which is hwbp's, as in gdb;
 //! - [`StopTracer::detach`] stops every thread, restores its debug registers, consumes any
 //!   watchpoint `SIGTRAP` still queued for it (below) and detaches without a signal, so the
 //!   target runs on as before.
@@ -138,15 +140,10 @@ pub enum StopEvent {
         /// The slots whose conditions matched (DR6 B0-B3), bit `i` = DR`i`.
         slots: u8,
         /// The instruction pointer: after the access for a data watchpoint (a trap), at the
-        /// instruction for an execute breakpoint (a fault).
+        /// instruction for an execute breakpoint (a fault). It comes with the `SIGTRAP`
+        /// (`si_addr`, which `exc_debug_user` sets to the trapping `ip`); the other registers
+        /// cost a request of their own: [`StopTracer::registers`].
         ip: u64,
-        /// The frame pointer (`rbp`), for a frame-pointer backtrace.
-        frame_pointer: u64,
-        /// The stack pointer (`rsp`).
-        stack_pointer: u64,
-        /// The general-purpose registers at the stop in encoding order: `rax`, `rcx`, `rdx`,
-        /// `rbx`, `rsp`, `rbp`, `rsi`, `rdi`, `r8`-`r15` (for decoding what a store wrote).
-        registers: [u64; 16],
     },
     /// A thread the watch was armed on was created (already armed and running).
     ThreadStarted {
@@ -173,6 +170,20 @@ pub enum StopEvent {
         /// The thread.
         tid: i32,
     },
+}
+
+/// The registers of a thread stopped at a [`StopEvent::Hit`] (`PTRACE_GETREGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoppedRegisters {
+    /// The instruction pointer (`rip`).
+    pub ip: u64,
+    /// The frame pointer (`rbp`), for a frame-pointer backtrace.
+    pub frame_pointer: u64,
+    /// The stack pointer (`rsp`).
+    pub stack_pointer: u64,
+    /// The general-purpose registers in encoding order: `rax`, `rcx`, `rdx`, `rbx`, `rsp`,
+    /// `rbp`, `rsi`, `rdi`, `r8`-`r15` (for decoding what a store wrote).
+    pub registers: [u64; 16],
 }
 
 /// Where a `SIGTRAP` reported to the tracer came from (see the module docs).
@@ -600,6 +611,28 @@ impl StopTracer {
         Ok(())
     }
 
+    /// The little-endian value of `len` bytes (1, 2, 4 or 8) at `addr`, read while thread
+    /// `tid` is stopped at a hit. A value inside one aligned 8-byte word (every
+    /// debug-register piece is: DR7 lengths need natural alignment) is one `PTRACE_PEEKDATA`
+    /// of that word (`ptrace_access_vm`: this tracer's own tracee, no LSM access check as
+    /// `process_vm_readv` has, which costs a third more here); any other value goes through
+    /// [`crate::memory::read_value`].
+    pub fn read_value(&self, tid: i32, addr: u64, len: u64) -> Option<u64> {
+        let offset = addr % 8;
+        if matches!(len, 1 | 2 | 4 | 8) && offset + len <= 8 {
+            let word_addr = addr - offset;
+            if let Ok(word) = ptrace::read(Pid::from_raw(tid), word_addr as ptrace::AddressType) {
+                // The word's bits, as the C `long` PEEKDATA returns them.
+                let word = (word as u64).to_le_bytes();
+                let mut bytes = [0u8; 8];
+                let start = offset as usize;
+                bytes[..len as usize].copy_from_slice(&word[start..start + len as usize]);
+                return Some(u64::from_le_bytes(bytes));
+            }
+        }
+        crate::memory::read_value(self.pid, addr, usize::try_from(len).ok()?).ok()
+    }
+
     /// Reads `buf.len()` bytes of the tracee's memory at `addr` (`process_vm_readv`).
     pub fn read_memory(&self, addr: u64, buf: &mut [u8]) -> Option<usize> {
         crate::memory::read_memory(self.pid, addr, buf).ok()
@@ -671,27 +704,18 @@ impl StopTracer {
                 }
                 self.set_state(tid, ThreadState::Stopped);
                 if signal == Signal::SIGTRAP {
-                    let origin = self.classify_stop(tid)?;
+                    let (origin, trap_ip) = self.classify_stop(tid)?;
                     if origin == TrapOrigin::Stray {
                         self.stray_traps += 1;
                         self.resume_with(tid, None)?;
                         return Ok(Some(StopEvent::StrayTrap { tid }));
                     }
                     if let TrapOrigin::Watchpoint { slots } = origin {
-                        let regs =
-                            ptrace::getregs(pid).map_err(request("read registers of", tid))?;
-                        return Ok(Some(StopEvent::Hit {
-                            tid,
-                            slots,
-                            ip: regs.rip,
-                            frame_pointer: regs.rbp,
-                            stack_pointer: regs.rsp,
-                            registers: [
-                                regs.rax, regs.rcx, regs.rdx, regs.rbx, regs.rsp, regs.rbp,
-                                regs.rsi, regs.rdi, regs.r8, regs.r9, regs.r10, regs.r11, regs.r12,
-                                regs.r13, regs.r14, regs.r15,
-                            ],
-                        }));
+                        let ip = match trap_ip {
+                            0 => self.registers(tid)?.ip,
+                            ip => ip,
+                        };
+                        return Ok(Some(StopEvent::Hit { tid, slots, ip }));
                     }
                 }
                 let pass = match signal {
@@ -742,21 +766,47 @@ impl StopTracer {
         }
     }
 
-    /// Classifies the `SIGTRAP` thread `tid` is stopped for (signal-delivery-stop), clearing
-    /// DR6 when the trap is hwbp's.
-    fn classify_stop(&self, tid: i32) -> Result<TrapOrigin, PtraceError> {
+    /// Classifies the `SIGTRAP` thread `tid` is stopped for (signal-delivery-stop), with the
+    /// address it came with (`si_addr`: the `ip` of a debug exception, 0 when none).
+    ///
+    /// Two requests, siginfo and DR6. DR6 is left as it is: `exc_debug_user`
+    /// (`arch/x86/kernel/traps.c`) starts every user-mode debug exception with a fresh virtual
+    /// DR6 (`virtual_dr6 = dr6 & DR_STEP`, then `ptrace_triggered` sets the slots that
+    /// fired), and only those exceptions send `TRAP_HWBKPT`/`TRAP_BRKPT`, so the DR6 read at
+    /// such a stop is always that exception's; a stale DR6 at any other stop is never looked
+    /// at (the program's own `si_code`s decide first). [`StopTracer::detach`] clears it.
+    fn classify_stop(&self, tid: i32) -> Result<(TrapOrigin, u64), PtraceError> {
         let info =
             ptrace::getsiginfo(Pid::from_raw(tid)).map_err(request("read siginfo of", tid))?;
+        if !is_debug_exception_trap(info.si_code) {
+            return Ok((TrapOrigin::Program, 0));
+        }
         let dr6 = peek_debugreg(tid, 6)?;
         let origin = classify_sigtrap(
             info.si_code,
             Dr6::from_architectural(dr6).hit_mask(),
             self.registers.enabled_mask(),
         );
-        if origin != TrapOrigin::Program {
-            poke_debugreg(tid, 6, 0)?;
-        }
-        Ok(origin)
+        // SAFETY: for SIGTRAP (a fault-class signal) the kernel fills the `si_addr` member
+        // of the union (`force_sig_fault`); reading it copies a pointer-sized integer.
+        let addr = unsafe { info.si_addr() } as u64;
+        Ok((origin, addr))
+    }
+
+    /// The registers of thread `tid`, which is stopped at a [`StopEvent::Hit`] (one
+    /// `PTRACE_GETREGS`; only callchains and decoding a store need them).
+    pub fn registers(&self, tid: i32) -> Result<StoppedRegisters, PtraceError> {
+        let regs =
+            ptrace::getregs(Pid::from_raw(tid)).map_err(request("read registers of", tid))?;
+        Ok(StoppedRegisters {
+            ip: regs.rip,
+            frame_pointer: regs.rbp,
+            stack_pointer: regs.rsp,
+            registers: [
+                regs.rax, regs.rcx, regs.rdx, regs.rbx, regs.rsp, regs.rbp, regs.rsi, regs.rdi,
+                regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15,
+            ],
+        })
     }
 
     fn resume_with(&mut self, tid: i32, signal: Option<Signal>) -> Result<(), PtraceError> {
@@ -820,10 +870,11 @@ impl StopTracer {
         let mut first_error = None;
         let mut detached = 0;
         let mut threads: Vec<(i32, TracedThread)> = self.threads.drain().collect();
-        // Registers first, so nothing of hwbp's is armed when a queued trap is consumed.
-        for (_, thread) in &mut threads {
+        // Registers first, so nothing of hwbp's is armed when a queued trap is consumed; DR6
+        // cleared (hits leave their slots in it, see `classify_stop`).
+        for (tid, thread) in &mut threads {
             if let Some(guard) = thread.guard.take() {
-                if let Err(e) = guard.restore() {
+                if let Err(e) = guard.restore().and_then(|()| poke_debugreg(*tid, 6, 0)) {
                     first_error.get_or_insert(TracerError::Ptrace(e));
                 }
             }
@@ -896,7 +947,7 @@ impl StopTracer {
                         && self.threads.contains_key(&tid)
                         && self
                             .classify_stop(tid)
-                            .is_ok_and(|origin| origin != TrapOrigin::Program);
+                            .is_ok_and(|(origin, _)| origin != TrapOrigin::Program);
                     if ours {
                         // A hit (or stray trap) while stopping: the thread stays in this
                         // stop and the detach (signal 0) drops its SIGTRAP. Not reported.
