@@ -33,6 +33,9 @@ const SOURCES: &[&str] = &[
     "typed.c",
     "typed_b.c",
     "chain.c",
+    "late.c",
+    "loader.c",
+    "tree_count.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -103,6 +106,15 @@ fn main() {
         &["spin.c"],
         &["-pie", "-fPIE", "-pthread"],
     );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "liblate.so",
+        &["late.c"],
+        &["-shared", "-fPIC"],
+    );
+    gcc(&out_dir, &c_dir, "loader", &["loader.c"], &pie);
+    gcc(&out_dir, &c_dir, "tree_count", &["tree_count.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

@@ -61,6 +61,7 @@ pub mod sink;
 mod stop;
 pub mod summary;
 pub mod threads;
+mod tree;
 pub mod typed;
 pub mod watcher;
 
@@ -70,7 +71,7 @@ pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
-pub use summary::{HandlerTotals, Placement, Summary, WatchTotals};
+pub use summary::{HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals};
 pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
 
 /// An access mode: read, write, read/write, execute.

@@ -488,6 +488,8 @@ pub(crate) fn run(
         handler: end.handler,
         duration_s: end.duration.as_secs_f64(),
         ended_by,
+        processes: Vec::new(),
+        pending: Vec::new(),
     })
 }
 

@@ -276,6 +276,9 @@ pub struct WatchPlan {
     pub(crate) symbols: Option<Arc<ProcessSymbols>>,
     pub(crate) kernel_symbols: Option<Arc<KernelSymbols>>,
     pub(crate) options: PlanOptions,
+    /// For a launched command whose image does not define every watched name: what the
+    /// process-tree watcher plans again in each process ([`crate::tree`]).
+    pub(crate) tree: Option<crate::tree::TreePlan>,
 }
 
 /// Builds a [`WatchPlan`]; see [`WatchPlan::builder`].
@@ -339,14 +342,38 @@ impl PlanBuilder {
             Target::Launch(argv) => argv.clone(),
             _ => Vec::new(),
         };
-        let mut target = resolve_target(target)?;
+        let target = resolve_target(target)?;
         if let PlannedTarget::Threads {
-            launched: Some(launched),
+            pid,
+            launched: Some(_),
             ..
-        } = &mut target
+        } = &target
         {
-            follow_to_the_program(launched, &argv, &specs)?;
+            let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
+            if !undefined.is_empty() {
+                // Armed in each process of the command's tree that maps an image defining
+                // them (crate::tree); the stop watcher follows execs only (Watcher::run).
+                return Ok(crate::tree::pending_plan(
+                    self.specs,
+                    specs,
+                    argv,
+                    target,
+                    self.options,
+                ));
+            }
         }
+        plan_watches(&specs, target, self.options)
+    }
+}
+
+/// Plans `specs` in `target` (a process whose symbols are loaded here when they are needed):
+/// the part of [`PlanBuilder::build`] after the target is resolved.
+pub(crate) fn plan_watches(
+    specs: &[ParsedSpec],
+    target: PlannedTarget,
+    options: PlanOptions,
+) -> Result<WatchPlan> {
+    {
         let needs_symbols = specs.iter().any(|s| match s {
             ParsedSpec::Spec(spec) => matches!(spec.location, WatchLocation::Symbol { .. }),
             ParsedSpec::Expression { .. } => true,
@@ -384,7 +411,7 @@ impl PlanBuilder {
         let mut kernel_symbols: Option<Arc<KernelSymbols>> = None;
         let kernel_mode_allowed = probe::may_watch_kernel_mode();
         let mut watches = Vec::new();
-        for parsed in &specs {
+        for parsed in specs {
             let expression = match parsed {
                 ParsedSpec::Expression { text, expr, access } => {
                     Some((text.as_str(), expr.clone(), *access))
@@ -396,7 +423,7 @@ impl PlanBuilder {
                 let (Some(pid), Some(modules)) = (target.pid(), modules.as_mut()) else {
                     unreachable!("expressions were refused without a process above");
                 };
-                let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
+                let exclude_kernel = options.user_only || !kernel_mode_allowed;
                 watches.push(plan_expression(
                     WatchId(watches.len()),
                     text,
@@ -405,7 +432,7 @@ impl PlanBuilder {
                     exclude_kernel,
                     pid,
                     modules,
-                    self.options.location,
+                    options.location,
                 )?);
                 continue;
             }
@@ -454,7 +481,7 @@ impl PlanBuilder {
             let len = choose_len(spec, addr, symbol_size);
             let kernel_address = native::is_kernel_address(addr);
             let exclude_kernel = spec.exclude_kernel
-                || (!kernel_address && (self.options.user_only || !kernel_mode_allowed));
+                || (!kernel_address && (options.user_only || !kernel_mode_allowed));
             let exclude_user = spec.exclude_user || kernel_address;
             // The symbol's DWARF type, when the whole symbol is watched.
             let value_type = match (&resolved_symbol, modules.as_mut()) {
@@ -516,7 +543,8 @@ impl PlanBuilder {
             target,
             symbols,
             kernel_symbols,
-            options: self.options,
+            options,
+            tree: None,
         })
     }
 }
@@ -544,6 +572,7 @@ impl WatchPlan {
             symbols: None,
             kernel_symbols: kernel_symbols.map(Arc::new),
             options: PlanOptions::default(),
+            tree: None,
         }
     }
 
@@ -710,7 +739,7 @@ fn validate_pieces(
 }
 
 /// A spec as given: hwbp's, perf's or bpftrace's syntax, or a watch expression.
-enum ParsedSpec {
+pub(crate) enum ParsedSpec {
     Spec(WatchSpec),
     Expression {
         text: String,
@@ -720,7 +749,7 @@ enum ParsedSpec {
 }
 
 impl ParsedSpec {
-    fn parse(text: &str) -> Result<ParsedSpec> {
+    pub(crate) fn parse(text: &str) -> Result<ParsedSpec> {
         if expr::looks_like_expression(text) {
             let (body, access) = expr::split_access(text.trim());
             let expr = expr::parse(body).map_err(|e| Error::bad_input(e.to_string()))?;
@@ -915,7 +944,7 @@ const MAX_EXECS_FOLLOWED: usize = 8;
 
 /// The names the specs need from the program's symbol tables: each symbol, and the root
 /// variable of each expression (none for a cast of a constant).
-fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
+pub(crate) fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
     specs
         .iter()
         .filter_map(|s| match s {
@@ -967,7 +996,7 @@ fn runs_another_program(argv: &[OsString]) -> bool {
 /// For a launched command that runs another program (a `#!` script, `env VAR=1 prog`, a
 /// shim): follows its `exec`s until the image defines every name the specs need, so the
 /// watch is armed in the program meant, from its first instruction.
-fn follow_to_the_program(
+pub(crate) fn follow_to_the_program(
     launched: &mut LaunchedProcess,
     argv: &[OsString],
     specs: &[ParsedSpec],

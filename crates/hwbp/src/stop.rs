@@ -516,5 +516,7 @@ pub(crate) fn run(
         handler: None,
         duration_s: armed_at.elapsed().as_secs_f64(),
         ended_by,
+        processes: Vec::new(),
+        pending: Vec::new(),
     })
 }

@@ -162,6 +162,13 @@ impl Watcher {
             stop,
         } = self;
         check(&plan, &options)?;
+        if plan.is_pending() {
+            // Watches waiting for their image in the launched command's tree (crate::tree).
+            return match options.mode {
+                Mode::Perf => crate::tree::run_perf(plan, &options, &stop, &mut sink),
+                Mode::Stop => crate::tree::run_stop(plan, &options, &stop, &mut sink),
+            };
+        }
         match options.mode {
             Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
             Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),
