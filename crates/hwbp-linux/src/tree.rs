@@ -90,6 +90,8 @@ pub enum TreeEvent {
 /// What the tracer holds of one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TaskState {
+    /// Just created: its first stop (the `SIGSTOP` of the automatic attach) is still to come.
+    Starting,
     /// Running (or in a stop the kernel has not reported yet).
     Running,
     /// In a ptrace stop held for the caller (entry point or loader breakpoint).
@@ -361,9 +363,11 @@ impl ProcessTree {
                 parent: creator_pid,
             });
         }
-        self.tasks.insert(child, (pid, TaskState::Running));
         if self.started.remove(&child) {
+            self.tasks.insert(child, (pid, TaskState::Running));
             let _ = ptrace::cont(Pid::from_raw(child), None);
+        } else {
+            self.tasks.insert(child, (pid, TaskState::Starting));
         }
     }
 
@@ -375,6 +379,11 @@ impl ProcessTree {
             }
             return Ok(());
         };
+        if state == TaskState::Starting && signal == Signal::SIGSTOP {
+            // The automatic attach's stop, not a signal for the program.
+            self.tasks.insert(tid, (pid, TaskState::Running));
+            return self.cont(tid, None);
+        }
         if signal != Signal::SIGTRAP {
             if signal == Signal::SIGSTOP && ptrace::getsiginfo(Pid::from_raw(tid)).is_err() {
                 // A group-stop (see the module docs).
@@ -441,7 +450,8 @@ impl ProcessTree {
         for (&tid, &(pid, state)) in &self.tasks {
             if state == TaskState::Held {
                 stopped.insert(tid);
-            } else {
+            } else if state != TaskState::Starting {
+                // (A starting task stops by itself: its attach's SIGSTOP.)
                 // SAFETY: tgkill(2) takes plain integers and touches no memory of ours.
                 unsafe {
                     libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGSTOP);
@@ -510,7 +520,9 @@ impl ProcessTree {
                                 .unwrap_or_default();
                             self.processes.insert(pid, copied);
                         }
-                        self.tasks.entry(child).or_insert((pid, TaskState::Running));
+                        self.tasks
+                            .entry(child)
+                            .or_insert((pid, TaskState::Starting));
                     }
                     let _ = ptrace::cont(Pid::from_raw(tid), None);
                 }
