@@ -292,3 +292,54 @@ fn exclusive_tree_runs_on_untraced_when_hwbp_ends_first() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn exclusive_attached_process_that_dlopens_later_is_watched_from_the_constructor() {
+    use hwbp_fixtures::Fixture;
+    use std::process::Stdio;
+    let mut loader = Fixture::spawn(LOADER, &[LIBLATE, "3", "1", "wait"]).unwrap();
+    let loader_pid = loader.pid();
+    let pid = loader_pid.to_string();
+    let mut hwbp = support::Running::spawn(
+        support::HWBP,
+        &["watch", "late_counter", "--json", "-p", &pid],
+        Stdio::piped(),
+    );
+    // Said once the process is attached and its dynamic linker's notifications are caught.
+    hwbp.wait_stderr(&format!("hwbp: {PENDING_NOTICE}"));
+    let done = loader.command("go").unwrap();
+    assert_eq!(done.number("last").unwrap(), 3);
+    support::assert_exited_ok(loader.finish().unwrap(), "the loader");
+    let (status, stdout, stderr) = hwbp.finish();
+    assert_eq!(status.code(), Some(0), "{stderr:?}");
+    let values = json_lines(&stdout);
+    let hits = hits(&values);
+    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
+    assert_eq!(pairs, one_load(3), "{stdout}");
+    assert_eq!(functions(&hits), one_load_functions(3));
+    let summary = summary(&values);
+    assert_eq!(summary["ended_by"], "target exited", "{summary}");
+    assert_eq!(summary["processes"][0]["pid"], loader_pid);
+}
+
+#[test]
+fn exclusive_attached_process_runs_on_untraced_when_hwbp_ends_before_the_dlopen() {
+    use hwbp_fixtures::Fixture;
+    let mut loader = Fixture::spawn(LOADER, &[LIBLATE, "3", "1", "wait"]).unwrap();
+    let pid = loader.pid();
+    let (code, _, stderr) = run_hwbp(&[
+        "stat",
+        "late_counter",
+        "--duration",
+        "0.2",
+        "-p",
+        &pid.to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(PENDING_NOTICE), "{stderr}");
+    assert_eq!(tracer_of(pid), Some(0), "the loader is still traced");
+    // Its dynamic linker's breakpoint is gone: the dlopen runs without a SIGTRAP.
+    let done = loader.command("go").unwrap();
+    assert_eq!(done.number("last").unwrap(), 3);
+    support::assert_exited_ok(loader.finish().unwrap(), "the loader");
+}

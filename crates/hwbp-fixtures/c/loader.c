@@ -2,7 +2,7 @@
  * ROUNDS times. Defines no watched variable itself.
  *
  * usage: loader LIB [N [ROUNDS [wait]]]   (N = 3, ROUNDS = 1 by default)
- * With `wait`, prints `ready pid=<pid>` and waits for a line on stdin before the first dlopen
+ * With `wait`, prints `ready pid=<pid> addr=<&rounds_done>` and waits for a line on stdin before the first dlopen
  * (for attaching with -p). Prints `done rounds=ROUNDS last=V` at the end; exits 1 when the
  * library or late_bump cannot be found. */
 #include <dlfcn.h>
@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Rounds finished; stored once per round. */
+long rounds_done = 0;
 
 int main(int argc, char **argv)
 {
@@ -21,7 +24,7 @@ int main(int argc, char **argv)
 	long rounds = argc > 3 ? atol(argv[3]) : 1;
 	if (argc > 4 && strcmp(argv[4], "wait") == 0) {
 		char line[64];
-		printf("ready pid=%d\n", (int)getpid());
+		printf("ready pid=%d addr=%p\n", (int)getpid(), (void *)&rounds_done);
 		fflush(stdout);
 		if (!fgets(line, sizeof line, stdin))
 			return 1;
@@ -40,6 +43,7 @@ int main(int argc, char **argv)
 		}
 		last = bump(n);
 		dlclose(lib);
+		*(volatile long *)&rounds_done = r + 1;
 	}
 	printf("done rounds=%ld last=%ld\n", rounds, last);
 	fflush(stdout);

@@ -79,8 +79,9 @@ pub const LIBHWBPFIX: &str = concat!(env!("OUT_DIR"), "/libhwbpfix.so");
 pub const LIBLATE: &str = concat!(env!("OUT_DIR"), "/liblate.so");
 
 /// `loader LIB [N [ROUNDS [wait]]]` (PIE): ROUNDS times (1) `dlopen(LIB)`, `late_bump(N)`
-/// (3), `dlclose`; defines no watched variable itself. With `wait`: prints `ready pid=P` and
-/// waits for a line on stdin before the first `dlopen`. Prints `done rounds=R last=V`.
+/// (3), `dlclose`, then stores the rounds done to its `long rounds_done`; defines no variable
+/// the tests watch. With `wait`: prints `ready pid=P addr=&rounds_done` and waits for a line
+/// on stdin before the first `dlopen`. Prints `done rounds=R last=V`.
 pub const LOADER: &str = concat!(env!("OUT_DIR"), "/loader");
 
 /// `tree_count N` (PIE): stores 0, 1, ..., N to its global `long tree_counter = -1` (N+1

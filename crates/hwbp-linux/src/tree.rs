@@ -19,6 +19,9 @@
 //!   original byte is put back, `rip` rewound, one instruction single-stepped
 //!   (`PTRACE_SINGLESTEP`, `si_code == TRAP_TRACE`) and the `int3` written again. A forked
 //!   child has a copy of its parent's memory, so of its breakpoints.
+//! - [`ProcessTree::attach`] takes a running process with `PTRACE_SEIZE` and
+//!   `PTRACE_INTERRUPT`; its new threads then start with a `PTRACE_EVENT_STOP` instead of
+//!   `SIGSTOP`, and a group-stop is reported as one too.
 //! - The tracer is one thread (ptrace ties a tracee to it); [`ProcessTree::detach`] stops every
 //!   running task with `SIGSTOP` (`tgkill`), removes every breakpoint and detaches each task
 //!   without a signal, so the tree runs on untouched.
@@ -128,6 +131,8 @@ pub struct ProcessTree {
     started: HashSet<i32>,
     events: VecDeque<TreeEvent>,
     root_exit: Option<ProcessExit>,
+    /// The root was launched by this thread (else attached with [`ProcessTree::attach`]).
+    launched: bool,
 }
 
 fn request(operation: &'static str, tid: i32) -> impl FnOnce(Errno) -> LaunchError {
@@ -176,12 +181,84 @@ impl ProcessTree {
             started: HashSet::new(),
             events: VecDeque::from([TreeEvent::ImageReady { pid }]),
             root_exit: None,
+            launched: true,
         })
     }
 
-    /// The launched process.
+    /// Attaches to the running process `pid` (its threads `tids`) with `PTRACE_SEIZE` and
+    /// stops them (`PTRACE_INTERRUPT`): threads it creates later and the programs it execs
+    /// are followed, children it forks are not, and nothing kills it if hwbp dies (no
+    /// `PTRACE_O_EXITKILL`). The first event is a [`TreeEvent::ImageReady`] with every thread
+    /// stopped; [`ProcessTree::resume_process`] lets them all go.
+    pub fn attach(pid: i32, tids: &[i32]) -> Result<ProcessTree, LaunchError> {
+        let mut tree = ProcessTree {
+            root: pid,
+            tracer_tid: nix::unistd::gettid().as_raw(),
+            tasks: HashMap::new(),
+            processes: HashMap::from([(pid, ProcessState::default())]),
+            started: HashSet::new(),
+            events: VecDeque::new(),
+            root_exit: None,
+            launched: false,
+        };
+        let options = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_TRACEEXEC;
+        for &tid in tids {
+            match ptrace::seize(Pid::from_raw(tid), options) {
+                Ok(()) => {}
+                // Gone meanwhile.
+                Err(Errno::ESRCH) => continue,
+                Err(errno) => {
+                    // Let go of the threads taken so far (dropping the tree detaches them).
+                    drop(tree);
+                    return Err(request("attach to", tid)(errno));
+                }
+            }
+            ptrace::interrupt(Pid::from_raw(tid)).map_err(request("interrupt", tid))?;
+            tree.tasks.insert(tid, (pid, TaskState::Starting));
+        }
+        // Each thread's interrupt stop (PTRACE_EVENT_STOP).
+        while tree
+            .tasks
+            .values()
+            .any(|(_, state)| *state == TaskState::Starting)
+        {
+            let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+                Ok(status) => status,
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(LaunchError::Wait { pid, errno }),
+            };
+            match status {
+                WaitStatus::PtraceEvent(tid, _, _) | WaitStatus::Stopped(tid, _)
+                    if tree
+                        .tasks
+                        .get(&tid.as_raw())
+                        .is_some_and(|(_, s)| *s == TaskState::Starting) =>
+                {
+                    tree.tasks.insert(tid.as_raw(), (pid, TaskState::Held));
+                }
+                other => tree.on_status(other)?,
+            }
+        }
+        tree.events.push_back(TreeEvent::ImageReady { pid });
+        Ok(tree)
+    }
+
+    /// Lets every thread of process `pid` held by the tracer run on.
+    pub fn resume_process(&mut self, pid: i32) -> Result<(), LaunchError> {
+        for tid in self.threads_of(pid) {
+            self.resume(tid)?;
+        }
+        Ok(())
+    }
+
+    /// The launched (or attached) process.
     pub fn root(&self) -> i32 {
         self.root
+    }
+
+    /// True when the root was launched here, false when attached.
+    pub fn root_is_launched(&self) -> bool {
+        self.launched
     }
 
     /// How the launched process ended, once it has.
@@ -314,6 +391,20 @@ impl ProcessTree {
     }
 
     fn on_event(&mut self, tid: i32, event: i32) -> Result<(), LaunchError> {
+        if event == libc::PTRACE_EVENT_STOP {
+            // A seized task's first stop, or a group-stop (see the module docs).
+            match self.tasks.get(&tid).copied() {
+                None => {
+                    self.started.insert(tid);
+                    return Ok(());
+                }
+                Some((pid, TaskState::Starting)) => {
+                    self.tasks.insert(tid, (pid, TaskState::Running));
+                }
+                Some(_) => {}
+            }
+            return self.cont(tid, None);
+        }
         let fork = event == Event::PTRACE_EVENT_FORK as i32
             || event == Event::PTRACE_EVENT_VFORK as i32
             || event == Event::PTRACE_EVENT_CLONE as i32;
@@ -503,6 +594,14 @@ impl ProcessTree {
                 }
                 WaitStatus::PtraceEvent(tid, _, event) => {
                     let tid = tid.as_raw();
+                    if event == libc::PTRACE_EVENT_STOP {
+                        // A seized task's interrupt or first stop: stopped, as needed.
+                        self.tasks
+                            .entry(tid)
+                            .or_insert_with(|| (tgid_of(tid).unwrap_or(tid), TaskState::Held));
+                        stopped.insert(tid);
+                        continue;
+                    }
                     if event == Event::PTRACE_EVENT_EXEC as i32 {
                         // A new image: neither breakpoint is in it.
                         if let Some((pid, _)) = self.tasks.get(&tid).copied() {

@@ -342,17 +342,13 @@ impl PlanBuilder {
             Target::Launch(argv) => argv.clone(),
             _ => Vec::new(),
         };
+        let whole_process = matches!(target, Target::Process(_) | Target::Launch(_));
         let target = resolve_target(target)?;
-        if let PlannedTarget::Threads {
-            pid,
-            launched: Some(_),
-            ..
-        } = &target
-        {
+        if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
             let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
             if !undefined.is_empty() {
-                // Armed in each process of the command's tree that maps an image defining
-                // them (crate::tree); the stop watcher follows execs only (Watcher::run).
+                // Armed in each process of the command's tree (or in the attached process)
+                // once it maps an image defining them (crate::tree).
                 return Ok(crate::tree::pending_plan(
                     self.specs,
                     specs,

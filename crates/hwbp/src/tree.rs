@@ -151,7 +151,11 @@ pub(crate) fn run_stop(
         ..
     } = target
     else {
-        unreachable!("pending plans are built for launched commands");
+        return Err(Error::bad_input(format!(
+            "watch {}: no image of the process defines it yet; --stop cannot wait for a \
+             library an attached process loads later: drop --stop (perf mode waits for it)",
+            tree.specs.join(", ")
+        )));
     };
     let specs = parse_all(&tree.specs)?;
     plan::follow_to_the_program(&mut launched, &tree.argv, &specs)?;
@@ -265,8 +269,9 @@ pub(crate) fn run_perf(
 ) -> Result<Summary> {
     let tree_plan = plan.tree.take().expect("a pending plan");
     let PlannedTarget::Threads {
-        launched: Some(launched),
-        ..
+        pid,
+        tids,
+        launched,
     } = std::mem::replace(
         &mut plan.target,
         PlannedTarget::Cpus {
@@ -275,13 +280,24 @@ pub(crate) fn run_perf(
         },
     )
     else {
-        unreachable!("pending plans are built for launched commands");
+        unreachable!("pending plans are built for processes");
     };
     let target_error = |e: hwbp_linux::launch::LaunchError| {
         Error::wrap(ErrorKind::Target, "cannot follow the launched command", e)
     };
-    let pid = launched.into_traced().map_err(target_error)?;
-    let mut tree = ProcessTree::from_launched(pid).map_err(target_error)?;
+    let mut tree = match launched {
+        Some(launched) => {
+            let pid = launched.into_traced().map_err(target_error)?;
+            ProcessTree::from_launched(pid).map_err(target_error)?
+        }
+        None => ProcessTree::attach(pid, &tids).map_err(|e| {
+            Error::wrap(
+                ErrorKind::Target,
+                format!("cannot follow process {pid}'s libraries"),
+                e,
+            )
+        })?,
+    };
     let (to, from) = mpsc::channel();
     let mut run = TreeRun {
         watches: &plan.watches,
@@ -364,7 +380,7 @@ impl TreeRun<'_> {
                                 .map_err(target_error)?;
                         }
                     }
-                    tree.resume(pid).map_err(target_error)?;
+                    tree.resume_process(pid).map_err(target_error)?;
                 }
                 Some(TreeEvent::LoaderNotified { pid, tid }) => {
                     self.arm(pid, tree, from)?;
@@ -378,8 +394,8 @@ impl TreeRun<'_> {
                 Some(TreeEvent::Exited { pid, .. }) => self.end_process(pid, from)?,
                 None if tree.is_empty() => {
                     return Ok(match tree.root_exit() {
-                        Some(exit) => ended_by_exit(exit),
-                        None => "target exited".into(),
+                        Some(exit) if tree.root_is_launched() => ended_by_exit(exit),
+                        _ => "target exited".into(),
                     });
                 }
                 None => {}
