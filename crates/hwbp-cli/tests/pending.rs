@@ -343,3 +343,46 @@ fn exclusive_attached_process_runs_on_untraced_when_hwbp_ends_before_the_dlopen(
     assert_eq!(done.number("last").unwrap(), 3);
     support::assert_exited_ok(loader.finish().unwrap(), "the loader");
 }
+
+#[test]
+fn exclusive_stop_mode_arms_at_dlopen_and_stops_at_the_constructor_and_every_write() {
+    let (code, stdout, stderr) = run_hwbp(&[
+        "watch",
+        "late_counter",
+        "--stop",
+        "--json",
+        "--",
+        LOADER,
+        LIBLATE,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr.matches(PENDING_NOTICE).count(), 1, "{stderr}");
+    assert!(stderr.contains("in stop mode"), "{stderr}");
+    let values = json_lines(&stdout);
+    let hits = hits(&values);
+    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
+    assert_eq!(pairs, one_load(3), "{stdout}");
+    assert_eq!(functions(&hits), one_load_functions(3));
+    for hit in &hits {
+        assert_eq!(hit["value_source"], "stopped", "{hit}");
+    }
+    assert_eq!(
+        summary(&values)["processes"][0]["hits"],
+        serde_json::json!([4])
+    );
+}
+
+#[test]
+fn exclusive_stop_mode_says_it_does_not_watch_the_processes_a_script_creates() {
+    let script = script_running_the_program_twice();
+    let (code, _, stderr) =
+        run_hwbp(&["watch", "tree_counter", "--stop", "--", "sh", "-c", &script]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("not watched: --stop watches the command's own process")
+            .count(),
+        2,
+        "{stderr}"
+    );
+}

@@ -243,6 +243,40 @@ impl ProcessTree {
         Ok(tree)
     }
 
+    /// Hands process `pid` over to another tracer: its breakpoints are taken out and each of
+    /// its threads, all held, is detached, the first with `SIGSTOP`, so the process is left in
+    /// a group-stop (not traced, not running) for a tracer that seizes it
+    /// (`PTRACE_SEIZE` works on a stopped process) and then sends it `SIGCONT`. Its later
+    /// children and execs are no longer followed here.
+    pub fn release(&mut self, pid: i32) -> Result<(), LaunchError> {
+        let tids = self.threads_of(pid);
+        if let Some(&running) = tids.iter().find(|t| {
+            self.tasks
+                .get(t)
+                .is_some_and(|(_, s)| *s != TaskState::Held)
+        }) {
+            return Err(LaunchError::Ptrace(PtraceError::UnexpectedStatus {
+                tid: running,
+                status: "still running: only a process whose threads are all stopped is \
+                         handed over"
+                    .to_owned(),
+            }));
+        }
+        if let (Some(process), Some(&tid)) = (self.processes.remove(&pid), tids.first()) {
+            for bp in [process.entry, process.loader].into_iter().flatten() {
+                write_word(tid, bp.addr, bp.original)?;
+            }
+        }
+        for (i, &tid) in tids.iter().enumerate() {
+            let t = Pid::from_raw(tid);
+            let _ = ptrace::setoptions(t, Options::empty());
+            let signal = (i == 0).then_some(Signal::SIGSTOP);
+            ptrace::detach(t, signal).map_err(request("detach from", tid))?;
+            self.tasks.remove(&tid);
+        }
+        Ok(())
+    }
+
     /// Lets every thread of process `pid` held by the tracer run on.
     pub fn resume_process(&mut self, pid: i32) -> Result<(), LaunchError> {
         for tid in self.threads_of(pid) {

@@ -20,10 +20,11 @@
 //!
 //! A [`Target::Launch`] command is started (stopped at its entry point under ptrace) while the
 //! plan is built, so its symbols can be resolved; the [`crate::Watcher`] must then run on the
-//! same thread, which ptrace ties to the command. A command that runs another program (a `#!`
-//! script, `env VAR=1 prog`, a shim: an argument names an executable) and does not define the
-//! watched names is followed through its `exec`s until the image that does
-//! ([`LaunchedProcess::follow_exec`]); the armed notice names it. Each watch of a symbol or
+//! same thread, which ptrace ties to the command. A launched command (or a `-p` process)
+//! whose images do not define every watched name makes a pending plan: its watches are armed
+//! in each process of the command's tree once it maps an image that defines them
+//! (`crate::tree`); a name one edit or two from a defined one is refused as a typo. Each watch
+//! of a symbol or
 //! expression gets its DWARF type ([`crate::typed::WatchType`]; unknown for a symbol without
 //! debug info).
 
@@ -338,10 +339,6 @@ impl PlanBuilder {
                 "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
             ));
         };
-        let argv = match &target {
-            Target::Launch(argv) => argv.clone(),
-            _ => Vec::new(),
-        };
         let whole_process = matches!(target, Target::Process(_) | Target::Launch(_));
         let target = resolve_target(target)?;
         if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
@@ -352,7 +349,6 @@ impl PlanBuilder {
                 return Ok(crate::tree::pending_plan(
                     self.specs,
                     specs,
-                    argv,
                     target,
                     self.options,
                 ));
@@ -935,9 +931,6 @@ fn plan_expression(
     })
 }
 
-/// Most `exec`s followed from a launched wrapper to the program that defines the watched names.
-const MAX_EXECS_FOLLOWED: usize = 8;
-
 /// The names the specs need from the program's symbol tables: each symbol, and the root
 /// variable of each expression (none for a cast of a constant).
 pub(crate) fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
@@ -958,64 +951,6 @@ pub(crate) fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// True when `argv` runs another program: a `#!` script, or a command one of whose arguments
-/// is an executable file or a program in `PATH` (`env VAR=1 prog`, `nice prog`, a shim).
-fn runs_another_program(argv: &[OsString]) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &std::path::Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let find = |word: &OsString| -> Option<std::path::PathBuf> {
-        let path = std::path::Path::new(word);
-        if word.to_string_lossy().contains('/') {
-            return executable(path).then(|| path.to_path_buf());
-        }
-        std::env::var_os("PATH").and_then(|dirs| {
-            std::env::split_paths(&dirs)
-                .map(|d| d.join(word))
-                .find(|p| executable(p))
-        })
-    };
-    let Some(program) = argv.first().and_then(find) else {
-        return false;
-    };
-    let mut head = [0u8; 2];
-    let script = std::fs::File::open(&program)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && &head == b"#!";
-    script || argv[1..].iter().any(|word| find(word).is_some())
-}
-
-/// For a launched command that runs another program (a `#!` script, `env VAR=1 prog`, a
-/// shim): follows its `exec`s until the image defines every name the specs need, so the
-/// watch is armed in the program meant, from its first instruction.
-pub(crate) fn follow_to_the_program(
-    launched: &mut LaunchedProcess,
-    argv: &[OsString],
-    specs: &[ParsedSpec],
-) -> Result<()> {
-    let names = names_needed(specs);
-    if names.is_empty() || !runs_another_program(argv) {
-        return Ok(());
-    }
-    for _ in 0..MAX_EXECS_FOLLOWED {
-        let defined = ProcessSymbols::load(launched.pid() as u32)
-            .is_ok_and(|symbols| names.iter().all(|n| symbols.resolve(n).is_ok()));
-        if defined {
-            return Ok(());
-        }
-        launched.follow_exec().map_err(|e| {
-            Error::bad_input(format!(
-                "{e}; no program it ran defines {}: check the names with nm, or launch the \
-                 program itself",
-                names.join(", ")
-            ))
-        })?;
-    }
-    Ok(())
 }
 
 /// A target that does not exist, with what to do about it.

@@ -19,12 +19,18 @@
 //!
 //! A watch no process ever defined is `pending` in the [`Summary`] (the run still ends with
 //! success: the command ran as asked, and the summary says what never armed). Interval
-//! counts (`-I`) are not delivered for a tree. Stop mode (`--stop`) follows the launched
-//! process through its `exec`s to the program that defines the names
-//! ([`crate::plan::follow_to_the_program`]) as before.
+//! counts (`-I`) are not delivered for a tree, and a hit's `time_ns` counts from the arming
+//! in its own process.
+//!
+//! `-p PID` of a process whose images do not define a watch yet: the process is attached
+//! ([`ProcessTree::attach`]: its threads and execs followed, not its children) and the watch
+//! armed once it maps one. Stop mode (`--stop`) hands the command's own process (or the
+//! attached one) to the stop watcher's tracer, on its thread, once it defines the watches:
+//! the tree's tracer detaches it left stopped (`SIGSTOP`), the stop tracer seizes it, arms
+//! every thread and the process gets `SIGCONT`; the processes it creates are then not
+//! followed, and other processes of the tree are not watched in stop mode (said once each).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +44,7 @@ use crate::hit::{Hit, WatchId};
 use crate::plan::{self, ParsedSpec, PlanOptions, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitCount, HitSink, Notice};
 use crate::summary::{Placement, ProcessTotals, Summary, WatchTotals};
-use crate::watcher::{StopHandle, WatchOptions};
+use crate::watcher::{Mode, StopHandle, WatchOptions};
 
 /// The dynamic linker's notification function (glibc's ld.so exports it; `r_debug.r_brk`
 /// points at it).
@@ -51,8 +57,6 @@ const EVENT_WAIT: Duration = Duration::from_millis(2);
 pub(crate) struct TreePlan {
     /// The specs as given, in order (their index is their [`WatchId`]).
     specs: Vec<String>,
-    /// The command, for stop mode's exec following.
-    argv: Vec<OsString>,
 }
 
 /// Most edits between a watched name and a defined one for the name to be taken as a typo of
@@ -88,7 +92,6 @@ pub(crate) fn undefined_names(pid: i32, names: &[String], refuse_typos: bool) ->
 pub(crate) fn pending_plan(
     texts: Vec<String>,
     specs: Vec<ParsedSpec>,
-    argv: Vec<OsString>,
     target: PlannedTarget,
     options: PlanOptions,
 ) -> WatchPlan {
@@ -119,7 +122,7 @@ pub(crate) fn pending_plan(
         symbols: None,
         kernel_symbols: None,
         options,
-        tree: Some(TreePlan { specs: texts, argv }),
+        tree: Some(TreePlan { specs: texts }),
     }
 }
 
@@ -129,44 +132,6 @@ impl WatchPlan {
     pub fn is_pending(&self) -> bool {
         self.tree.is_some()
     }
-}
-
-/// Stop mode on a pending plan: follows the launched process through its execs to the
-/// program that defines the names, plans there, and runs the stop watcher.
-pub(crate) fn run_stop(
-    plan: WatchPlan,
-    opts: &WatchOptions,
-    stop: &StopHandle,
-    sink: &mut dyn HitSink,
-) -> Result<Summary> {
-    let WatchPlan {
-        target,
-        options,
-        tree,
-        ..
-    } = plan;
-    let tree = tree.expect("a pending plan");
-    let PlannedTarget::Threads {
-        launched: Some(mut launched),
-        ..
-    } = target
-    else {
-        return Err(Error::bad_input(format!(
-            "watch {}: no image of the process defines it yet; --stop cannot wait for a \
-             library an attached process loads later: drop --stop (perf mode waits for it)",
-            tree.specs.join(", ")
-        )));
-    };
-    let specs = parse_all(&tree.specs)?;
-    plan::follow_to_the_program(&mut launched, &tree.argv, &specs)?;
-    let pid = launched.pid();
-    let target = PlannedTarget::Threads {
-        pid,
-        tids: vec![pid],
-        launched: Some(launched),
-    };
-    let plan = plan::plan_watches(&specs, target, options)?;
-    crate::stop::run(plan, opts, stop, sink)
 }
 
 fn parse_all(texts: &[String]) -> Result<Vec<ParsedSpec>> {
@@ -248,6 +213,8 @@ struct TreeRun<'a> {
     said: HashSet<String>,
     /// Processes that had a watcher.
     watched: HashSet<i32>,
+    /// Processes stop mode does not watch (told once).
+    refused: HashSet<i32>,
     /// Runs whose events are enabled.
     armed: HashSet<usize>,
     reported: u64,
@@ -260,8 +227,8 @@ struct TreeRun<'a> {
     throttled: u64,
 }
 
-/// Runs a pending plan in perf mode; see the module docs.
-pub(crate) fn run_perf(
+/// Runs a pending plan (perf or stop mode); see the module docs.
+pub(crate) fn run(
     mut plan: WatchPlan,
     opts: &WatchOptions,
     stop: &StopHandle,
@@ -318,6 +285,7 @@ pub(crate) fn run_perf(
         said: HashSet::new(),
         armed: HashSet::new(),
         watched: HashSet::new(),
+        refused: HashSet::new(),
         reported: 0,
         max_hits: opts.max_hits,
         limit_reached: false,
@@ -357,6 +325,8 @@ impl TreeRun<'_> {
         let target_error = |e: hwbp_linux::launch::LaunchError| {
             Error::wrap(ErrorKind::Target, "cannot follow the launched command", e)
         };
+        // The root exec'd: its next image is named when it is ready.
+        let mut root_exec = false;
         loop {
             self.take_forwarded(from)?;
             if self.limit_reached {
@@ -372,6 +342,11 @@ impl TreeRun<'_> {
                 Some(TreeEvent::ImageReady { pid }) => {
                     self.end_process(pid, from)?;
                     let program = program_of(pid);
+                    if pid == tree.root() && std::mem::take(&mut root_exec) {
+                        self.sink.notice(&Notice::Warning(format!(
+                            "the command (pid {pid}), followed through exec to {program}"
+                        )))?;
+                    }
                     self.row(pid, Some(&program));
                     let armed_all = self.arm(pid, tree, from)?;
                     if !armed_all {
@@ -386,13 +361,18 @@ impl TreeRun<'_> {
                     self.arm(pid, tree, from)?;
                     tree.resume(tid).map_err(target_error)?;
                 }
-                Some(TreeEvent::Exec { pid }) => self.end_process(pid, from)?,
+                Some(TreeEvent::Exec { pid }) => {
+                    root_exec |= pid == tree.root();
+                    self.end_process(pid, from)?;
+                }
                 Some(TreeEvent::Forked { pid, parent }) => {
                     let program = program_of(parent);
                     self.row(pid, Some(&program));
                 }
                 Some(TreeEvent::Exited { pid, .. }) => self.end_process(pid, from)?,
-                None if tree.is_empty() => {
+                None if tree.is_empty()
+                    && self.runs.iter().flatten().all(|r| r.thread.is_finished()) =>
+                {
                     return Ok(match tree.root_exit() {
                         Some(exit) if tree.root_is_launched() => ended_by_exit(exit),
                         _ => "target exited".into(),
@@ -431,7 +411,7 @@ impl TreeRun<'_> {
     fn arm(
         &mut self,
         pid: i32,
-        tree: &ProcessTree,
+        tree: &mut ProcessTree,
         from: &mpsc::Receiver<Forwarded>,
     ) -> Result<bool> {
         let names: Vec<Vec<String>> = self
@@ -487,9 +467,39 @@ impl TreeRun<'_> {
         };
         let opts = self.opts.clone();
         let run_stop = stop.clone();
+        let stop_mode = opts.mode == Mode::Stop;
+        if stop_mode {
+            if pid != tree.root() {
+                // Measured: a forked child handed over this way is never seen stopped by the
+                // stop tracer's seize, which waits for ever; so it is refused here.
+                if self.refused.insert(pid) {
+                    self.sink.notice(&Notice::Warning(format!(
+                        "process {pid} ({}): not watched: --stop watches the command's own \
+                         process (and the programs it execs), not the processes it creates; \
+                         drop --stop to watch them",
+                        program_of(pid)
+                    )))?;
+                }
+                return Ok(true);
+            }
+            // The stop watcher's tracer is its own thread: the process goes over to it,
+            // stopped (crate::tree module docs).
+            if let Err(e) = tree.release(pid) {
+                self.sink.notice(&Notice::Warning(format!(
+                    "process {pid} ({}): not watched: cannot hand it to the stop-mode \
+                     tracer: {e}",
+                    program_of(pid)
+                )))?;
+                return Ok(false);
+            }
+            wait_until_stopped(pid);
+        }
         let thread = std::thread::Builder::new()
             .name(format!("hwbp-pid-{pid}"))
-            .spawn(move || crate::perf::run(sub_plan, &opts, &run_stop, &mut sink))
+            .spawn(move || match opts.mode {
+                Mode::Perf => crate::perf::run(sub_plan, &opts, &run_stop, &mut sink),
+                Mode::Stop => crate::stop::run(sub_plan, &opts, &run_stop, &mut sink),
+            })
             .map_err(|e| Error::wrap(ErrorKind::Kernel, "cannot start a watcher thread", e))?;
         let index = self.runs.len();
         self.runs.push(Some(ProcessRun {
@@ -513,6 +523,13 @@ impl TreeRun<'_> {
                 self.forwarded(item)?;
             }
             self.take_forwarded(from)?;
+        }
+        if stop_mode {
+            // Armed in every thread: the group-stop the hand-over left ends.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGCONT,
+            );
         }
         Ok(defined.len() == self.specs.len())
     }
@@ -725,4 +742,22 @@ fn ended_by_exit(exit: ProcessExit) -> String {
         text.push_str(crate::perf::STRAY_TRAP_HINT);
     }
     text
+}
+
+/// Waits (1 s at most) until process `pid` is in a stop (`T` in `/proc/PID/stat`).
+fn wait_until_stopped(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        let stopped = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let after = stat.rsplit_once(')')?.1;
+                after.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(true);
+        if stopped {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }

@@ -164,10 +164,7 @@ impl Watcher {
         check(&plan, &options)?;
         if plan.is_pending() {
             // Watches waiting for their image in the launched command's tree (crate::tree).
-            return match options.mode {
-                Mode::Perf => crate::tree::run_perf(plan, &options, &stop, &mut sink),
-                Mode::Stop => crate::tree::run_stop(plan, &options, &stop, &mut sink),
-            };
+            return crate::tree::run(plan, &options, &stop, &mut sink);
         }
         match options.mode {
             Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
