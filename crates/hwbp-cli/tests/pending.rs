@@ -386,3 +386,21 @@ fn exclusive_stop_mode_says_it_does_not_watch_the_processes_a_script_creates() {
         "{stderr}"
     );
 }
+
+#[test]
+fn exclusive_slots_on_a_pending_plan_says_what_it_will_take() {
+    use hwbp_fixtures::Fixture;
+    let loader = Fixture::spawn(LOADER, &[LIBLATE, "3", "1", "wait"]).unwrap();
+    let (code, stdout, stderr) =
+        run_hwbp(&["slots", "late_counter", "-p", &loader.pid().to_string()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "rotation plan for late_counter: pending: no image of process {}",
+            loader.pid()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("each watch takes one debug register per aligned piece"));
+    assert_eq!(tracer_of(loader.pid()), Some(0));
+}
