@@ -41,6 +41,18 @@ fn one_load_functions(n: usize) -> Vec<String> {
     names
 }
 
+/// Asserts the hits of `values` are `loads` loads of liblate.so with `late_bump(n)` each:
+/// values and writing functions in order.
+fn assert_loads(values: &[Value], n: u64, loads: usize) {
+    let hits = hits(values);
+    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
+    assert_eq!(pairs, one_load(n).repeat(loads), "{values:?}");
+    let names: Vec<String> = std::iter::repeat_n(one_load_functions(n as usize), loads)
+        .flatten()
+        .collect();
+    assert_eq!(functions(&hits), names);
+}
+
 #[test]
 fn exclusive_pending_watch_arms_at_dlopen_and_sees_the_constructor_and_every_write() {
     let (code, stdout, stderr) =
@@ -48,10 +60,8 @@ fn exclusive_pending_watch_arms_at_dlopen_and_sees_the_constructor_and_every_wri
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stderr.matches(PENDING_NOTICE).count(), 1, "{stderr}");
     let values = json_lines(&stdout);
+    assert_loads(&values, 3, 1);
     let hits = hits(&values);
-    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
-    assert_eq!(pairs, one_load(3), "{stdout}");
-    assert_eq!(functions(&hits), one_load_functions(3));
     for hit in &hits {
         assert_eq!(hit["value_source"], "handler", "{hit}");
         assert_eq!(hit["comm"], "loader", "{hit}");
@@ -96,18 +106,7 @@ fn exclusive_library_unloaded_and_loaded_again_is_armed_again_each_time() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     let values = json_lines(&stdout);
-    let hits = hits(&values);
-    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
-    assert_eq!(pairs, one_load(3).repeat(3), "{stdout}");
-    assert_eq!(
-        functions(&hits),
-        one_load_functions(3)
-            .iter()
-            .cycle()
-            .take(12)
-            .cloned()
-            .collect::<Vec<_>>()
-    );
+    assert_loads(&values, 3, 3);
     assert_eq!(stderr.matches("hwbp: watching").count(), 3, "{stderr}");
     assert_eq!(summary(&values)["watchpoints"][0]["hits"], 12);
 }
@@ -127,10 +126,7 @@ fn exclusive_python_loading_the_library_through_ctypes_is_watched_from_its_const
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stderr.matches(PENDING_NOTICE).count(), 1, "{stderr}");
     let values = json_lines(&stdout);
-    let hits = hits(&values);
-    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
-    assert_eq!(pairs, one_load(7), "{stdout}");
-    assert_eq!(functions(&hits), one_load_functions(7));
+    assert_loads(&values, 7, 1);
     let program = summary(&values)["processes"][0]["program"]
         .as_str()
         .unwrap()
@@ -313,10 +309,7 @@ fn exclusive_attached_process_that_dlopens_later_is_watched_from_the_constructor
     let (status, stdout, stderr) = hwbp.finish();
     assert_eq!(status.code(), Some(0), "{stderr:?}");
     let values = json_lines(&stdout);
-    let hits = hits(&values);
-    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
-    assert_eq!(pairs, one_load(3), "{stdout}");
-    assert_eq!(functions(&hits), one_load_functions(3));
+    assert_loads(&values, 3, 1);
     let summary = summary(&values);
     assert_eq!(summary["ended_by"], "target exited", "{summary}");
     assert_eq!(summary["processes"][0]["pid"], loader_pid);
@@ -359,10 +352,8 @@ fn exclusive_stop_mode_arms_at_dlopen_and_stops_at_the_constructor_and_every_wri
     assert_eq!(stderr.matches(PENDING_NOTICE).count(), 1, "{stderr}");
     assert!(stderr.contains("in stop mode"), "{stderr}");
     let values = json_lines(&stdout);
+    assert_loads(&values, 3, 1);
     let hits = hits(&values);
-    let pairs: Vec<_> = hits.iter().map(|h| old_new(h)).collect();
-    assert_eq!(pairs, one_load(3), "{stdout}");
-    assert_eq!(functions(&hits), one_load_functions(3));
     for hit in &hits {
         assert_eq!(hit["value_source"], "stopped", "{hit}");
     }

@@ -471,18 +471,8 @@ impl ProcessTree {
         if self.tasks.contains_key(&child) {
             return;
         }
-        let creator_pid = self.tasks.get(&creator).map_or(creator, |(p, _)| *p);
-        let pid = match tgid_of(child) {
-            Some(tgid) => tgid,
-            None => child,
-        };
+        let (pid, creator_pid) = self.child_process(child, creator);
         if pid != creator_pid {
-            let copied = self
-                .processes
-                .get(&creator_pid)
-                .cloned()
-                .unwrap_or_default();
-            self.processes.insert(pid, copied);
             self.events.push_back(TreeEvent::Forked {
                 pid,
                 parent: creator_pid,
@@ -494,6 +484,22 @@ impl ProcessTree {
         } else {
             self.tasks.insert(child, (pid, TaskState::Starting));
         }
+    }
+
+    /// The process of `child`, a task `creator` made, and the creator's; a new process gets
+    /// a copy of its parent's breakpoints (its memory is a copy).
+    fn child_process(&mut self, child: i32, creator: i32) -> (i32, i32) {
+        let creator_pid = self.tasks.get(&creator).map_or(creator, |(p, _)| *p);
+        let pid = tgid_of(child).unwrap_or(child);
+        if pid != creator_pid {
+            let copied = self
+                .processes
+                .get(&creator_pid)
+                .cloned()
+                .unwrap_or_default();
+            self.processes.insert(pid, copied);
+        }
+        (pid, creator_pid)
     }
 
     fn on_stop(&mut self, tid: i32, signal: Signal) -> Result<(), LaunchError> {
@@ -643,16 +649,7 @@ impl ProcessTree {
                         }
                     } else if let Ok(child) = ptrace::getevent(Pid::from_raw(tid)) {
                         let child = child as i32;
-                        let creator_pid = self.tasks.get(&tid).map_or(tid, |(p, _)| *p);
-                        let pid = tgid_of(child).unwrap_or(child);
-                        if pid != creator_pid {
-                            let copied = self
-                                .processes
-                                .get(&creator_pid)
-                                .cloned()
-                                .unwrap_or_default();
-                            self.processes.insert(pid, copied);
-                        }
+                        let (pid, _) = self.child_process(child, tid);
                         self.tasks
                             .entry(child)
                             .or_insert((pid, TaskState::Starting));

@@ -588,6 +588,17 @@ impl WatchPlan {
         &self.options
     }
 
+    /// Takes the target out (an empty CPU list is left), for a watcher that owns it.
+    pub(crate) fn take_target(&mut self) -> PlannedTarget {
+        std::mem::replace(
+            &mut self.target,
+            PlannedTarget::Cpus {
+                cpus: Vec::new(),
+                all: false,
+            },
+        )
+    }
+
     /// The target process's symbols, when there is a process.
     pub fn symbols(&self) -> Option<&ProcessSymbols> {
         self.symbols.as_deref()

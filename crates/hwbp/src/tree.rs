@@ -239,13 +239,7 @@ pub(crate) fn run(
         pid,
         tids,
         launched,
-    } = std::mem::replace(
-        &mut plan.target,
-        PlannedTarget::Cpus {
-            cpus: Vec::new(),
-            all: false,
-        },
-    )
+    } = plan.take_target()
     else {
         unreachable!("pending plans are built for processes");
     };
