@@ -943,10 +943,15 @@ fn plan_expression(
 }
 
 /// The names the specs need from the program's symbol tables: each symbol, and the root
-/// variable of each expression (none for a cast of a constant).
+/// variable of each expression (none for a cast of a constant, nor for a `::` path, which
+/// names DWARF scopes rather than a symbol).
 pub(crate) fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
     specs
         .iter()
+        .filter(|s| match s {
+            ParsedSpec::Spec(spec) => !spec.text.contains("::"),
+            ParsedSpec::Expression { text, .. } => !text.contains("::"),
+        })
         .filter_map(|s| match s {
             ParsedSpec::Spec(spec) => match &spec.location {
                 WatchLocation::Symbol { name, .. } => Some(name.clone()),
