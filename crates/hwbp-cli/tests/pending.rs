@@ -65,6 +65,8 @@ fn exclusive_pending_watch_arms_at_dlopen_and_sees_the_constructor_and_every_wri
     for hit in &hits {
         assert_eq!(hit["value_source"], "handler", "{hit}");
         assert_eq!(hit["comm"], "loader", "{hit}");
+        // Per process: the summary has the address armed.
+        assert!(hit["address"].is_null(), "{hit}");
     }
     let summary = summary(&values);
     assert_eq!(summary["watchpoints"][0]["hits"], 4, "{summary}");
