@@ -175,14 +175,10 @@ fn exclusive_script_running_the_program_twice_counts_each_process_exactly() {
     assert!(stdout.contains("total: tree_counter 32"), "{stdout}");
 }
 
-#[test]
-fn exclusive_script_running_the_program_twice_names_each_hits_process() {
-    let script = script_running_the_program_twice();
-    let (code, stdout, stderr) =
-        run_hwbp(&["watch", "tree_counter", "--json", "--", "sh", "-c", &script]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let values = json_lines(&stdout);
-    let hits = hits(&values);
+/// Asserts the hits of `sh -c 'tree_count 10; tree_count 20'`: 11 from one process and 21
+/// from the other, each every write after its exec from the first.
+fn assert_script_hits(values: &[Value]) {
+    let hits = hits(values);
     assert_eq!(hits.len(), 32);
     let first = &hits[0]["pid"];
     let (a, b): (Vec<&&Value>, Vec<&&Value>) = hits.iter().partition(|h| &h["pid"] == first);
@@ -202,6 +198,15 @@ fn exclusive_script_running_the_program_twice_names_each_hits_process() {
         let expected: Vec<(i64, i64)> = (0..=n as i64).map(|i| (i - 1, i)).collect();
         assert_eq!(pairs, expected);
     }
+}
+
+#[test]
+fn exclusive_script_running_the_program_twice_names_each_hits_process() {
+    let script = script_running_the_program_twice();
+    let (code, stdout, stderr) =
+        run_hwbp(&["watch", "tree_counter", "--json", "--", "sh", "-c", &script]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_script_hits(&json_lines(&stdout));
 }
 
 #[test]
@@ -366,18 +371,27 @@ fn exclusive_stop_mode_arms_at_dlopen_and_stops_at_the_constructor_and_every_wri
 }
 
 #[test]
-fn exclusive_stop_mode_says_it_does_not_watch_the_processes_a_script_creates() {
+fn exclusive_stop_mode_watches_each_process_a_script_runs() {
     let script = script_running_the_program_twice();
-    let (code, _, stderr) =
-        run_hwbp(&["watch", "tree_counter", "--stop", "--", "sh", "-c", &script]);
+    let (code, stdout, stderr) = run_hwbp(&[
+        "watch",
+        "tree_counter",
+        "--stop",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(
-        stderr
-            .matches("not watched: --stop watches the command's own process")
-            .count(),
-        2,
-        "{stderr}"
-    );
+    let values = json_lines(&stdout);
+    assert_script_hits(&values);
+    for hit in hits(&values) {
+        assert_eq!(hit["value_source"], "stopped", "{hit}");
+    }
+    let rows = summary(&values)["processes"].as_array().unwrap().clone();
+    let counts: Vec<&Value> = rows.iter().map(|r| &r["hits"][0]).collect();
+    assert_eq!(counts, [11, 21], "{rows:?}");
 }
 
 #[test]

@@ -222,7 +222,7 @@ impl ProcessTree {
             .values()
             .any(|(_, state)| *state == TaskState::Starting)
         {
-            let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            let status = match waitpid(None, Some(wait_flags())) {
                 Ok(status) => status,
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(LaunchError::Wait { pid, errno }),
@@ -379,7 +379,7 @@ impl ProcessTree {
             if self.tasks.is_empty() {
                 return Ok(None);
             }
-            match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            match waitpid(None, Some(wait_flags() | WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => {
                     if Instant::now() >= deadline {
                         return Ok(None);
@@ -596,7 +596,7 @@ impl ProcessTree {
                 .or_insert((tgid_of(tid).unwrap_or(tid), TaskState::Held));
         }
         while self.tasks.keys().any(|t| !stopped.contains(t)) {
-            let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            let status = match waitpid(None, Some(wait_flags())) {
                 Ok(status) => status,
                 Err(Errno::EINTR) => continue,
                 Err(_) => break,
@@ -715,6 +715,14 @@ impl Drop for ProcessTree {
             let _ = self.detach();
         }
     }
+}
+
+/// Every task this thread traces or made, whatever its kind (`__WALL`), and only this
+/// thread's (`__WNOTHREAD`): by default `wait` also takes the events of tracees that other
+/// threads of hwbp trace (the stop watcher's), which would never reach their tracer
+/// (`do_wait` in `kernel/exit.c` walks every thread of the group).
+fn wait_flags() -> WaitPidFlag {
+    WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
 }
 
 fn read_word(tid: i32, addr: u64) -> Result<libc::c_long, LaunchError> {

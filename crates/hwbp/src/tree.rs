@@ -27,8 +27,9 @@
 //! armed once it maps one. Stop mode (`--stop`) hands the command's own process (or the
 //! attached one) to the stop watcher's tracer, on its thread, once it defines the watches:
 //! the tree's tracer detaches it left stopped (`SIGSTOP`), the stop tracer seizes it, arms
-//! every thread and the process gets `SIGCONT`; the processes it creates are then not
-//! followed, and other processes of the tree are not watched in stop mode (said once each).
+//! every thread and the process gets `SIGCONT`; so does each other process of the tree that
+//! defines them (each with its own stop tracer); the processes a handed-over process creates
+//! are then not followed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
@@ -213,8 +214,6 @@ struct TreeRun<'a> {
     said: HashSet<String>,
     /// Processes that had a watcher.
     watched: HashSet<i32>,
-    /// Processes stop mode does not watch (told once).
-    refused: HashSet<i32>,
     /// Runs whose events are enabled.
     armed: HashSet<usize>,
     reported: u64,
@@ -279,7 +278,6 @@ pub(crate) fn run(
         said: HashSet::new(),
         armed: HashSet::new(),
         watched: HashSet::new(),
-        refused: HashSet::new(),
         reported: 0,
         max_hits: opts.max_hits,
         limit_reached: false,
@@ -463,19 +461,6 @@ impl TreeRun<'_> {
         let run_stop = stop.clone();
         let stop_mode = opts.mode == Mode::Stop;
         if stop_mode {
-            if pid != tree.root() {
-                // Measured: a forked child handed over this way is never seen stopped by the
-                // stop tracer's seize, which waits for ever; so it is refused here.
-                if self.refused.insert(pid) {
-                    self.sink.notice(&Notice::Warning(format!(
-                        "process {pid} ({}): not watched: --stop watches the command's own \
-                         process (and the programs it execs), not the processes it creates; \
-                         drop --stop to watch them",
-                        program_of(pid)
-                    )))?;
-                }
-                return Ok(true);
-            }
             // The stop watcher's tracer is its own thread: the process goes over to it,
             // stopped (crate::tree module docs).
             if let Err(e) = tree.release(pid) {
