@@ -411,3 +411,46 @@ fn exclusive_slots_on_a_pending_plan_says_what_it_will_take() {
     assert!(stdout.contains("each watch takes one debug register per aligned piece"));
     assert_eq!(tracer_of(loader.pid()), Some(0));
 }
+
+#[test]
+fn exclusive_follow_children_of_an_attached_shell_watches_the_program_it_runs() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    // A shell waiting for a line, then running the program: attached with -p before.
+    for follow in [true, false] {
+        let mut shell = Command::new("sh")
+            .args(["-c", &format!("read line; {TREE_COUNT} 5")])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = shell.id().to_string();
+        let mut args = vec!["stat", "tree_counter", "--json", "-p", &pid];
+        if follow {
+            args.push("--follow-children");
+        }
+        let mut hwbp = support::Running::spawn(support::HWBP, &args, Stdio::piped());
+        hwbp.wait_stderr("hwbp: tree_counter: pending until an image defining it is mapped");
+        writeln!(shell.stdin.take().unwrap(), "go").unwrap();
+        support::assert_exited_ok(shell.wait().unwrap(), "the shell");
+        let (status, stdout, stderr) = hwbp.finish();
+        assert_eq!(status.code(), Some(0), "{stderr:?}");
+        let report = &json_of_type(&stdout, "stat")[0];
+        if follow {
+            assert_eq!(report["watchpoints"][0]["hits"], 6, "{report}");
+            let rows = report["processes"].as_array().unwrap();
+            assert_eq!(rows.len(), 1, "{report}");
+            assert_eq!(rows[0]["hits"], serde_json::json!([6]));
+            assert!(rows[0]["program"]
+                .as_str()
+                .unwrap()
+                .ends_with("/tree_count"));
+        } else {
+            // Without the flag the shell's children are not followed: never armed.
+            assert_eq!(
+                report["pending"],
+                serde_json::json!(["tree_counter"]),
+                "{report}"
+            );
+        }
+    }
+}

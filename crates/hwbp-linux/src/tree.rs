@@ -187,10 +187,10 @@ impl ProcessTree {
 
     /// Attaches to the running process `pid` (its threads `tids`) with `PTRACE_SEIZE` and
     /// stops them (`PTRACE_INTERRUPT`): threads it creates later and the programs it execs
-    /// are followed, children it forks are not, and nothing kills it if hwbp dies (no
-    /// `PTRACE_O_EXITKILL`). The first event is a [`TreeEvent::ImageReady`] with every thread
+    /// are followed, the processes it creates only with `children`, and nothing kills it if
+    /// hwbp dies (no `PTRACE_O_EXITKILL`). The first event is a [`TreeEvent::ImageReady`] with every thread
     /// stopped; [`ProcessTree::resume_process`] lets them all go.
-    pub fn attach(pid: i32, tids: &[i32]) -> Result<ProcessTree, LaunchError> {
+    pub fn attach(pid: i32, tids: &[i32], children: bool) -> Result<ProcessTree, LaunchError> {
         let mut tree = ProcessTree {
             root: pid,
             tracer_tid: nix::unistd::gettid().as_raw(),
@@ -201,7 +201,10 @@ impl ProcessTree {
             root_exit: None,
             launched: false,
         };
-        let options = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_TRACEEXEC;
+        let mut options = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_TRACEEXEC;
+        if children {
+            options |= Options::PTRACE_O_TRACEFORK | Options::PTRACE_O_TRACEVFORK;
+        }
         for &tid in tids {
             match ptrace::seize(Pid::from_raw(tid), options) {
                 Ok(()) => {}

@@ -91,6 +91,11 @@ pub struct PlanOptions {
     /// Evaluate expressions once and watch the address found (gdb's `watch -l`): no value
     /// chain, and a NULL pointer on the way is refused.
     pub location: bool,
+    /// Follow the processes the target creates (`fork`, `vfork`, `clone` and their `exec`s),
+    /// each watching in its own images (`crate::tree`): always for a launched command whose
+    /// image does not define the watches; with this, for `-p PID` too, and for a launched
+    /// command that defines them.
+    pub follow_children: bool,
 }
 
 impl Default for PlanOptions {
@@ -100,6 +105,7 @@ impl Default for PlanOptions {
             flexible: false,
             rotate_ms: hwbp_core::sched::DEFAULT_QUANTUM_NS / 1_000_000,
             location: false,
+            follow_children: false,
         }
     }
 }
@@ -343,7 +349,7 @@ impl PlanBuilder {
         let target = resolve_target(target)?;
         if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
             let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
-            if !undefined.is_empty() {
+            if !undefined.is_empty() || self.options.follow_children {
                 // Armed in each process of the command's tree (or in the attached process)
                 // once it maps an image defining them (crate::tree).
                 return Ok(crate::tree::pending_plan(

@@ -250,7 +250,7 @@ pub(crate) fn run(
             let pid = launched.into_traced().map_err(target_error)?;
             ProcessTree::from_launched(pid).map_err(target_error)?
         }
-        None => ProcessTree::attach(pid, &tids).map_err(|e| {
+        None => ProcessTree::attach(pid, &tids, plan.options.follow_children).map_err(|e| {
             Error::wrap(
                 ErrorKind::Target,
                 format!("cannot follow process {pid}'s libraries"),
@@ -285,12 +285,6 @@ pub(crate) fn run(
         queue_dropped: 0,
         throttled: 0,
     };
-    for watch in &plan.watches {
-        run.sink.notice(&Notice::Warning(format!(
-            "{}: pending until an image defining it is mapped",
-            watch.label
-        )))?;
-    }
     let started = Instant::now();
     let outcome = run.follow(&mut tree, &from, opts, stop, started);
     // However it ended: every watcher stops (its registers freed), then the tree runs on.
@@ -416,6 +410,14 @@ impl TreeRun<'_> {
         let defined: Vec<usize> = (0..self.specs.len())
             .filter(|&i| !names[i].iter().any(|n| undefined.contains(n)))
             .collect();
+        for (i, watch) in self.watches.iter().enumerate() {
+            if !defined.contains(&i) && self.said.insert(format!("pending {i}")) {
+                self.sink.notice(&Notice::Warning(format!(
+                    "{}: pending until an image defining it is mapped",
+                    watch.label
+                )))?;
+            }
+        }
         let current = self
             .runs
             .iter()
