@@ -50,6 +50,8 @@ use crate::watcher::{Mode, StopHandle, WatchOptions};
 /// The dynamic linker's notification function (glibc's ld.so exports it; `r_debug.r_brk`
 /// points at it).
 const LOADER_NOTIFY_SYMBOL: &str = "_dl_debug_state";
+/// How long a process is held for its watcher to arm (opening the events takes milliseconds).
+const ARM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the tracer waits for a process event before it looks at the hits again.
 const EVENT_WAIT: Duration = Duration::from_millis(2);
 
@@ -491,7 +493,16 @@ impl TreeRun<'_> {
             thread,
         }));
         // The process stays stopped until its events are enabled: its first write counts.
+        let deadline = Instant::now() + ARM_TIMEOUT;
         while !self.armed.contains(&index) {
+            if Instant::now() >= deadline {
+                self.sink.notice(&Notice::Warning(format!(
+                    "process {pid}: its watch was not armed within {}s; letting it run on \
+                     (its writes until the watch is armed are not counted)",
+                    ARM_TIMEOUT.as_secs()
+                )))?;
+                break;
+            }
             if self.runs[index]
                 .as_ref()
                 .is_some_and(|r| r.thread.is_finished())
