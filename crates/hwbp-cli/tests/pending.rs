@@ -454,3 +454,29 @@ fn exclusive_follow_children_of_an_attached_shell_watches_the_program_it_runs() 
         }
     }
 }
+
+#[test]
+fn exclusive_recording_of_a_pending_watch_reads_back_with_every_write() {
+    let dir = scratch("record");
+    let file = dir.join("run.hwbp");
+    let file_arg = file.to_str().unwrap();
+    let (code, _, stderr) = run_hwbp(&[
+        "record",
+        "late_counter",
+        "-o",
+        file_arg,
+        "--",
+        LOADER,
+        LIBLATE,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) = run_hwbp(&["report", file_arg, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report = &json_of_type(&stdout, "report")[0];
+    let watch = &report["watchpoints"][0];
+    assert_eq!(watch["hits"], 4, "{report}");
+    assert_eq!(watch["address"], "pending", "{report}");
+    assert_eq!(watch["changes"], 4, "{report}");
+    assert_eq!(watch["functions"]["late_bump (late.c:20)"], 3, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
