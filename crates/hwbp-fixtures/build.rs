@@ -36,6 +36,7 @@ const SOURCES: &[&str] = &[
     "late.c",
     "loader.c",
     "tree_count.c",
+    "conds.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -53,6 +54,7 @@ fn main() {
     let pie = ["-pie", "-fPIE"];
     let no_pie = ["-no-pie", "-fno-pie"];
     gcc(&out_dir, &c_dir, "writer", &["writer.c"], &pie);
+    gcc(&out_dir, &c_dir, "conds", &["conds.c"], &no_pie);
     gcc(&out_dir, &c_dir, "writer_nopie", &["writer.c"], &no_pie);
     gcc(
         &out_dir,

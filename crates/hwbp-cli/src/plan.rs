@@ -39,7 +39,7 @@ pub fn target(t: &TargetArgs) -> anyhow::Result<Target> {
     } else if t.all_cpus {
         Target::AllCpus
     } else if let Some(list) = &t.cpus {
-        Target::Cpus(hwbp_linux::target::parse_cpu_arg(list).map_err(|e| usage(e.to_string()))?)
+        Target::Cpus(hwbp::slots::parse_cpu_list(list).map_err(|e| usage(e.to_string()))?)
     } else {
         Target::launch(t.command.iter())
     })

@@ -705,10 +705,10 @@ fn exclusive_debian_coreutils_env_optind_written_by_stripped_libc() {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.contains(" optind ")).unwrap();
     assert!(line.contains(" by libc.so.6+0x"), "{line}");
-    assert!(
-        line.contains("value 1 -> 3 (type unknown: no debug info)"),
-        "{line}"
-    );
+    // libc's optind has no type without its debug info, but an int of its size reads as one:
+    // no note per hit.
+    assert!(line.contains("value 1 -> 3"), "{line}");
+    assert!(!line.contains("type unknown"), "{line}");
 }
 
 /// `print EXPR` in gdb attached to `pid`, one value per expression (`$N = ` dropped).

@@ -10,6 +10,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hwbp_fixtures::skip::skip;
+use hwbp_linux::probe::kernel_address_watch_refusal;
+use hwbp_linux::security::{RefusedRequest, SecurityState};
 use hwbp_symbols::KernelSymbols;
 
 mod support;
@@ -52,6 +55,24 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Skips the running test when the kernel refuses a kernel-address breakpoint on `address` to
+/// this process although it holds the privilege (lockdown, a security module): true when
+/// skipped. Without the privilege the test runs and fails, naming it.
+fn kernel_refuses_kernel_watches(address: u64) -> bool {
+    if kernel_address_watch_refusal(address).is_none() {
+        return false;
+    }
+    let state = SecurityState::read();
+    if !state.permits(RefusedRequest::KernelAddressWatch) {
+        return false;
+    }
+    skip(&format!(
+        "kernel refuses kernel-address breakpoints to root: {}",
+        state.policy_summary()
+    ));
+    true
 }
 
 fn read_notes_with_cat(times: usize) {
@@ -142,6 +163,9 @@ fn exclusive_ksym_traces_a_symbol_from_a_system_map_per_accessing_function() {
     let _serial = serial();
     let text = kallsyms_address("_text");
     let notes = kallsyms_address("__start_notes");
+    if kernel_refuses_kernel_watches(notes) {
+        return;
+    }
     // A System.map in `nm -n` format naming the notes section as a variable.
     let map = TempFile::new(
         "map",
@@ -191,6 +215,9 @@ fn exclusive_ksym_reads_filters_from_a_file_and_counts_like_perf() {
     let _serial = serial();
     // `__start_notes` is a section marker /proc/kallsyms lists even without KALLSYMS_ALL.
     let notes = kallsyms_address("__start_notes");
+    if kernel_refuses_kernel_watches(notes) {
+        return;
+    }
     let filters = TempFile::new("filters", "# the notes section\n__start_notes:rw-\n");
     let out = TempFile::new("perf", "");
     let mut perf = Command::new("perf")
@@ -225,4 +252,40 @@ fn exclusive_ksym_reads_filters_from_a_file_and_counts_like_perf() {
         .unwrap_or_else(|| panic!("no count in {csv:?}"));
     assert!(ours >= 4, "{stdout}");
     assert_eq!(ours, perfs, "hwbp {ours} vs perf {perfs}: {stdout} {csv}");
+}
+
+#[test]
+fn exclusive_a_kernel_watch_the_kernel_refuses_to_root_names_the_policy_not_privileges() {
+    let _serial = serial();
+    let notes = kallsyms_address("__start_notes");
+    let refused = kernel_address_watch_refusal(notes).is_some();
+    let filters = TempFile::new("refusal", "__start_notes:rw-\n");
+    let (code, stdout, stderr) = run_hwbp(&["ksym", "--file", filters.path(), "--duration", "0.2"]);
+    if refused {
+        // The kernel gives this refusal here: hwbp names what it sees, not a privilege it holds.
+        let state = SecurityState::read();
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("EACCES") || stderr.contains("EPERM"),
+            "{stderr}"
+        );
+        if state.permits(RefusedRequest::KernelAddressWatch) {
+            for expected in [
+                "so the refusal comes from the kernel's security policy",
+                "kernel-address watches are unavailable on this kernel",
+                "lockdown",
+            ] {
+                assert!(stderr.contains(expected), "{expected}: {stderr}");
+            }
+            for never in ["setcap", "Run as root", "run hwbp as root"] {
+                assert!(!stderr.contains(never), "{never}: {stderr}");
+            }
+        }
+    } else {
+        // The kernel allows it here: the same run traces and ends cleanly.
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("__start_notes+0x0"), "{stdout}");
+    }
 }

@@ -369,6 +369,28 @@ fn demo_names_the_culprit_function_and_line() {
         .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(times.len(), 6, "{stdout}");
+    // The balance is an 8-byte integer (an AtomicU64 with DWARF in a debug build, without in
+    // a release build): it reads as one, never with a "type unknown" note per hit.
+    let values: Vec<(&str, &str)> = stdout
+        .lines()
+        .filter(|l| l.contains(" w hwbp::cmd::demo::ACCOUNT_BALANCE:w by "))
+        .map(|l| {
+            let (before, after) = l.rsplit_once(" -> ").expect(l);
+            (before.rsplit(' ').next().unwrap(), after)
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("1000", "1100"),
+            ("1100", "1200"),
+            ("1200", "1300"),
+            ("1300", "0"),
+            ("0", "100"),
+            ("100", "200")
+        ],
+        "{stdout}"
+    );
     assert!(times[0] >= 0.0 && times[0] < 5.0, "{times:?}");
     assert!(times.windows(2).all(|w| w[1] - w[0] >= 0.040), "{times:?}");
 }

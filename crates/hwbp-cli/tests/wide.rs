@@ -5,11 +5,13 @@
 //! `perf stat -a` in the same run.
 //!
 //! Every test opens CPU-wide breakpoints (or takes CPU 1 offline), so every name starts with
-//! `exclusive_`. Tests needing CPU 1 return early, saying so, on a machine with one CPU.
+//! `exclusive_`. Tests needing CPU 1 are skipped (`hwbp_fixtures::skip`, counted by the test
+//! command) on a machine with one CPU, and the hotplug test where CPU 1 cannot go offline.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hwbp_fixtures::skip::{skip_unless_cpu1_hotplug, skip_unless_second_cpu};
 use hwbp_fixtures::{Fixture, KREAD, WRITER};
 use hwbp_linux::hotplug::{is_cpu_online, OfflineCpu};
 
@@ -47,6 +49,9 @@ fn pin(pid: i32, cpu: u32) {
 #[test]
 fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
     let _serial = serial();
+    if skip_unless_second_cpu() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
@@ -101,6 +106,9 @@ fn exclusive_watch_all_cpus_fails_naming_the_full_cpu_and_prints_no_hit() {
 #[test]
 fn exclusive_cpu_taken_offline_and_back_is_rearmed_and_its_hits_counted() {
     let _serial = serial();
+    if skip_unless_cpu1_hotplug() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
@@ -244,6 +252,9 @@ fn slots_row(stdout: &str, name: &str) -> (u32, u32, u32) {
 #[test]
 fn exclusive_slots_shows_registers_held_by_other_tools_as_held_elsewhere() {
     let _serial = serial();
+    if skip_unless_second_cpu() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \

@@ -13,6 +13,8 @@
 //! - [`arch::x86`]: DR7/DR6 codecs and the kernel's breakpoint validation
 //!   (`arch/x86/kernel/hw_breakpoint.c`).
 //! - [`arch::arm64`]: DBGBCR/DBGWCR codecs (`arch/arm64/kernel/hw_breakpoint.c`).
+//! - [`compare`]: `--if`, a watched integer against a literal with C's promotions and
+//!   conversions: one model for the in-kernel filter, stop mode and typed values.
 //! - [`constraint`]: the slot-constraint engine (`kernel/events/hw_breakpoint.c`), in the
 //!   mainline and the 2009 seed policies, plus the scenario language of `hwbp constraints`.
 //! - [`debugreg_alloc`]: sharing, splitting and allocating DR0-DR3 for ptrace stop mode.
@@ -27,6 +29,7 @@ extern crate alloc;
 
 pub mod access;
 pub mod arch;
+pub mod compare;
 pub mod constraint;
 pub mod debugreg_alloc;
 pub mod region;

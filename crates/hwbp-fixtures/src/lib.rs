@@ -29,6 +29,8 @@
 //! # let _ = counter_address;
 //! ```
 
+pub mod skip;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 
@@ -95,6 +97,14 @@ pub const TREE_COUNT: &str = concat!(env!("OUT_DIR"), "/tree_count");
 ///   separate array, then `read(2)` it into `buffer` (a kernel-mode write to
 ///   user memory). Answer: `done reads=N bytes=30*N`.
 pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
+
+/// `conds` (`-no-pie`: the same addresses in every run; no stdin protocol): the globals `s8`, `u8`, `s16`, `u16`, `s32`, `u32`,
+/// `s64`, `u64` (`signed char` .. `unsigned long`, each initially 1), each written the sequence
+/// [`CONDS_SEQUENCE`] converted to its type, one after the other; then it exits 0.
+pub const CONDS: &str = concat!(env!("OUT_DIR"), "/conds");
+
+/// The values [`CONDS`] stores in each of its globals, before conversion to the type.
+pub const CONDS_SEQUENCE: [u64; 7] = [3, 0xffff_ffff, 5, 6, 0, 4_000_000_000, 2];
 
 /// `sequence` (PIE, threads): a global `long value = 0` written with known values, for exact
 /// old -> new checks in stop mode.

@@ -170,19 +170,10 @@ pub(crate) fn read_proc_int(path: &str) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// The hint for an `EACCES`/`EPERM` from `perf_event_open`, built from the current paranoid level.
-pub(crate) fn permission_hint(kernel_address_or_cpu_wide: bool) -> String {
-    let paranoid = read_proc_int("/proc/sys/kernel/perf_event_paranoid");
-    let level = paranoid.map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    let needed = if kernel_address_or_cpu_wide {
-        "CPU-wide and kernel-address watches need perf_event_paranoid <= 0 (CPU-wide) or <= 1 (kernel)"
-    } else {
-        "watching another user's process needs ptrace permission; per-thread watches need perf_event_paranoid <= 2"
-    };
-    format!(
-        "/proc/sys/kernel/perf_event_paranoid is {level}; {needed}. Run as root, grant CAP_PERFMON \
-         (setcap cap_perfmon+ep), or lower it with `sysctl kernel.perf_event_paranoid=1`"
-    )
+/// The hint for an `EACCES`/`EPERM` from `perf_event_open`: what this process holds and, when
+/// that should have sufficed, the security policy that refused it ([`crate::security`]).
+pub(crate) fn permission_hint(request: crate::security::RefusedRequest) -> String {
+    crate::security::SecurityState::read().explain(request)
 }
 
 #[cfg(test)]

@@ -130,6 +130,15 @@ pub enum LaunchError {
         /// How it ended.
         exit: ProcessExit,
     },
+    /// Followed through `exec` ([`LaunchedProcess::follow_exec`]), the program ran to its own
+    /// end without running another program.
+    #[error("'{program}' ran to its end ({exit}) without running another program")]
+    EndedWithoutExec {
+        /// The program that ended.
+        program: String,
+        /// How it ended.
+        exit: ProcessExit,
+    },
     /// `/proc/PID/auxv` could not be read or has no `AT_ENTRY`.
     #[error("cannot find the entry point of process {pid}: {reason}")]
     NoEntryPoint {
@@ -318,7 +327,7 @@ impl LaunchedProcess {
     /// `#!` script's `exec`, `env VAR=1 prog`, a version manager's shim) and stops it at the
     /// new image's entry point, as after the launch: its libraries loaded, none of its
     /// instructions run. Returns the new image's path. Fails with
-    /// [`LaunchError::EndedEarly`] if the program ends without exec'ing. Signals that arrive
+    /// [`LaunchError::EndedWithoutExec`] if the program ends without exec'ing. Signals that arrive
     /// meanwhile are delivered; children it forks are not followed.
     #[cfg(target_arch = "x86_64")]
     pub fn follow_exec(&mut self) -> Result<std::path::PathBuf, LaunchError> {
@@ -338,7 +347,7 @@ impl LaunchedProcess {
             let status = self.wait_status()?;
             if let Some(exit) = exit_of(status) {
                 self.state = State::Reaped;
-                return Err(LaunchError::EndedEarly { program, exit });
+                return Err(LaunchError::EndedWithoutExec { program, exit });
             }
             match status {
                 WaitStatus::PtraceEvent(_, _, event)

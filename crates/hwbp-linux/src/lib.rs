@@ -18,6 +18,8 @@
 //! - [`selfwatch`]: [`selfwatch::SelfWatch`], in-process watches with a SIGTRAP callback.
 //! - [`bpf`]: [`bpf::HitHandler`], the in-kernel hit handler (a BPF program on the breakpoint
 //!   events: exact values, in-kernel filters and counts).
+//! - [`security`]: why the kernel refused a privileged request (lockdown, security modules,
+//!   capabilities), in one explanation for perf and BPF refusals.
 
 pub mod bpf;
 pub mod error;
@@ -34,5 +36,6 @@ pub mod launch;
 pub mod memory;
 pub mod probe;
 pub mod ptrace;
+pub mod security;
 pub mod target;
 pub mod tree;

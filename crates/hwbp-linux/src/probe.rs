@@ -114,6 +114,28 @@ pub fn kernel_free_slots(target: EventTarget) -> Result<u32, Error> {
     Ok(held.len() as u32)
 }
 
+/// Why the kernel refuses kernel-address breakpoints to this process, found by opening one the
+/// way `hwbp ksym` arms it: a disabled, pinned, CPU-wide read/write event on kernel address
+/// `address` on CPU 0, counting kernel-mode accesses only (closed before this returns). `None`
+/// when the kernel allows it; otherwise the error, whose hint names the cause
+/// ([`crate::security`]).
+pub fn kernel_address_watch_refusal(address: u64) -> Option<Error> {
+    let watch = WatchRequest {
+        pinned: true,
+        exclude_user: true,
+        ..WatchRequest::new(address, 4, Access::ReadWrite)
+    };
+    let mut attr = breakpoint_attr(&watch, &SampleOptions::default(), false);
+    attr.set_disabled(1);
+    let target = EventTarget { pid: -1, cpu: 0 };
+    match open_breakpoint(&RealPerfSys, &mut attr, target, "trial kernel watch", 1) {
+        Ok(_closed_on_drop) => None,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Some(e),
+        // Anything else (no free register, a bad address) is not a refusal of the capability.
+        Err(_) => None,
+    }
+}
+
 /// The fewest debug registers free on any of `targets` (each a thread or a CPU), by trial;
 /// `None` when the kernel would not say for one of them (e.g. no permission: the real open then
 /// reports why).

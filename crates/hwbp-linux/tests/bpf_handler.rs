@@ -9,11 +9,12 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hwbp_core::compare::{CompareOp, IntCondition, IntType, Literal};
 use hwbp_core::Access;
 use hwbp_linux::bpf::handler::{CountKey, KernelIds};
 use hwbp_linux::bpf::{
-    self, sys, BpfError, Condition, ConditionOp, HandlerMode, HandlerPiece, HandlerRecord,
-    HandlerSpec, HitHandler, ValueFilter,
+    self, sys, BpfError, HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HitHandler,
+    ValueFilter,
 };
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::session::{online_cpus, EventScope, Record, SessionOptions, WatchSession};
@@ -136,17 +137,22 @@ fn exclusive_refused_program_says_why_in_one_line() {
 #[test]
 fn exclusive_verifier_accepts_every_variant() {
     require_bpf();
-    let mut conditions = vec![None];
+    // (op, literal, the value's type is signed), resolved for each piece's width.
+    let mut conditions: Vec<Option<(CompareOp, &str, bool)>> = vec![None];
     for op in [
-        ConditionOp::Eq,
-        ConditionOp::Ne,
-        ConditionOp::Lt,
-        ConditionOp::Gt,
+        CompareOp::Equal,
+        CompareOp::NotEqual,
+        CompareOp::Less,
+        CompareOp::LessEqual,
+        CompareOp::Greater,
+        CompareOp::GreaterEqual,
     ] {
-        conditions.push(Some(Condition::signed(op, -5)));
-        conditions.push(Some(Condition::unsigned(op, 100)));
+        conditions.push(Some((op, "-5", true)));
+        conditions.push(Some((op, "100", false)));
     }
-    conditions.push(Some(Condition::unsigned(ConditionOp::Mask, 0x81)));
+    conditions.push(Some((CompareOp::AnyBit, "0x81", false)));
+    // A signed value cut to 32 bits against an unsigned int constant.
+    conditions.push(Some((CompareOp::Equal, "0xffffffff", true)));
     let piece_sets: Vec<Vec<HandlerPiece>> = vec![
         vec![HandlerPiece::new(0x7000_0000_1000, 1)],
         vec![HandlerPiece::new(0x7000_0000_1000, 2)],
@@ -169,13 +175,25 @@ fn exclusive_verifier_accepts_every_variant() {
         for mode in modes {
             for condition in &conditions {
                 for changes_only in [false, true] {
-                    let mut spec = HandlerSpec::new(pieces.clone(), mode);
+                    let with_condition = pieces
+                        .iter()
+                        .map(|p| {
+                            p.with_condition(condition.map(|(op, literal, signed)| {
+                                IntCondition::resolve(
+                                    op,
+                                    Literal::parse(literal).unwrap(),
+                                    IntType {
+                                        bytes: p.len,
+                                        signed,
+                                    },
+                                )
+                            }))
+                        })
+                        .collect();
+                    let mut spec = HandlerSpec::new(with_condition, mode);
                     spec.ring_bytes = 64 * 1024;
                     spec.count_keys = 64;
-                    spec.filter = ValueFilter {
-                        changes_only,
-                        condition: *condition,
-                    };
+                    spec.filter = ValueFilter { changes_only };
                     if let Err(e) = HitHandler::load(&spec) {
                         let program = spec.program().unwrap();
                         panic!("{e}\nspec {spec:?}\n{program}");
@@ -186,21 +204,22 @@ fn exclusive_verifier_accepts_every_variant() {
         }
     }
     // Wide operands (not an imm32) on 8-byte pieces, signed and unsigned.
-    for condition in [
-        Condition::signed(ConditionOp::Lt, -(1 << 40)),
-        Condition::unsigned(ConditionOp::Gt, 1 << 40),
-        Condition::unsigned(ConditionOp::Mask, 1 << 63),
+    for (op, literal, signed) in [
+        (CompareOp::Less, "-1099511627776", true),
+        (CompareOp::Greater, "1099511627776", false),
+        (CompareOp::AnyBit, "0x8000000000000000", false),
     ] {
+        let ty = IntType { bytes: 8, signed };
+        let condition = IntCondition::resolve(op, Literal::parse(literal).unwrap(), ty);
         let mut spec = HandlerSpec::new(
-            vec![HandlerPiece::new(0x7000_0000_1000, 8)],
+            vec![HandlerPiece::new(0x7000_0000_1000, 8).with_condition(Some(condition))],
             HandlerMode::Emit { stack: false },
         );
         spec.ring_bytes = 64 * 1024;
-        spec.filter.condition = Some(condition);
         HitHandler::load(&spec).unwrap_or_else(|e| panic!("{e} for {condition:?}"));
         loaded += 1;
     }
-    assert_eq!(loaded, 5 * 3 * 10 * 2 + 3);
+    assert_eq!(loaded, 5 * 3 * 15 * 2 + 3);
 }
 
 static CELL: AtomicU64 = AtomicU64::new(0);
@@ -306,11 +325,15 @@ fn exclusive_signed_condition_on_an_int() {
     require_bpf();
     SIGNED.store(1, Ordering::Relaxed);
     let addr = SIGNED.as_ptr() as u64;
-    let mut spec = HandlerSpec::new(
-        vec![HandlerPiece::new(addr, 4)],
+    let below_zero = IntCondition::resolve(
+        CompareOp::Less,
+        Literal::parse("0").unwrap(),
+        IntType::signed(4),
+    );
+    let spec = HandlerSpec::new(
+        vec![HandlerPiece::new(addr, 4).with_condition(Some(below_zero))],
         HandlerMode::Emit { stack: false },
     );
-    spec.filter.condition = Some(Condition::signed(ConditionOp::Lt, 0));
     let mut handler = HitHandler::load(&spec).unwrap();
     handler.seed(0, 1).unwrap();
     let values = [3, -1, 0, -2_147_483_648, 2_147_483_647, -7];

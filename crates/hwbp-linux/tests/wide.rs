@@ -1,12 +1,14 @@
 //! Real-kernel tests of CPU-wide sessions (`pid = -1`): all-or-nothing opening across CPUs and
 //! CPU hotplug (`add_cpu`/`remove_cpu`). Every test takes debug registers from every thread on
 //! a CPU or takes CPU 1 offline, so every name starts with `exclusive_` (run serially).
-//! Tests needing CPU 1 return early, saying so, on a machine with one CPU.
+//! Tests needing CPU 1 are skipped (`hwbp_fixtures::skip`, counted by the test command) on a
+//! machine with one CPU, and the hotplug tests where CPU 1 cannot be taken offline.
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use hwbp_core::Access;
+use hwbp_fixtures::skip::{skip_unless_cpu1_hotplug, skip_unless_second_cpu};
 use hwbp_linux::hotplug::{is_cpu_online, OfflineCpu, OnlineCpuMonitor};
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::session::{EventScope, Hit, Record, SessionOptions, WatchSession};
@@ -68,6 +70,9 @@ fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
     let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+    if skip_unless_second_cpu() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
@@ -125,6 +130,9 @@ fn exclusive_a_full_cpu_refuses_the_whole_wide_session_and_names_that_cpu() {
 fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() {
     let _serial = serial();
     static TARGET: AtomicU64 = AtomicU64::new(0);
+    if skip_unless_cpu1_hotplug() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \
@@ -183,6 +191,9 @@ fn exclusive_a_cpu_that_goes_offline_and_returns_is_rearmed_and_its_hits_kept() 
 fn exclusive_remove_cpu_frees_the_registers_a_dead_event_would_keep() {
     let _serial = serial();
     static FILLER: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+    if skip_unless_cpu1_hotplug() {
+        return;
+    }
     assert!(
         has_cpu1(),
         "needs CPU 1 online (the test uses CPU 1 by number): bring it online with \

@@ -234,6 +234,26 @@ impl Type {
         }
     }
 
+    /// The C integer type a comparison sees for a value of this type (`--if`,
+    /// [`hwbp_core::compare`]): integers, characters and `_Bool` by their encoding, an enum as
+    /// gcc types it (unsigned unless a constant is negative), a pointer unsigned. `None` for a
+    /// float, an aggregate, or a size that is not 1, 2, 4 or 8.
+    pub fn int_type(&self) -> Option<hwbp_core::compare::IntType> {
+        let bytes = u8::try_from(self.size)
+            .ok()
+            .filter(|b| matches!(b, 1 | 2 | 4 | 8))?;
+        let signed = match &self.kind {
+            TypeKind::Base(Encoding::Signed | Encoding::SignedChar) => true,
+            TypeKind::Base(
+                Encoding::Unsigned | Encoding::UnsignedChar | Encoding::Bool | Encoding::Utf,
+            )
+            | TypeKind::Pointer { .. } => false,
+            TypeKind::Enum { signed, .. } => *signed,
+            _ => return None,
+        };
+        Some(hwbp_core::compare::IntType { bytes, signed })
+    }
+
     /// The members of a struct or union.
     pub fn fields(&self) -> Option<&[Field]> {
         match &self.kind {

@@ -20,11 +20,9 @@
 //!
 //! ```
 //! use hwbp_symbols::types::c_base_type;
-//! use hwbp_symbols::value::{format_value, TypedCondition};
+//! use hwbp_symbols::value::format_value;
 //! let int = c_base_type("int").unwrap();
 //! assert_eq!(format_value(&int, &(-1i32).to_le_bytes(), &mut |_| None), "-1");
-//! let below_zero = TypedCondition::parse("<0").unwrap();
-//! assert!(below_zero.holds(Some(&int), &(-1i32).to_le_bytes()));
 //! ```
 
 use std::fmt;
@@ -552,183 +550,6 @@ fn diff_into(
     }
 }
 
-/// The comparison of a [`TypedCondition`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
-    /// `==N`
-    Equal,
-    /// `!=N`
-    NotEqual,
-    /// `<N`
-    Less,
-    /// `<=N`
-    LessEqual,
-    /// `>N`
-    Greater,
-    /// `>=N`
-    GreaterEqual,
-    /// `&MASK`: some bit of MASK set.
-    AnyBit,
-}
-
-/// `--if` in the value's type: `==N`, `!=N`, `<N`, `<=N`, `>N`, `>=N`, `&MASK`. N is decimal
-/// (possibly negative), `0x` hex, or an enumerator name of the value's enum type. Signed
-/// types compare signed (`<0` holds for an `int` of -1), unsigned types unsigned, floats as
-/// floats; without a type the value is unsigned, as before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypedCondition {
-    /// The comparison.
-    pub op: CompareOp,
-    /// The right-hand side as written.
-    pub operand: String,
-}
-
-/// A malformed `--if`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--if '{text}': {reason}")]
-pub struct ConditionError {
-    /// The text given.
-    pub text: String,
-    /// What is wrong and what would work.
-    pub reason: String,
-}
-
-impl TypedCondition {
-    /// Parses `==N`, `!=N`, `<N`, `<=N`, `>N`, `>=N` or `&MASK`.
-    pub fn parse(text: &str) -> Result<TypedCondition, ConditionError> {
-        let t = text.trim();
-        let ops = [
-            ("==", CompareOp::Equal),
-            ("!=", CompareOp::NotEqual),
-            ("<=", CompareOp::LessEqual),
-            (">=", CompareOp::GreaterEqual),
-            ("<", CompareOp::Less),
-            (">", CompareOp::Greater),
-            ("&", CompareOp::AnyBit),
-        ];
-        let Some((op, rest)) = ops
-            .iter()
-            .find_map(|(p, op)| t.strip_prefix(p).map(|rest| (*op, rest.trim())))
-        else {
-            return Err(ConditionError {
-                text: text.to_string(),
-                reason: "start with ==, !=, <, <=, >, >= or &, e.g. --if '==42', --if '<0' or --if '&0x80'".into(),
-            });
-        };
-        if rest.is_empty() {
-            return Err(ConditionError {
-                text: text.to_string(),
-                reason: "no number after the comparison: e.g. --if '==42'".into(),
-            });
-        }
-        let is_name = rest.chars().all(|c| c.is_alphanumeric() || c == '_')
-            && rest
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_');
-        if !is_name && parse_number(rest).is_none() {
-            return Err(ConditionError {
-                text: text.to_string(),
-                reason: format!(
-                    "'{rest}' is not a number: use decimal, -decimal, 0x hex or an enum constant"
-                ),
-            });
-        }
-        Ok(TypedCondition {
-            op,
-            operand: rest.to_string(),
-        })
-    }
-
-    /// Whether the value `bytes` of type `ty` satisfies the condition. An enumerator name
-    /// that is not in `ty` never matches.
-    pub fn holds(&self, ty: Option<&Type>, bytes: &[u8]) -> bool {
-        let float_value = ty
-            .filter(|t| matches!(t.kind, TypeKind::Base(Encoding::Float)))
-            .and_then(|t| float(&bytes[..usize::try_from(t.size).unwrap_or(0).min(bytes.len())]));
-        let rhs: Option<f64> = match (ty.map(|t| &t.kind), parse_number(&self.operand)) {
-            (_, Some(n)) => Some(n as f64),
-            (Some(TypeKind::Enum { enumerators, .. }), None) => enumerators
-                .iter()
-                .find(|e| e.name == self.operand)
-                .map(|e| e.value as f64),
-            _ => None,
-        };
-        if let Some(f) = float_value {
-            let Some(r) = rhs else { return false };
-            return match self.op {
-                CompareOp::Equal => f == r,
-                CompareOp::NotEqual => f != r,
-                CompareOp::Less => f < r,
-                CompareOp::LessEqual => f <= r,
-                CompareOp::Greater => f > r,
-                CompareOp::GreaterEqual => f >= r,
-                CompareOp::AnyBit => false,
-            };
-        }
-        let rhs: Option<i128> = match (ty.map(|t| &t.kind), parse_number(&self.operand)) {
-            (_, Some(n)) => Some(n),
-            (Some(TypeKind::Enum { enumerators, .. }), None) => enumerators
-                .iter()
-                .find(|e| e.name == self.operand)
-                .map(|e| i128::from(e.value)),
-            _ => None,
-        };
-        let Some(rhs) = rhs else { return false };
-        let lhs: i128 = match ty {
-            Some(t) => integer(
-                t,
-                &bytes[..usize::try_from(t.size).unwrap_or(0).min(bytes.len())],
-            ),
-            None => i128::from(unsigned(bytes)),
-        };
-        // An unsigned value against a negative literal compares as C would after conversion
-        // to the value's width (`==-1` matches 0xffffffff in a uint32_t).
-        let signed_type = ty.is_some_and(Type::is_signed);
-        let rhs = if !signed_type && rhs < 0 {
-            let width = ty.map_or(bytes.len().min(8), |t| {
-                usize::try_from(t.size).unwrap_or(8).min(8)
-            });
-            let mask: u64 = if width >= 8 {
-                !0
-            } else {
-                (1u64 << (8 * width)) - 1
-            };
-            i128::from(rhs as i64 as u64 & mask)
-        } else {
-            rhs
-        };
-        match self.op {
-            CompareOp::Equal => lhs == rhs,
-            CompareOp::NotEqual => lhs != rhs,
-            CompareOp::Less => lhs < rhs,
-            CompareOp::LessEqual => lhs <= rhs,
-            CompareOp::Greater => lhs > rhs,
-            CompareOp::GreaterEqual => lhs >= rhs,
-            CompareOp::AnyBit => (lhs as u64) & (rhs as u64) != 0,
-        }
-    }
-}
-
-fn parse_number(text: &str) -> Option<i128> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let value = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-        None => digits.parse::<u64>().ok()?,
-    };
-    Some(if negative {
-        -i128::from(value)
-    } else {
-        i128::from(value)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,15 +564,5 @@ mod tests {
         assert_eq!(format_g(0.0001, 17), "0.0001");
         assert_eq!(format_g(0.00001, 9), "1e-05");
         assert_eq!(format_g(100.0, 9), "100");
-    }
-
-    #[test]
-    fn negative_operands_against_unsigned_values() {
-        let u32_ty = crate::types::c_base_type("unsigned int").unwrap();
-        let c = TypedCondition::parse("==-1").unwrap();
-        assert!(c.holds(Some(&u32_ty), &u32::MAX.to_le_bytes()));
-        let c = TypedCondition::parse(">100").unwrap();
-        assert!(c.holds(Some(&u32_ty), &u32::MAX.to_le_bytes()));
-        assert!(c.holds(None, &u32::MAX.to_le_bytes()));
     }
 }

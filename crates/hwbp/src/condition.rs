@@ -1,114 +1,114 @@
-//! [`Condition`]: `--if EXPR`, a test on a hit's new value (`==N`, `!=N`, `<N`, `>N`, `&MASK`),
-//! as gdb's `watch ... if` tests the new value.
+//! [`Condition`]: `--if EXPR`, a test on a hit's new value (`==N`, `!=N`, `<N`, `<=N`, `>N`,
+//! `>=N`, `&MASK`), as gdb's `watch ... if` tests the new value, with C's meaning in the
+//! watched value's type.
 //!
-//! A decimal literal compares signed, in the width of the watched piece, as C's `int` does: on
-//! a 4-byte `int`, `<0` is "the sign bit is set" and `==-1` matches `0xffffffff`. A `0x` hex
-//! literal compares unsigned (bit patterns, and values above the signed range). hwbp does not
-//! know the variable's C type, so the literal's spelling chooses. [`Condition::parse_for`] also
-//! takes an enum constant of the watched value's type (`==MODE_ON`). In perf mode with the BPF hit handler the test runs in the kernel
-//! ([`Condition::to_handler`]); in stop mode in hwbp ([`Condition::holds`]).
+//! The comparison is [`hwbp_core::compare`]'s: one model from the command line to the kernel
+//! filter. A condition is parsed once ([`Condition::parse_for`]: a number, or an enum
+//! constant of the watched value's type), then resolved for each watch's type
+//! ([`Condition::for_watch`]): an `unsigned int` compares unsigned (`<0` never holds), an
+//! `int` signed, an `unsigned char` as the `int` C promotes it to, a float as a float. A value
+//! with no known type (an address, a symbol without DWARF) is an integer of the watched
+//! width whose signedness the literal's spelling chooses (decimal signed, `0x` unsigned), and
+//! [`Condition::untyped_notice`] says so. In perf mode the resolved test runs in the kernel
+//! ([`ResolvedCondition::to_handler`], the BPF hit handler), in stop mode in hwbp
+//! ([`ResolvedCondition::holds`]): the same answers by construction.
 
-use hwbp_linux::bpf::{Condition as KernelCondition, ConditionOp};
-use hwbp_symbols::types::TypeKind;
+pub use hwbp_core::compare::CompareOp;
+use hwbp_core::compare::{IntCondition, IntType, Literal};
+use hwbp_symbols::types::{Encoding, Type, TypeKind};
 
 use crate::error::{Error, Result};
 use crate::plan::PlannedWatch;
 
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CompareOp {
-    /// `==N`
-    Equal,
-    /// `!=N`
-    NotEqual,
-    /// `<N`
-    Less,
-    /// `>N`
-    Greater,
-    /// `&MASK`: some bit of MASK set.
-    AnyBit,
-}
-
-/// A test on the new value.
+/// A test on the new value, as written: the comparison and its literal (an enum constant
+/// already replaced by its value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Condition {
     /// The comparison.
     pub op: CompareOp,
-    /// The operand's bits (a negative operand as its 64-bit two's complement).
-    pub value: u64,
-    /// Compare as signed integers of the value's width (a decimal literal; never for
-    /// `&MASK`).
-    pub signed: bool,
+    /// The right-hand side.
+    pub literal: Literal,
+}
+
+/// A condition resolved for one watched value's type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResolvedCondition {
+    /// An integer (or enum, pointer, bool, char) value: C's comparison.
+    Int(IntCondition),
+    /// A `float` or `double` (4 or 8 bytes): compared as floating point; `&` never holds.
+    Float {
+        /// The comparison.
+        op: CompareOp,
+        /// The literal as a float.
+        value: f64,
+        /// The value's size, 4 or 8.
+        bytes: u8,
+    },
+}
+
+impl ResolvedCondition {
+    /// Whether a new value (its bytes, little-endian) satisfies the condition.
+    pub fn holds(&self, bytes: &[u8]) -> bool {
+        match *self {
+            ResolvedCondition::Int(c) => c.holds(raw(bytes)),
+            ResolvedCondition::Float {
+                op,
+                value,
+                bytes: size,
+            } => {
+                let v = match (size, bytes.len()) {
+                    (4, n) if n >= 4 => {
+                        f64::from(f32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")))
+                    }
+                    (8, n) if n >= 8 => f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+                    _ => return false,
+                };
+                op.apply(v, value, || false)
+            }
+        }
+    }
+
+    /// The same test for the in-kernel hit handler; `None` for a float (the handler compares
+    /// integers).
+    pub fn to_handler(&self) -> Option<IntCondition> {
+        match *self {
+            ResolvedCondition::Int(c) => Some(c),
+            ResolvedCondition::Float { .. } => None,
+        }
+    }
 }
 
 impl Condition {
-    /// An unsigned test.
-    pub fn unsigned(op: CompareOp, value: u64) -> Condition {
-        Condition {
-            op,
-            value,
-            signed: false,
-        }
-    }
-
-    /// A signed test.
-    pub fn signed(op: CompareOp, value: i64) -> Condition {
-        Condition {
-            op,
-            value: value as u64,
-            signed: op != CompareOp::AnyBit,
-        }
-    }
-
-    /// Parses `==N`, `!=N`, `<N`, `>N` or `&MASK`: N decimal (possibly negative; compared
-    /// signed) or `0x` hex (compared unsigned).
+    /// Parses `==N`, `!=N`, `<N`, `<=N`, `>N`, `>=N` or `&MASK`: N decimal (possibly negative)
+    /// or `0x` hex.
     pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
-        let (op, rest) = if let Some(rest) = text.strip_prefix("==") {
-            (CompareOp::Equal, rest)
-        } else if let Some(rest) = text.strip_prefix("!=") {
-            (CompareOp::NotEqual, rest)
-        } else if let Some(rest) = text.strip_prefix('<') {
-            (CompareOp::Less, rest)
-        } else if let Some(rest) = text.strip_prefix('>') {
-            (CompareOp::Greater, rest)
-        } else if let Some(rest) = text.strip_prefix('&') {
-            (CompareOp::AnyBit, rest)
-        } else {
+        let trimmed = text.trim();
+        let Some((op, rest)) = CompareOp::split(trimmed) else {
             return Err(Error::bad_input(format!(
-                "--if {text:?}: start with ==, !=, <, > or &, e.g. --if '==42' or --if '&0x80'"
+                "--if {trimmed:?}: start with ==, !=, <, <=, >, >= or &, e.g. --if '==42', \
+                 --if '<=5' or --if '&0x80'"
             )));
         };
-        let rest = rest.trim();
-        let parsed = match rest.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok().map(|n| (n, false)),
-            None => rest.parse::<i64>().ok().map(|n| (n as u64, true)),
-        };
-        let Some((value, decimal)) = parsed else {
+        let Some(literal) = Literal::parse(rest) else {
             return Err(Error::bad_input(format!(
-                "--if {text:?}: {rest:?} is not a number: use decimal (signed, 64-bit) or 0x \
-                 hex (unsigned)"
+                "--if {trimmed:?}: {rest:?} is not a number: use decimal, -decimal or 0x hex \
+                 (at most 64 bits), or an enum constant of the watched value"
             )));
         };
-        if decimal && op == CompareOp::AnyBit && (value as i64) < 0 {
+        if op == CompareOp::AnyBit && literal.value < 0 {
             return Err(Error::bad_input(format!(
-                "--if {text:?}: a mask cannot be negative: use 0x hex, e.g. --if '&0x80'"
+                "--if {trimmed:?}: a mask cannot be negative: use 0x hex, e.g. --if '&0x80'"
             )));
         }
-        Ok(Condition {
-            op,
-            value,
-            signed: decimal && op != CompareOp::AnyBit,
-        })
+        Ok(Condition { op, literal })
     }
 
     /// [`Condition::parse`], where N may also be an enum constant of a watched value's type
-    /// (`==MODE_ON`, as gdb's `watch mode if mode == MODE_ON`): it compares as that
-    /// constant's value, signed when the enum has negative constants. A name no watched enum
-    /// has is refused, naming the constants there are.
+    /// (`==MODE_ON`, as gdb's `watch mode if mode == MODE_ON`): it stands for the constant's
+    /// value. A name no watched enum has is refused, naming the constants there are.
     pub fn parse_for(text: &str, watches: &[PlannedWatch]) -> Result<Self> {
         let trimmed = text.trim();
-        let operand = trimmed.trim_start_matches(['=', '!', '<', '>', '&']).trim();
+        let operand = CompareOp::split(trimmed).map_or("", |(_, rest)| rest);
         let is_name = operand
             .chars()
             .next()
@@ -123,19 +123,9 @@ impl Condition {
             .iter()
             .filter_map(|w| w.value_type.as_ref()?.ty.as_ref())
         {
-            if let TypeKind::Enum {
-                enumerators,
-                signed,
-                ..
-            } = &ty.kind
-            {
+            if let TypeKind::Enum { enumerators, .. } = &ty.kind {
                 if let Some(e) = enumerators.iter().find(|e| e.name == operand) {
-                    let numeric = Self::parse(&format!("{op_text}{}", e.value))?;
-                    return Ok(Condition {
-                        signed: *signed && numeric.op != CompareOp::AnyBit,
-                        value: e.value as u64,
-                        ..numeric
-                    });
+                    return Self::parse(&format!("{op_text}{}", e.value));
                 }
                 known.extend(enumerators.iter().map(|e| e.name.clone()));
             }
@@ -153,121 +143,174 @@ impl Condition {
         }))
     }
 
-    /// Whether `value`, a `len`-byte integer (1, 2, 4 or 8), satisfies the condition.
-    pub fn holds(self, value: u64, len: u64) -> bool {
-        let bits = (len.clamp(1, 8) * 8) as u32;
-        let widen = |v: u64| -> i64 {
-            if bits == 64 {
-                v as i64
-            } else {
-                ((v << (64 - bits)) as i64) >> (64 - bits)
-            }
+    /// The condition for a value of DWARF type `ty` (`None`: unknown) and `len` bytes (the
+    /// watched piece's). A struct, union or array of several pieces compares each piece as an
+    /// unsigned integer of its width.
+    pub fn resolve(&self, ty: Option<&Type>, len: u64) -> ResolvedCondition {
+        let bytes = u8::try_from(len.clamp(1, 8)).expect("clamped");
+        let int = |signed| {
+            ResolvedCondition::Int(IntCondition::resolve(
+                self.op,
+                self.literal,
+                IntType { bytes, signed },
+            ))
         };
-        let truncate = |v: u64| if bits == 64 { v } else { v & ((1 << bits) - 1) };
-        if self.signed {
-            let (v, n) = (widen(value), self.value as i64);
-            match self.op {
-                CompareOp::Equal => v == n,
-                CompareOp::NotEqual => v != n,
-                CompareOp::Less => v < n,
-                CompareOp::Greater => v > n,
-                CompareOp::AnyBit => value & self.value != 0,
+        let Some(ty) = ty else {
+            // No type: the spelling chooses, as C types the literal alone.
+            return int(!self.literal.hex && self.op != CompareOp::AnyBit);
+        };
+        match (&ty.kind, ty.int_type()) {
+            (_, _) if ty.size != len => int(false),
+            (TypeKind::Base(Encoding::Float), _) if matches!(len, 4 | 8) => {
+                ResolvedCondition::Float {
+                    op: self.op,
+                    value: self.literal.value as f64,
+                    bytes,
+                }
             }
-        } else {
-            let v = truncate(value);
-            match self.op {
-                CompareOp::Equal => v == self.value,
-                CompareOp::NotEqual => v != self.value,
-                CompareOp::Less => v < self.value,
-                CompareOp::Greater => v > self.value,
-                CompareOp::AnyBit => v & self.value != 0,
-            }
+            (_, Some(int_type)) => int(int_type.signed),
+            // An aggregate of one piece: its bytes as an unsigned integer.
+            (_, None) => int(false),
         }
     }
 
-    /// The same test for the in-kernel hit handler.
-    pub fn to_handler(self) -> KernelCondition {
-        let op = match self.op {
-            CompareOp::Equal => ConditionOp::Eq,
-            CompareOp::NotEqual => ConditionOp::Ne,
-            CompareOp::Less => ConditionOp::Lt,
-            CompareOp::Greater => ConditionOp::Gt,
-            CompareOp::AnyBit => ConditionOp::Mask,
-        };
-        KernelCondition {
-            op,
-            value: self.value,
-            signed: self.signed,
+    /// Refuses a literal that no `len`-byte value can equal, signed or unsigned (`>300` on a
+    /// byte): C would accept it, but it is a mistake, said before anything is armed.
+    pub fn check_fits(&self, len: u64, piece: usize, watch: &str) -> Result<()> {
+        let bits = 8 * u32::try_from(len.clamp(1, 8)).expect("clamped");
+        let (min, max) = (-(1i128 << (bits - 1)), (1i128 << bits) - 1);
+        if (min..=max).contains(&self.literal.value) {
+            return Ok(());
         }
+        Err(Error::bad_input(format!(
+            "--if '{}{}': {} does not fit piece {piece} ({len} bytes) of {watch}: use a value \
+             the watched piece can hold",
+            self.op, self.literal, self.literal
+        )))
     }
+
+    /// The condition for `watch`'s value, `len` bytes (one of its pieces).
+    pub fn for_watch(&self, watch: &PlannedWatch, len: u64) -> ResolvedCondition {
+        self.resolve(watch.value_type.as_ref().and_then(|t| t.ty.as_ref()), len)
+    }
+
+    /// For a watch whose value has no known type: a notice saying how the condition
+    /// compares (`None` when the type is known).
+    pub fn untyped_notice(&self, watch: &PlannedWatch) -> Option<String> {
+        if watch.value_type.as_ref().is_some_and(|t| t.ty.is_some()) {
+            return None;
+        }
+        let how = if self.op == CompareOp::AnyBit {
+            "tests the bits of"
+        } else if self.literal.hex {
+            "compares unsigned (a 0x literal) with"
+        } else {
+            "compares signed (a decimal literal) with"
+        };
+        Some(format!(
+            "--if '{}{}': the type of {} is unknown (no debug info); the condition {how} \
+             its {} bytes",
+            self.op,
+            self.literal,
+            watch.label,
+            watch.len.min(8)
+        ))
+    }
+}
+
+/// The first 8 bytes of `bytes` as a little-endian integer.
+fn raw(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hwbp_symbols::types::Enumerator;
 
-    #[test]
-    fn conditions_parse_and_test_the_new_value() {
-        use CompareOp::*;
-        assert_eq!(
-            Condition::parse("==42").unwrap(),
-            Condition::signed(Equal, 42)
-        );
-        assert_eq!(
-            Condition::parse("!=0x10").unwrap(),
-            Condition::unsigned(NotEqual, 16)
-        );
-        assert_eq!(Condition::parse("<5").unwrap(), Condition::signed(Less, 5));
-        assert_eq!(
-            Condition::parse("> 7").unwrap(),
-            Condition::signed(Greater, 7)
-        );
-        assert_eq!(
-            Condition::parse("&128").unwrap(),
-            Condition::unsigned(AnyBit, 128)
-        );
-        assert_eq!(
-            Condition::parse("&0x80").unwrap(),
-            Condition::unsigned(AnyBit, 0x80)
-        );
-        assert_eq!(
-            Condition::parse("==-1").unwrap(),
-            Condition::signed(Equal, -1)
-        );
-        assert!(Condition::parse("=5").is_err());
-        assert!(Condition::parse("==x").is_err());
-        assert!(Condition::parse("&-1").is_err());
-        let mask = Condition::unsigned(AnyBit, 0x80);
-        assert!(mask.holds(0x81, 8) && !mask.holds(0x7f, 8));
-        let less = Condition::unsigned(Less, 5);
-        assert!(less.holds(4, 8) && !less.holds(5, 8));
-        let greater = Condition::unsigned(Greater, 5);
-        assert!(greater.holds(6, 8) && !greater.holds(5, 8));
-        // Unsigned: a set top bit is a large value.
-        assert!(Condition::parse(">0x10").unwrap().holds(0xffff_fffe, 4));
+    fn int_type(name: &str, size: u64, encoding: Encoding) -> Type {
+        Type {
+            name: name.into(),
+            size,
+            kind: TypeKind::Base(encoding),
+        }
     }
 
     #[test]
-    fn a_decimal_literal_compares_signed_in_the_pieces_width() {
-        let below_zero = Condition::parse("<0").unwrap();
-        assert!(below_zero.signed);
-        assert!(below_zero.holds(0xffff_ffff, 4) && below_zero.holds(0x80, 1));
-        assert!(!below_zero.holds(0x7fff_ffff, 4) && !below_zero.holds(0xffff_ffff, 8));
-        assert!(!Condition::parse(">100").unwrap().holds(0xffff_fff0, 4));
-        let lt = Condition::parse("<-1").unwrap();
-        assert!(lt.signed);
-        // -2 as a 4-byte int, zero-extended as the kernel and memory reads give it.
-        assert!(lt.holds(0xffff_fffe, 4));
-        assert!(!lt.holds(0xffff_ffff, 4));
-        assert!(!lt.holds(5, 4));
-        assert!(lt.holds(0xfe, 1));
-        let eq = Condition::parse("==-1").unwrap();
-        assert!(eq.holds(0xffff_ffff, 4) && eq.holds(u64::MAX, 8) && !eq.holds(0xffff, 4));
-        let handler = Condition::parse(">-3").unwrap().to_handler();
+    fn conditions_parse_every_operator_and_refuse_what_is_not_one() {
+        let parsed = |t: &str| Condition::parse(t).map(|c| (c.op, c.literal.value, c.literal.hex));
+        assert_eq!(parsed("==42").unwrap(), (CompareOp::Equal, 42, false));
+        assert_eq!(parsed("!=0x10").unwrap(), (CompareOp::NotEqual, 16, true));
+        assert_eq!(parsed("<=5").unwrap(), (CompareOp::LessEqual, 5, false));
         assert_eq!(
-            handler,
-            KernelCondition::signed(ConditionOp::Gt, -3),
-            "the kernel gets the same signed test"
+            parsed(">= -3").unwrap(),
+            (CompareOp::GreaterEqual, -3, false)
         );
+        assert_eq!(parsed("> 7").unwrap(), (CompareOp::Greater, 7, false));
+        assert_eq!(parsed("&0x80").unwrap(), (CompareOp::AnyBit, 0x80, true));
+        for bad in ["=5", "==x1", "&-1", "<", "5"] {
+            assert!(Condition::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_watched_type_decides_not_the_spelling() {
+        let unsigned = int_type("unsigned int", 4, Encoding::Unsigned);
+        let signed = int_type("int", 4, Encoding::Signed);
+        let values: [u32; 7] = [3, 0xffff_ffff, 5, 6, 0, 4_000_000_000, 2];
+        let count = |text: &str, ty: &Type| {
+            let c = Condition::parse(text).unwrap().resolve(Some(ty), 4);
+            values.iter().filter(|v| c.holds(&v.to_le_bytes())).count()
+        };
+        assert_eq!(count("<0", &unsigned), 0);
+        assert_eq!(count(">5", &unsigned), 3);
+        assert_eq!(count("<=5", &unsigned), 4);
+        assert_eq!(count(">=6", &unsigned), 3);
+        assert_eq!(count("<0", &signed), 2);
+        assert_eq!(count(">5", &signed), 1);
+        // Without a type, the spelling: decimal signed, hex unsigned.
+        let untyped = |text: &str| {
+            let c = Condition::parse(text).unwrap().resolve(None, 4);
+            values.iter().filter(|v| c.holds(&v.to_le_bytes())).count()
+        };
+        assert_eq!(untyped("<0"), 2);
+        assert_eq!(untyped(">0x5"), 3);
+    }
+
+    #[test]
+    fn enums_floats_and_handlers() {
+        let colour = Type {
+            name: "enum colour".into(),
+            size: 4,
+            kind: TypeKind::Enum {
+                enumerators: vec![
+                    Enumerator {
+                        name: "RED".into(),
+                        value: 0,
+                    },
+                    Enumerator {
+                        name: "BLUE".into(),
+                        value: 2,
+                    },
+                ],
+                signed: false,
+                flag: false,
+            },
+        };
+        let c = Condition::parse("<0").unwrap().resolve(Some(&colour), 4);
+        assert!(
+            !c.holds(&0xffff_ffffu32.to_le_bytes()),
+            "gcc's enum is unsigned"
+        );
+        let double = int_type("double", 8, Encoding::Float);
+        let c = Condition::parse(">1").unwrap().resolve(Some(&double), 8);
+        assert!(c.holds(&1.5f64.to_le_bytes()) && !c.holds(&0.5f64.to_le_bytes()));
+        assert_eq!(c.to_handler(), None);
+        let c = Condition::parse("<0").unwrap().resolve(None, 8);
+        let kernel = c.to_handler().unwrap();
+        assert!(kernel.compare_signed && kernel.extend_signed && kernel.bytes == 8);
     }
 }

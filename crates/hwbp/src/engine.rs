@@ -89,7 +89,24 @@ fn load_handler(
                 request.addr
             )));
         }
-        pieces.push(HandlerPiece::new(request.addr, request.len as u8));
+        let (watch, _) = placement.owner(p);
+        let condition = match opts.condition {
+            Some(condition) => match condition
+                .for_watch(&plan.watches[watch.index()], request.len)
+                .to_handler()
+            {
+                Some(kernel) => Some(kernel),
+                None => {
+                    return Err(Err(Error::bad_input(format!(
+                        "--if on {}: the in-kernel filter compares integers and this value is \
+                         floating point: add --stop to compare it as a float",
+                        plan.watches[watch.index()].label
+                    ))))
+                }
+            },
+            None => None,
+        };
+        pieces.push(HandlerPiece::new(request.addr, request.len as u8).with_condition(condition));
         to_piece.push(p);
     }
     if pieces.is_empty() {
@@ -114,11 +131,10 @@ fn load_handler(
     spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
     spec.filter = ValueFilter {
         changes_only: opts.changes_only,
-        condition: opts.condition.map(|c| c.to_handler()),
     };
     let handler = match HitHandler::load(&spec) {
         Ok(handler) => handler,
-        Err(BpfError::Invalid(why)) if spec.filter.condition.is_some() => {
+        Err(BpfError::Invalid(why)) if opts.condition.is_some() => {
             return Err(Err(Error::bad_input(format!(
                 "--if: {why}: use a value the watched piece can hold"
             ))))

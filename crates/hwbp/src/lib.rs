@@ -39,6 +39,7 @@
 //! - [`threads`]: thread names from the kernel's COMM/FORK records.
 //! - [`condition`]: `--if` tests on values.
 //! - [`ksym`]: the kernel-symbol tracer's filters and plan (`hwbp ksym`).
+//! - [`slots`]: who holds the debug registers, per CPU and thread (`hwbp slots`); CPU lists.
 //! - [`typed`]: values in their DWARF type, as the language prints them; members changed.
 //! - [`chain`]: gdb's value chain for expressions through pointers.
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
@@ -58,6 +59,7 @@ mod queue;
 pub mod record;
 pub mod rotation;
 pub mod sink;
+pub mod slots;
 mod stop;
 pub mod summary;
 pub mod threads;
@@ -65,7 +67,7 @@ mod tree;
 pub mod typed;
 pub mod watcher;
 
-pub use condition::{CompareOp, Condition};
+pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};

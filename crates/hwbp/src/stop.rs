@@ -31,7 +31,7 @@ use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Placement, Summary, WatchTotals};
 use crate::threads::ThreadNames;
-use crate::typed::{condition_holds, WatchValues};
+use crate::typed::WatchValues;
 use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
@@ -396,12 +396,17 @@ pub(crate) fn run(
                             continue;
                         }
                         if let Some(c) = opts.condition {
-                            let holds = match (&observed, &watch.value_type) {
-                                (Some(o), Some(t)) if watch.len <= 8 => o
-                                    .new_bytes
-                                    .as_deref()
-                                    .is_some_and(|bytes| condition_holds(c, t.ty.as_ref(), bytes)),
-                                _ => v.new.is_some_and(|n| c.holds(n, pieces[index].len)),
+                            // The same resolved test as the kernel filter's (one model).
+                            let holds = match &observed {
+                                Some(o) if watch.value_type.is_some() && watch.len <= 8 => {
+                                    o.new_bytes.as_deref().is_some_and(|bytes| {
+                                        c.for_watch(watch, watch.len).holds(bytes)
+                                    })
+                                }
+                                _ => v.new.is_some_and(|n| {
+                                    c.for_watch(watch, pieces[index].len)
+                                        .holds(&n.to_le_bytes())
+                                }),
                             };
                             if !holds {
                                 continue;

@@ -1,7 +1,7 @@
 //! Typed values of a watch: what a hit's raw bytes mean in the watched variable's DWARF type,
 //! printed as gdb's `print` does (`hwbp_symbols::value`: `-1`, `115 's'`, enum names, `0x...
 //! <sym>`, floats), the members of a struct or array that changed (`cfg.limits[2].max: 3 ->
-//! 7`), and `--if` compared in the type.
+//! 7`). `--if` in the type is [`crate::condition`]'s.
 //!
 //! A [`WatchType`] belongs to a planned watch (from DWARF, for a symbol or an expression; with
 //! `ty: None` for a symbol without DWARF, whose values stay unsigned integers of the symbol's
@@ -16,12 +16,9 @@ use std::sync::Arc;
 use hwbp_core::Access;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
-use hwbp_symbols::value::{
-    diff_values, format_untyped, format_value_in, Change, CompareOp, TypedCondition,
-};
+use hwbp_symbols::value::{diff_values, format_untyped, format_value_in, Change};
 use hwbp_symbols::ProcessSymbols;
 
-use crate::condition::Condition;
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{PlannedWatch, WatchPlan};
 
@@ -132,31 +129,6 @@ fn describe(
         moved_by: None,
         moved_to: None,
     }
-}
-
-/// `--if` on a new value of type `ty`: signed types compare signed (`--if '<0'` holds for an
-/// `int` of -1), floats as floats, unsigned and typeless values unsigned.
-pub fn condition_holds(condition: Condition, ty: Option<&Type>, bytes: &[u8]) -> bool {
-    use crate::condition::CompareOp as Op;
-    let op = match condition.op {
-        Op::Equal => CompareOp::Equal,
-        Op::NotEqual => CompareOp::NotEqual,
-        Op::Less => CompareOp::Less,
-        Op::Greater => CompareOp::Greater,
-        Op::AnyBit => CompareOp::AnyBit,
-    };
-    let n = condition.value;
-    let Some(ty) = ty else {
-        return condition.holds(raw(bytes), bytes.len() as u64);
-    };
-    // `Condition` keeps a negative operand as its 64-bit two's complement; in a signed (or
-    // floating) type it is the negative number that was written.
-    let operand = if ty.is_signed() || matches!(op, CompareOp::AnyBit) {
-        (n as i64).to_string()
-    } else {
-        n.to_string()
-    };
-    TypedCondition { op, operand }.holds(Some(ty), bytes)
 }
 
 /// The whole value of every typed watch of a run, as last seen: read at arming and at each

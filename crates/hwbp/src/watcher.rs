@@ -166,6 +166,18 @@ impl Watcher {
             // Watches waiting for their image in the launched command's tree (crate::tree).
             return crate::tree::run(plan, &options, &stop, &mut sink);
         }
+        if let Some(condition) = options.condition {
+            for watch in plan.watches() {
+                for (i, piece) in watch.pieces.iter().enumerate() {
+                    condition.check_fits(piece.len, i, &watch.label)?;
+                }
+            }
+            for watch in plan.watches() {
+                if let Some(text) = condition.untyped_notice(watch) {
+                    sink.notice(&crate::sink::Notice::Warning(text))?;
+                }
+            }
+        }
         match options.mode {
             Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
             Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),

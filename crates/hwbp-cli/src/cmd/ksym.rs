@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hwbp::{ksym, Hit, HitSink, Notice, WatchOptions, Watcher};
-use hwbp_linux::target;
 
 use crate::args::KsymArgs;
 use crate::exit::usage;
@@ -106,12 +105,8 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
     let source =
         ksym::KernelSymbolSource::load(args.system_map.as_deref(), args.vmlinux.as_deref())?;
     let cpus = match &args.cpus {
-        Some(list) => {
-            let cpus = target::parse_cpu_arg(list).map_err(|e| usage(e.to_string()))?;
-            target::require_online(&cpus).map_err(|e| usage(e.to_string()))?;
-            cpus
-        }
-        None => target::online_cpus()?,
+        Some(list) => hwbp::slots::parse_cpu_list(list).map_err(|e| usage(e.to_string()))?,
+        None => hwbp::slots::online_cpus()?,
     };
     let ksym::KsymPlan { plan, names, notes } =
         ksym::plan(&filters, source, cpus, args.cpus.is_none())?;
@@ -140,10 +135,17 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
             "TASK", "PID", "CPU#", "SYMBOL", "TYPE"
         )?;
     }
-    let summary = Watcher::new(plan, options)
+    let summary = match Watcher::new(plan, options)
         .with_stop_handle(stop_handle())
         .run(&mut sink)
-        .context("ksym trace failed")?;
+    {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Nothing was traced: the header still in the buffer goes unwritten.
+            let _unwritten = sink.out.into_parts();
+            return Err(e).context("ksym trace failed");
+        }
+    };
     let out = &mut sink.out;
     writeln!(
         out,

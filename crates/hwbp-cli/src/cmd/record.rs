@@ -56,9 +56,7 @@ fn recorded_target(args: &TargetArgs, plan: &WatchPlan) -> RecordedTarget {
         .map(|p| p.display().to_string());
     let (kind, cpus) = match plan.target() {
         PlannedTarget::Cpus { all: true, .. } => ("cpus", Some("all".to_string())),
-        PlannedTarget::Cpus { cpus, .. } => {
-            ("cpus", Some(hwbp_linux::target::format_cpu_list(cpus)))
-        }
+        PlannedTarget::Cpus { cpus, .. } => ("cpus", Some(hwbp::slots::format_cpu_list(cpus))),
         PlannedTarget::Threads { .. } if !args.command.is_empty() => ("command", None),
         PlannedTarget::Threads { .. } if args.tid.is_some() => ("thread", None),
         PlannedTarget::Threads { .. } => ("process", None),

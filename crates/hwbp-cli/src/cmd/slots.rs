@@ -1,4 +1,5 @@
-//! `hwbp slots`: debug-register use per CPU and per target thread, from three sources:
+//! `hwbp slots`: debug-register use per CPU and per target thread, as the facade's survey
+//! (`hwbp::slots`) finds it, from three sources:
 //! - **hwbp**: processes that hold perf events, and which of them are hwbp (from
 //!   `/proc/PID/fd`; the kernel does not say which CPU or address an event has);
 //! - **model**: what hwbp's constraint engine (`hwbp_core::constraint`, the rules of
@@ -18,21 +19,10 @@
 //! The trial itself holds the probed slots for a few microseconds; a tool that opens a
 //! breakpoint at exactly that moment may be refused.
 
-use hwbp_core::constraint::{
-    ConstraintEngine, CpuTarget, EngineConfig, Policy, SlotPools, SlotType, TaskId,
-};
-use hwbp_linux::sys::perf::EventTarget;
-use hwbp_linux::{probe, target};
+use hwbp::slots::{format_cpu_list, FreeSlots, SlotSurvey, SurveyTarget};
 
 use crate::args::SlotsArgs;
 use crate::exit::usage;
-
-/// x86 debug address registers per CPU (`HBP_NUM`).
-const SLOTS: u32 = hwbp_core::arch::x86::HBP_NUM as u32;
-
-fn held_elsewhere(model: u32, kernel: u32) -> u32 {
-    model.saturating_sub(kernel)
-}
 
 /// The rotation plan for `args.specs` on the -p/-t target: the lines to print after the
 /// table, built first so a bad spec is refused before anything is printed.
@@ -99,6 +89,18 @@ fn pending_plan_lines(plan: &hwbp::WatchPlan) -> Vec<String> {
     ]
 }
 
+/// One row: the model's and the kernel's free registers and those held elsewhere.
+fn row(label: &str, width: usize, free: &FreeSlots) {
+    let model = free.model;
+    match (&free.kernel, free.held_elsewhere()) {
+        (Ok(kernel), Some(held)) => {
+            println!("{label:<width$} {model:>11} {kernel:>11} {held:>15}")
+        }
+        (Err(why), _) => println!("{label:<width$} {model:>11} {:>11}   ({why})", "?"),
+        (Ok(_), None) => unreachable!("held_elsewhere is known when the kernel answered"),
+    }
+}
+
 /// Runs `hwbp slots`.
 pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
     let plan_lines = if args.specs.is_empty() {
@@ -106,44 +108,36 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
     } else {
         rotation_plan(&args)?
     };
-    let online = target::online_cpus()?;
-    let possible = target::possible_cpus()?;
-    let engine = ConstraintEngine::new(EngineConfig {
-        pools: SlotPools::Shared(SLOTS),
-        cpus: possible.iter().max().map_or(1, |m| m + 1),
-        policy: Policy::Mainline,
-    });
-    let threads: Vec<(i32, i32)> = match (args.pid, args.tid) {
-        (Some(pid), _) => target::threads_of(pid)
-            .map_err(|e| usage(e.to_string()))?
-            .into_iter()
-            .map(|tid| (pid, tid))
-            .collect(),
-        (None, Some(tid)) => vec![(
-            target::process_of_thread(tid).map_err(|e| usage(e.to_string()))?,
-            tid,
-        )],
-        (None, None) => Vec::new(),
+    let target = match (args.pid, args.tid) {
+        (Some(pid), _) => Some(SurveyTarget::Process(pid)),
+        (None, Some(tid)) => Some(SurveyTarget::Thread(tid)),
+        (None, None) => None,
     };
-
-    println!("debug registers: {SLOTS} per CPU and per thread (x86)");
-    let holders = probe::perf_event_holders();
-    if holders.is_empty() {
+    let survey = SlotSurvey::take(target).map_err(|e| {
+        if e.is_bad_input() {
+            usage(e.to_string())
+        } else {
+            e.into()
+        }
+    })?;
+    println!(
+        "debug registers: {} per CPU and per thread ({})",
+        survey.registers, survey.arch
+    );
+    if survey.holders.is_empty() {
         println!("perf events held by other processes: none");
     } else {
         println!("perf events held by other processes (any perf event, not only breakpoints):");
-        for probe::PerfEventHolder {
-            pid,
-            comm,
-            events: count,
-        } in &holders
-        {
-            let who = if comm.starts_with("hwbp") {
+        for holder in &survey.holders {
+            let who = if holder.comm.starts_with("hwbp") {
                 " (hwbp)"
             } else {
                 ""
             };
-            println!("  pid {pid:<8} {comm:<16} {count} events{who}");
+            println!(
+                "  pid {:<8} {:<16} {} events{who}",
+                holder.pid, holder.comm, holder.events
+            );
         }
     }
     println!();
@@ -151,54 +145,24 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<()> {
         "{:<10} {:>11} {:>11} {:>15}",
         "CPU", "MODEL-FREE", "KERNEL-FREE", "HELD-ELSEWHERE"
     );
-    for cpu in &online {
-        let model = engine.free_slots(CpuTarget::One(*cpu), None, SlotType::Data);
-        let target = EventTarget {
-            pid: -1,
-            cpu: *cpu as i32,
-        };
-        match probe::kernel_free_slots(target) {
-            Ok(kernel) => println!(
-                "{:<10} {model:>11} {kernel:>11} {:>15}",
-                format!("cpu{cpu}"),
-                held_elsewhere(model, kernel)
-            ),
-            Err(e) => println!(
-                "{:<10} {model:>11} {:>11}   ({e})",
-                format!("cpu{cpu}"),
-                "?"
-            ),
-        }
+    for (cpu, free) in &survey.cpus {
+        row(&format!("cpu{cpu}"), 10, free);
     }
-    let offline: Vec<u32> = possible
-        .iter()
-        .filter(|c| !online.contains(c))
-        .copied()
-        .collect();
-    if !offline.is_empty() {
+    if !survey.offline.is_empty() {
         println!(
             "offline CPUs (not probed): {}",
-            target::format_cpu_list(&offline)
+            format_cpu_list(&survey.offline)
         );
     }
-    if !threads.is_empty() {
+    if !survey.threads.is_empty() {
         println!();
         println!(
             "{:<24} {:>11} {:>11} {:>15}",
             "THREAD (all CPUs)", "MODEL-FREE", "KERNEL-FREE", "HELD-ELSEWHERE"
         );
     }
-    for (pid, tid) in threads {
-        let comm = target::thread_comm(pid, tid).unwrap_or_else(|_| "?".into());
-        let model = engine.free_slots(CpuTarget::All, Some(TaskId(tid as u32)), SlotType::Data);
-        let label = format!("{tid} {comm}");
-        match probe::kernel_free_slots(EventTarget { pid: tid, cpu: -1 }) {
-            Ok(kernel) => println!(
-                "{label:<24} {model:>11} {kernel:>11} {:>15}",
-                held_elsewhere(model, kernel)
-            ),
-            Err(e) => println!("{label:<24} {model:>11} {:>11}   ({e})", "?"),
-        }
+    for thread in &survey.threads {
+        row(&format!("{} {}", thread.tid, thread.comm), 24, &thread.free);
     }
     for line in plan_lines {
         println!("{line}");

@@ -95,11 +95,14 @@ impl Output {
     }
 }
 
-/// A hit as one text line (plus its callchain frames).
+/// A hit as one text line (plus its callchain frames). `note_unknown_type` adds `(type
+/// unknown: no debug info)` to a typed value without a type (the sink asks for it once per
+/// watch).
 pub fn write_hit_text(
     out: &mut Vec<u8>,
     hit: &Hit,
     watches: &[PlannedWatch],
+    note_unknown_type: bool,
 ) -> std::io::Result<()> {
     let watch = &watches[hit.watch.index()];
     let secs = hit.time_ns as f64 / 1e9;
@@ -124,7 +127,7 @@ pub fn write_hit_text(
     )?;
     match (&hit.typed, hit.value) {
         (Some(typed), value) => {
-            write_typed(out, typed)?;
+            write_typed(out, typed, note_unknown_type)?;
             if value.is_some_and(|v| !v.source.is_exact()) {
                 write!(out, " (read after)")?;
             }
@@ -149,8 +152,13 @@ pub fn write_hit_text(
 }
 
 /// A typed value: `  value -1 -> 5`, or the members that changed, `  cfg.limits[2].max: 3
-/// -> 7`; a value chain's move, `(cur moved it to 0x...)`; `(type unknown: no debug info)`.
-fn write_typed(out: &mut Vec<u8>, typed: &hwbp::typed::TypedValue) -> std::io::Result<()> {
+/// -> 7`; a value chain's move, `(cur moved it to 0x...)`; `(type unknown: no debug info)` when
+/// `note_unknown_type` and the type is unknown.
+fn write_typed(
+    out: &mut Vec<u8>,
+    typed: &hwbp::typed::TypedValue,
+    note_unknown_type: bool,
+) -> std::io::Result<()> {
     if typed.changes.is_empty() {
         match (&typed.old, &typed.new) {
             (Some(old), Some(new)) => write!(out, "  value {old} -> {new}")?,
@@ -167,7 +175,7 @@ fn write_typed(out: &mut Vec<u8>, typed: &hwbp::typed::TypedValue) -> std::io::R
             None => write!(out, " ({pointer} changed; a pointer on the way is NULL)")?,
         }
     }
-    if typed.value_type.is_none() {
+    if note_unknown_type && typed.value_type.is_none() {
         write!(out, " (type unknown: no debug info)")?;
     }
     Ok(())
@@ -284,6 +292,8 @@ pub struct PrintingSink<'a> {
     pub announce: bool,
     /// The JSON writer, with its cached fragments.
     hit_json: hwbp::HitJsonWriter,
+    /// Watches whose unknown type the text output has already noted (once per watch).
+    type_noted: Vec<bool>,
 }
 
 impl HitSink for PrintingSink<'_> {
@@ -298,7 +308,16 @@ impl HitSink for PrintingSink<'_> {
             })?;
         } else {
             let watches = self.watches;
-            self.out.lines(|buf| write_hit_text(buf, hit, watches))?;
+            let i = hit.watch.index();
+            if self.type_noted.len() <= i {
+                self.type_noted.resize(i + 1, false);
+            }
+            // An integer of the symbol's size reads as what it is; a wider value without a
+            // type (raw bytes) says why, on its first hit.
+            let note = !self.type_noted[i] && !matches!(watches[i].len, 1 | 2 | 4 | 8);
+            self.type_noted[i] |= note;
+            self.out
+                .lines(|buf| write_hit_text(buf, hit, watches, note))?;
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -322,6 +341,7 @@ impl<'a> PrintingSink<'a> {
             watches,
             announce,
             hit_json: hwbp::HitJsonWriter::new(),
+            type_noted: Vec::new(),
         }
     }
 

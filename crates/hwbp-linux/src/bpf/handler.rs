@@ -45,6 +45,8 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+use hwbp_core::compare::{CompareOp, IntCondition};
+
 use super::insn::{AluOp, Asm, Cond, Helper, Program, Reg, Size, Src};
 use super::ringbuf::RingReader;
 use super::sys::{self, Map, MapType, Prog, BPF_ANY};
@@ -58,12 +60,24 @@ pub struct HandlerPiece {
     pub addr: u64,
     /// `bp_len`: 1, 2, 4 or 8.
     pub len: u8,
+    /// Keep only hits whose new value satisfies this (`--if`, resolved for the value's type:
+    /// its width is the piece's).
+    pub condition: Option<IntCondition>,
 }
 
 impl HandlerPiece {
-    /// The piece at `addr` of `len` bytes.
+    /// The piece at `addr` of `len` bytes, without a condition.
     pub fn new(addr: u64, len: u8) -> Self {
-        HandlerPiece { addr, len }
+        HandlerPiece {
+            addr,
+            len,
+            condition: None,
+        }
+    }
+
+    /// The same piece, keeping only hits whose new value satisfies `condition`.
+    pub fn with_condition(self, condition: Option<IntCondition>) -> Self {
+        HandlerPiece { condition, ..self }
     }
 
     /// A kernel address (upper half of the x86_64 address space): read with
@@ -98,89 +112,11 @@ pub enum HandlerMode {
     Count,
 }
 
-/// A condition's comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConditionOp {
-    /// `==N`
-    Eq,
-    /// `!=N`
-    Ne,
-    /// `<N`
-    Lt,
-    /// `>N`
-    Gt,
-    /// `&MASK`: some bit of the mask is set.
-    Mask,
-}
-
-/// `new OP value`, compared in the piece's width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Condition {
-    /// The comparison.
-    pub op: ConditionOp,
-    /// The operand's bits (a signed operand as its two's complement `i64`).
-    pub value: u64,
-    /// Compare as signed integers of the piece's width (ignored for [`ConditionOp::Mask`]).
-    pub signed: bool,
-}
-
-impl Condition {
-    /// A signed comparison with `value`.
-    pub fn signed(op: ConditionOp, value: i64) -> Self {
-        Condition {
-            op,
-            value: value as u64,
-            signed: true,
-        }
-    }
-
-    /// An unsigned comparison with `value` (or a mask).
-    pub fn unsigned(op: ConditionOp, value: u64) -> Self {
-        Condition {
-            op,
-            value,
-            signed: false,
-        }
-    }
-
-    /// The operand as the 64-bit value the program compares with, or why it does not fit.
-    fn operand_for(&self, piece: &HandlerPiece, index: usize) -> Result<u64, BpfError> {
-        let bits = piece.bits();
-        let fits = if self.signed && self.op != ConditionOp::Mask {
-            let v = self.value as i64;
-            bits == 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1)))
-        } else {
-            bits == 64 || self.value < (1u64 << bits)
-        };
-        if !fits {
-            return Err(BpfError::Invalid(format!(
-                "the condition's value {} does not fit piece {index} ({} bytes{})",
-                if self.signed {
-                    (self.value as i64).to_string()
-                } else {
-                    format!("{:#x}", self.value)
-                },
-                piece.len,
-                if self.signed { ", signed" } else { "" }
-            )));
-        }
-        Ok(self.value)
-    }
-}
-
 /// The in-kernel filters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ValueFilter {
     /// Drop hits whose new value equals the old one.
     pub changes_only: bool,
-    /// Keep only hits whose new value satisfies this.
-    pub condition: Option<Condition>,
-}
-
-impl ValueFilter {
-    fn is_active(&self) -> bool {
-        self.changes_only || self.condition.is_some()
-    }
 }
 
 /// Everything the program is generated from.
@@ -221,6 +157,11 @@ impl HandlerSpec {
     pub fn ring_records(&self) -> usize {
         let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
         self.ring_bytes as usize / super::ringbuf::record_span(record_bytes(stack) as u32) as usize
+    }
+
+    /// Some filter drops hits in the kernel (`changes_only`, or a piece's condition).
+    pub fn filters(&self) -> bool {
+        self.filter.changes_only || self.pieces.iter().any(|p| p.condition.is_some())
     }
 
     /// The program for this spec, without loading it. Deterministic: equal specs give equal
@@ -310,14 +251,6 @@ fn bump(asm: &mut Asm, index: i32, name: &str) {
         .bind(done);
 }
 
-fn fits_imm(value: u64, signed_compare: bool) -> Option<i32> {
-    if signed_compare {
-        i32::try_from(value as i64).ok()
-    } else {
-        i32::try_from(value).ok()
-    }
-}
-
 fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
     if spec.pieces.is_empty() {
         return Err(BpfError::Invalid("no pieces to watch".into()));
@@ -336,8 +269,13 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 piece.addr, piece.len
             )));
         }
-        if let Some(cond) = spec.filter.condition {
-            cond.operand_for(piece, i)?;
+        if let Some(cond) = piece.condition {
+            if cond.bytes != piece.len {
+                return Err(BpfError::Invalid(format!(
+                    "piece {i}: its condition compares a {}-byte value, the piece has {}",
+                    cond.bytes, piece.len
+                )));
+            }
         }
     }
     if let HandlerMode::Emit { .. } = spec.mode {
@@ -365,7 +303,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         HandlerMode::Emit { .. } => "emit",
         HandlerMode::Count => "count",
     });
-    let needs_value = matches!(spec.mode, HandlerMode::Emit { .. }) || spec.filter.is_active();
+    let needs_value = matches!(spec.mode, HandlerMode::Emit { .. }) || spec.filters();
 
     asm.mov_reg(Reg::R6, Reg::R1);
     bump(&mut asm, STAT_RUNS, "run");
@@ -409,8 +347,8 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         if spec.filter.changes_only {
             asm.jmp(Cond::Eq, Reg::R7, Src::Reg(Reg::R9), drop_hit);
         }
-        if let Some(cond) = spec.filter.condition {
-            emit_condition(&mut asm, &cond, piece, i, drop_hit)?;
+        if let Some(cond) = piece.condition {
+            emit_condition(&mut asm, &cond, drop_hit);
         }
         asm.ja(common);
     }
@@ -427,7 +365,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
             .mov(Reg::R9, 0)
             .ja(common);
     }
-    if spec.filter.is_active() {
+    if spec.filters() {
         asm.bind(drop_hit);
         bump(&mut asm, STAT_FILTERED, "filtered");
         asm.mov(Reg::R0, 0).exit();
@@ -444,54 +382,59 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     Ok(asm.finish())
 }
 
-/// `if !(new OP value) goto drop`, in the piece's width.
-fn emit_condition(
-    asm: &mut Asm,
-    cond: &Condition,
-    piece: &HandlerPiece,
-    index: usize,
-    drop_hit: super::insn::Label,
-) -> Result<(), BpfError> {
-    let value = cond.operand_for(piece, index)?;
-    if cond.op == ConditionOp::Mask {
-        asm.mov_reg(Reg::R1, Reg::R9);
-        match fits_imm(value, false) {
-            Some(imm) => asm.alu(AluOp::And, Reg::R1, Src::Imm(imm)),
-            None => asm
-                .ld_imm64(Reg::R2, value)
-                .alu(AluOp::And, Reg::R1, Src::Reg(Reg::R2)),
-        };
-        asm.jmp(Cond::Eq, Reg::R1, Src::Imm(0), drop_hit);
-        return Ok(());
-    }
-    let signed = cond.signed;
+/// `if !(new OP value) goto drop`: the new value (r9, zero-extended from the piece) widened as
+/// the condition says ([`IntCondition::widen`]), compared signed or unsigned in 64 bits.
+fn emit_condition(asm: &mut Asm, cond: &IntCondition, drop_hit: super::insn::Label) {
     let mut subject = Reg::R9;
-    if signed && piece.len < 8 {
-        let shift = 64 - piece.bits() as i32;
+    if cond.extend_signed && cond.bytes < 8 {
+        let shift = 64 - 8 * i32::from(cond.bytes);
         asm.mov_reg(Reg::R1, Reg::R9)
             .alu(AluOp::Lsh, Reg::R1, Src::Imm(shift))
             .alu(AluOp::Arsh, Reg::R1, Src::Imm(shift));
         subject = Reg::R1;
     }
-    let keep = match (cond.op, signed) {
-        (ConditionOp::Eq, _) => Cond::Eq,
-        (ConditionOp::Ne, _) => Cond::Ne,
-        (ConditionOp::Lt, false) => Cond::Lt,
-        (ConditionOp::Gt, false) => Cond::Gt,
-        (ConditionOp::Lt, true) => Cond::Slt,
-        (ConditionOp::Gt, true) => Cond::Sgt,
-        (ConditionOp::Mask, _) => unreachable!("handled above"),
-    };
-    let drop_if = keep.negate().expect("only Set has no negation");
-    let operand = match fits_imm(value, signed) {
-        Some(imm) => Src::Imm(imm),
-        None => {
-            asm.ld_imm64(Reg::R2, value);
+    if cond.narrow_to_32 && (cond.extend_signed || cond.bytes > 4) {
+        if subject != Reg::R1 {
+            asm.mov_reg(Reg::R1, subject);
+            subject = Reg::R1;
+        }
+        asm.alu(AluOp::Lsh, Reg::R1, Src::Imm(32))
+            .alu(AluOp::Rsh, Reg::R1, Src::Imm(32));
+    }
+    // A 32-bit immediate is sign-extended to 64 bits by the kernel: it stands for any operand
+    // whose 64 bits are that sign extension, for signed and unsigned tests alike.
+    let operand = |asm: &mut Asm| match i32::try_from(cond.operand as i64) {
+        Ok(imm) => Src::Imm(imm),
+        Err(_) => {
+            asm.ld_imm64(Reg::R2, cond.operand);
             Src::Reg(Reg::R2)
         }
     };
+    if cond.op == CompareOp::AnyBit {
+        if subject != Reg::R1 {
+            asm.mov_reg(Reg::R1, subject);
+        }
+        let mask = operand(asm);
+        asm.alu(AluOp::And, Reg::R1, mask);
+        asm.jmp(Cond::Eq, Reg::R1, Src::Imm(0), drop_hit);
+        return;
+    }
+    let keep = match (cond.op, cond.compare_signed) {
+        (CompareOp::Equal, _) => Cond::Eq,
+        (CompareOp::NotEqual, _) => Cond::Ne,
+        (CompareOp::Less, false) => Cond::Lt,
+        (CompareOp::LessEqual, false) => Cond::Le,
+        (CompareOp::Greater, false) => Cond::Gt,
+        (CompareOp::GreaterEqual, false) => Cond::Ge,
+        (CompareOp::Less, true) => Cond::Slt,
+        (CompareOp::LessEqual, true) => Cond::Sle,
+        (CompareOp::Greater, true) => Cond::Sgt,
+        (CompareOp::GreaterEqual, true) => Cond::Sge,
+        (CompareOp::AnyBit, _) => unreachable!("handled above"),
+    };
+    let drop_if = keep.negate().expect("only Set has no negation");
+    let operand = operand(asm);
     asm.jmp(drop_if, subject, operand, drop_hit);
-    Ok(())
 }
 
 /// An Emit record's bytes, with or without stacks.
@@ -981,6 +924,7 @@ fn sum_percpu(value: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hwbp_core::compare::{IntType, Literal};
 
     fn spec(pieces: &[(u64, u8)], mode: HandlerMode) -> HandlerSpec {
         HandlerSpec::new(
@@ -1154,11 +1098,16 @@ ring_full_counted:
 
     #[test]
     fn filters_generate_width_aware_compares() {
-        let mut s = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
-        s.filter = ValueFilter {
-            changes_only: true,
-            condition: Some(Condition::signed(ConditionOp::Lt, 0)),
+        let resolve = |op, literal: &str, ty| {
+            Some(IntCondition::resolve(
+                op,
+                Literal::parse(literal).unwrap(),
+                ty,
+            ))
         };
+        let mut s = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
+        s.filter = ValueFilter { changes_only: true };
+        s.pieces[0].condition = resolve(CompareOp::Less, "0", IntType::signed(4));
         let text = s.program().unwrap().to_string();
         assert!(
             text.contains(
@@ -1168,17 +1117,29 @@ ring_full_counted:
         );
         // 8-byte unsigned with a wide operand: loaded into r2, no shifts.
         let mut s = spec(&[(0x1000, 8)], HandlerMode::Count);
-        s.filter.condition = Some(Condition::unsigned(ConditionOp::Gt, 0x1_0000_0000));
+        s.pieces[0].condition = resolve(CompareOp::Greater, "0x100000000", IntType::unsigned(8));
         let text = s.program().unwrap().to_string();
         assert!(
             text.contains("r2 = 0x100000000 ll\n  36: if r9 <= r2 goto filtered\n"),
             "{text}"
         );
         // A mask.
-        s.filter.condition = Some(Condition::unsigned(ConditionOp::Mask, 0x80));
+        s.pieces[0].condition = resolve(CompareOp::AnyBit, "0x80", IntType::unsigned(8));
         let text = s.program().unwrap().to_string();
         assert!(
             text.contains("r1 = r9\n  35: r1 &= 128\n  36: if r1 == 0 goto filtered\n"),
+            "{text}"
+        );
+        // An unsigned char promoted to int: zero-extended, compared signed, `<=`.
+        let mut s = spec(&[(0x1000, 1)], HandlerMode::Count);
+        s.pieces[0].condition = resolve(CompareOp::LessEqual, "-1", IntType::unsigned(1));
+        let text = s.program().unwrap().to_string();
+        assert!(text.contains("if r9 s> -1 goto filtered\n"), "{text}");
+        // A signed char against an unsigned int constant: sign-extended, cut to 32 bits.
+        s.pieces[0].condition = resolve(CompareOp::Equal, "0xffffffff", IntType::signed(1));
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains("r1 <<= 56\n  36: r1 s>>= 56\n  37: r1 <<= 32\n  38: r1 >>= 32\n"),
             "{text}"
         );
     }
@@ -1206,13 +1167,15 @@ ring_full_counted:
         assert!(bad(spec(&[(0x1001, 2)], HandlerMode::Count)).contains("aligned"));
         assert!(bad(spec(&[(0x1000, 3)], HandlerMode::Count)).contains("1, 2, 4 or 8"));
         let mut s = spec(&[(0x1000, 1)], HandlerMode::Count);
-        s.filter.condition = Some(Condition::signed(ConditionOp::Lt, -129));
+        s.pieces[0].condition = Some(IntCondition::resolve(
+            CompareOp::Less,
+            Literal::parse("-129").unwrap(),
+            IntType::signed(4),
+        ));
         assert_eq!(
-            bad(s.clone()),
-            "invalid hit handler: the condition's value -129 does not fit piece 0 (1 bytes, signed)"
+            bad(s),
+            "invalid hit handler: piece 0: its condition compares a 4-byte value, the piece has 1"
         );
-        s.filter.condition = Some(Condition::unsigned(ConditionOp::Eq, 256));
-        assert!(bad(s).contains("0x100 does not fit piece 0"));
         let mut s = spec(&[(0x1000, 8)], HandlerMode::Emit { stack: false });
         s.ring_bytes = 5000;
         assert!(bad(s).contains("power of two"));

@@ -37,8 +37,7 @@ pub mod ringbuf;
 pub mod sys;
 
 pub use handler::{
-    Condition, ConditionOp, HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HandlerStats,
-    HitHandler, ValueFilter,
+    HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HandlerStats, HitHandler, ValueFilter,
 };
 
 use nix::errno::Errno;

@@ -21,7 +21,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 
 use super::BpfError;
-use crate::error::read_proc_int;
 
 /// `enum bpf_cmd` values used here.
 mod cmd {
@@ -543,12 +542,8 @@ pub fn possible_cpus() -> usize {
     })
 }
 
-/// What to do about `EPERM` from `bpf(2)`: the current `kernel.unprivileged_bpf_disabled`.
+/// What to do about `EPERM` from `bpf(2)`: what this process holds and, when that should have
+/// sufficed, the security policy that refused it ([`crate::security`]).
 pub fn permission_hint() -> String {
-    let disabled = read_proc_int("/proc/sys/kernel/unprivileged_bpf_disabled");
-    format!(
-        "loading BPF needs root, or CAP_BPF and CAP_PERFMON (kernel.unprivileged_bpf_disabled \
-         is {})",
-        disabled.map_or_else(|| "unknown".to_string(), |d| d.to_string())
-    )
+    crate::security::SecurityState::read().explain(crate::security::RefusedRequest::BpfProgram)
 }

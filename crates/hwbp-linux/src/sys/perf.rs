@@ -15,6 +15,7 @@ use perf_event_open_sys::bindings::perf_event_attr;
 use perf_event_open_sys::ioctls;
 
 use crate::error::{permission_hint, read_proc_int, Error};
+use crate::security::RefusedRequest;
 
 /// `PERF_FLAG_FD_CLOEXEC`: every fd we open is close-on-exec, so a launched target never
 /// inherits our events.
@@ -116,7 +117,13 @@ pub fn open_breakpoint(
 /// What to do about an errno from `perf_event_open(PERF_TYPE_BREAKPOINT)`.
 fn open_hint(errno: Errno, target: EventTarget, kernel: bool, watches_on_target: usize) -> String {
     match errno {
-        Errno::EACCES | Errno::EPERM => permission_hint(target.is_cpu_wide() || kernel),
+        Errno::EACCES | Errno::EPERM => permission_hint(if kernel {
+            RefusedRequest::KernelAddressWatch
+        } else if target.is_cpu_wide() {
+            RefusedRequest::CpuWideWatch
+        } else {
+            RefusedRequest::ThreadWatch
+        }),
         Errno::ENOSPC => {
             let who = if target.is_cpu_wide() {
                 format!("CPU {}", target.cpu)
@@ -320,13 +327,19 @@ mod tests {
     }
 
     #[test]
-    fn permission_hint_shows_the_current_paranoid_level() {
+    fn permission_hint_shows_the_current_paranoid_level_and_what_is_held() {
         let level = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap();
         let hint = open_hint(Errno::EACCES, EventTarget { pid: -1, cpu: 0 }, false, 1);
         assert!(
-            hint.contains(&format!("perf_event_paranoid is {}", level.trim())),
+            hint.contains(&format!("kernel.perf_event_paranoid is {}", level.trim())),
             "{hint}"
         );
-        assert!(hint.contains("CAP_PERFMON"), "{hint}");
+        assert!(hint.starts_with("hwbp runs as "), "{hint}");
+        let state = crate::security::SecurityState::read();
+        assert_eq!(
+            hint.contains("CPU-wide watches are unavailable"),
+            state.permits(RefusedRequest::CpuWideWatch),
+            "{hint}"
+        );
     }
 }
