@@ -37,6 +37,7 @@ const SOURCES: &[&str] = &[
     "loader.c",
     "tree_count.c",
     "conds.c",
+    "forever.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -108,6 +109,7 @@ fn main() {
         &["spin.c"],
         &["-pie", "-fPIE", "-pthread"],
     );
+    gcc(&out_dir, &c_dir, "forever", &["forever.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

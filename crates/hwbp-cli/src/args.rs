@@ -124,6 +124,12 @@ pub struct CommonWatchArgs {
     /// hits lost (counted and reported as lost).
     #[arg(long = "queue-size", value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
     pub queue_size: usize,
+    /// When the watch ends before the command given after `--` (--max-hits, --duration,
+    /// Ctrl-C, an error), leave the command running, detached, and print its pid, instead of
+    /// ending it (SIGTERM, then SIGKILL after 0.5 s). Processes given with -p/-t are never
+    /// ended.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 /// Parses a size: a number of bytes with an optional K, M or G suffix (powers of 1024).

@@ -82,6 +82,7 @@ pub fn watch_options(common: &CommonWatchArgs, mode: Mode) -> WatchOptions {
         duration: common.duration.map(Duration::from_secs_f64),
         ring_pages: common.ring_pages,
         queue_bytes: common.queue_size,
+        keep_running: common.keep_running,
         ..WatchOptions::default()
     }
 }

@@ -13,7 +13,7 @@ use hwbp_fixtures::{Fixture, CHURN, WRITER};
 use serde_json::Value;
 
 mod support;
-use support::{assert_exited_ok, json_lines, Running, HWBP};
+use support::{assert_exited_ok, assert_registers_free, json_lines, Running};
 /// The writer's `counter` starts at 0x1234.
 const INITIAL_COUNTER: u64 = 0x1234;
 
@@ -21,21 +21,6 @@ const INITIAL_COUNTER: u64 = 0x1234;
 fn last_json(stdout: &str) -> Value {
     let line = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
-}
-
-/// All four debug registers of `pid`'s main thread are free: a four-watch stat opens and ends.
-fn assert_registers_free(pid: i32) {
-    let out = Command::new(HWBP)
-        .args(["stat", "0x1000", "0x1008", "0x1010", "0x1018"])
-        .args(["-p", &pid.to_string(), "--duration", "0.05"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "registers of {pid} not free: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

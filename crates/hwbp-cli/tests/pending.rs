@@ -258,8 +258,9 @@ fn tracer_of(pid: i32) -> Option<i32> {
 
 #[test]
 fn exclusive_tree_runs_on_untraced_when_hwbp_ends_first() {
-    // hwbp ends (--duration) while the script sleeps between two runs of the program: the
-    // shell is detached (no tracer, nothing it must not see) and runs the rest to its end.
+    // hwbp ends (--duration, --keep-running) while the script sleeps between two runs of the
+    // program: the shell is detached (no tracer, nothing it must not see) and runs the rest
+    // to its end.
     let dir = scratch("runs-on");
     let pid_file = dir.join("pid");
     let done_file = dir.join("done");
@@ -274,6 +275,7 @@ fn exclusive_tree_runs_on_untraced_when_hwbp_ends_first() {
         "--json",
         "--duration",
         "0.5",
+        "--keep-running",
         "--",
         "sh",
         "-c",
@@ -282,6 +284,7 @@ fn exclusive_tree_runs_on_untraced_when_hwbp_ends_first() {
     assert_eq!(code, Some(0), "{stderr}");
     let report = &json_of_type(&stdout, "stat")[0];
     assert_eq!(report["ended_by"], "duration elapsed", "{report}");
+    assert_eq!(report["command"]["fate"], "kept-running", "{report}");
     assert_eq!(report["processes"][0]["hits"], serde_json::json!([6]));
     let shell: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -478,5 +481,33 @@ fn exclusive_recording_of_a_pending_watch_reads_back_with_every_write() {
     assert_eq!(watch["address"], "pending", "{report}");
     assert_eq!(watch["changes"], 4, "{report}");
     assert_eq!(watch["functions"]["late_bump (late.c:20)"], 3, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exclusive_tree_is_ended_when_the_watch_ends_first_without_keep_running() {
+    let dir = scratch("ended");
+    let done_file = dir.join("done");
+    let script = format!(
+        "{TREE_COUNT} 5; sleep 2; echo ok > {done}",
+        done = done_file.display()
+    );
+    let (code, stdout, stderr) = run_hwbp(&[
+        "stat",
+        "tree_counter",
+        "--json",
+        "--duration",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report = &json_of_type(&stdout, "stat")[0];
+    assert_eq!(report["command"]["fate"], "ended", "{report}");
+    assert_eq!(report["processes"][0]["hits"], serde_json::json!([6]));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!done_file.exists(), "the ended script ran on");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -159,6 +159,15 @@ pub const MANY: &str = concat!(env!("OUT_DIR"), "/many");
 /// - end of input: the writers stop and are joined; exit status 0.
 pub const SPIN: &str = concat!(env!("OUT_DIR"), "/spin");
 
+/// `forever` (PIE): a global `long forever_var = 0` stored to in a loop that never ends by
+/// itself, for watches that end before the command they launched.
+///
+/// Usage `forever [PAUSE_US]` (default 1000; 0 for none). Ready line: `ready pid=P
+/// addr=&forever_var writer=&forever_store`; then it stores 1, 2, 3, ... to `forever_var`
+/// through the noinline `forever_store`, pausing PAUSE_US between stores, until killed. It
+/// reads no stdin and keeps its stdout open.
+pub const FOREVER: &str = concat!(env!("OUT_DIR"), "/forever");
+
 /// `typed` (PIE, built from `c/typed.c` and `c/typed_b.c`): globals of every C type kind for
 /// watch expressions and typed values: `config_t cfg` (nested struct, array of structs, char
 /// array, `double`, `float`, an enum and a flag enum member), a linked list `nodes[3]`/`head`,

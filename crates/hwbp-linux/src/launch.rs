@@ -189,8 +189,9 @@ fn request_error(operation: &'static str, pid: i32) -> impl FnOnce(Errno) -> Lau
 
 /// A program started by [`launch`]: stopped at its entry point until resumed.
 ///
-/// Dropping it kills (SIGKILL) and reaps the process unless it was waited for
-/// or released with [`LaunchedProcess::into_pid`].
+/// Dropping it ends and reaps the process unless it was waited for or released with
+/// [`LaunchedProcess::into_pid`]: SIGKILL while stopped at its entry point, else
+/// [`crate::ending::end_command`] (SIGTERM, then SIGKILL after a grace).
 #[derive(Debug)]
 pub struct LaunchedProcess {
     pid: i32,
@@ -596,10 +597,17 @@ pub(crate) fn exit_of(status: WaitStatus) -> Option<ProcessExit> {
 
 impl Drop for LaunchedProcess {
     fn drop(&mut self) {
-        if matches!(self.state, State::StoppedAtEntry | State::Running) {
-            // SIGKILL ends a ptrace-stopped process too; errors mean it is gone.
-            let _ = signal::kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-            while let Err(Errno::EINTR) = waitpid(Pid::from_raw(self.pid), None) {}
+        match self.state {
+            State::StoppedAtEntry => {
+                // SIGKILL ends a ptrace-stopped process too; errors mean it is gone.
+                let _ = signal::kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+                while let Err(Errno::EINTR) = waitpid(Pid::from_raw(self.pid), None) {}
+            }
+            // It ran: SIGTERM first, as at the end of any watch (crate::ending).
+            State::Running => {
+                let _ = crate::ending::end_command(self.pid, crate::ending::END_GRACE);
+            }
+            State::Reaped | State::Released => {}
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod sys;
 
 pub use error::{Error, ErrorKind};
 
+pub mod ending;
 pub mod launch;
 pub mod memory;
 pub mod probe;

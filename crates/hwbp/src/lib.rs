@@ -29,7 +29,9 @@
 //!   (`BadInput` is refused before anything is armed).
 //! - The watcher runs the drain of the kernel's rings on a worker thread and delivers to the
 //!   sink on the caller's thread: a slow sink costs memory up to a bound, never hits.
-//! - However a run ends, every debug register is freed and the target runs on.
+//! - However a run ends, every debug register is freed and the target runs on. A command hwbp
+//!   launched is ended with the run (SIGTERM, then SIGKILL) and waited for, unless
+//!   [`WatchOptions::keep_running`]; the [`Summary`] says what became of it.
 //!
 //! ## Modules
 //! - [`plan`]: [`WatchPlan`], [`Target`], [`PlanOptions`]: specs to validated pieces.
@@ -53,6 +55,7 @@ pub mod error;
 pub mod hit;
 mod json;
 pub mod ksym;
+mod launched;
 mod perf;
 pub mod plan;
 mod queue;
@@ -73,7 +76,9 @@ pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
-pub use summary::{HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals};
+pub use summary::{
+    CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
+};
 pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
 
 /// An access mode: read, write, read/write, execute.

@@ -270,25 +270,54 @@ fn process_of(tid: i32) -> i32 {
         .unwrap_or(tid)
 }
 
-/// Runs `plan` in perf-event mode; see the module docs.
+/// Runs `plan` in perf-event mode; see the module docs. A launched command that is still
+/// running when the run ends (or fails) is ended or kept running ([`crate::launched`]).
 pub(crate) fn run(
     mut plan: WatchPlan,
     opts: &WatchOptions,
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
+    let result = run_plan(&mut plan, opts, stop, sink);
+    let launched = match &mut plan.target {
+        PlannedTarget::Threads { launched, .. } => launched.take(),
+        PlannedTarget::Cpus { .. } => None,
+    };
+    match launched {
+        // Never resumed: dropped here, killed before its first instruction.
+        Some(launched) if launched.is_stopped() => result,
+        // Reaped by the run: the summary says how it exited.
+        Some(_) if result.as_ref().is_ok_and(|s| s.command.is_some()) => result,
+        Some(launched) => {
+            // The events are closed: nothing of hwbp's is armed in it any more.
+            let command =
+                crate::launched::settle(launched.into_pid(), None, opts.keep_running, sink);
+            let mut summary = result?;
+            summary.command = Some(command?);
+            Ok(summary)
+        }
+        None => result,
+    }
+}
+
+fn run_plan(
+    plan: &mut WatchPlan,
+    opts: &WatchOptions,
+    stop: &StopHandle,
+    sink: &mut dyn HitSink,
+) -> Result<Summary> {
     let online =
         target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
-    let mut placement = placement(&plan)?;
+    let mut placement = placement(plan)?;
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
-    let chains = crate::chain::PerfChains::new(&plan, &placement)?;
-    let mut typed_values = crate::typed::WatchValues::new(&plan, plan.target.pid());
+    let chains = crate::chain::PerfChains::new(plan, &placement)?;
+    let mut typed_values = crate::typed::WatchValues::new(plan, plan.target.pid());
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
     let requests = placement.session_requests();
     let target_pid = plan.target.pid();
-    let engine = choose_engine(&plan, &placement, opts)?;
+    let engine = choose_engine(plan, &placement, opts)?;
     let mut session_opts = SessionOptions {
         ring_pages: opts.ring_pages,
         ..SessionOptions::default()
@@ -418,7 +447,7 @@ pub(crate) fn run(
             &consumer,
             sink,
             opts,
-            &plan,
+            plan,
             &mut Delivery {
                 cache: &mut cache,
                 names: &mut names,
@@ -444,20 +473,23 @@ pub(crate) fn run(
     let reported = delivered?;
 
     let mut ended_by = end.ended_by;
-    if let PlannedTarget::Threads { launched, .. } = &mut plan.target {
-        if let Some(mut launched) = launched.take() {
-            if ended_by == "target exited" {
-                if let Ok(exit) = launched.wait() {
-                    ended_by = format!("the command {exit}");
-                    if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP)
-                    {
-                        ended_by.push_str(STRAY_TRAP_HINT);
-                    }
+    let mut command = None;
+    if let PlannedTarget::Threads {
+        launched: Some(launched),
+        ..
+    } = &mut plan.target
+    {
+        if ended_by == "target exited" {
+            if let Ok(exit) = launched.wait() {
+                ended_by = format!("the command {exit}");
+                if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP)
+                {
+                    ended_by.push_str(STRAY_TRAP_HINT);
                 }
+                command = Some(crate::launched::exited(launched.pid(), exit));
             }
-            // A command still running keeps running on its own: hwbp only stops watching it.
-            let _ = launched.into_pid();
         }
+        // A command still running is ended or kept running by `run`.
     }
     let max_hits = opts.max_hits.is_some();
     // Hits the kernel counted that no one will report: with in-kernel filters, "counted but
@@ -490,6 +522,7 @@ pub(crate) fn run(
         ended_by,
         processes: Vec::new(),
         pending: Vec::new(),
+        command,
     })
 }
 

@@ -27,6 +27,12 @@ pub enum Notice {
     Engine(String),
     /// CPU hotplug, a rotation stopped, a thread that could not be armed: the run goes on.
     Warning(String),
+    /// The run ended before the launched command and, as asked
+    /// ([`crate::WatchOptions::keep_running`]), left it running, detached.
+    CommandKeptRunning {
+        /// The command's process id.
+        pid: i32,
+    },
 }
 
 /// Counts so far, at each interval (`WatchOptions::interval`).

@@ -206,14 +206,17 @@ pub(crate) fn run(
     else {
         unreachable!("CPU targets were refused by check()");
     };
-    let is_launched = launched.is_some();
+    let launched_pid = launched.as_ref().map(|l| l.pid());
+    let is_launched = launched_pid.is_some();
+    // How the launched command ended, when the run saw it (the tracer reaped it).
+    let mut command_exit = None;
     let mut typed_values = WatchValues::new(&plan, Some(pid));
     for piece in &mut pieces {
         if plan.watches[piece.watch.0].access != Access::Execute && opts.read_values {
             piece.last_value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
         }
     }
-    let mut tracer = match launched {
+    let tracer = match launched {
         Some(launched) => {
             let pid = launched.into_traced().map_err(|e| {
                 Error::wrap(
@@ -232,7 +235,17 @@ pub(crate) fn run(
             format!("cannot arm the stop-mode watch in process {pid}: {e}"),
             e,
         )
-    })?;
+    });
+    let mut tracer = match tracer {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            // The tracer let the command go (or it died with the tracer's drop): end it.
+            if let Some(pid) = launched_pid {
+                let _ = crate::launched::settle(pid, None, opts.keep_running, sink);
+            }
+            return Err(e);
+        }
+    };
     let armed_at = Instant::now();
     let armed = sink.notice(&Notice::Armed {
         description: format!(
@@ -454,6 +467,7 @@ pub(crate) fn run(
                 sink.idle()?;
             }
             StopEvent::Exited(exit) => {
+                command_exit = Some(exit);
                 return Ok(if is_launched {
                     format!("the command {exit}")
                 } else {
@@ -477,6 +491,11 @@ pub(crate) fn run(
     // Put every thread's registers back and let it run, whatever ended the loop.
     let detached = tracer.detach();
     let _ = waker_thread.join();
+    let duration = armed_at.elapsed();
+    // Detached (or gone): a launched command is ended unless kept running, on errors too.
+    let command = launched_pid
+        .map(|pid| crate::launched::settle(pid, command_exit, opts.keep_running, sink))
+        .transpose();
     let ended_by = result?;
     detached.map_err(|e| {
         Error::wrap(
@@ -519,9 +538,10 @@ pub(crate) fn run(
         throttled: 0,
         stray_traps,
         handler: None,
-        duration_s: armed_at.elapsed().as_secs_f64(),
+        duration_s: duration.as_secs_f64(),
         ended_by,
         processes: Vec::new(),
         pending: Vec::new(),
+        command: command?,
     })
 }

@@ -4,7 +4,7 @@
 //!
 //! The JSON form (`"type": "summary"`) is part of hwbp's interface; see each field.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::hit::WatchId;
 
@@ -168,6 +168,10 @@ pub struct Summary {
     pub duration_s: f64,
     /// Why the run ended.
     pub ended_by: String,
+    /// What became of the command hwbp launched (absent for a process, thread or CPUs it
+    /// attached to: those are never ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandFate>,
     /// For a launched command's process tree (watches that waited for their image,
     /// `crate::tree`): each process, its program and its hits per watch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -186,6 +190,58 @@ pub struct ProcessTotals {
     pub program: String,
     /// Hits per watch (index: the watch id), exact as the kernel counted them.
     pub hits: Vec<u64>,
+}
+
+/// What became of a launched command when the run ended ([`crate::WatchOptions::keep_running`]).
+/// JSON: `"command": {"pid": 1234, "fate": "ended", "status": "killed by signal 15 (SIGTERM)",
+/// "signal_sent": "SIGTERM"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandFate {
+    /// Its process id.
+    pub pid: i32,
+    /// `exited`, `ended` or `kept-running`.
+    pub fate: Fate,
+    /// How it ended, as a shell would say (`exited with status 0`, `killed by signal 15
+    /// (SIGTERM)`); `null` while it keeps running (or, rarely, when it ended while hwbp
+    /// detached from it in stop mode and its status went to the tracer).
+    pub status: Option<String>,
+    /// For `ended`: the last signal hwbp sent it, `SIGTERM`, or `SIGKILL` when it was still
+    /// there after the grace period (`hwbp_linux::ending::END_GRACE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_sent: Option<String>,
+}
+
+/// What became of a launched command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fate {
+    /// It ended by itself before hwbp stopped watching (the run ended because it did, or it
+    /// was gone by the time hwbp came to end it).
+    Exited,
+    /// The run ended first, so hwbp ended it: `SIGTERM`, then `SIGKILL` after a grace
+    /// period; it was waited for.
+    Ended,
+    /// The run ended first and the command was asked to keep running: hwbp detached from it
+    /// (no debug register armed, no ptrace attachment) and left it running.
+    KeptRunning,
+}
+
+impl CommandFate {
+    /// The fate in words: `the command (pid 42) was ended (SIGTERM): killed by signal 15
+    /// (SIGTERM)`, `the command (pid 42) exited with status 0`, `the command (pid 42) keeps
+    /// running`.
+    pub fn text(&self) -> String {
+        let status = self.status.as_deref().unwrap_or("ended");
+        match self.fate {
+            Fate::Exited => format!("the command (pid {}) {status}", self.pid),
+            Fate::Ended => format!(
+                "the command (pid {}) was ended with {}: {status}",
+                self.pid,
+                self.signal_sent.as_deref().unwrap_or("a signal")
+            ),
+            Fate::KeptRunning => format!("the command (pid {}) keeps running", self.pid),
+        }
+    }
 }
 
 /// What the in-kernel BPF hit handler counted over the run.

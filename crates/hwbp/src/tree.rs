@@ -297,7 +297,18 @@ pub(crate) fn run(
     let detached = tree.detach();
     let ended_by = outcome?;
     detached.map_err(target_error)?;
-    Ok(run.summary(ended_by, started.elapsed()))
+    // A launched command still running when the watch ends first is ended, unless
+    // --keep-running (crate::launched); an attached process runs on.
+    let command = match tree.root_is_launched() {
+        true => Some(crate::launched::settle(
+            tree.root(),
+            tree.root_exit(),
+            opts.keep_running,
+            &mut *run.sink,
+        )?),
+        false => None,
+    };
+    Ok(run.summary(ended_by, started.elapsed(), command))
 }
 
 impl TreeRun<'_> {
@@ -635,7 +646,12 @@ impl TreeRun<'_> {
         Ok(())
     }
 
-    fn summary(self, ended_by: String, duration: Duration) -> Summary {
+    fn summary(
+        self,
+        ended_by: String,
+        duration: Duration,
+        command: Option<crate::summary::CommandFate>,
+    ) -> Summary {
         let watchpoints: Vec<WatchTotals> = self
             .totals
             .into_iter()
@@ -659,6 +675,7 @@ impl TreeRun<'_> {
             handler: None,
             duration_s: duration.as_secs_f64(),
             ended_by,
+            command,
             processes: self
                 .rows
                 .into_iter()

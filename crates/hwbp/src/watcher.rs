@@ -8,7 +8,8 @@
 //!
 //! A [`StopHandle`] ends a run from anywhere (a Ctrl-C handler, another thread); so do the
 //! duration, the hit limit and the sink's `Break`. However it ends, every debug register is
-//! freed and the target runs on.
+//! freed and the target runs on; a command the run launched is ended with it unless
+//! [`WatchOptions::keep_running`] (`crate::launched`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,6 +70,11 @@ pub struct WatchOptions {
     pub aggregate: bool,
     /// Deliver [`crate::Progress`] counts this often (perf mode).
     pub interval: Option<Duration>,
+    /// When the run ends before a launched command ([`crate::Target::Launch`]) does, leave the
+    /// command running, detached, instead of ending it (SIGTERM, then SIGKILL after
+    /// `hwbp_linux::ending::END_GRACE`, and waiting for it). Processes the run attached to are
+    /// never ended. [`crate::Summary::command`] says what became of the command.
+    pub keep_running: bool,
 }
 
 impl Default for WatchOptions {
@@ -87,6 +93,7 @@ impl Default for WatchOptions {
             use_bpf: true,
             aggregate: false,
             interval: None,
+            keep_running: false,
         }
     }
 }

@@ -159,7 +159,8 @@ fn summary() -> Value {
         {"watch": "cfg", "address": "0x2000", "len": 16, "hits": 3, "reported": 3, "lost": 0,
          "placement": "pinned"}],
         "lost_records": 0, "throttled": 0, "duration_s": 2.0,
-        "ended_by": "the command exited with status 0"})
+        "ended_by": "the command exited with status 0",
+        "command": {"pid": 4242, "fate": "exited", "status": "exited with status 0"}})
 }
 
 fn write_synthetic(path: &PathBuf, with_summary: bool) {
@@ -256,6 +257,12 @@ fn a_recording_reads_back_exactly_what_was_written() {
             throttled: 0,
             duration_s: 2.0,
             ended_by: "the command exited with status 0".into(),
+            command: Some(hwbp::CommandFate {
+                pid: 4242,
+                fate: hwbp::Fate::Exited,
+                status: Some("exited with status 0".into()),
+                signal_sent: None,
+            }),
             extra: Default::default(),
         })
     );

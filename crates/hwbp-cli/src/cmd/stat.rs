@@ -178,6 +178,8 @@ struct StatReport<'a> {
     /// Watches never armed (no process mapped an image defining them).
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pending: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a hwbp::CommandFate>,
 }
 
 /// Runs `hwbp stat`.
@@ -245,6 +247,7 @@ fn json_report<'a>(summary: &'a Summary, breakdown: &'a [Breakdown]) -> StatRepo
                 breakdown: b,
             })
             .collect(),
+        command: summary.command.as_ref(),
     }
 }
 

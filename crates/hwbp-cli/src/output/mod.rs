@@ -219,8 +219,17 @@ pub fn totals_notes(w: &WatchTotals) -> Vec<String> {
         .collect()
 }
 
-/// The run-wide notes: dropped samples, a full queue, stray traps.
+/// The run-wide notes: what became of a launched command, dropped samples, a full queue,
+/// stray traps.
 pub fn write_summary_notes(out: &mut Vec<u8>, summary: &Summary) -> std::io::Result<()> {
+    if let Some(command) = &summary.command {
+        // A command whose exit ended the run is told by the summary's first line already.
+        let told =
+            command.fate == hwbp::Fate::Exited && summary.ended_by.starts_with("the command");
+        if !told {
+            writeln!(out, "  {}", command.text())?;
+        }
+    }
     write_process_rows(out, summary)?;
     if summary.lost_records > 0 || summary.throttled > 0 {
         writeln!(
@@ -365,6 +374,9 @@ pub fn print_notice(notice: &Notice, announce: bool) {
         }
         Notice::Rotation(text) | Notice::Engine(text) if announce => eprintln!("hwbp: {text}"),
         Notice::Warning(text) => eprintln!("hwbp: {text}"),
+        Notice::CommandKeptRunning { pid } => {
+            eprintln!("hwbp: the command keeps running as pid {pid} (--keep-running)")
+        }
         _ => {}
     }
 }

@@ -71,13 +71,20 @@ impl Running {
 
     /// Starts `program` with the given stdin and stdout.
     pub fn spawn_with_stdin(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Running {
-        Running::spawn_inner(program, args, stdin, stdout, false)
+        Running::spawn_inner(program, args, stdin, stdout, false, false)
+    }
+
+    /// As [`Running::spawn`], in a process group of its own (as a shell runs a foreground
+    /// job), so [`Running::interrupt_group`] can send what a terminal's Ctrl-C sends.
+    pub fn spawn_in_own_group(program: &str, args: &[&str], stdout: Stdio) -> Running {
+        Running::spawn_inner(program, args, Stdio::null(), stdout, false, true)
     }
 
     /// Starts hwbp (stdin closed) with its stdout read line by line ([`Running::next_line`])
     /// and waits until it says its watch is armed.
     pub fn hwbp_streaming(args: &[&str]) -> Running {
-        let mut running = Running::spawn_inner(HWBP, args, Stdio::null(), Stdio::piped(), true);
+        let mut running =
+            Running::spawn_inner(HWBP, args, Stdio::null(), Stdio::piped(), true, false);
         running.wait_stderr(ARMED);
         running
     }
@@ -96,8 +103,13 @@ impl Running {
         stdin: Stdio,
         stdout: Stdio,
         streaming: bool,
+        own_group: bool,
     ) -> Running {
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if own_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let mut child = command
             .args(args)
             .stdin(stdin)
             .stdout(stdout)
@@ -205,6 +217,16 @@ impl Running {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
     }
 
+    /// Sends SIGINT to its whole process group, as a terminal's Ctrl-C does (started with
+    /// [`Running::spawn_in_own_group`]).
+    pub fn interrupt_group(&self) {
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+    }
+
     /// True once the process has exited.
     pub fn has_ended(&mut self) -> bool {
         self.child.as_mut().unwrap().try_wait().unwrap().is_some()
@@ -265,6 +287,21 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
+}
+
+/// All four debug registers of `pid`'s main thread are free: a four-watch stat opens and ends.
+pub fn assert_registers_free(pid: i32) {
+    let out = Command::new(HWBP)
+        .args(["stat", "0x1000", "0x1008", "0x1010", "0x1018"])
+        .args(["-p", &pid.to_string(), "--duration", "0.05"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "registers of {pid} not free: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// How many perf events process `pid` holds open (its `anon_inode:[perf_event]` fds).

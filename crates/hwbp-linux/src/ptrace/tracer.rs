@@ -903,8 +903,11 @@ impl StopTracer {
                         self.mark_stopped_for_detach(tid);
                         continue;
                     }
-                    // The program's signal, delivered. The stop consumed a pending interrupt.
-                    let _ = ptrace::cont(pid, signal);
+                    // The program's signal, delivered, except the terminal's Ctrl-C, which is
+                    // hwbp's as in `handle`. The stop consumed a pending interrupt.
+                    let pass =
+                        (signal != Signal::SIGINT || !self.same_process_group).then_some(signal);
+                    let _ = ptrace::cont(pid, pass);
                     if self.seized {
                         if let Some(t) = self.threads.get_mut(&tid) {
                             t.stop_requested = false;
@@ -938,17 +941,22 @@ impl StopTracer {
 
     /// For a thread stopped for the detach, with its registers restored: if a `SIGTRAP` of
     /// hwbp's is queued for it (see the module docs), lets it dequeue that signal into a
-    /// signal-delivery-stop, from which a detach with signal 0 suppresses it. Returns the
-    /// signal to detach with (`None`, or a signal the thread stopped for instead), or
-    /// `Ok(None)` when the thread ended meanwhile.
+    /// signal-delivery-stop, from which a detach with signal 0 suppresses it. The same for the
+    /// `SIGSTOP` hwbp sent a launched process to stop it ([`StopTracer::stop_all`]) when the
+    /// thread stopped for something else first (a hit): left queued, it would stop the
+    /// process right after the detach, and a stopped process does not act on `SIGTERM`
+    /// (`wants_signal` in `kernel/signal.c`). Returns the signal to detach with (`None`, or a
+    /// signal the thread stopped for instead), or `Ok(None)` when the thread ended meanwhile.
     fn consume_queued_trap(&mut self, tid: i32) -> Result<Option<Option<Signal>>, PtraceError> {
         // Bounded: each round consumes one stop; a group stop may come in between.
         for _ in 0..8 {
-            let Some(si_code) = queued_sigtrap(tid)? else {
-                return Ok(Some(None));
-            };
-            if !is_debug_exception_trap(si_code) {
+            let trap = match queued_sigtrap(tid)? {
                 // The program's own trap: it stays queued and is delivered after the detach.
+                Some(si_code) if !is_debug_exception_trap(si_code) => return Ok(Some(None)),
+                trap => trap.is_some(),
+            };
+            let own_sigstop = !self.seized && sigstop_queued_by_us(tid)?;
+            if !trap && !own_sigstop {
                 return Ok(Some(None));
             }
             ptrace::cont(Pid::from_raw(tid), None).map_err(request("continue", tid))?;
@@ -961,8 +969,10 @@ impl StopTracer {
                             return Ok(Some(Some(Signal::SIGTRAP)));
                         }
                         let _ = poke_debugreg(tid, 6, 0);
-                        return Ok(Some(None));
+                        break;
                     }
+                    // hwbp's SIGSTOP, taken into this stop: detaching with 0 drops it.
+                    Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) if own_sigstop => break,
                     // Another signal came first: it goes to the thread with the detach.
                     Ok(WaitStatus::Stopped(_, signal)) => return Ok(Some(Some(signal))),
                     // A job-control stop in between: look at the queue again.
@@ -1021,6 +1031,22 @@ fn write_registers(
 /// (`PTRACE_PEEKSIGINFO`, which reads the queue without dequeuing; at most one `SIGTRAP` is
 /// queued per queue, as for every non-realtime signal). `tid` must be ptrace-stopped.
 fn queued_sigtrap(tid: i32) -> Result<Option<i32>, PtraceError> {
+    Ok(queued_signal(tid, libc::SIGTRAP)?.map(|info| info.si_code))
+}
+
+/// True when the `SIGSTOP` queued for stopped thread `tid`, if any, is one this process sent
+/// it with `tgkill` ([`StopTracer::stop_all`]; a program's own `SIGSTOP` carries its pid).
+fn sigstop_queued_by_us(tid: i32) -> Result<bool, PtraceError> {
+    Ok(queued_signal(tid, libc::SIGSTOP)?.is_some_and(|info| {
+        // SAFETY: an `SI_TKILL` siginfo is a kill-type one, whose `si_pid` field is set
+        // (`do_send_specific` in `kernel/signal.c`); the accessor reads that union member.
+        info.si_code == libc::SI_TKILL && unsafe { info.si_pid() } == std::process::id() as i32
+    }))
+}
+
+/// The siginfo of signal `signo` in thread `tid`'s private signal queue, if one is queued
+/// (`PTRACE_PEEKSIGINFO`). `tid` must be ptrace-stopped.
+fn queued_signal(tid: i32, signo: i32) -> Result<Option<libc::siginfo_t>, PtraceError> {
     const BATCH: usize = 16;
     let mut offset = 0u64;
     loop {
@@ -1043,8 +1069,8 @@ fn queued_sigtrap(tid: i32) -> Result<Option<i32>, PtraceError> {
         };
         let n = Errno::result(n).map_err(request("read the signal queue of", tid))?;
         let n = usize::try_from(n).unwrap_or(0).min(BATCH);
-        if let Some(info) = infos[..n].iter().find(|i| i.si_signo == libc::SIGTRAP) {
-            return Ok(Some(info.si_code));
+        if let Some(info) = infos[..n].iter().find(|i| i.si_signo == signo) {
+            return Ok(Some(*info));
         }
         if n < BATCH {
             return Ok(None);

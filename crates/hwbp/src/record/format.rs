@@ -310,6 +310,10 @@ pub struct Summary {
     pub duration_s: f64,
     /// Why the run ended.
     pub ended_by: String,
+    /// What became of the command hwbp launched (absent for attached targets and in
+    /// recordings from before hwbp reported it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::summary::CommandFate>,
     /// Fields this hwbp does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
