@@ -33,6 +33,9 @@ const SOURCES: &[&str] = &[
     "typed.c",
     "typed_b.c",
     "chain.c",
+    "late.c",
+    "loader.c",
+    "tree_count.c",
     "conds.c",
     "forever.c",
     "../cxx/scoped.cpp",
@@ -107,6 +110,15 @@ fn main() {
         &["-pie", "-fPIE", "-pthread"],
     );
     gcc(&out_dir, &c_dir, "forever", &["forever.c"], &pie);
+    gcc(
+        &out_dir,
+        &c_dir,
+        "liblate.so",
+        &["late.c"],
+        &["-shared", "-fPIC"],
+    );
+    gcc(&out_dir, &c_dir, "loader", &["loader.c"], &pie);
+    gcc(&out_dir, &c_dir, "tree_count", &["tree_count.c"], &pie);
     gcc(
         &out_dir,
         &c_dir,

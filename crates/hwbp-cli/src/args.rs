@@ -96,6 +96,12 @@ pub struct CommonWatchArgs {
     /// instead of following the pointers it goes through.
     #[arg(short = 'l', long)]
     pub location: bool,
+    /// Follow the processes the target creates (fork, vfork, clone) and the programs they
+    /// exec, each watching in its own images: with -p PID (off by default: an attached
+    /// process's children are not followed without it), or for a launched command that
+    /// defines the watch itself (one that does not is always followed).
+    #[arg(long)]
+    pub follow_children: bool,
     /// Print JSON, one object per line.
     #[arg(long)]
     pub json: bool,

@@ -70,6 +70,7 @@ pub fn watch_plan(common: &CommonWatchArgs, rotation: RotationArgs) -> anyhow::R
             flexible: rotation.flexible,
             rotate_ms: rotation.rotate_ms,
             location: common.location,
+            follow_children: common.follow_children,
         })
         .build()?)
 }

@@ -75,6 +75,21 @@ pub const SHLIB: &str = concat!(env!("OUT_DIR"), "/shlib");
 /// = 7`, `int lib_bump(int n)` and `int *lib_value_address(void)`.
 pub const LIBHWBPFIX: &str = concat!(env!("OUT_DIR"), "/libhwbpfix.so");
 
+/// `liblate.so`: a library [`LOADER`] (or python's ctypes) maps late. Defines `long
+/// late_counter = 0`, a constructor that stores 1000 to it once at load, and `long
+/// late_bump(long n)`, which stores 1, 2, ..., n.
+pub const LIBLATE: &str = concat!(env!("OUT_DIR"), "/liblate.so");
+
+/// `loader LIB [N [ROUNDS [wait]]]` (PIE): ROUNDS times (1) `dlopen(LIB)`, `late_bump(N)`
+/// (3), `dlclose`, then stores the rounds done to its `long rounds_done`; defines no variable
+/// the tests watch. With `wait`: prints `ready pid=P addr=&rounds_done` and waits for a line
+/// on stdin before the first `dlopen`. Prints `done rounds=R last=V`.
+pub const LOADER: &str = concat!(env!("OUT_DIR"), "/loader");
+
+/// `tree_count N` (PIE): stores 0, 1, ..., N to its global `long tree_counter = -1` (N+1
+/// stores) and exits 0.
+pub const TREE_COUNT: &str = concat!(env!("OUT_DIR"), "/tree_count");
+
 /// `kread`: a `char buffer[64]` (in `.data`) that only the kernel writes.
 ///
 /// Ready line: `ready pid=P addr=&buffer size=64 payload_len=30`.

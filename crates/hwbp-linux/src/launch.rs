@@ -57,9 +57,9 @@ const AT_NULL: u64 = 0;
 const TRAP_HWBKPT: i32 = 4;
 /// `SI_KERNEL` (`include/uapi/asm-generic/siginfo.h`): si_code of the SIGTRAP
 /// that `int3` raises on x86 (`do_int3_user` in `arch/x86/kernel/traps.c`).
-const SI_KERNEL: i32 = 0x80;
+pub(crate) const SI_KERNEL: i32 = 0x80;
 /// The x86 `int3` instruction.
-const INT3: u8 = 0xcc;
+pub(crate) const INT3: u8 = 0xcc;
 
 /// How [`launch_command_with`] stops the program at its entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -284,7 +284,7 @@ pub fn launch_command_with(
 }
 
 /// Reads `AT_ENTRY` from `/proc/PID/auxv` (native-endian `u64` pairs).
-fn entry_point(pid: i32) -> Result<u64, LaunchError> {
+pub(crate) fn entry_point(pid: i32) -> Result<u64, LaunchError> {
     let path = format!("/proc/{pid}/auxv");
     let bytes = fs::read(&path).map_err(|e| LaunchError::NoEntryPoint {
         pid,
@@ -584,7 +584,7 @@ impl LaunchedProcess {
     }
 }
 
-fn exit_of(status: WaitStatus) -> Option<ProcessExit> {
+pub(crate) fn exit_of(status: WaitStatus) -> Option<ProcessExit> {
     match status {
         WaitStatus::Exited(_, code) => Some(ProcessExit::Exited(code)),
         WaitStatus::Signaled(_, signal, core_dumped) => Some(ProcessExit::Signaled {

@@ -39,3 +39,4 @@ pub mod probe;
 pub mod ptrace;
 pub mod security;
 pub mod target;
+pub mod tree;

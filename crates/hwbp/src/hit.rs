@@ -136,8 +136,9 @@ impl Hit {
     /// Appends hwbp's JSON object for this hit to `out` (one line of `hwbp watch --json`,
     /// without the newline). Fields, in order:
     /// `type` (`"hit"`), `time_ns`, `cpu` (absent in stop mode), `pid`, `tid`, `comm`,
-    /// `watch` (the spec as written), `watch_id`, `address` (`0x...`), `field` (absent for a
-    /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
+    /// `watch` (the spec as written), `watch_id`, `address` (`0x...`; null for a watch that
+    /// waited for its image, whose address is per process), `field` (absent for a one-piece
+    /// watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
     /// (`libc.so.6+0x27e66` when no symbol names the code; absent otherwise), `offset`, `file`,
     /// `line`, `value_after`, `value_before`, `exact`, `value_source` (`stopped`,
     /// `decoded-store`, `read-after`, `handler`; absent when no value is read), `callchain`
@@ -335,7 +336,11 @@ impl HitJsonWriter {
             let mut o = json::Object::continued(&mut text);
             o.str("watch", &watch.label);
             o.u64("watch_id", index as u64);
-            o.hex("address", watch.addr);
+            // A watch that waited for its image has an address per process (crate::tree).
+            o.opt_hex(
+                "address",
+                (!watch.pieces.is_empty() || watch.addr != 0).then_some(watch.addr),
+            );
             text.into()
         })
     }

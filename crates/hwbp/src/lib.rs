@@ -66,6 +66,7 @@ pub mod slots;
 mod stop;
 pub mod summary;
 pub mod threads;
+mod tree;
 pub mod typed;
 pub mod watcher;
 
@@ -75,7 +76,9 @@ pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
-pub use summary::{CommandFate, Fate, HandlerTotals, Placement, Summary, WatchTotals};
+pub use summary::{
+    CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
+};
 pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
 
 /// An access mode: read, write, read/write, execute.

@@ -520,6 +520,8 @@ fn run_plan(
         handler: end.handler,
         duration_s: end.duration.as_secs_f64(),
         ended_by,
+        processes: Vec::new(),
+        pending: Vec::new(),
         command,
     })
 }

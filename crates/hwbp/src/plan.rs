@@ -20,10 +20,11 @@
 //!
 //! A [`Target::Launch`] command is started (stopped at its entry point under ptrace) while the
 //! plan is built, so its symbols can be resolved; the [`crate::Watcher`] must then run on the
-//! same thread, which ptrace ties to the command. A command that runs another program (a `#!`
-//! script, `env VAR=1 prog`, a shim: an argument names an executable) and does not define the
-//! watched names is followed through its `exec`s until the image that does
-//! ([`LaunchedProcess::follow_exec`]); the armed notice names it. Each watch of a symbol or
+//! same thread, which ptrace ties to the command. A launched command (or a `-p` process)
+//! whose images do not define every watched name makes a pending plan: its watches are armed
+//! in each process of the command's tree once it maps an image that defines them
+//! (`crate::tree`); a name one edit or two from a defined one is refused as a typo. Each watch
+//! of a symbol or
 //! expression gets its DWARF type ([`crate::typed::WatchType`]; unknown for a symbol without
 //! debug info).
 
@@ -90,6 +91,11 @@ pub struct PlanOptions {
     /// Evaluate expressions once and watch the address found (gdb's `watch -l`): no value
     /// chain, and a NULL pointer on the way is refused.
     pub location: bool,
+    /// Follow the processes the target creates (`fork`, `vfork`, `clone` and their `exec`s),
+    /// each watching in its own images (`crate::tree`): always for a launched command whose
+    /// image does not define the watches; with this, for `-p PID` too, and for a launched
+    /// command that defines them.
+    pub follow_children: bool,
 }
 
 impl Default for PlanOptions {
@@ -99,6 +105,7 @@ impl Default for PlanOptions {
             flexible: false,
             rotate_ms: hwbp_core::sched::DEFAULT_QUANTUM_NS / 1_000_000,
             location: false,
+            follow_children: false,
         }
     }
 }
@@ -276,6 +283,9 @@ pub struct WatchPlan {
     pub(crate) symbols: Option<Arc<ProcessSymbols>>,
     pub(crate) kernel_symbols: Option<Arc<KernelSymbols>>,
     pub(crate) options: PlanOptions,
+    /// For a launched command whose image does not define every watched name: what the
+    /// process-tree watcher plans again in each process ([`crate::tree`]).
+    pub(crate) tree: Option<crate::tree::TreePlan>,
 }
 
 /// Builds a [`WatchPlan`]; see [`WatchPlan::builder`].
@@ -335,18 +345,33 @@ impl PlanBuilder {
                 "no target: give -p PID, -t TID, -a (all CPUs), -C LIST, or a command after --",
             ));
         };
-        let argv = match &target {
-            Target::Launch(argv) => argv.clone(),
-            _ => Vec::new(),
-        };
-        let mut target = resolve_target(target)?;
-        if let PlannedTarget::Threads {
-            launched: Some(launched),
-            ..
-        } = &mut target
-        {
-            follow_to_the_program(launched, &argv, &specs)?;
+        let whole_process = matches!(target, Target::Process(_) | Target::Launch(_));
+        let target = resolve_target(target)?;
+        if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
+            let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
+            if !undefined.is_empty() || self.options.follow_children {
+                // Armed in each process of the command's tree (or in the attached process)
+                // once it maps an image defining them (crate::tree).
+                return Ok(crate::tree::pending_plan(
+                    self.specs,
+                    specs,
+                    target,
+                    self.options,
+                ));
+            }
         }
+        plan_watches(&specs, target, self.options)
+    }
+}
+
+/// Plans `specs` in `target` (a process whose symbols are loaded here when they are needed):
+/// the part of [`PlanBuilder::build`] after the target is resolved.
+pub(crate) fn plan_watches(
+    specs: &[ParsedSpec],
+    target: PlannedTarget,
+    options: PlanOptions,
+) -> Result<WatchPlan> {
+    {
         let needs_symbols = specs.iter().any(|s| match s {
             ParsedSpec::Spec(spec) => matches!(spec.location, WatchLocation::Symbol { .. }),
             ParsedSpec::Expression { .. } => true,
@@ -384,7 +409,7 @@ impl PlanBuilder {
         let mut kernel_symbols: Option<Arc<KernelSymbols>> = None;
         let kernel_mode_allowed = probe::may_watch_kernel_mode();
         let mut watches = Vec::new();
-        for parsed in &specs {
+        for parsed in specs {
             let expression = match parsed {
                 ParsedSpec::Expression { text, expr, access } => {
                     Some((text.as_str(), expr.clone(), *access))
@@ -396,7 +421,7 @@ impl PlanBuilder {
                 let (Some(pid), Some(modules)) = (target.pid(), modules.as_mut()) else {
                     unreachable!("expressions were refused without a process above");
                 };
-                let exclude_kernel = self.options.user_only || !kernel_mode_allowed;
+                let exclude_kernel = options.user_only || !kernel_mode_allowed;
                 watches.push(plan_expression(
                     WatchId(watches.len()),
                     text,
@@ -405,7 +430,7 @@ impl PlanBuilder {
                     exclude_kernel,
                     pid,
                     modules,
-                    self.options.location,
+                    options.location,
                 )?);
                 continue;
             }
@@ -454,7 +479,7 @@ impl PlanBuilder {
             let len = choose_len(spec, addr, symbol_size);
             let kernel_address = native::is_kernel_address(addr);
             let exclude_kernel = spec.exclude_kernel
-                || (!kernel_address && (self.options.user_only || !kernel_mode_allowed));
+                || (!kernel_address && (options.user_only || !kernel_mode_allowed));
             let exclude_user = spec.exclude_user || kernel_address;
             // The symbol's DWARF type, when the whole symbol is watched.
             let value_type = match (&resolved_symbol, modules.as_mut()) {
@@ -516,7 +541,8 @@ impl PlanBuilder {
             target,
             symbols,
             kernel_symbols,
-            options: self.options,
+            options,
+            tree: None,
         })
     }
 }
@@ -544,6 +570,7 @@ impl WatchPlan {
             symbols: None,
             kernel_symbols: kernel_symbols.map(Arc::new),
             options: PlanOptions::default(),
+            tree: None,
         }
     }
 
@@ -565,6 +592,17 @@ impl WatchPlan {
     /// The options.
     pub fn options(&self) -> &PlanOptions {
         &self.options
+    }
+
+    /// Takes the target out (an empty CPU list is left), for a watcher that owns it.
+    pub(crate) fn take_target(&mut self) -> PlannedTarget {
+        std::mem::replace(
+            &mut self.target,
+            PlannedTarget::Cpus {
+                cpus: Vec::new(),
+                all: false,
+            },
+        )
     }
 
     /// The target process's symbols, when there is a process.
@@ -710,7 +748,7 @@ fn validate_pieces(
 }
 
 /// A spec as given: hwbp's, perf's or bpftrace's syntax, or a watch expression.
-enum ParsedSpec {
+pub(crate) enum ParsedSpec {
     Spec(WatchSpec),
     Expression {
         text: String,
@@ -720,7 +758,7 @@ enum ParsedSpec {
 }
 
 impl ParsedSpec {
-    fn parse(text: &str) -> Result<ParsedSpec> {
+    pub(crate) fn parse(text: &str) -> Result<ParsedSpec> {
         if expr::looks_like_expression(text) {
             let (body, access) = expr::split_access(text.trim());
             let expr = expr::parse(body).map_err(|e| Error::bad_input(e.to_string()))?;
@@ -910,14 +948,16 @@ fn plan_expression(
     })
 }
 
-/// Most `exec`s followed from a launched wrapper to the program that defines the watched names.
-const MAX_EXECS_FOLLOWED: usize = 8;
-
 /// The names the specs need from the program's symbol tables: each symbol, and the root
-/// variable of each expression (none for a cast of a constant).
-fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
+/// variable of each expression (none for a cast of a constant, nor for a `::` path, which
+/// names DWARF scopes rather than a symbol).
+pub(crate) fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
     specs
         .iter()
+        .filter(|s| match s {
+            ParsedSpec::Spec(spec) => !spec.text.contains("::"),
+            ParsedSpec::Expression { text, .. } => !text.contains("::"),
+        })
         .filter_map(|s| match s {
             ParsedSpec::Spec(spec) => match &spec.location {
                 WatchLocation::Symbol { name, .. } => Some(name.clone()),
@@ -933,64 +973,6 @@ fn names_needed(specs: &[ParsedSpec]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// True when `argv` runs another program: a `#!` script, or a command one of whose arguments
-/// is an executable file or a program in `PATH` (`env VAR=1 prog`, `nice prog`, a shim).
-fn runs_another_program(argv: &[OsString]) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &std::path::Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let find = |word: &OsString| -> Option<std::path::PathBuf> {
-        let path = std::path::Path::new(word);
-        if word.to_string_lossy().contains('/') {
-            return executable(path).then(|| path.to_path_buf());
-        }
-        std::env::var_os("PATH").and_then(|dirs| {
-            std::env::split_paths(&dirs)
-                .map(|d| d.join(word))
-                .find(|p| executable(p))
-        })
-    };
-    let Some(program) = argv.first().and_then(find) else {
-        return false;
-    };
-    let mut head = [0u8; 2];
-    let script = std::fs::File::open(&program)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && &head == b"#!";
-    script || argv[1..].iter().any(|word| find(word).is_some())
-}
-
-/// For a launched command that runs another program (a `#!` script, `env VAR=1 prog`, a
-/// shim): follows its `exec`s until the image defines every name the specs need, so the
-/// watch is armed in the program meant, from its first instruction.
-fn follow_to_the_program(
-    launched: &mut LaunchedProcess,
-    argv: &[OsString],
-    specs: &[ParsedSpec],
-) -> Result<()> {
-    let names = names_needed(specs);
-    if names.is_empty() || !runs_another_program(argv) {
-        return Ok(());
-    }
-    for _ in 0..MAX_EXECS_FOLLOWED {
-        let defined = ProcessSymbols::load(launched.pid() as u32)
-            .is_ok_and(|symbols| names.iter().all(|n| symbols.resolve(n).is_ok()));
-        if defined {
-            return Ok(());
-        }
-        launched.follow_exec().map_err(|e| {
-            Error::bad_input(format!(
-                "{e}; no program it ran defines {}: check the names with nm, or launch the \
-                 program itself",
-                names.join(", ")
-            ))
-        })?;
-    }
-    Ok(())
 }
 
 /// A target that does not exist, with what to do about it.

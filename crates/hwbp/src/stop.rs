@@ -565,6 +565,8 @@ pub(crate) fn run(
         handler: None,
         duration_s: duration.as_secs_f64(),
         ended_by,
+        processes: Vec::new(),
+        pending: Vec::new(),
         command: command?,
     })
 }

@@ -172,6 +172,24 @@ pub struct Summary {
     /// attached to: those are never ended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandFate>,
+    /// For a launched command's process tree (watches that waited for their image,
+    /// `crate::tree`): each process, its program and its hits per watch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessTotals>,
+    /// Watches no process of the tree ever mapped an image for: never armed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+}
+
+/// One process of a launched command's tree in the [`Summary`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessTotals {
+    /// The process id.
+    pub pid: i32,
+    /// The program it ran last (`/proc/PID/exe`).
+    pub program: String,
+    /// Hits per watch (index: the watch id), exact as the kernel counted them.
+    pub hits: Vec<u64>,
 }
 
 /// What became of a launched command when the run ended ([`crate::WatchOptions::keep_running`]).

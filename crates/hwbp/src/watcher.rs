@@ -169,6 +169,10 @@ impl Watcher {
             stop,
         } = self;
         check(&plan, &options)?;
+        if plan.is_pending() {
+            // Watches waiting for their image in the launched command's tree (crate::tree).
+            return crate::tree::run(plan, &options, &stop, &mut sink);
+        }
         if let Some(condition) = options.condition {
             for watch in plan.watches() {
                 for (i, piece) in watch.pieces.iter().enumerate() {

@@ -126,13 +126,22 @@ fn a_sink_that_breaks_ends_the_run_with_its_summary() {
 #[test]
 fn bad_input_is_refused_before_anything_is_armed() {
     let target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    // A name one edit from one the process defines is a typo, refused; a name no image
+    // defines and none resembles waits for a library that defines it (issue 21).
     let error = WatchPlan::builder()
-        .watch("no_such_variable")
+        .watch("valu")
         .target(Target::Process(target.pid()))
         .build()
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::BadInput);
-    assert!(error.to_string().contains("no_such_variable"), "{error}");
+    assert!(error.to_string().contains("valu"), "{error}");
+    assert!(error.to_string().contains("did you mean: value"), "{error}");
+    let pending = WatchPlan::builder()
+        .watch("no_such_variable")
+        .target(Target::Process(target.pid()))
+        .build()
+        .unwrap();
+    assert!(pending.is_pending());
     let error = WatchPlan::builder().watch("value").build().unwrap_err();
     assert!(error.to_string().starts_with("no target"), "{error}");
     let plan = WatchPlan::builder()

@@ -88,7 +88,12 @@ fn watch_info(watch: &PlannedWatch) -> WatchInfo {
     WatchInfo {
         id: watch.id.index() as u32,
         spec: watch.label.to_string(),
-        address: format!("{:#x}", watch.addr),
+        // A watch that waits for its image has an address per process, in the summary.
+        address: if watch.pieces.is_empty() {
+            "pending".to_owned()
+        } else {
+            format!("{:#x}", watch.addr)
+        },
         len: watch.len,
         access: watch.access.letters().to_string(),
         members,

@@ -47,6 +47,9 @@ fn rotation_plan(args: &SlotsArgs) -> anyhow::Result<Vec<String>> {
             ..hwbp::PlanOptions::default()
         })
         .build()?;
+    if plan.is_pending() {
+        return Ok(pending_plan_lines(&plan));
+    }
     let placement = hwbp::placement(&plan)?;
     let mut lines = vec![
         String::new(),
@@ -63,6 +66,27 @@ fn rotation_plan(args: &SlotsArgs) -> anyhow::Result<Vec<String>> {
             .filter_map(hwbp::PlannedWatch::chain_note),
     );
     Ok(lines)
+}
+
+/// What a plan whose watches wait for an image will take: nothing yet; once an image defining
+/// a watch is mapped, its pieces in every thread of that process.
+fn pending_plan_lines(plan: &hwbp::WatchPlan) -> Vec<String> {
+    let labels: Vec<&str> = plan.watches().iter().map(|w| &*w.label).collect();
+    vec![
+        String::new(),
+        format!(
+            "rotation plan for {}: pending: no image of {} defines {} yet, so no register is \
+             taken now",
+            labels.join(" "),
+            plan.target().describe(),
+            if labels.len() == 1 { "it" } else { "them" }
+        ),
+        "  once a library defining it is mapped, each watch takes one debug register per \
+         aligned piece of up to 8 bytes (a variable of its type's size: usually 1) in every \
+         thread of that process, pinned while the 4 registers per thread hold them, else \
+         rotating in that process"
+            .to_owned(),
+    ]
 }
 
 /// One row: the model's and the kernel's free registers and those held elsewhere.

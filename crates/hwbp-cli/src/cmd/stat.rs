@@ -172,6 +172,12 @@ struct StatReport<'a> {
     ended_by: &'a str,
     queue_dropped: u64,
     watchpoints: Vec<StatWatch<'a>>,
+    /// A launched command's process tree: hits per process and watch.
+    #[serde(skip_serializing_if = "<[hwbp::ProcessTotals]>::is_empty")]
+    processes: &'a [hwbp::ProcessTotals],
+    /// Watches never armed (no process mapped an image defining them).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pending: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a hwbp::CommandFate>,
 }
@@ -218,6 +224,8 @@ fn json_report<'a>(summary: &'a Summary, breakdown: &'a [Breakdown]) -> StatRepo
         duration_s: summary.duration_s,
         ended_by: &summary.ended_by,
         queue_dropped: summary.queue_dropped,
+        processes: &summary.processes,
+        pending: &summary.pending,
         watchpoints: summary
             .watchpoints
             .iter()

@@ -230,6 +230,7 @@ pub fn write_summary_notes(out: &mut Vec<u8>, summary: &Summary) -> std::io::Res
             writeln!(out, "  {}", command.text())?;
         }
     }
+    write_process_rows(out, summary)?;
     if summary.lost_records > 0 || summary.throttled > 0 {
         writeln!(
             out,
@@ -252,6 +253,37 @@ pub fn write_summary_notes(out: &mut Vec<u8>, summary: &Summary) -> std::io::Res
             "  {} debug exceptions matched no watchpoint (swallowed; this VM raises them under \
              busy watchpoints): those accesses were not counted",
             summary.stray_traps
+        )?;
+    }
+    Ok(())
+}
+
+/// A launched command's process tree: one row per process (pid, program, hits per watch),
+/// the total, and the watches that never armed.
+fn write_process_rows(out: &mut Vec<u8>, summary: &Summary) -> std::io::Result<()> {
+    let per_watch = |hits: &dyn Fn(usize) -> u64| {
+        summary
+            .watchpoints
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{} {}", w.watch, hits(i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !summary.processes.is_empty() {
+        writeln!(out, "  per process:")?;
+        for row in &summary.processes {
+            let hits = per_watch(&|i| row.hits.get(i).copied().unwrap_or(0));
+            writeln!(out, "    pid {} ({}): {hits}", row.pid, row.program)?;
+        }
+        let total = per_watch(&|i| summary.processes.iter().map(|r| r.hits[i]).sum());
+        writeln!(out, "    total: {total}")?;
+    }
+    for label in &summary.pending {
+        writeln!(
+            out,
+            "  {label}: still pending: no process of the command mapped an image defining it \
+             (never armed)"
         )?;
     }
     Ok(())
