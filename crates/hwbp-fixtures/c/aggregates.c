@@ -12,7 +12,7 @@
  *   pair N  -> for i in 1..=N: pair.left = i, then pair.right = 100 + i (set_left,
  *              set_right; one 8-byte store each); answers `done writes=2N`
  *   fill N  -> for i in 1..=N: snprintf(line, sizeof line, "value %d", i); answers
- *              `done line=<line>`
+ *              `done fills=N`
  *   bits N  -> for i in 1..=N: bits.a = i, bits.b = -i, bits.c = 10 * i (three stores of
  *              the bit-fields' bytes); answers `done writes=3N`
  *   EOF     -> exit 0 */
@@ -121,7 +121,7 @@ int main(int argc, char **argv)
 		} else if (sscanf(command, "fill %ld", &n) == 1 && n >= 0) {
 			for (long i = 1; i <= n; i++)
 				fill((int)i);
-			printf("done line=%s\n", line);
+			printf("done fills=%ld\n", n);
 		} else if (sscanf(command, "bits %ld", &n) == 1 && n >= 0) {
 			for (long i = 1; i <= n; i++)
 				set_bits((int)i);

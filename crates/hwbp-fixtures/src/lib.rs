@@ -52,7 +52,7 @@ pub const WRITER: &str = concat!(env!("OUT_DIR"), "/writer");
 /// `aggregates burst N` writes `wide.v[k] = r * 8 + k + 1` for 8N stores and exits (no
 /// protocol). Otherwise: ready line `ready pid=P addr=&pair wide=&wide line=&line bits=&bits`;
 /// `pair N` (left = i, then right = 100 + i, for i in 1..=N; `done writes=2N`), `fill N`
-/// (`snprintf(line, 32, "value %d", i)`; `done line=value N`), `bits N` (a = i, b = -i, c =
+/// (`snprintf(line, 32, "value %d", i)`; `done fills=N`), `bits N` (a = i, b = -i, c =
 /// 10 i; `done writes=3N`). After each answer it calls the noinline `answered()`.
 pub const AGGREGATES: &str = concat!(env!("OUT_DIR"), "/aggregates");
 

@@ -81,7 +81,7 @@ pub fn format_value_known(
 
 /// True when every byte of `known` (up to `len`) is known; `None` means all are.
 fn all_known(known: Option<&[bool]>, len: usize) -> bool {
-    known.map_or(true, |k| k.iter().take(len).all(|b| *b))
+    known.is_none_or(|k| k.iter().take(len).all(|b| *b))
 }
 
 /// `known` from `start` on (`None` stays `None`).
@@ -659,7 +659,7 @@ impl<'a> Side<'a> {
     fn same(self, other: Side<'_>) -> bool {
         let known = |s: Side<'_>| -> Vec<bool> {
             (0..s.bytes.len())
-                .map(|i| s.known.map_or(true, |k| k.get(i).copied().unwrap_or(false)))
+                .map(|i| s.known.is_none_or(|k| k.get(i).copied().unwrap_or(false)))
                 .collect()
         };
         self.bytes == other.bytes && known(self) == known(other)

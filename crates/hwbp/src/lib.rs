@@ -57,6 +57,7 @@ pub mod plan;
 mod queue;
 pub mod record;
 pub mod rotation;
+mod shadow;
 pub mod sink;
 mod stop;
 pub mod summary;

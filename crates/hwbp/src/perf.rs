@@ -102,11 +102,22 @@ enum Queued {
     Progress { elapsed: Duration, counts: Vec<u64> },
     /// A notice from the drain side.
     Notice(Notice),
+    /// Rotation moved a register from piece `ended` to piece `started`, whose value was
+    /// `seed` as its turn started (for the shadows of wide watches, [`crate::shadow`]).
+    Turn {
+        ended: usize,
+        started: usize,
+        seed: Option<u64>,
+    },
 }
 
 impl Queued {
     /// What the item costs in the queue, in bytes.
     fn cost(&self) -> usize {
+        if matches!(self, Queued::Turn { .. }) {
+            // Never refused: a lost turn would leave a shadow's bytes wrongly known.
+            return 0;
+        }
         std::mem::size_of::<Queued>()
             + match self {
                 Queued::Hit { hit, .. } => hit.callchain.len() * 8,
@@ -118,7 +129,7 @@ impl Queued {
                 }
                 Queued::Comm { comm, .. } => comm.len(),
                 Queued::Progress { counts, .. } => counts.len() * 8,
-                Queued::Fork { .. } | Queued::Notice(_) => 0,
+                Queued::Fork { .. } | Queued::Notice(_) | Queued::Turn { .. } => 0,
             }
     }
 }
@@ -138,6 +149,13 @@ enum Sampled {
         ptid: i32,
         time_ns: u64,
     },
+    /// A rotation move ([`Queued::Turn`]), at the time just before its seed was read.
+    Turn {
+        ended: usize,
+        started: usize,
+        seed: Option<u64>,
+        time_ns: u64,
+    },
 }
 
 impl Sampled {
@@ -146,7 +164,9 @@ impl Sampled {
         match self {
             Sampled::Hit(hit) => hit.time_ns,
             Sampled::Record(record) => record.time_ns,
-            Sampled::Comm { time_ns, .. } | Sampled::Fork { time_ns, .. } => *time_ns,
+            Sampled::Comm { time_ns, .. }
+            | Sampled::Fork { time_ns, .. }
+            | Sampled::Turn { time_ns, .. } => *time_ns,
         }
     }
 
@@ -283,6 +303,11 @@ pub(crate) fn run(
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
     let chains = crate::chain::PerfChains::new(&plan, &placement)?;
     let mut typed_values = crate::typed::WatchValues::new(&plan, plan.target.pid());
+    for piece in (0..placement.pieces().len()).filter(|p| !placement.is_armed(*p)) {
+        // Not armed until its first turn: its bytes are unknown until then.
+        let (watch, index) = placement.owner(piece);
+        typed_values.set_armed(watch, index, false, None);
+    }
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
@@ -585,14 +610,31 @@ impl Drain<'_> {
             }
             let session = &mut self.session;
             let handler = self.handler.as_ref();
-            if let Err(error) = self.placement.rotate(monotonic_ns(), |register, piece| {
+            let mut seeds = Vec::new();
+            let turn_ns = monotonic_ns();
+            let rotated = self.placement.rotate(turn_ns, |register, piece| {
                 // The value the piece holds as its turn starts: the `old` of its first hit
                 // in this turn (a write in the moment before the move is not seen anyway).
                 if let (Some(active), Some(pid)) = (handler, target_pid) {
-                    active.seed_from_memory(pid, piece.addr);
+                    seeds.push((piece.addr, active.seed_from_memory(pid, piece.addr)));
                 }
                 session.modify(register, piece)
-            }) {
+            });
+            // Sorted with the records by time: a record of a write before the move, still in
+            // the ring, is delivered before the turn.
+            let moves = self.placement.take_moves();
+            let pieces = self.placement.pieces();
+            for (ended, started) in moves {
+                let addr = pieces[started].addr;
+                let seed = seeds.iter().find(|(a, _)| *a == addr).and_then(|(_, v)| *v);
+                batch.push(Sampled::Turn {
+                    ended,
+                    started,
+                    seed,
+                    time_ns: turn_ns,
+                });
+            }
+            if let Err(error) = rotated {
                 self.notice(Notice::Warning(format!(
                     "cannot move a flexible watch ({error}); rotation stops here, estimates \
                      cover the time until now"
@@ -723,6 +765,16 @@ impl Drain<'_> {
                 Sampled::Fork {
                     tid, ppid, ptid, ..
                 } => Queued::Fork { tid, ppid, ptid },
+                Sampled::Turn {
+                    ended,
+                    started,
+                    seed,
+                    ..
+                } => Queued::Turn {
+                    ended,
+                    started,
+                    seed,
+                },
             };
             let cost = item.cost();
             items.push((item, cost));
@@ -879,6 +931,17 @@ fn deliver(
                     Ok(())
                 }
                 Queued::Notice(notice) => sink.notice(&notice),
+                Queued::Turn {
+                    ended,
+                    started,
+                    seed,
+                } => {
+                    let (watch, piece) = d.piece_owner[ended];
+                    d.typed_values.set_armed(watch, piece, false, None);
+                    let (watch, piece) = d.piece_owner[started];
+                    d.typed_values.set_armed(watch, piece, true, seed);
+                    Ok(())
+                }
                 Queued::Progress { elapsed, counts } => sink.progress(&Progress {
                     elapsed,
                     counts: &counts,

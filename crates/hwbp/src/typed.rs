@@ -6,8 +6,11 @@
 //! A [`WatchType`] belongs to a planned watch (from DWARF, for a symbol or an expression; with
 //! `ty: None` for a symbol without DWARF, whose values stay unsigned integers of the symbol's
 //! size, "type unknown"). Both watchers keep the whole value's last bytes per watch
-//! ([`LastValue`]) and turn them with the new bytes into a [`TypedValue`] on each hit; perf
-//! mode reads the new bytes after the hit (read-after), stop mode while the thread is stopped.
+//! ([`LastValue`]) and turn them with the new bytes into a [`TypedValue`] on each hit; stop
+//! mode reads the new bytes while the thread is stopped; perf mode advances a watch of
+//! several pieces by the BPF handler's exact bytes of the piece written
+//! ([`crate::shadow`]: nothing read, bytes of a piece not armed print `<unavailable>`), and
+//! otherwise reads the new bytes after the hit (read-after).
 //! A value that cannot be read (the pointer of a value chain is NULL) prints as gdb prints it,
 //! `<unreadable>`.
 
@@ -17,13 +20,14 @@ use hwbp_core::Access;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
 use hwbp_symbols::value::{
-    diff_values, format_untyped, format_value_in, Change, CompareOp, TypedCondition,
+    diff_values_known, format_untyped, format_value_known, Change, CompareOp, TypedCondition,
 };
 use hwbp_symbols::ProcessSymbols;
 
 use crate::condition::Condition;
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{PlannedWatch, WatchPlan};
+use crate::shadow::{Shadow, Snapshot};
 
 /// The most bytes of one value hwbp reads, formats and diffs at each hit.
 pub const MAX_TYPED_BYTES: u64 = 4096;
@@ -67,6 +71,11 @@ pub struct TypedValue {
     pub bytes_before: Option<Vec<u8>>,
     /// The raw bytes after, for values wider than 8 bytes.
     pub bytes_after: Option<Vec<u8>>,
+    /// Which of `bytes_before` are known (`None`: all); an unknown byte is one of a piece
+    /// that was not armed ([`crate::shadow`]).
+    pub known_before: Option<Vec<bool>>,
+    /// Which of `bytes_after` are known (`None`: all).
+    pub known_after: Option<Vec<bool>>,
     /// For a value chain: the pointer whose change moved the watch (`cur`).
     pub moved_by: Option<Arc<str>>,
     /// Where the value is now after that move; `None` while a pointer on the way is NULL.
@@ -92,15 +101,50 @@ impl LastValue {
 
 /// Formats one value of `ty` (`None` bytes: unreadable).
 pub fn format(ty: &WatchType, bytes: Option<&[u8]>, symbols: Option<&ProcessSymbols>) -> String {
-    let Some(bytes) = bytes else {
+    format_known(ty, bytes.map(Known::all), symbols)
+}
+
+/// Bytes of a value and which of them are known (`None`: all).
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    bytes: &'a [u8],
+    known: Option<&'a [bool]>,
+}
+
+impl<'a> Known<'a> {
+    fn all(bytes: &'a [u8]) -> Known<'a> {
+        Known { bytes, known: None }
+    }
+
+    fn of(snapshot: &'a Snapshot) -> Known<'a> {
+        Known {
+            bytes: &snapshot.bytes,
+            known: (!snapshot.complete()).then_some(&snapshot.known[..]),
+        }
+    }
+
+    fn mask(self) -> Vec<bool> {
+        self.known
+            .map_or_else(|| vec![true; self.bytes.len()], <[bool]>::to_vec)
+    }
+}
+
+/// [`format`] of a value of which only some bytes may be known.
+fn format_known(
+    ty: &WatchType,
+    value: Option<Known<'_>>,
+    symbols: Option<&ProcessSymbols>,
+) -> String {
+    let Some(value) = value else {
         return UNREADABLE.to_string();
     };
     let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
     match &ty.ty {
-        Some(t) if bytes.len() as u64 >= t.size => {
-            format_value_in(ty.language, t, bytes, &mut symbolize)
+        Some(t) if value.bytes.len() as u64 >= t.size => {
+            format_value_known(ty.language, t, value.bytes, &value.mask(), &mut symbolize)
         }
-        _ => format_untyped(bytes),
+        _ if value.known.is_some() => hwbp_symbols::value::UNAVAILABLE.to_string(),
+        _ => format_untyped(value.bytes),
     }
 }
 
@@ -111,24 +155,44 @@ fn describe(
     new: Option<&[u8]>,
     symbols: Option<&ProcessSymbols>,
 ) -> TypedValue {
-    let wide = |b: Option<&[u8]>| b.filter(|b| b.len() > 8).map(<[u8]>::to_vec);
+    describe_known(ty, old.map(Known::all), new.map(Known::all), symbols)
+}
+
+/// [`describe`] of values of which only some bytes may be known.
+fn describe_known<'a>(
+    ty: &WatchType,
+    old: Option<Known<'a>>,
+    new: Option<Known<'a>>,
+    symbols: Option<&ProcessSymbols>,
+) -> TypedValue {
+    let wide = |v: Option<Known<'a>>| v.filter(|v| v.bytes.len() > 8);
     let composite = ty.ty.as_ref().is_some_and(|t| {
         t.fields().is_some() || matches!(t.kind, hwbp_symbols::types::TypeKind::Array { .. })
     });
     let changes = match (&ty.ty, old, new) {
         (Some(t), Some(o), Some(n)) if composite => {
             let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
-            diff_values(&ty.root, t, o, n, ty.language, &mut symbolize)
+            let (o_known, n_known) = (o.mask(), n.mask());
+            diff_values_known(
+                &ty.root,
+                t,
+                (o.bytes, &o_known),
+                (n.bytes, &n_known),
+                ty.language,
+                &mut symbolize,
+            )
         }
         _ => Vec::new(),
     };
     TypedValue {
         value_type: ty.name().map(str::to_string),
-        old: Some(format(ty, old, symbols)),
-        new: Some(format(ty, new, symbols)),
+        old: Some(format_known(ty, old, symbols)),
+        new: Some(format_known(ty, new, symbols)),
         changes,
-        bytes_before: wide(old),
-        bytes_after: wide(new),
+        bytes_before: wide(old).map(|v| v.bytes.to_vec()),
+        bytes_after: wide(new).map(|v| v.bytes.to_vec()),
+        known_before: wide(old).and_then(|v| v.known).map(<[bool]>::to_vec),
+        known_after: wide(new).and_then(|v| v.known).map(<[bool]>::to_vec),
         moved_by: None,
         moved_to: None,
     }
@@ -163,6 +227,8 @@ pub fn condition_holds(condition: Condition, ty: Option<&Type>, bytes: &[u8]) ->
 /// hit, at the watch's current address (a value chain's moves with it).
 pub(crate) struct WatchValues {
     last: Vec<LastValue>,
+    /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
+    shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
 }
 
@@ -171,12 +237,38 @@ impl WatchValues {
     pub(crate) fn new(plan: &WatchPlan, pid: Option<i32>) -> WatchValues {
         let mut values = WatchValues {
             last: vec![LastValue::default(); plan.watches.len()],
+            shadows: vec![None; plan.watches.len()],
             pid,
         };
         for w in &plan.watches {
-            values.last[w.id.0] = LastValue(values.read(w));
+            let seed = values.read(w);
+            if w.pieces.len() > 1 && w.chain.is_none() && w.value_type.is_some() {
+                if let Ok(len) = usize::try_from(w.len) {
+                    values.shadows[w.id.0] =
+                        Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
+                }
+            }
+            values.last[w.id.0] = LastValue(seed);
         }
         values
+    }
+
+    /// Piece `piece` of watch `watch` is armed from now on with value `seed` (read as its turn
+    /// starts), or (`armed` false) no longer armed.
+    pub(crate) fn set_armed(
+        &mut self,
+        watch: WatchId,
+        piece: usize,
+        armed: bool,
+        seed: Option<u64>,
+    ) {
+        if let Some(Some(shadow)) = self.shadows.get_mut(watch.0) {
+            if armed {
+                shadow.turn_started(piece, seed);
+            } else {
+                shadow.turn_ended(piece);
+            }
+        }
     }
 
     /// The watch's whole value now, `None` when it cannot be read (or is not typed).
@@ -231,6 +323,9 @@ impl WatchValues {
             }
             _ => self.read(watch),
         };
+        if let Some(shadow) = &mut self.shadows[watch.id.0] {
+            shadow.reset(new.as_deref());
+        }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
         let mut raw_values = None;
@@ -255,10 +350,44 @@ impl WatchValues {
     /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
     /// value is read after the hit; a scalar's is the one the drain already read).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
+        if self.advance_shadow(plan, hit, piece) {
+            return;
+        }
         let known = hit.value.and_then(|v| v.new);
         if let Some(observed) = self.observe_known(plan, hit.watch, piece, known) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
+    }
+}
+
+impl WatchValues {
+    /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
+    /// value before and after from the shadow, nothing read. False when it does not apply.
+    fn advance_shadow(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) -> bool {
+        let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
+            return false;
+        };
+        let Some(HitValue {
+            old,
+            new: Some(new),
+            source: ValueSource::Handler,
+        }) = hit.value
+        else {
+            return false;
+        };
+        let Some(ty) = plan.watches[hit.watch.0].value_type.as_ref() else {
+            return false;
+        };
+        let (before, after) = shadow.write(piece, old, new);
+        let typed = describe_known(
+            ty,
+            Some(Known::of(&before)),
+            Some(Known::of(&after)),
+            plan.symbols.as_deref(),
+        );
+        self.last[hit.watch.0] = LastValue(Some(after.bytes));
+        hit.typed = Some(typed);
+        true
     }
 }
 
