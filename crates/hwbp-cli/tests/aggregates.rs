@@ -155,6 +155,7 @@ fn exclusive_a_process_that_ends_in_milliseconds_has_every_hit_with_its_values()
     assert_eq!(s["watchpoints"][0]["lost"], 0, "{s}");
     // 8 pieces on 4 registers: v[0..3] pinned (every write seen), v[3..8] take turns.
     let mut per_member = [0u64; 8];
+    let mut last_seen: [Option<u64>; 8] = [None; 8];
     for hit in &hits {
         assert_eq!(hit["value_source"], "handler", "{hit}");
         let (field, old, new, old_text, new_text, changes) = seen(hit);
@@ -172,8 +173,18 @@ fn exclusive_a_process_that_ends_in_milliseconds_has_every_hit_with_its_values()
         // The write this hit is: 8r + k + 1.
         let j = new - 1;
         assert_eq!(j % 8, k as u64, "{hit}");
-        // Its member's previous value: the previous round's write, 0 in the first round.
-        assert_eq!(old, if j >= 8 { j - 7 } else { 0 }, "{hit}");
+        // Its member's previous value: the previous round's write, 0 in the first round. A
+        // member taking turns has its first hit of a turn's `old` from the value the handler
+        // was seeded with just before the move (as `bpf_watch.rs` says), which can miss a
+        // write made in that moment: an earlier write of the same member.
+        let previous = if j >= 8 { j - 7 } else { 0 };
+        let first_of_turn = last_seen[k] != Some(new.wrapping_sub(8));
+        last_seen[k] = Some(new);
+        if k < 3 || !first_of_turn {
+            assert_eq!(old, previous, "{hit}");
+        } else {
+            assert!(old <= previous && (old == 0 || old % 8 == new % 8), "{hit}");
+        }
         assert_eq!(
             changes,
             vec![(field.clone(), old.to_string(), new.to_string())]
@@ -208,17 +219,22 @@ fn exclusive_a_process_that_ends_in_milliseconds_has_every_hit_with_its_values()
     assert_eq!(&per_member[..3], &[ROUNDS; 3], "{per_member:?}");
 }
 
-/// gdb's `print line` after the fixture answered `commands`.
-fn gdb_print_line(commands: &str) -> String {
+/// gdb's `print EXPR` on the fixture when it has answered every line of `commands` (it
+/// stops at `answered()` once per answer).
+fn gdb_print(commands: &str, expr: &str) -> String {
     let input = std::env::temp_dir().join(format!("hwbp-aggregates-{}.in", std::process::id()));
     std::fs::File::create(&input)
         .unwrap()
         .write_all(commands.as_bytes())
         .unwrap();
-    let out = Command::new("gdb")
-        .args(["-nx", "-batch", "-ex", "break answered", "-ex"])
-        .arg(format!("run < {}", input.display()))
-        .args(["-ex", "print line", "-ex", "kill", AGGREGATES])
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-nx", "-batch", "-ex", "break answered", "-ex"])
+        .arg(format!("run < {}", input.display()));
+    for _ in 1..commands.lines().count() {
+        gdb.args(["-ex", "continue"]);
+    }
+    let out = gdb
+        .args(["-ex", &format!("print {expr}"), "-ex", "kill", AGGREGATES])
         .output()
         .unwrap();
     std::fs::remove_file(&input).unwrap();
@@ -260,5 +276,67 @@ fn exclusive_a_char_buffer_written_by_snprintf_prints_as_gdb_prints_it() {
     }
     let last = seen(hits.last().unwrap()).4;
     assert_eq!(last, r#""value 12", '\000' <repeats 23 times>"#);
-    assert_eq!(last, gdb_print_line("fill 12\n"));
+    assert_eq!(last, gdb_print("fill 12\n", "line"));
+}
+
+/// `hwbp watch text` (with `extra` options) on `fill 2` then `text 4`: each hit's raw
+/// pointer and `new`, taken while the target still runs (its strings are read after).
+fn text_run(extra: &[&str]) -> Vec<(u64, String)> {
+    let mut target = Fixture::spawn(AGGREGATES, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let mut args = vec!["watch", "text", "-p", &pid, "--json"];
+    args.extend_from_slice(extra);
+    let mut hwbp = Running::hwbp_streaming(&args);
+    target.command("fill 2").unwrap();
+    assert_eq!(
+        target.command("text 4").unwrap().number("writes").unwrap(),
+        4
+    );
+    let hits: Vec<Value> = (0..4)
+        .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
+        .collect();
+    assert!(target.finish().unwrap().success());
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(summary(&json_lines(&stdout))["watchpoints"][0]["hits"], 4);
+    hits.iter()
+        .map(|h| {
+            assert_eq!(h["type"], "hit", "{h}");
+            let new = h["new"].as_str().unwrap().to_string();
+            (h["value_after"].as_u64().unwrap(), new)
+        })
+        .collect()
+}
+
+#[test]
+fn exclusive_a_char_pointer_prints_the_pointer_and_its_string_as_gdb_does() {
+    require_root();
+    // text = names[i % 3] for i in 1..=4: "beta\t2", line ("value 2"), "alpha", "beta\t2".
+    let strings = [
+        r#""beta\t2""#,
+        r#"<line> "value 2""#,
+        r#""alpha""#,
+        r#""beta\t2""#,
+    ];
+    let check = |hits: &[(u64, String)], suffix: &str| {
+        assert_eq!(hits.len(), 4, "{hits:?}");
+        for ((pointer, new), string) in hits.iter().zip(strings) {
+            assert_eq!(new, &format!("{pointer:#x} {string}{suffix}"));
+        }
+    };
+    // Stopped: the string is read while the writer is stopped.
+    let stopped = text_run(&["--stop"]);
+    check(&stopped, "");
+    // gdb (its own run, so its own addresses): the same text after the pointer.
+    let from_gdb = gdb_print("fill 2\ntext 4\n", "text");
+    let (pointer, last) = stopped.last().unwrap();
+    assert_eq!(
+        last.strip_prefix(&format!("{pointer:#x}")),
+        from_gdb
+            .split_once(' ')
+            .map(|(_, rest)| format!(" {rest}"))
+            .as_deref()
+    );
+    // Without stopping, the pointer is the handler's and the string is read after.
+    check(&text_run(&[]), " (string read after)");
 }

@@ -15,6 +15,8 @@
  *              `done fills=N`
  *   bits N  -> for i in 1..=N: bits.a = i, bits.b = -i, bits.c = 10 * i (three stores of
  *              the bit-fields' bytes); answers `done writes=3N`
+ *   text N  -> for i in 1..=N: text = names[i % 3] ("alpha", "beta\t2", line); answers
+ *              `done writes=N`
  *   EOF     -> exit 0 */
 #include <stdlib.h>
 #include <unistd.h>
@@ -39,6 +41,8 @@ struct pair pair = { 5, 7 };
 struct wide wide;
 char line[32];
 struct bits bits = { 5, -3, 1000 };
+const char *text = "start";
+static const char *const names[] = { "alpha", "beta\t2", line };
 
 /* At rest, for gdb: each string rule once. */
 #define L26 "abcdefghijklmnopqrstuvwxyz"
@@ -91,6 +95,12 @@ __attribute__((noinline)) void set_bits(int i)
 	b->c = 10u * (unsigned)i;
 }
 
+__attribute__((noinline)) void set_text(int i)
+{
+	*(const char *volatile *)&text = names[i % 3];
+	__asm__ volatile("" ::: "memory");
+}
+
 /* gdb stops here to print the final values. */
 __attribute__((noinline)) void answered(void)
 {
@@ -126,6 +136,10 @@ int main(int argc, char **argv)
 			for (long i = 1; i <= n; i++)
 				set_bits((int)i);
 			printf("done writes=%ld\n", 3 * n);
+		} else if (sscanf(command, "text %ld", &n) == 1 && n >= 0) {
+			for (long i = 1; i <= n; i++)
+				set_text((int)i);
+			printf("done writes=%ld\n", n);
 		} else {
 			fixture_fail("unknown command '%s'", command);
 		}

@@ -53,7 +53,8 @@ pub const WRITER: &str = concat!(env!("OUT_DIR"), "/writer");
 /// protocol). Otherwise: ready line `ready pid=P addr=&pair wide=&wide line=&line bits=&bits`;
 /// `pair N` (left = i, then right = 100 + i, for i in 1..=N; `done writes=2N`), `fill N`
 /// (`snprintf(line, 32, "value %d", i)`; `done fills=N`), `bits N` (a = i, b = -i, c =
-/// 10 i; `done writes=3N`). After each answer it calls the noinline `answered()`.
+/// 10 i; `done writes=3N`), `text N` (`const char *text = names[i % 3]`: `"alpha"`, `"beta\t2"`,
+/// `line`; `done writes=N`). After each answer it calls the noinline `answered()`.
 pub const AGGREGATES: &str = concat!(env!("OUT_DIR"), "/aggregates");
 
 /// `aggregates_nopie`: [`AGGREGATES`] linked `-no-pie` (its initialized arrays at fixed

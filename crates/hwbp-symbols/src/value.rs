@@ -429,6 +429,29 @@ fn char_literal(out: &mut String, c: u8) {
     out.push('\'');
 }
 
+/// The string a `char *` points to as gdb prints it after the pointer: `bytes` are the
+/// bytes read there, at most [`PRINT_MAX`]; up to the first NUL as [`string_literal`] does,
+/// or, with no NUL in `PRINT_MAX` bytes, those and `...` (`'x' <repeats 200 times>...`).
+pub fn format_c_string(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    match bytes.iter().position(|b| *b == 0) {
+        Some(0) => out.push_str("\"\""),
+        Some(nul) => {
+            string_segments(&mut out, &bytes[..nul]);
+        }
+        None => {
+            let printed = string_segments(&mut out, &bytes[..bytes.len().min(PRINT_MAX)]);
+            if printed >= PRINT_MAX || bytes.len() >= PRINT_MAX {
+                out.push_str("...");
+            }
+        }
+    }
+    out
+}
+
+/// The most bytes gdb reads behind a `char *` (its `print elements` limit).
+pub const C_STRING_MAX: usize = PRINT_MAX;
+
 /// A `char` element: gdb prints arrays of them as strings.
 fn is_char(element: &Type) -> bool {
     element.size == 1

@@ -23,17 +23,17 @@ pub(crate) struct ActiveHandler {
 }
 
 impl ActiveHandler {
-    /// Seeds the handler piece at `addr` with the value process `pid` holds there now;
-    /// returns that value (`None`: not read, or not seeded).
-    pub(crate) fn seed_from_memory(&self, pid: i32, addr: u64) -> Option<u64> {
+    /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
+    pub(crate) fn seed_from_memory(&self, pid: i32, addr: u64) {
         let spec = self.handler.spec();
-        let h = spec.pieces.iter().position(|p| p.addr == addr)?;
-        let piece = spec.pieces[h];
-        if piece.is_kernel() {
-            return None;
+        if let Some(h) = spec.pieces.iter().position(|p| p.addr == addr) {
+            let piece = spec.pieces[h];
+            if !piece.is_kernel() {
+                if let Ok(value) = memory::read_value(pid, addr, piece.len as usize) {
+                    let _ = self.handler.seed(h, value);
+                }
+            }
         }
-        let value = memory::read_value(pid, addr, piece.len as usize).ok()?;
-        self.handler.seed(h, value).ok().map(|()| value)
     }
 }
 

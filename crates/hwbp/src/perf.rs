@@ -102,11 +102,11 @@ enum Queued {
     Progress { elapsed: Duration, counts: Vec<u64> },
     /// A notice from the drain side.
     Notice(Notice),
-    /// Rotation moved a register from piece `ended` to piece `started`, whose value was
-    /// `seed` as its turn started (for the shadows of wide watches, [`crate::shadow`]).
+    /// Rotation took piece `piece` off its register (`armed` false) or put it on one, with
+    /// the value `seed` read once armed (for the shadows of wide watches, [`crate::shadow`]).
     Turn {
-        ended: usize,
-        started: usize,
+        piece: usize,
+        armed: bool,
         seed: Option<u64>,
     },
 }
@@ -149,10 +149,10 @@ enum Sampled {
         ptid: i32,
         time_ns: u64,
     },
-    /// A rotation move ([`Queued::Turn`]), at the time just before its seed was read.
+    /// A rotation move's end or start of a piece's turn ([`Queued::Turn`]).
     Turn {
-        ended: usize,
-        started: usize,
+        piece: usize,
+        armed: bool,
         seed: Option<u64>,
         time_ns: u64,
     },
@@ -610,29 +610,42 @@ impl Drain<'_> {
             }
             let session = &mut self.session;
             let handler = self.handler.as_ref();
-            let mut seeds = Vec::new();
+            let mut started = Vec::new();
             let turn_ns = monotonic_ns();
             let rotated = self.placement.rotate(turn_ns, |register, piece| {
                 // The value the piece holds as its turn starts: the `old` of its first hit
                 // in this turn (a write in the moment before the move is not seen anyway).
                 if let (Some(active), Some(pid)) = (handler, target_pid) {
-                    seeds.push((piece.addr, active.seed_from_memory(pid, piece.addr)));
+                    active.seed_from_memory(pid, piece.addr);
                 }
-                session.modify(register, piece)
+                session.modify(register, piece).map(|()| {
+                    // For the shadows (crate::shadow): the value once armed, so a write in
+                    // that moment is in it or has its record after this time.
+                    if let (Some(_), Some(pid)) = (handler, target_pid) {
+                        let time_ns = monotonic_ns();
+                        let value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
+                        started.push((time_ns, value));
+                    }
+                })
             });
-            // Sorted with the records by time: a record of a write before the move, still in
-            // the ring, is delivered before the turn.
+            // Sorted with the records by time: a piece is unknown from just before its move
+            // off a register, and known again from its read once armed.
             let moves = self.placement.take_moves();
-            let pieces = self.placement.pieces();
-            for (ended, started) in moves {
-                let addr = pieces[started].addr;
-                let seed = seeds.iter().find(|(a, _)| *a == addr).and_then(|(_, v)| *v);
+            for (i, (ended, piece)) in moves.into_iter().enumerate() {
                 batch.push(Sampled::Turn {
-                    ended,
-                    started,
-                    seed,
+                    piece: ended,
+                    armed: false,
+                    seed: None,
                     time_ns: turn_ns,
                 });
+                if let Some(&(time_ns, seed)) = started.get(i) {
+                    batch.push(Sampled::Turn {
+                        piece,
+                        armed: true,
+                        seed,
+                        time_ns,
+                    });
+                }
             }
             if let Err(error) = rotated {
                 self.notice(Notice::Warning(format!(
@@ -766,15 +779,8 @@ impl Drain<'_> {
                     tid, ppid, ptid, ..
                 } => Queued::Fork { tid, ppid, ptid },
                 Sampled::Turn {
-                    ended,
-                    started,
-                    seed,
-                    ..
-                } => Queued::Turn {
-                    ended,
-                    started,
-                    seed,
-                },
+                    piece, armed, seed, ..
+                } => Queued::Turn { piece, armed, seed },
             };
             let cost = item.cost();
             items.push((item, cost));
@@ -931,15 +937,9 @@ fn deliver(
                     Ok(())
                 }
                 Queued::Notice(notice) => sink.notice(&notice),
-                Queued::Turn {
-                    ended,
-                    started,
-                    seed,
-                } => {
-                    let (watch, piece) = d.piece_owner[ended];
-                    d.typed_values.set_armed(watch, piece, false, None);
-                    let (watch, piece) = d.piece_owner[started];
-                    d.typed_values.set_armed(watch, piece, true, seed);
+                Queued::Turn { piece, armed, seed } => {
+                    let (watch, index) = d.piece_owner[piece];
+                    d.typed_values.set_armed(watch, index, armed, seed);
                     Ok(())
                 }
                 Queued::Progress { elapsed, counts } => sink.progress(&Progress {

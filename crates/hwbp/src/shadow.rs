@@ -19,10 +19,11 @@
 //! piece.
 //!
 //! Rotation (fewer registers than pieces, [`crate::rotation`]): a piece that is not armed may
-//! be written unseen, so its bytes are unknown from the end of its turn until the next turn
-//! starts, when the rotation seeds the handler with the piece's value read from the process
-//! (one read per turn, not per hit); those bytes print as gdb prints data it does not have,
-//! `<unavailable>` ([`hwbp_symbols::value::UNAVAILABLE`]).
+//! be written unseen, so its bytes are unknown from just before its move off a register until
+//! its next turn starts, when the rotation reads the piece's value once it is armed again
+//! (one read per turn, not per hit; the turn's times are sorted with the records', so a write
+//! just before a move is delivered before it); those bytes print as gdb prints data it does
+//! not have, `<unavailable>` ([`hwbp_symbols::value::UNAVAILABLE`]).
 
 use hwbp_linux::perf::WatchRequest;
 
@@ -43,12 +44,13 @@ impl Snapshot {
 }
 
 /// Where one piece's bytes lie in the value: `value[start..start + len]` is
-/// `piece_bytes[skip..skip + len]`.
+/// `piece_bytes[skip..skip + len]` of its `piece_len` bytes.
 #[derive(Debug, Clone, Copy)]
 struct PieceSpan {
     start: usize,
     skip: usize,
     len: usize,
+    piece_len: usize,
 }
 
 /// The shadow of one watch; see the module docs.
@@ -75,6 +77,7 @@ impl Shadow {
                     start: start.min(len),
                     skip,
                     len: end.saturating_sub(start.min(len)),
+                    piece_len: p.len as usize,
                 }
             })
             .collect();
@@ -112,15 +115,19 @@ impl Shadow {
         }
     }
 
-    /// Piece `piece` was written from `old` (`None`: the handler did not know it; the
-    /// shadow's bytes stand) to `new`: the whole value before and after that write.
+    /// Piece `piece` was written from `old` to `new`: the whole value before and after that
+    /// write. The shadow's own bytes of the piece stand when known: the handler's `old` is its
+    /// seed from before the piece's move, which misses a write in that moment, and the
+    /// shadow's read once armed does not. Only when those bytes already equal `new` (the read
+    /// was made just after this write) or are unknown does the handler's `old` fill them in.
     pub(crate) fn write(
         &mut self,
         piece: usize,
         old: Option<u64>,
         new: u64,
     ) -> (Snapshot, Snapshot) {
-        if old.is_some() {
+        let current = self.piece_value(&self.value, piece);
+        if old.is_some() && current.is_none_or(|v| v == new) {
             self.set(piece, old);
         }
         let before = self.value.clone();
@@ -131,6 +138,22 @@ impl Shadow {
             self.set(piece, None);
         }
         (before, after)
+    }
+
+    /// Piece `piece`'s raw value in `snapshot` (its `value_before`/`value_after`), when the
+    /// piece lies wholly in the value and its bytes are known.
+    pub(crate) fn piece_value(&self, snapshot: &Snapshot, piece: usize) -> Option<u64> {
+        let span = self.pieces.get(piece)?;
+        if span.skip != 0 || span.len != span.piece_len || span.len > 8 {
+            return None;
+        }
+        let range = span.start..span.start + span.len;
+        if !snapshot.known[range.clone()].iter().all(|k| *k) {
+            return None;
+        }
+        let mut raw = [0u8; 8];
+        raw[..span.len].copy_from_slice(&snapshot.bytes[range]);
+        Some(u64::from_le_bytes(raw))
     }
 
     /// Piece `piece`'s turn ended: its bytes are unknown until its next turn.
@@ -186,7 +209,12 @@ mod tests {
             Some(u64::from_le_bytes(seed[8..].try_into().unwrap())),
             7,
         );
+        // The shadow's own bytes stand over the handler's stale `old`.
         assert_eq!(before.bytes, seed);
+        assert_eq!(
+            shadow.piece_value(&before, 1),
+            Some(u64::from_le_bytes(seed[8..].try_into().unwrap()))
+        );
         assert_eq!(&after.bytes[..8], &seed[..8]);
         assert_eq!(&after.bytes[8..], &7u64.to_le_bytes());
         assert!(after.complete());

@@ -227,6 +227,8 @@ pub fn condition_holds(condition: Condition, ty: Option<&Type>, bytes: &[u8]) ->
 /// hit, at the watch's current address (a value chain's moves with it).
 pub(crate) struct WatchValues {
     last: Vec<LastValue>,
+    /// Per `char *` watch: the last pointer and its text with the string it pointed to.
+    strings: Vec<Option<(u64, String)>>,
     /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
     shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
@@ -237,6 +239,7 @@ impl WatchValues {
     pub(crate) fn new(plan: &WatchPlan, pid: Option<i32>) -> WatchValues {
         let mut values = WatchValues {
             last: vec![LastValue::default(); plan.watches.len()],
+            strings: vec![None; plan.watches.len()],
             shadows: vec![None; plan.watches.len()],
             pid,
         };
@@ -246,6 +249,14 @@ impl WatchValues {
                 if let Ok(len) = usize::try_from(w.len) {
                     values.shadows[w.id.0] =
                         Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
+                }
+            }
+            if let Some(ty) = w.value_type.as_ref().filter(|t| is_char_pointer(t)) {
+                // The string at arming: the `old` of the first hit.
+                let pointer = seed.as_deref().filter(|b| b.len() == 8).map(raw);
+                if let Some((p, string)) = pointer.and_then(|p| Some((p, values.string_at(p)?))) {
+                    let shown = format(ty, seed.as_deref(), plan.symbols.as_deref());
+                    values.strings[w.id.0] = Some((p, format!("{shown} {string}")));
                 }
             }
             values.last[w.id.0] = LastValue(seed);
@@ -302,17 +313,19 @@ impl WatchValues {
         watch: WatchId,
         piece: usize,
     ) -> Option<Observed> {
-        self.observe_known(plan, watch, piece, None)
+        self.observe_known(plan, watch, piece, None, false)
     }
 
     /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
-    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again.
+    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again;
+    /// `read_after`: the target ran on since the hit (a `char *`'s string says so).
     fn observe_known(
         &mut self,
         plan: &WatchPlan,
         watch: WatchId,
         piece: usize,
         known: Option<u64>,
+        read_after: bool,
     ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
@@ -328,6 +341,12 @@ impl WatchValues {
         }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
+        self.add_string(
+            watch,
+            &mut typed,
+            (old.as_deref(), new.as_deref()),
+            read_after,
+        );
         let mut raw_values = None;
         if let Some(chain) = &watch.chain {
             if let Some(name) = chain.pointer_name(piece) {
@@ -354,13 +373,81 @@ impl WatchValues {
             return;
         }
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known) {
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, true) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }
 }
 
+/// The pointee of a C `char *` (`const`, `signed`, `unsigned` alike), which gdb prints as
+/// the pointer and the string.
+fn is_char_pointer(ty: &WatchType) -> bool {
+    let Some(Type {
+        kind: hwbp_symbols::types::TypeKind::Pointer { target },
+        size: 8,
+        ..
+    }) = &ty.ty
+    else {
+        return false;
+    };
+    let mut name = target.name.as_str();
+    while let Some(rest) = name
+        .strip_prefix("const ")
+        .or_else(|| name.strip_prefix("volatile "))
+    {
+        name = rest;
+    }
+    ty.language != Language::Rust && matches!(name, "char" | "signed char" | "unsigned char")
+}
+
 impl WatchValues {
+    /// For a `char *` watch: appends the string the new pointer points to (read now, up to
+    /// gdb's 200 characters; ` (string read after)` when the target ran on since the hit) to
+    /// `typed.new`, and the one read for the old pointer, when it was the last new one, to
+    /// `typed.old`. NULL and unreadable pointers print as the pointer alone.
+    fn add_string(
+        &mut self,
+        watch: &PlannedWatch,
+        typed: &mut TypedValue,
+        (old, new): (Option<&[u8]>, Option<&[u8]>),
+        read_after: bool,
+    ) {
+        if !watch
+            .value_type
+            .as_ref()
+            .is_some_and(|t| is_char_pointer(t))
+        {
+            return;
+        }
+        let pointer = |b: Option<&[u8]>| b.filter(|b| b.len() == 8).map(raw);
+        if let (Some(p), Some((last, text))) = (pointer(old), &self.strings[watch.id.0]) {
+            if p == *last {
+                typed.old = Some(text.clone());
+            }
+        }
+        let (Some(p), Some(shown)) = (pointer(new), typed.new.as_mut()) else {
+            return;
+        };
+        let Some(string) = self.string_at(p) else {
+            return;
+        };
+        shown.push(' ');
+        shown.push_str(&string);
+        if read_after {
+            shown.push_str(" (string read after)");
+        }
+        self.strings[watch.id.0] = Some((p, shown.clone()));
+    }
+
+    /// The string at `pointer` as gdb prints it after a `char *` (`"text"`), read now;
+    /// `None` for NULL or unreadable memory.
+    fn string_at(&self, pointer: u64) -> Option<String> {
+        let pid = self.pid.filter(|_| pointer != 0)?;
+        let mut buf = vec![0u8; hwbp_symbols::value::C_STRING_MAX];
+        let n = memory::read_memory(pid, pointer, &mut buf).ok()?;
+        Some(hwbp_symbols::value::format_c_string(&buf[..n]))
+    }
+
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
     /// value before and after from the shadow, nothing read. False when it does not apply.
     fn advance_shadow(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) -> bool {
@@ -379,6 +466,10 @@ impl WatchValues {
             return false;
         };
         let (before, after) = shadow.write(piece, old, new);
+        if let (Some(value), Some(old)) = (hit.value.as_mut(), shadow.piece_value(&before, piece)) {
+            // The shadow's before (see `Shadow::write`), so value_before agrees with `old`.
+            value.old = Some(old);
+        }
         let typed = describe_known(
             ty,
             Some(Known::of(&before)),
