@@ -63,19 +63,17 @@ pub fn format_value_in(
 /// collect so); hwbp prints it for the bytes of a piece that was not armed.
 pub const UNAVAILABLE: &str = "<unavailable>";
 
-/// [`format_value_in`] for a value of which only some bytes are known (`known[i]` for
-/// `bytes[i]`): every scalar, pointer and bit-field with an unknown byte prints as
+/// [`format_value_in`] for a value of which only some bytes are known: every scalar, pointer and bit-field with an unknown byte prints as
 /// [`UNAVAILABLE`]; a `char` array prints its known runs as strings and the rest as
 /// [`UNAVAILABLE`].
 pub fn format_value_known(
     language: Language,
     ty: &Type,
-    bytes: &[u8],
-    known: &[bool],
+    value: KnownBytes<'_>,
     symbolize: &mut Symbolizer<'_>,
 ) -> String {
     let mut out = String::new();
-    write_value(&mut out, language, ty, bytes, Some(known), symbolize);
+    write_value(&mut out, language, ty, value.bytes, value.known, symbolize);
     out
 }
 
@@ -613,62 +611,56 @@ pub fn diff_values(
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut path = root.to_string();
-    let values = (Side::all(old), Side::all(new));
+    let values = (KnownBytes::all(old), KnownBytes::all(new));
     diff_into(&mut changes, &mut path, language, ty, values, symbolize);
     changes
 }
 
-/// [`diff_values`] between two values of which only some bytes are known (`*_known[i]` for
-/// byte `i`): a leaf changed when its bytes or whether they are known differ; an unknown leaf
+/// [`diff_values`] between two values of which only some bytes are known: a leaf changed when its bytes or whether they are known differ; an unknown leaf
 /// prints as [`UNAVAILABLE`].
 pub fn diff_values_known(
     root: &str,
     ty: &Type,
-    (old, old_known): (&[u8], &[bool]),
-    (new, new_known): (&[u8], &[bool]),
+    old: KnownBytes<'_>,
+    new: KnownBytes<'_>,
     language: Language,
     symbolize: &mut Symbolizer<'_>,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut path = root.to_string();
-    let values = (
-        Side {
-            bytes: old,
-            known: Some(old_known),
-        },
-        Side {
-            bytes: new,
-            known: Some(new_known),
-        },
-    );
+    let values = (old, new);
     diff_into(&mut changes, &mut path, language, ty, values, symbolize);
     changes
 }
 
-/// One side of a diff: its bytes and which of them are known (`None`: all).
-#[derive(Clone, Copy)]
-struct Side<'a> {
-    bytes: &'a [u8],
-    known: Option<&'a [bool]>,
+/// The bytes of a value and which of them are known (`known[i]` for `bytes[i]`; `None`:
+/// all), for [`format_value_known`] and [`diff_values_known`].
+#[derive(Debug, Clone, Copy)]
+pub struct KnownBytes<'a> {
+    /// The bytes (an unknown one holds anything).
+    pub bytes: &'a [u8],
+    /// Per byte: known; `None` when all are.
+    pub known: Option<&'a [bool]>,
 }
 
-impl<'a> Side<'a> {
-    fn all(bytes: &'a [u8]) -> Side<'a> {
-        Side { bytes, known: None }
+impl<'a> KnownBytes<'a> {
+    /// Bytes that are all known.
+    pub fn all(bytes: &'a [u8]) -> KnownBytes<'a> {
+        KnownBytes { bytes, known: None }
     }
 
     /// The first `len` bytes.
-    fn take(self, len: usize) -> Side<'a> {
+    fn take(self, len: usize) -> KnownBytes<'a> {
         let len = len.min(self.bytes.len());
-        Side {
+        KnownBytes {
             bytes: &self.bytes[..len],
             known: self.known.map(|k| &k[..len.min(k.len())]),
         }
     }
 
     /// From byte `start` on.
-    fn from(self, start: usize) -> Side<'a> {
-        Side {
+    fn from(self, start: usize) -> KnownBytes<'a> {
+        KnownBytes {
             bytes: &self.bytes[start.min(self.bytes.len())..],
             known: known_from(self.known, start),
         }
@@ -679,8 +671,8 @@ impl<'a> Side<'a> {
     }
 
     /// The same bytes, known alike.
-    fn same(self, other: Side<'_>) -> bool {
-        let known = |s: Side<'_>| -> Vec<bool> {
+    fn same(self, other: KnownBytes<'_>) -> bool {
+        let known = |s: KnownBytes<'_>| -> Vec<bool> {
             (0..s.bytes.len())
                 .map(|i| s.known.is_none_or(|k| k.get(i).copied().unwrap_or(false)))
                 .collect()
@@ -700,7 +692,7 @@ fn diff_into(
     path: &mut String,
     lang: Language,
     ty: &Type,
-    (old, new): (Side<'_>, Side<'_>),
+    (old, new): (KnownBytes<'_>, KnownBytes<'_>),
     symbolize: &mut Symbolizer<'_>,
 ) {
     let size = usize::try_from(ty.size).unwrap_or(usize::MAX);
@@ -725,7 +717,7 @@ fn diff_into(
                         // bytes is no change of this one.
                         let width = bitfield_width(field);
                         let (fo, fnew) = (fo.take(width), fnew.take(width));
-                        let shown = |s: Side<'_>| {
+                        let shown = |s: KnownBytes<'_>| {
                             if s.all_known() {
                                 bitfield_value(field, s.bytes)
                             } else {
@@ -949,6 +941,99 @@ fn parse_number(text: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{c_base_type, Field};
+
+    fn field(name: &str, offset: u64, ty: Type) -> Field {
+        Field {
+            name: Some(name.into()),
+            offset,
+            bits: None,
+            base: false,
+            ty,
+        }
+    }
+
+    #[test]
+    fn unknown_bytes_print_unavailable_and_change_only_when_their_knowledge_does() {
+        let long = c_base_type("long").unwrap();
+        let chars = Type {
+            name: "char [8]".into(),
+            size: 8,
+            kind: TypeKind::Array {
+                element: Box::new(c_base_type("char").unwrap()),
+                count: 8,
+            },
+        };
+        let ty = Type {
+            name: "struct s".into(),
+            size: 24,
+            kind: TypeKind::Struct(vec![
+                field("a", 0, long.clone()),
+                field("b", 8, long),
+                field("name", 16, chars),
+            ]),
+        };
+        let mut bytes = [0u8; 24];
+        bytes[0] = 1;
+        bytes[16..19].copy_from_slice(b"abc");
+        let mut known = [true; 24];
+        known[8..16].fill(false);
+        known[20..24].fill(false);
+        let value = KnownBytes {
+            bytes: &bytes,
+            known: Some(&known),
+        };
+        assert_eq!(
+            format_value_known(Language::C, &ty, value, &mut |_| None),
+            r#"{a = 1, b = <unavailable>, name = "abc\000", <unavailable>}"#
+        );
+        // b becomes known (still 0): a change from unavailable; a's bytes are the same.
+        let all = [true; 24];
+        let changes = diff_values_known(
+            "s",
+            &ty,
+            value,
+            KnownBytes {
+                bytes: &bytes,
+                known: Some(&all),
+            },
+            Language::C,
+            &mut |_| None,
+        );
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "s.b: <unavailable> -> 0",
+                r#"s.name: "abc\000", <unavailable> -> "abc\000\000\000\000""#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bit_field_changes_by_its_own_bits() {
+        let unsigned = c_base_type("unsigned int").unwrap();
+        let bit = |name: &str, first: u64, count: u64| Field {
+            bits: Some((first, count)),
+            ..field(name, 0, unsigned.clone())
+        };
+        let ty = Type {
+            name: "struct bits".into(),
+            size: 4,
+            kind: TypeKind::Struct(vec![bit("a", 0, 3), bit("c", 3, 12)]),
+        };
+        let (old, new) = (5u32.to_le_bytes(), (5u32 | 9 << 3).to_le_bytes());
+        let changes = diff_values("bits", &ty, &old, &new, Language::C, &mut |_| None);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["bits.c: 0 -> 9"]);
+    }
+
+    #[test]
+    fn a_char_pointers_string_stops_at_the_nul_or_the_print_limit() {
+        assert_eq!(format_c_string(b"hi\tx\0junk"), r#""hi\tx""#);
+        assert_eq!(format_c_string(b"\0"), r#""""#);
+        assert_eq!(format_c_string(&[b'x'; 200]), "'x' <repeats 200 times>...");
+    }
 
     #[test]
     fn percent_g_like_c() {

@@ -223,15 +223,17 @@ fn c_expressions_agree_with_gdb_on_address_size_and_value() {
         "'typed.c'::file_static",
         "'typed_b.c'::file_static",
     ];
-    let from_gdb = gdb(TYPED_NOPIE, "c", &exprs);
+    agree_with_gdb(TYPED_NOPIE, &exprs);
+}
+
+/// Each expression's address, size and value, evaluated and printed by hwbp on `path` at
+/// rest, are gdb's.
+fn agree_with_gdb(path: &str, exprs: &[&str]) {
+    let from_gdb = gdb(path, "c", exprs);
     for (text, (addr, size, value)) in exprs.iter().zip(from_gdb) {
-        let ev = eval_at_rest(TYPED_NOPIE, text);
+        let ev = eval_at_rest(path, text);
         assert_eq!((ev.addr, ev.len), (addr, size), "{text}: address and size");
-        assert_eq!(
-            shown(TYPED_NOPIE, &ev),
-            value,
-            "{text}: value as gdb prints it"
-        );
+        assert_eq!(shown(path, &ev), value, "{text}: value as gdb prints it");
     }
 }
 
@@ -261,16 +263,7 @@ fn strings_and_arrays_print_as_gdb_prints_them() {
         "bits",
         "pair",
     ];
-    let from_gdb = gdb(AGGREGATES_NOPIE, "c", &exprs);
-    for (text, (addr, size, value)) in exprs.iter().zip(from_gdb) {
-        let ev = eval_at_rest(AGGREGATES_NOPIE, text);
-        assert_eq!((ev.addr, ev.len), (addr, size), "{text}: address and size");
-        assert_eq!(
-            shown(AGGREGATES_NOPIE, &ev),
-            value,
-            "{text}: value as gdb prints it"
-        );
-    }
+    agree_with_gdb(AGGREGATES_NOPIE, &exprs);
     assert_eq!(
         shown(AGGREGATES_NOPIE, &eval_at_rest(AGGREGATES_NOPIE, "buf")),
         r#""value 2", '\000' <repeats 56 times>"#

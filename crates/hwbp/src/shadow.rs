@@ -26,6 +26,7 @@
 //! not have, `<unavailable>` ([`hwbp_symbols::value::UNAVAILABLE`]).
 
 use hwbp_linux::perf::WatchRequest;
+use hwbp_symbols::value::KnownBytes;
 
 /// The bytes of a value and which of them are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,14 @@ impl Snapshot {
     /// Every byte is known.
     pub fn complete(&self) -> bool {
         self.known.iter().all(|k| *k)
+    }
+
+    /// The bytes with which are known, as the value printer takes them.
+    pub fn view(&self) -> KnownBytes<'_> {
+        KnownBytes {
+            bytes: &self.bytes,
+            known: (!self.complete()).then_some(&self.known[..]),
+        }
     }
 }
 

@@ -20,14 +20,15 @@ use hwbp_core::Access;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
 use hwbp_symbols::value::{
-    diff_values_known, format_untyped, format_value_known, Change, CompareOp, TypedCondition,
+    diff_values_known, format_untyped, format_value_known, Change, CompareOp, KnownBytes,
+    TypedCondition,
 };
 use hwbp_symbols::ProcessSymbols;
 
 use crate::condition::Condition;
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{PlannedWatch, WatchPlan};
-use crate::shadow::{Shadow, Snapshot};
+use crate::shadow::Shadow;
 
 /// The most bytes of one value hwbp reads, formats and diffs at each hit.
 pub const MAX_TYPED_BYTES: u64 = 4096;
@@ -101,38 +102,13 @@ impl LastValue {
 
 /// Formats one value of `ty` (`None` bytes: unreadable).
 pub fn format(ty: &WatchType, bytes: Option<&[u8]>, symbols: Option<&ProcessSymbols>) -> String {
-    format_known(ty, bytes.map(Known::all), symbols)
-}
-
-/// Bytes of a value and which of them are known (`None`: all).
-#[derive(Clone, Copy)]
-struct Known<'a> {
-    bytes: &'a [u8],
-    known: Option<&'a [bool]>,
-}
-
-impl<'a> Known<'a> {
-    fn all(bytes: &'a [u8]) -> Known<'a> {
-        Known { bytes, known: None }
-    }
-
-    fn of(snapshot: &'a Snapshot) -> Known<'a> {
-        Known {
-            bytes: &snapshot.bytes,
-            known: (!snapshot.complete()).then_some(&snapshot.known[..]),
-        }
-    }
-
-    fn mask(self) -> Vec<bool> {
-        self.known
-            .map_or_else(|| vec![true; self.bytes.len()], <[bool]>::to_vec)
-    }
+    format_known(ty, bytes.map(KnownBytes::all), symbols)
 }
 
 /// [`format`] of a value of which only some bytes may be known.
 fn format_known(
     ty: &WatchType,
-    value: Option<Known<'_>>,
+    value: Option<KnownBytes<'_>>,
     symbols: Option<&ProcessSymbols>,
 ) -> String {
     let Some(value) = value else {
@@ -141,7 +117,7 @@ fn format_known(
     let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
     match &ty.ty {
         Some(t) if value.bytes.len() as u64 >= t.size => {
-            format_value_known(ty.language, t, value.bytes, &value.mask(), &mut symbolize)
+            format_value_known(ty.language, t, value, &mut symbolize)
         }
         _ if value.known.is_some() => hwbp_symbols::value::UNAVAILABLE.to_string(),
         _ => format_untyped(value.bytes),
@@ -155,32 +131,29 @@ fn describe(
     new: Option<&[u8]>,
     symbols: Option<&ProcessSymbols>,
 ) -> TypedValue {
-    describe_known(ty, old.map(Known::all), new.map(Known::all), symbols)
+    describe_known(
+        ty,
+        old.map(KnownBytes::all),
+        new.map(KnownBytes::all),
+        symbols,
+    )
 }
 
 /// [`describe`] of values of which only some bytes may be known.
 fn describe_known<'a>(
     ty: &WatchType,
-    old: Option<Known<'a>>,
-    new: Option<Known<'a>>,
+    old: Option<KnownBytes<'a>>,
+    new: Option<KnownBytes<'a>>,
     symbols: Option<&ProcessSymbols>,
 ) -> TypedValue {
-    let wide = |v: Option<Known<'a>>| v.filter(|v| v.bytes.len() > 8);
+    let wide = |v: Option<KnownBytes<'a>>| v.filter(|v| v.bytes.len() > 8);
     let composite = ty.ty.as_ref().is_some_and(|t| {
         t.fields().is_some() || matches!(t.kind, hwbp_symbols::types::TypeKind::Array { .. })
     });
     let changes = match (&ty.ty, old, new) {
         (Some(t), Some(o), Some(n)) if composite => {
             let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
-            let (o_known, n_known) = (o.mask(), n.mask());
-            diff_values_known(
-                &ty.root,
-                t,
-                (o.bytes, &o_known),
-                (n.bytes, &n_known),
-                ty.language,
-                &mut symbolize,
-            )
+            diff_values_known(&ty.root, t, o, n, ty.language, &mut symbolize)
         }
         _ => Vec::new(),
     };
@@ -472,8 +445,8 @@ impl WatchValues {
         }
         let typed = describe_known(
             ty,
-            Some(Known::of(&before)),
-            Some(Known::of(&after)),
+            Some(before.view()),
+            Some(after.view()),
             plan.symbols.as_deref(),
         );
         self.last[hit.watch.0] = LastValue(Some(after.bytes));
