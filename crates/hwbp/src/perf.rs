@@ -34,6 +34,11 @@
 //! - otherwise **perf samples** with the user registers (`PERF_SAMPLE_REGS_USER`): the value of
 //!   a plain `mov` store is recovered from them ([`ValueSource::DecodedStore`], exact), else
 //!   the value is read after the hit, once per drained batch ([`ValueSource::ReadAfter`]).
+//!
+//! A typed watch of several pieces gets its whole value from its shadow ([`crate::shadow`]),
+//! advanced by the handler's piece values; the drain thread sends each rotation move as two
+//! timed turn events (a piece off its register, a piece on it with its value read once
+//! armed), sorted with the records.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
