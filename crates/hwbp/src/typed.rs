@@ -218,7 +218,12 @@ impl WatchValues {
         };
         for w in &plan.watches {
             let seed = values.read(w);
-            if w.pieces.len() > 1 && w.chain.is_none() && w.value_type.is_some() {
+            let shadowed = w.pieces.len() > 1
+                && w.chain.is_none()
+                && w.value_type.is_some()
+                && w.len <= MAX_TYPED_BYTES
+                && w.access != Access::Execute;
+            if shadowed {
                 if let Ok(len) = usize::try_from(w.len) {
                     values.shadows[w.id.0] =
                         Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
