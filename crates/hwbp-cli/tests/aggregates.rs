@@ -11,7 +11,7 @@
 use std::io::Write as _;
 use std::process::Command;
 
-use hwbp_fixtures::{Fixture, AGGREGATES};
+use hwbp_fixtures::{Fixture, AGGREGATES, RUST_STATICS};
 use serde_json::Value;
 
 mod support;
@@ -339,4 +339,66 @@ fn exclusive_a_char_pointer_prints_the_pointer_and_its_string_as_gdb_does() {
     );
     // Without stopping, the pointer is the handler's and the string is read after.
     check(&text_run(&[]), " (string read after)");
+}
+
+/// gdb's `print rust_statics::config::NAME` in the Rust fixture once `main` runs.
+fn gdb_print_rust_name() -> String {
+    let out = Command::new("gdb")
+        .args([
+            "-nx",
+            "-batch",
+            "-ex",
+            "break rust_statics::main",
+            "-ex",
+            "run",
+        ])
+        .args(["-ex", "print rust_statics::config::NAME", "-ex", "kill"])
+        .arg(RUST_STATICS)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .unwrap_or_else(|| panic!("gdb printed no value: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn exclusive_a_rust_str_prints_as_the_text_it_points_to() {
+    require_root();
+    for (extra, suffix) in [(&["--stop"][..], ""), (&[][..], " (string read after)")] {
+        let mut target = Fixture::spawn(RUST_STATICS, &[]).unwrap();
+        let pid = target.pid().to_string();
+        let mut args = vec!["watch", "rust_statics::config::NAME", "-p", &pid, "--json"];
+        args.extend_from_slice(extra);
+        let mut hwbp = Running::hwbp_streaming(&args);
+        assert_eq!(
+            target.command("rename").unwrap().number("renamed").unwrap(),
+            1
+        );
+        // Two stores (data_ptr, length), taken while the target still runs.
+        let hits: Vec<Value> = (0..2)
+            .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
+            .collect();
+        target.finish().unwrap();
+        let (status, _, stderr) = hwbp.finish();
+        assert!(status.success(), "{stderr:?}");
+        let text = |h: &Value, k: &str| h[k].as_str().unwrap().to_string();
+        // Read at arming: exact, unmarked.
+        assert_eq!(text(&hits[0], "old"), r#""hwbp""#, "{extra:?}");
+        assert_eq!(
+            text(&hits[1], "new"),
+            format!(r#""renamed \"x\"\n"{suffix}"#),
+            "{extra:?}"
+        );
+        // Between the two stores the new pointer has the old length: 4 bytes of the new text.
+        assert_eq!(
+            text(&hits[0], "new"),
+            format!(r#""rena"{suffix}"#),
+            "{extra:?}"
+        );
+    }
+    assert_eq!(gdb_print_rust_name(), r#""hwbp""#);
 }

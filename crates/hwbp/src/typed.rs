@@ -200,8 +200,9 @@ pub fn condition_holds(condition: Condition, ty: Option<&Type>, bytes: &[u8]) ->
 /// hit, at the watch's current address (a value chain's moves with it).
 pub(crate) struct WatchValues {
     last: Vec<LastValue>,
-    /// Per `char *` watch: the last pointer and its text with the string it pointed to.
-    strings: Vec<Option<(u64, String)>>,
+    /// Per `char *` or `&str` watch: the last value and its text with the string it
+    /// pointed to.
+    strings: Vec<Option<(Vec<u8>, String)>>,
     /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
     shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
@@ -229,12 +230,15 @@ impl WatchValues {
                         Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
                 }
             }
-            if let Some(ty) = w.value_type.as_ref().filter(|t| is_char_pointer(t)) {
+            if let (Some(kind), Some(ty), Some(bytes)) = (
+                w.value_type.as_deref().and_then(StringKind::of),
+                w.value_type.as_ref(),
+                seed.as_deref(),
+            ) {
                 // The string at arming: the `old` of the first hit.
-                let pointer = seed.as_deref().filter(|b| b.len() == 8).map(raw);
-                if let Some((p, string)) = pointer.and_then(|p| Some((p, values.string_at(p)?))) {
-                    let shown = format(ty, seed.as_deref(), plan.symbols.as_deref());
-                    values.strings[w.id.0] = Some((p, format!("{shown} {string}")));
+                let shown = format(ty, Some(bytes), plan.symbols.as_deref());
+                if let Some(text) = values.with_string(kind, &shown, bytes) {
+                    values.strings[w.id.0] = Some((bytes.to_vec(), text));
                 }
             }
             values.last[w.id.0] = LastValue(seed);
@@ -357,32 +361,53 @@ impl WatchValues {
     }
 }
 
-/// The pointee of a C `char *` (`const`, `signed`, `unsigned` alike), which gdb prints as
-/// the pointer and the string.
-fn is_char_pointer(ty: &WatchType) -> bool {
-    let Some(Type {
-        kind: hwbp_symbols::types::TypeKind::Pointer { target },
-        size: 8,
-        ..
-    }) = &ty.ty
-    else {
-        return false;
-    };
-    let mut name = target.name.as_str();
-    while let Some(rest) = name
-        .strip_prefix("const ")
-        .or_else(|| name.strip_prefix("volatile "))
-    {
-        name = rest;
+/// A value gdb prints with the string it points to.
+#[derive(Clone, Copy)]
+enum StringKind {
+    /// A C `char *` (`const`, `signed`, `unsigned` alike): the pointer, then `"text"`.
+    CPointer,
+    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`): `"text"` alone.
+    RustStr { data_ptr: usize, length: usize },
+}
+
+impl StringKind {
+    fn of(ty: &WatchType) -> Option<StringKind> {
+        let t = ty.ty.as_ref()?;
+        match &t.kind {
+            hwbp_symbols::types::TypeKind::Pointer { target } if t.size == 8 => {
+                let mut name = target.name.as_str();
+                while let Some(rest) = name
+                    .strip_prefix("const ")
+                    .or_else(|| name.strip_prefix("volatile "))
+                {
+                    name = rest;
+                }
+                let c_char = matches!(name, "char" | "signed char" | "unsigned char");
+                (ty.language != Language::Rust && c_char).then_some(StringKind::CPointer)
+            }
+            hwbp_symbols::types::TypeKind::Struct(fields)
+                if ty.language == Language::Rust
+                    && matches!(t.name.as_str(), "&str" | "&mut str") =>
+            {
+                let offset = |name: &str| {
+                    let f = fields.iter().find(|f| f.name.as_deref() == Some(name))?;
+                    (f.ty.size == 8).then(|| usize::try_from(f.offset).ok())?
+                };
+                Some(StringKind::RustStr {
+                    data_ptr: offset("data_ptr")?,
+                    length: offset("length")?,
+                })
+            }
+            _ => None,
+        }
     }
-    ty.language != Language::Rust && matches!(name, "char" | "signed char" | "unsigned char")
 }
 
 impl WatchValues {
-    /// For a `char *` watch: appends the string the new pointer points to (read now, up to
-    /// gdb's 200 characters; ` (string read after)` when the target ran on since the hit) to
-    /// `typed.new`, and the one read for the old pointer, when it was the last new one, to
-    /// `typed.old`. NULL and unreadable pointers print as the pointer alone.
+    /// For a `char *` or `&str` watch: shows the string the new value points to (read now,
+    /// up to gdb's 200 characters; ` (string read after)` when the target ran on since the
+    /// hit) in `typed.new`, and the one read for the old value, when it was the last new
+    /// one, in `typed.old`. NULL and unreadable pointers print as the value alone.
     fn add_string(
         &mut self,
         watch: &PlannedWatch,
@@ -390,40 +415,56 @@ impl WatchValues {
         (old, new): (Option<&[u8]>, Option<&[u8]>),
         read_after: bool,
     ) {
-        if !watch
-            .value_type
-            .as_ref()
-            .is_some_and(|t| is_char_pointer(t))
-        {
+        let Some(kind) = watch.value_type.as_deref().and_then(StringKind::of) else {
             return;
-        }
-        let pointer = |b: Option<&[u8]>| b.filter(|b| b.len() == 8).map(raw);
-        if let (Some(p), Some((last, text))) = (pointer(old), &self.strings[watch.id.0]) {
-            if p == *last {
+        };
+        if let (Some(old), Some((last, text))) = (old, &self.strings[watch.id.0]) {
+            if old == last.as_slice() {
                 typed.old = Some(text.clone());
             }
         }
-        let (Some(p), Some(shown)) = (pointer(new), typed.new.as_mut()) else {
+        let (Some(new), Some(shown)) = (new, typed.new.as_ref()) else {
             return;
         };
-        let Some(string) = self.string_at(p) else {
+        let Some(mut text) = self.with_string(kind, shown, new) else {
             return;
         };
-        shown.push(' ');
-        shown.push_str(&string);
         if read_after {
-            shown.push_str(" (string read after)");
+            text.push_str(" (string read after)");
         }
-        self.strings[watch.id.0] = Some((p, shown.clone()));
+        typed.new = Some(text.clone());
+        self.strings[watch.id.0] = Some((new.to_vec(), text));
     }
 
-    /// The string at `pointer` as gdb prints it after a `char *` (`"text"`), read now;
-    /// `None` for NULL or unreadable memory.
-    fn string_at(&self, pointer: u64) -> Option<String> {
-        let pid = self.pid.filter(|_| pointer != 0)?;
-        let mut buf = vec![0u8; hwbp_symbols::value::C_STRING_MAX];
-        let n = memory::read_memory(pid, pointer, &mut buf).ok()?;
-        Some(hwbp_symbols::value::format_c_string(&buf[..n]))
+    /// `shown` (the value printed by its type, of bytes `value`) with the string it points
+    /// to, read now; `None` for NULL or unreadable memory.
+    fn with_string(&self, kind: StringKind, shown: &str, value: &[u8]) -> Option<String> {
+        let word = |at: usize| value.get(at..at + 8).map(raw);
+        let pid = self.pid?;
+        match kind {
+            StringKind::CPointer => {
+                let pointer = word(0).filter(|p| *p != 0)?;
+                let mut buf = vec![0u8; hwbp_symbols::value::C_STRING_MAX];
+                let n = memory::read_memory(pid, pointer, &mut buf).ok()?;
+                let string = hwbp_symbols::value::format_c_string(&buf[..n]);
+                Some(format!("{shown} {string}"))
+            }
+            StringKind::RustStr { data_ptr, length } => {
+                let pointer = word(data_ptr).filter(|p| *p != 0)?;
+                let length = word(length)?;
+                let limit = hwbp_symbols::value::C_STRING_MAX;
+                let mut buf = vec![0u8; usize::try_from(length).map_or(limit, |l| l.min(limit))];
+                if memory::read_memory(pid, pointer, &mut buf).ok()? < buf.len() {
+                    return None;
+                }
+                // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the limit.
+                let mut string = format!("{:?}", String::from_utf8_lossy(&buf));
+                if length > limit as u64 {
+                    string.push_str("...");
+                }
+                Some(string)
+            }
+        }
     }
 
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
@@ -448,12 +489,17 @@ impl WatchValues {
             // The shadow's before (see `Shadow::write`), so value_before agrees with `old`.
             value.old = Some(old);
         }
-        let typed = describe_known(
+        let mut typed = describe_known(
             ty,
             Some(before.view()),
             Some(after.view()),
             plan.symbols.as_deref(),
         );
+        if before.complete() && after.complete() {
+            let watch = &plan.watches[hit.watch.0];
+            let values = (Some(&before.bytes[..]), Some(&after.bytes[..]));
+            self.add_string(watch, &mut typed, values, true);
+        }
         self.last[hit.watch.0] = LastValue(Some(after.bytes));
         hit.typed = Some(typed);
         true
