@@ -219,6 +219,16 @@ fn exclusive_a_process_that_ends_in_milliseconds_has_every_hit_with_its_values()
     assert_eq!(&per_member[..3], &[ROUNDS; 3], "{per_member:?}");
 }
 
+/// The value of gdb's first `print` (`$1 = ...`) in its output.
+fn first_value(out: std::process::Output) -> String {
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .unwrap_or_else(|| panic!("gdb printed no value: {stdout}"))
+        .to_string()
+}
+
 /// gdb's `print EXPR` on the fixture when it has answered every line of `commands` (it
 /// stops at `answered()` once per answer).
 fn gdb_print(commands: &str, expr: &str) -> String {
@@ -238,12 +248,7 @@ fn gdb_print(commands: &str, expr: &str) -> String {
         .output()
         .unwrap();
     std::fs::remove_file(&input).unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("$1 = "))
-        .unwrap_or_else(|| panic!("gdb printed no value: {stdout}"))
-        .to_string()
+    first_value(out)
 }
 
 #[test]
@@ -357,12 +362,7 @@ fn gdb_print_rust_name() -> String {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("$1 = "))
-        .unwrap_or_else(|| panic!("gdb printed no value: {stdout}"))
-        .to_string()
+    first_value(out)
 }
 
 #[test]
