@@ -38,6 +38,7 @@ const SOURCES: &[&str] = &[
     "tree_count.c",
     "conds.c",
     "forever.c",
+    "aggregates.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -94,6 +95,21 @@ fn main() {
         "chain",
         &["chain.c"],
         &["-no-pie", "-fno-pie", "-pthread"],
+    );
+    // As distributions build: no frame pointers (the later flag wins over COMMON_FLAGS').
+    gcc(
+        &out_dir,
+        &c_dir,
+        "aggregates",
+        &["aggregates.c"],
+        &["-pie", "-fPIE", "-fomit-frame-pointer"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "aggregates_nopie",
+        &["aggregates.c"],
+        &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
     gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
     rustc(

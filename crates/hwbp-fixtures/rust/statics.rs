@@ -1,6 +1,8 @@
 //! rust_statics: Rust statics in modules, for `crate::module::STATIC.field` expressions.
 //!
-//! Prints `ready pid=<pid> addr=<&config::SETTINGS>` and exits at end of stdin.
+//! Prints `ready pid=<pid> addr=<&config::SETTINGS>` and exits at end of stdin; the command
+//! `rename` sets `config::NAME` (a `&str`, "hwbp") to "renamed \"x\"\n" and answers
+//! `done renamed=1`.
 use std::io::BufRead;
 
 pub mod config {
@@ -31,12 +33,21 @@ pub mod config {
     pub static mut NEG: i8 = -5;
     pub static mut ORIGIN: Point = Point(3, -4);
     pub static mut LIMIT_PTR: *const Limits = std::ptr::null();
+    pub static mut NAME: &str = "hwbp";
 }
 
 fn main() {
     let addr = std::ptr::addr_of!(config::SETTINGS);
     println!("ready pid={} addr={:p}", std::process::id(), addr);
-    for _ in std::io::stdin().lock().lines() {}
+    for line in std::io::stdin().lock().lines() {
+        if line.as_deref().is_ok_and(|l| l == "rename") {
+            // SAFETY: single-threaded; a volatile store keeps both words written.
+            unsafe {
+                std::ptr::write_volatile(std::ptr::addr_of_mut!(config::NAME), "renamed \"x\"\n")
+            };
+            println!("done renamed=1");
+        }
+    }
     // SAFETY: single-threaded; read once at exit so the static is kept.
     let settings = unsafe { std::ptr::read_volatile(addr) };
     // SAFETY: single-threaded; volatile reads keep the statics in the binary.

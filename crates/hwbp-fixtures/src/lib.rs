@@ -47,6 +47,22 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 /// reader can tell whether the program has reached `main`.
 pub const WRITER: &str = concat!(env!("OUT_DIR"), "/writer");
 
+/// `aggregates` (PIE, built without frame pointers): `struct pair { long left, right; }
+/// pair`, `struct wide { long v[8]; } wide` (64 bytes), `char line[32]` written by
+/// `snprintf`, a bit-field struct `bits`, and initialized `char`/`int` arrays for gdb checks.
+///
+/// `aggregates burst N` writes `wide.v[k] = r * 8 + k + 1` for 8N stores and exits (no
+/// protocol). Otherwise: ready line `ready pid=P addr=&pair wide=&wide line=&line bits=&bits`;
+/// `pair N` (left = i, then right = 100 + i, for i in 1..=N; `done writes=2N`), `fill N`
+/// (`snprintf(line, 32, "value %d", i)`; `done fills=N`), `bits N` (a = i, b = -i, c =
+/// 10 i; `done writes=3N`), `text N` (`const char *text = names[i % 3]`: `"alpha"`, `"beta\t2"`,
+/// `line`; `done writes=N`). After each answer it calls the noinline `answered()`.
+pub const AGGREGATES: &str = concat!(env!("OUT_DIR"), "/aggregates");
+
+/// `aggregates_nopie`: [`AGGREGATES`] linked `-no-pie` (its initialized arrays at fixed
+/// addresses, read from the file).
+pub const AGGREGATES_NOPIE: &str = concat!(env!("OUT_DIR"), "/aggregates_nopie");
+
 /// `writer_nopie`: the same program as [`WRITER`] linked `-no-pie`, so its
 /// addresses are the link-time addresses and the same in every run.
 pub const WRITER_NOPIE: &str = concat!(env!("OUT_DIR"), "/writer_nopie");

@@ -53,8 +53,57 @@ pub fn format_value_in(
     symbolize: &mut Symbolizer<'_>,
 ) -> String {
     let mut out = String::new();
-    write_value(&mut out, language, ty, bytes, symbolize);
+    write_value(&mut out, language, ty, bytes, None, symbolize);
     out
+}
+
+/// gdb's text for bytes whose value is not known (gdb prints data a tracepoint did not
+/// collect so); hwbp prints it for the bytes of a piece that was not armed.
+pub const UNAVAILABLE: &str = "<unavailable>";
+
+/// [`format_value_in`] for a value of which only some bytes are known: every scalar, pointer and bit-field with an unknown byte prints as
+/// [`UNAVAILABLE`]; a `char` array prints its known runs as strings and the rest as
+/// [`UNAVAILABLE`].
+pub fn format_value_known(
+    language: Language,
+    ty: &Type,
+    value: KnownBytes<'_>,
+    symbolize: &mut Symbolizer<'_>,
+) -> String {
+    let mut out = String::new();
+    write_value(&mut out, language, ty, value.bytes, value.known, symbolize);
+    out
+}
+
+/// True when every byte of `known` (up to `len`) is known; `None` means all are.
+fn all_known(known: Option<&[bool]>, len: usize) -> bool {
+    known.is_none_or(|k| k.iter().take(len).all(|b| *b))
+}
+
+/// `known` from `start` on (`None` stays `None`).
+fn known_from(known: Option<&[bool]>, start: usize) -> Option<&[bool]> {
+    known.map(|k| &k[start.min(k.len())..])
+}
+
+/// A bit-field's value as gdb prints it: the field's own bits, sign-extended for a signed
+/// type; `bytes` start at the field's byte offset.
+fn bitfield_value(field: &crate::types::Field, bytes: &[u8]) -> String {
+    let Some((first_bit, count)) = field.bits else {
+        return format_untyped(bytes);
+    };
+    let raw = unsigned(bytes) >> first_bit;
+    let mask = if count >= 64 { !0 } else { (1u64 << count) - 1 };
+    let v = raw & mask;
+    if field.ty.is_signed() && count > 0 && count < 64 && v >> (count - 1) & 1 == 1 {
+        ((v | !mask) as i64).to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The bytes a bit-field's bits lie in, from its byte offset.
+fn bitfield_width(field: &crate::types::Field) -> usize {
+    usize::try_from(field.bits.map_or(0, |b| b.0 + b.1).div_ceil(8)).unwrap_or(1)
 }
 
 /// A typeless value: the bytes as an unsigned little-endian integer (up to 8 bytes), or hex
@@ -109,12 +158,21 @@ fn write_value(
     lang: Language,
     ty: &Type,
     bytes: &[u8],
+    known: Option<&[bool]>,
     symbolize: &mut Symbolizer<'_>,
 ) {
     let size = usize::try_from(ty.size)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
     let bytes = &bytes[..size];
+    let composite = matches!(
+        ty.kind,
+        TypeKind::Struct(_) | TypeKind::Union(_) | TypeKind::Array { .. }
+    );
+    if !composite && !all_known(known, size) {
+        out.push_str(UNAVAILABLE);
+        return;
+    }
     match &ty.kind {
         TypeKind::Base(Encoding::Signed) => {
             let _ = write!(out, "{}", signed(bytes));
@@ -247,22 +305,20 @@ fn write_value(
                 let start = usize::try_from(field.offset)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
-                match field.bits {
-                    Some((first_bit, count)) => {
-                        let raw = unsigned(&bytes[start..]) >> first_bit;
-                        let mask = if count >= 64 { !0 } else { (1u64 << count) - 1 };
-                        let v = raw & mask;
-                        if field.ty.is_signed()
-                            && count > 0
-                            && count < 64
-                            && v >> (count - 1) & 1 == 1
-                        {
-                            let _ = write!(out, "{}", (v | !mask) as i64);
-                        } else {
-                            let _ = write!(out, "{v}");
-                        }
-                    }
-                    None => write_value(out, lang, &field.ty, &bytes[start..], symbolize),
+                let field_known = known_from(known, start);
+                if field.bits.is_none() {
+                    write_value(
+                        out,
+                        lang,
+                        &field.ty,
+                        &bytes[start..],
+                        field_known,
+                        symbolize,
+                    );
+                } else if all_known(field_known, bitfield_width(field)) {
+                    out.push_str(&bitfield_value(field, &bytes[start..]));
+                } else {
+                    out.push_str(UNAVAILABLE);
                 }
             }
             out.push(if tuple { ')' } else { '}' });
@@ -270,48 +326,69 @@ fn write_value(
         TypeKind::Array { element, count } => {
             let elem_size = usize::try_from(element.size).unwrap_or(0);
             let count = usize::try_from(*count).unwrap_or(0);
-            if elem_size == 1
-                && matches!(
-                    element.kind,
-                    TypeKind::Base(Encoding::SignedChar | Encoding::UnsignedChar)
-                )
-            {
-                string_literal(out, &bytes[..count.min(bytes.len())]);
+            if is_char(element) {
+                let bytes = &bytes[..count.min(bytes.len())];
+                match known {
+                    Some(k) if !all_known(known, bytes.len()) => {
+                        known_runs_literal(out, bytes, k);
+                    }
+                    _ => string_literal(out, bytes),
+                }
                 return;
             }
-            let elements: Vec<String> = (0..count)
-                .take(PRINT_MAX)
-                .map(|i| {
-                    let start = (i * elem_size).min(bytes.len());
-                    format_value_in(lang, element, &bytes[start..], symbolize)
-                })
-                .collect();
             let (open, close) = if lang == Language::Rust {
                 ('[', ']')
             } else {
                 ('{', '}')
             };
+            // gdb's value_print_array_elements: a run of more than the threshold prints once
+            // with its count and costs the threshold of the `print elements` budget.
+            let mut element_at = |i: usize| {
+                let start = (i * elem_size).min(bytes.len());
+                let mut text = String::new();
+                let element_known = known_from(known, start);
+                write_value(
+                    &mut text,
+                    lang,
+                    element,
+                    &bytes[start..],
+                    element_known,
+                    symbolize,
+                );
+                text
+            };
             out.push(open);
             let mut i = 0;
-            let mut first = true;
-            while i < elements.len() {
+            let mut printed = 0;
+            let mut current = (count > 0).then(|| element_at(0));
+            while i < count && printed < PRINT_MAX {
+                let this = current.take().unwrap_or_else(|| element_at(i));
                 let mut run = 1;
-                while i + run < elements.len() && elements[i + run] == elements[i] {
+                let mut next = None;
+                while i + run < count {
+                    let candidate = element_at(i + run);
+                    if candidate != this {
+                        next = Some(candidate);
+                        break;
+                    }
                     run += 1;
                 }
-                if !first {
+                if i > 0 {
                     out.push_str(", ");
                 }
-                first = false;
-                if run >= REPEAT_THRESHOLD {
-                    let _ = write!(out, "{} <repeats {run} times>", elements[i]);
+                if run > REPEAT_THRESHOLD {
+                    let _ = write!(out, "{this} <repeats {run} times>");
                     i += run;
+                    printed += REPEAT_THRESHOLD;
+                    current = next;
                 } else {
-                    out.push_str(&elements[i]);
+                    out.push_str(&this);
                     i += 1;
+                    printed += 1;
+                    current = if run > 1 { Some(this) } else { next };
                 }
             }
-            if count > PRINT_MAX {
+            if i < count {
                 out.push_str("...");
             }
             out.push(close);
@@ -348,8 +425,42 @@ fn char_literal(out: &mut String, c: u8) {
     out.push('\'');
 }
 
-/// A `char` array as gdb prints it: a trailing NUL dropped, runs over the threshold as
-/// `'c' <repeats N times>` segments.
+/// The string a `char *` points to as gdb prints it after the pointer: `bytes` are the
+/// bytes read there, at most [`PRINT_MAX`]; up to the first NUL as [`string_literal`] does,
+/// or, with no NUL in `PRINT_MAX` bytes, those and `...` (`'x' <repeats 200 times>...`).
+pub fn format_c_string(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    match bytes.iter().position(|b| *b == 0) {
+        Some(0) => out.push_str("\"\""),
+        Some(nul) => {
+            string_segments(&mut out, &bytes[..nul]);
+        }
+        None => {
+            let printed = string_segments(&mut out, &bytes[..bytes.len().min(PRINT_MAX)]);
+            if printed >= PRINT_MAX || bytes.len() >= PRINT_MAX {
+                out.push_str("...");
+            }
+        }
+    }
+    out
+}
+
+/// The most bytes gdb reads behind a `char *` (its `print elements` limit).
+pub const C_STRING_MAX: usize = PRINT_MAX;
+
+/// A `char` element: gdb prints arrays of them as strings.
+fn is_char(element: &Type) -> bool {
+    element.size == 1
+        && matches!(
+            element.kind,
+            TypeKind::Base(Encoding::SignedChar | Encoding::UnsignedChar)
+        )
+}
+
+/// A `char` array as gdb prints it (`generic_printstr` in gdb's `valprint.c`): a trailing
+/// NUL dropped; runs of equal characters taken whole until the `print elements` budget (200
+/// characters) is spent, a run longer than the threshold as `'c' <repeats N times>`, the
+/// rest quoted with C escapes; `...` when the budget ended the string.
 fn string_literal(out: &mut String, bytes: &[u8]) {
     let bytes = match bytes.split_last() {
         Some((0, rest)) => rest,
@@ -359,10 +470,19 @@ fn string_literal(out: &mut String, bytes: &[u8]) {
         out.push_str("\"\"");
         return;
     }
+    let end = string_segments(out, bytes);
+    if end < bytes.len() {
+        out.push_str("...");
+    }
+}
+
+/// Appends the segments of `bytes` (`"abc", 'x' <repeats 20 times>`) until the `print
+/// elements` budget is spent; returns how many bytes were printed.
+fn string_segments(out: &mut String, bytes: &[u8]) -> usize {
     let mut segments: Vec<String> = Vec::new();
     let mut quoted = String::new();
     let mut i = 0;
-    while i < bytes.len().min(PRINT_MAX) {
+    while i < bytes.len() && i < PRINT_MAX {
         let mut run = 1;
         while i + run < bytes.len() && bytes[i + run] == bytes[i] {
             run += 1;
@@ -375,19 +495,44 @@ fn string_literal(out: &mut String, bytes: &[u8]) {
             let mut c = String::new();
             char_literal(&mut c, bytes[i]);
             segments.push(format!("{c} <repeats {run} times>"));
-            i += run;
         } else {
-            escape(&mut quoted, bytes[i], b'"');
-            i += 1;
+            for _ in 0..run {
+                escape(&mut quoted, bytes[i], b'"');
+            }
         }
+        i += run;
     }
     if !quoted.is_empty() {
         segments.push(format!("\"{quoted}\""));
     }
     out.push_str(&segments.join(", "));
-    if bytes.len() > PRINT_MAX {
-        out.push_str("...");
+    i
+}
+
+/// A `char` array of which only some bytes are known: each known run as a string (the
+/// last one without its trailing NUL, as [`string_literal`]), each unknown run as
+/// [`UNAVAILABLE`], joined as gdb joins string segments.
+fn known_runs_literal(out: &mut String, bytes: &[u8], known: &[bool]) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let k = known.get(i).copied().unwrap_or(false);
+        let mut end = i + 1;
+        while end < bytes.len() && known.get(end).copied().unwrap_or(false) == k {
+            end += 1;
+        }
+        let mut part = String::new();
+        if !k {
+            part.push_str(UNAVAILABLE);
+        } else if end == bytes.len() {
+            string_literal(&mut part, &bytes[i..end]);
+        } else {
+            string_segments(&mut part, &bytes[i..end]);
+        }
+        parts.push(part);
+        i = end;
     }
+    out.push_str(&parts.join(", "));
 }
 
 /// C's `%.{precision}g`, as gdb prints floating-point values.
@@ -451,9 +596,9 @@ impl fmt::Display for Change {
     }
 }
 
-/// The leaves (scalars, `char` arrays as one string, bit-fields as their bytes) of `ty` whose
-/// bytes differ between `old` and `new`, named from `root` (`cfg` -> `cfg.limits[2].max`),
-/// values formatted in `language`.
+/// The leaves (scalars, `char` arrays as one string, bit-fields by their own bits) of `ty`
+/// whose value differs between `old` and `new`, named from `root` (`cfg` ->
+/// `cfg.limits[2].max`), values formatted in `language`.
 pub fn diff_values(
     root: &str,
     ty: &Type,
@@ -464,8 +609,80 @@ pub fn diff_values(
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut path = root.to_string();
-    diff_into(&mut changes, &mut path, language, ty, old, new, symbolize);
+    let values = (KnownBytes::all(old), KnownBytes::all(new));
+    diff_into(&mut changes, &mut path, language, ty, values, symbolize);
     changes
+}
+
+/// [`diff_values`] between two values of which only some bytes are known: a leaf changed when its bytes or whether they are known differ; an unknown leaf
+/// prints as [`UNAVAILABLE`].
+pub fn diff_values_known(
+    root: &str,
+    ty: &Type,
+    old: KnownBytes<'_>,
+    new: KnownBytes<'_>,
+    language: Language,
+    symbolize: &mut Symbolizer<'_>,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut path = root.to_string();
+    let values = (old, new);
+    diff_into(&mut changes, &mut path, language, ty, values, symbolize);
+    changes
+}
+
+/// The bytes of a value and which of them are known (`known[i]` for `bytes[i]`; `None`:
+/// all), for [`format_value_known`] and [`diff_values_known`].
+#[derive(Debug, Clone, Copy)]
+pub struct KnownBytes<'a> {
+    /// The bytes (an unknown one holds anything).
+    pub bytes: &'a [u8],
+    /// Per byte: known; `None` when all are.
+    pub known: Option<&'a [bool]>,
+}
+
+impl<'a> KnownBytes<'a> {
+    /// Bytes that are all known.
+    pub fn all(bytes: &'a [u8]) -> KnownBytes<'a> {
+        KnownBytes { bytes, known: None }
+    }
+
+    /// The first `len` bytes.
+    fn take(self, len: usize) -> KnownBytes<'a> {
+        let len = len.min(self.bytes.len());
+        KnownBytes {
+            bytes: &self.bytes[..len],
+            known: self.known.map(|k| &k[..len.min(k.len())]),
+        }
+    }
+
+    /// From byte `start` on.
+    fn from(self, start: usize) -> KnownBytes<'a> {
+        KnownBytes {
+            bytes: &self.bytes[start.min(self.bytes.len())..],
+            known: known_from(self.known, start),
+        }
+    }
+
+    fn all_known(self) -> bool {
+        all_known(self.known, self.bytes.len())
+    }
+
+    /// The same bytes, known alike.
+    fn same(self, other: KnownBytes<'_>) -> bool {
+        let known = |s: KnownBytes<'_>| -> Vec<bool> {
+            (0..s.bytes.len())
+                .map(|i| s.known.is_none_or(|k| k.get(i).copied().unwrap_or(false)))
+                .collect()
+        };
+        self.bytes == other.bytes && known(self) == known(other)
+    }
+
+    fn format(self, lang: Language, ty: &Type, symbolize: &mut Symbolizer<'_>) -> String {
+        let mut out = String::new();
+        write_value(&mut out, lang, ty, self.bytes, self.known, symbolize);
+        out
+    }
 }
 
 fn diff_into(
@@ -473,17 +690,15 @@ fn diff_into(
     path: &mut String,
     lang: Language,
     ty: &Type,
-    old: &[u8],
-    new: &[u8],
+    (old, new): (KnownBytes<'_>, KnownBytes<'_>),
     symbolize: &mut Symbolizer<'_>,
 ) {
     let size = usize::try_from(ty.size).unwrap_or(usize::MAX);
-    let (o, n) = (&old[..size.min(old.len())], &new[..size.min(new.len())]);
-    if o == n {
+    let (o, n) = (old.take(size), new.take(size));
+    if o.same(n) {
         return;
     }
-    let is_string = matches!(&ty.kind, TypeKind::Array { element, .. }
-        if element.size == 1 && matches!(element.kind, TypeKind::Base(Encoding::SignedChar | Encoding::UnsignedChar)));
+    let is_string = matches!(&ty.kind, TypeKind::Array { element, .. } if is_char(element));
     match &ty.kind {
         TypeKind::Struct(fields) | TypeKind::Union(fields) if !fields.is_empty() => {
             for field in fields {
@@ -493,29 +708,30 @@ fn diff_into(
                     path.push_str(name);
                 }
                 let start = usize::try_from(field.offset).unwrap_or(usize::MAX);
-                if start < o.len() && start < n.len() {
+                if start < o.bytes.len() && start < n.bytes.len() {
+                    let (fo, fnew) = (o.from(start), n.from(start));
                     if field.bits.is_some() {
-                        let width =
-                            usize::try_from((field.bits.map_or(0, |b| b.0 + b.1)).div_ceil(8))
-                                .unwrap_or(1);
-                        let end = (start + width).min(o.len()).min(n.len());
-                        if o[start..end] != n[start..end] {
+                        // A bit-field by its own bits: a write to a neighbour in the same
+                        // bytes is no change of this one.
+                        let width = bitfield_width(field);
+                        let (fo, fnew) = (fo.take(width), fnew.take(width));
+                        let shown = |s: KnownBytes<'_>| {
+                            if s.all_known() {
+                                bitfield_value(field, s.bytes)
+                            } else {
+                                UNAVAILABLE.to_string()
+                            }
+                        };
+                        let (old_text, new_text) = (shown(fo), shown(fnew));
+                        if old_text != new_text {
                             changes.push(Change {
                                 path: path.clone(),
-                                old: format_untyped(&o[start..end]),
-                                new: format_untyped(&n[start..end]),
+                                old: old_text,
+                                new: new_text,
                             });
                         }
                     } else {
-                        diff_into(
-                            changes,
-                            path,
-                            lang,
-                            &field.ty,
-                            &o[start..],
-                            &n[start..],
-                            symbolize,
-                        );
+                        diff_into(changes, path, lang, &field.ty, (fo, fnew), symbolize);
                     }
                 }
                 path.truncate(len);
@@ -525,27 +741,20 @@ fn diff_into(
             let step = usize::try_from(element.size).unwrap_or(usize::MAX);
             for i in 0..usize::try_from(*count).unwrap_or(0) {
                 let start = i * step;
-                if start >= o.len() || start >= n.len() {
+                if start >= o.bytes.len() || start >= n.bytes.len() {
                     break;
                 }
                 let len = path.len();
                 let _ = write!(path, "[{i}]");
-                diff_into(
-                    changes,
-                    path,
-                    lang,
-                    element,
-                    &o[start..],
-                    &n[start..],
-                    symbolize,
-                );
+                let elements = (o.from(start), n.from(start));
+                diff_into(changes, path, lang, element, elements, symbolize);
                 path.truncate(len);
             }
         }
         _ => changes.push(Change {
             path: path.clone(),
-            old: format_value_in(lang, ty, o, symbolize),
-            new: format_value_in(lang, ty, n, symbolize),
+            old: o.format(lang, ty, symbolize),
+            new: n.format(lang, ty, symbolize),
         }),
     }
 }
@@ -553,6 +762,99 @@ fn diff_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{c_base_type, Field};
+
+    fn field(name: &str, offset: u64, ty: Type) -> Field {
+        Field {
+            name: Some(name.into()),
+            offset,
+            bits: None,
+            base: false,
+            ty,
+        }
+    }
+
+    #[test]
+    fn unknown_bytes_print_unavailable_and_change_only_when_their_knowledge_does() {
+        let long = c_base_type("long").unwrap();
+        let chars = Type {
+            name: "char [8]".into(),
+            size: 8,
+            kind: TypeKind::Array {
+                element: Box::new(c_base_type("char").unwrap()),
+                count: 8,
+            },
+        };
+        let ty = Type {
+            name: "struct s".into(),
+            size: 24,
+            kind: TypeKind::Struct(vec![
+                field("a", 0, long.clone()),
+                field("b", 8, long),
+                field("name", 16, chars),
+            ]),
+        };
+        let mut bytes = [0u8; 24];
+        bytes[0] = 1;
+        bytes[16..19].copy_from_slice(b"abc");
+        let mut known = [true; 24];
+        known[8..16].fill(false);
+        known[20..24].fill(false);
+        let value = KnownBytes {
+            bytes: &bytes,
+            known: Some(&known),
+        };
+        assert_eq!(
+            format_value_known(Language::C, &ty, value, &mut |_| None),
+            r#"{a = 1, b = <unavailable>, name = "abc\000", <unavailable>}"#
+        );
+        // b becomes known (still 0): a change from unavailable; a's bytes are the same.
+        let all = [true; 24];
+        let changes = diff_values_known(
+            "s",
+            &ty,
+            value,
+            KnownBytes {
+                bytes: &bytes,
+                known: Some(&all),
+            },
+            Language::C,
+            &mut |_| None,
+        );
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "s.b: <unavailable> -> 0",
+                r#"s.name: "abc\000", <unavailable> -> "abc\000\000\000\000""#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bit_field_changes_by_its_own_bits() {
+        let unsigned = c_base_type("unsigned int").unwrap();
+        let bit = |name: &str, first: u64, count: u64| Field {
+            bits: Some((first, count)),
+            ..field(name, 0, unsigned.clone())
+        };
+        let ty = Type {
+            name: "struct bits".into(),
+            size: 4,
+            kind: TypeKind::Struct(vec![bit("a", 0, 3), bit("c", 3, 12)]),
+        };
+        let (old, new) = (5u32.to_le_bytes(), (5u32 | 9 << 3).to_le_bytes());
+        let changes = diff_values("bits", &ty, &old, &new, Language::C, &mut |_| None);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["bits.c: 0 -> 9"]);
+    }
+
+    #[test]
+    fn a_char_pointers_string_stops_at_the_nul_or_the_print_limit() {
+        assert_eq!(format_c_string(b"hi\tx\0junk"), r#""hi\tx""#);
+        assert_eq!(format_c_string(b"\0"), r#""""#);
+        assert_eq!(format_c_string(&[b'x'; 200]), "'x' <repeats 200 times>...");
+    }
 
     #[test]
     fn percent_g_like_c() {

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use hwbp_core::compare::{CompareOp, IntCondition, Literal};
-use hwbp_fixtures::{Fixture, RUST_STATICS, SCOPED, TYPED, TYPED_NOPIE};
+use hwbp_fixtures::{Fixture, AGGREGATES_NOPIE, RUST_STATICS, SCOPED, TYPED, TYPED_NOPIE};
 use hwbp_symbols::debuglink::{DebugSearch, DebugSource};
 use hwbp_symbols::eval::{evaluate, Evaluated, LoadedModule, PointerRead, Scope};
 use hwbp_symbols::expr::parse;
@@ -224,16 +224,51 @@ fn c_expressions_agree_with_gdb_on_address_size_and_value() {
         "'typed.c'::file_static",
         "'typed_b.c'::file_static",
     ];
-    let from_gdb = gdb(TYPED_NOPIE, "c", &exprs);
+    agree_with_gdb(TYPED_NOPIE, &exprs);
+}
+
+/// Each expression's address, size and value, evaluated and printed by hwbp on `path` at
+/// rest, are gdb's.
+fn agree_with_gdb(path: &str, exprs: &[&str]) {
+    let from_gdb = gdb(path, "c", exprs);
     for (text, (addr, size, value)) in exprs.iter().zip(from_gdb) {
-        let ev = eval_at_rest(TYPED_NOPIE, text);
+        let ev = eval_at_rest(path, text);
         assert_eq!((ev.addr, ev.len), (addr, size), "{text}: address and size");
-        assert_eq!(
-            shown(TYPED_NOPIE, &ev),
-            value,
-            "{text}: value as gdb prints it"
-        );
+        assert_eq!(shown(path, &ev), value, "{text}: value as gdb prints it");
     }
+}
+
+/// Strings and arrays as gdb prints them, each rule once (a fixture built -O1 -g without frame
+/// pointers): trailing NUL dropped, runs over 10 as `<repeats N times>` (a run of exactly 10
+/// quoted), the 200-element `print elements` limit with `...`, C and octal escapes, `signed`
+/// and `unsigned char` arrays, `int` arrays' runs and limit, and bit-fields by their bits.
+#[test]
+fn strings_and_arrays_print_as_gdb_prints_them() {
+    let exprs = [
+        "buf",
+        "ten_a",
+        "eleven_a",
+        "xs",
+        "letters",
+        "escapes",
+        "no_nul",
+        "empty",
+        "runs",
+        "schars",
+        "uchars",
+        "ten_ints",
+        "eleven_ints",
+        "many_ints",
+        "steps",
+        "ramp",
+        "bits",
+        "pair",
+    ];
+    agree_with_gdb(AGGREGATES_NOPIE, &exprs);
+    assert_eq!(
+        shown(AGGREGATES_NOPIE, &eval_at_rest(AGGREGATES_NOPIE, "buf")),
+        r#""value 2", '\000' <repeats 56 times>"#
+    );
 }
 
 #[test]

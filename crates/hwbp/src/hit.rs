@@ -149,7 +149,7 @@ impl Hit {
     /// `<unreadable>`), `changes` (for structs and arrays, each changed member as
     /// `{"member": "cfg.limits[2].max", "old": "3", "new": "7"}`), `bytes_before` and
     /// `bytes_after` (hex, lowest address first, for values wider than 8 bytes, whose raw
-    /// integers are null), and for a value chain `moved_by` (the pointer whose write moved
+    /// integers are null; `??` for a byte not known, of a piece that was not armed), and for a value chain `moved_by` (the pointer whose write moved
     /// the watch) and `moved_to` (the value's new address, `null` while a pointer is NULL).
     pub fn write_json(&self, watch: &PlannedWatch, out: &mut Vec<u8>) {
         HitJsonWriter::default().write(self, watch, out);
@@ -393,10 +393,10 @@ fn write_typed(o: &mut json::Object<'_>, t: &TypedValue) {
         });
     }
     if let Some(bytes) = &t.bytes_before {
-        o.str("bytes_before", &hex(bytes));
+        o.str("bytes_before", &hex(bytes, t.known_before.as_deref()));
     }
     if let Some(bytes) = &t.bytes_after {
-        o.str("bytes_after", &hex(bytes));
+        o.str("bytes_after", &hex(bytes, t.known_after.as_deref()));
     }
     if let Some(pointer) = &t.moved_by {
         o.str("moved_by", pointer);
@@ -404,8 +404,16 @@ fn write_typed(o: &mut json::Object<'_>, t: &TypedValue) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `bytes` in hex, `??` for each byte `known` says is not known.
+fn hex(bytes: &[u8], known: Option<&[bool]>) -> String {
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match known.and_then(|k| k.get(i)) {
+            Some(false) => "??".to_string(),
+            _ => format!("{b:02x}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -538,6 +546,8 @@ mod tests {
             }],
             bytes_before: Some(vec![0, 0xab]),
             bytes_after: Some(vec![0x10]),
+            known_before: Some(vec![true, false]),
+            known_after: None,
             moved_by: Some("p".into()),
             moved_to: None,
         });
@@ -555,7 +565,7 @@ mod tests {
                 "callchain": ["main+0x5 (a.c:3)", "\u{1}odd"], "value_type": null,
                 "old": "{a = 1}", "new": null,
                 "changes": [{"member": "a", "old": "1", "new": "2 \"q\""}],
-                "bytes_before": "00ab", "bytes_after": "10", "moved_by": "p", "moved_to": null
+                "bytes_before": "00??", "bytes_after": "10", "moved_by": "p", "moved_to": null
             })
         );
         assert_eq!(

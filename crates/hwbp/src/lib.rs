@@ -61,6 +61,7 @@ pub mod plan;
 mod queue;
 pub mod record;
 pub mod rotation;
+mod shadow;
 pub mod sink;
 pub mod slots;
 mod stop;

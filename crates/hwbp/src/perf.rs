@@ -34,6 +34,11 @@
 //! - otherwise **perf samples** with the user registers (`PERF_SAMPLE_REGS_USER`): the value of
 //!   a plain `mov` store is recovered from them ([`ValueSource::DecodedStore`], exact), else
 //!   the value is read after the hit, once per drained batch ([`ValueSource::ReadAfter`]).
+//!
+//! A typed watch of several pieces gets its whole value from its shadow ([`crate::shadow`]),
+//! advanced by the handler's piece values; the drain thread sends each rotation move as two
+//! timed turn events (a piece off its register, a piece on it with its value read once
+//! armed), sorted with the records.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -102,11 +107,22 @@ enum Queued {
     Progress { elapsed: Duration, counts: Vec<u64> },
     /// A notice from the drain side.
     Notice(Notice),
+    /// Rotation took piece `piece` off its register (`armed` false) or put it on one, with
+    /// the value `seed` read once armed (for the shadows of wide watches, [`crate::shadow`]).
+    Turn {
+        piece: usize,
+        armed: bool,
+        seed: Option<u64>,
+    },
 }
 
 impl Queued {
     /// What the item costs in the queue, in bytes.
     fn cost(&self) -> usize {
+        if matches!(self, Queued::Turn { .. }) {
+            // Never refused: a lost turn would leave a shadow's bytes wrongly known.
+            return 0;
+        }
         std::mem::size_of::<Queued>()
             + match self {
                 Queued::Hit { hit, .. } => hit.callchain.len() * 8,
@@ -118,7 +134,7 @@ impl Queued {
                 }
                 Queued::Comm { comm, .. } => comm.len(),
                 Queued::Progress { counts, .. } => counts.len() * 8,
-                Queued::Fork { .. } | Queued::Notice(_) => 0,
+                Queued::Fork { .. } | Queued::Notice(_) | Queued::Turn { .. } => 0,
             }
     }
 }
@@ -138,6 +154,13 @@ enum Sampled {
         ptid: i32,
         time_ns: u64,
     },
+    /// A rotation move's end or start of a piece's turn ([`Queued::Turn`]).
+    Turn {
+        piece: usize,
+        armed: bool,
+        seed: Option<u64>,
+        time_ns: u64,
+    },
 }
 
 impl Sampled {
@@ -146,7 +169,9 @@ impl Sampled {
         match self {
             Sampled::Hit(hit) => hit.time_ns,
             Sampled::Record(record) => record.time_ns,
-            Sampled::Comm { time_ns, .. } | Sampled::Fork { time_ns, .. } => *time_ns,
+            Sampled::Comm { time_ns, .. }
+            | Sampled::Fork { time_ns, .. }
+            | Sampled::Turn { time_ns, .. } => *time_ns,
         }
     }
 
@@ -312,6 +337,11 @@ fn run_plan(
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
     let chains = crate::chain::PerfChains::new(plan, &placement)?;
     let mut typed_values = crate::typed::WatchValues::new(plan, plan.target.pid());
+    for piece in (0..placement.pieces().len()).filter(|p| !placement.is_armed(*p)) {
+        // Not armed until its first turn: its bytes are unknown until then.
+        let (watch, index) = placement.owner(piece);
+        typed_values.set_armed(watch, index, false, None);
+    }
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
@@ -620,14 +650,44 @@ impl Drain<'_> {
             }
             let session = &mut self.session;
             let handler = self.handler.as_ref();
-            if let Err(error) = self.placement.rotate(monotonic_ns(), |register, piece| {
+            let mut started = Vec::new();
+            let turn_ns = monotonic_ns();
+            let rotated = self.placement.rotate(turn_ns, |register, piece| {
                 // The value the piece holds as its turn starts: the `old` of its first hit
                 // in this turn (a write in the moment before the move is not seen anyway).
                 if let (Some(active), Some(pid)) = (handler, target_pid) {
                     active.seed_from_memory(pid, piece.addr);
                 }
-                session.modify(register, piece)
-            }) {
+                session.modify(register, piece).map(|()| {
+                    // For the shadows (crate::shadow): the value once armed, so a write in
+                    // that moment is in it or has its record after this time.
+                    if let (Some(_), Some(pid)) = (handler, target_pid) {
+                        let time_ns = monotonic_ns();
+                        let value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
+                        started.push((time_ns, value));
+                    }
+                })
+            });
+            // Sorted with the records by time: a piece is unknown from just before its move
+            // off a register, and known again from its read once armed.
+            let moves = self.placement.take_moves();
+            for (i, (ended, piece)) in moves.into_iter().enumerate() {
+                batch.push(Sampled::Turn {
+                    piece: ended,
+                    armed: false,
+                    seed: None,
+                    time_ns: turn_ns,
+                });
+                if let Some(&(time_ns, seed)) = started.get(i) {
+                    batch.push(Sampled::Turn {
+                        piece,
+                        armed: true,
+                        seed,
+                        time_ns,
+                    });
+                }
+            }
+            if let Err(error) = rotated {
                 self.notice(Notice::Warning(format!(
                     "cannot move a flexible watch ({error}); rotation stops here, estimates \
                      cover the time until now"
@@ -758,6 +818,9 @@ impl Drain<'_> {
                 Sampled::Fork {
                     tid, ppid, ptid, ..
                 } => Queued::Fork { tid, ppid, ptid },
+                Sampled::Turn {
+                    piece, armed, seed, ..
+                } => Queued::Turn { piece, armed, seed },
             };
             let cost = item.cost();
             items.push((item, cost));
@@ -914,6 +977,11 @@ fn deliver(
                     Ok(())
                 }
                 Queued::Notice(notice) => sink.notice(&notice),
+                Queued::Turn { piece, armed, seed } => {
+                    let (watch, index) = d.piece_owner[piece];
+                    d.typed_values.set_armed(watch, index, armed, seed);
+                    Ok(())
+                }
                 Queued::Progress { elapsed, counts } => sink.progress(&Progress {
                     elapsed,
                     counts: &counts,

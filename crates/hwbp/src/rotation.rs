@@ -48,6 +48,8 @@ pub struct PiecePlacement {
     rotation_stopped: bool,
     /// The flexible mode was asked for (`--flexible`), not forced by the register count.
     flexible_asked: bool,
+    /// The (ended, started) pieces of the moves made since [`PiecePlacement::take_moves`].
+    moves: Vec<(usize, usize)>,
 }
 
 impl PiecePlacement {
@@ -121,6 +123,7 @@ impl PiecePlacement {
             register_counts: vec![0; registers],
             rotation_stopped: false,
             flexible_asked: options.flexible,
+            moves: Vec::new(),
         })
     }
 
@@ -206,7 +209,9 @@ impl PiecePlacement {
         }
         for action in self.sched.tick(now_ns) {
             if let Action::Move {
-                register, to_piece, ..
+                register,
+                from_piece,
+                to_piece,
             } = action
             {
                 if let Err(error) = modify(register, &self.pieces[to_piece]) {
@@ -214,9 +219,21 @@ impl PiecePlacement {
                     self.rotation_stopped = true;
                     return Err(error);
                 }
+                self.moves.push((from_piece, to_piece));
             }
         }
         Ok(())
+    }
+
+    /// The (ended, started) pieces of every move [`rotate`](Self::rotate) made since the
+    /// last call.
+    pub fn take_moves(&mut self) -> Vec<(usize, usize)> {
+        std::mem::take(&mut self.moves)
+    }
+
+    /// True when piece `piece` is on a register now.
+    pub fn is_armed(&self, piece: usize) -> bool {
+        (0..self.sched.registers()).any(|r| self.sched.piece_on(r) == Some(piece))
     }
 
     /// Ends the accounting of armed time.

@@ -6,8 +6,11 @@
 //! A [`WatchType`] belongs to a planned watch (from DWARF, for a symbol or an expression; with
 //! `ty: None` for a symbol without DWARF, whose values stay unsigned integers of the symbol's
 //! size, "type unknown"). Both watchers keep the whole value's last bytes per watch
-//! ([`LastValue`]) and turn them with the new bytes into a [`TypedValue`] on each hit; perf
-//! mode reads the new bytes after the hit (read-after), stop mode while the thread is stopped.
+//! ([`LastValue`]) and turn them with the new bytes into a [`TypedValue`] on each hit; stop
+//! mode reads the new bytes while the thread is stopped; perf mode advances a watch of
+//! several pieces by the BPF handler's exact bytes of the piece written
+//! ([`crate::shadow`]: nothing read, bytes of a piece not armed print `<unavailable>`), and
+//! otherwise reads the new bytes after the hit (read-after).
 //! A value that cannot be read (the pointer of a value chain is NULL) prints as gdb prints it,
 //! `<unreadable>`.
 
@@ -16,11 +19,14 @@ use std::sync::Arc;
 use hwbp_core::Access;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
-use hwbp_symbols::value::{diff_values, format_untyped, format_value_in, Change};
+use hwbp_symbols::value::{
+    diff_values_known, format_untyped, format_value_known, Change, KnownBytes,
+};
 use hwbp_symbols::ProcessSymbols;
 
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{PlannedWatch, WatchPlan};
+use crate::shadow::Shadow;
 
 /// The most bytes of one value hwbp reads, formats and diffs at each hit.
 pub const MAX_TYPED_BYTES: u64 = 4096;
@@ -64,6 +70,11 @@ pub struct TypedValue {
     pub bytes_before: Option<Vec<u8>>,
     /// The raw bytes after, for values wider than 8 bytes.
     pub bytes_after: Option<Vec<u8>>,
+    /// Which of `bytes_before` are known (`None`: all); an unknown byte is one of a piece
+    /// that was not armed ([`crate::shadow`]).
+    pub known_before: Option<Vec<bool>>,
+    /// Which of `bytes_after` are known (`None`: all).
+    pub known_after: Option<Vec<bool>>,
     /// For a value chain: the pointer whose change moved the watch (`cur`).
     pub moved_by: Option<Arc<str>>,
     /// Where the value is now after that move; `None` while a pointer on the way is NULL.
@@ -89,15 +100,25 @@ impl LastValue {
 
 /// Formats one value of `ty` (`None` bytes: unreadable).
 pub fn format(ty: &WatchType, bytes: Option<&[u8]>, symbols: Option<&ProcessSymbols>) -> String {
-    let Some(bytes) = bytes else {
+    format_known(ty, bytes.map(KnownBytes::all), symbols)
+}
+
+/// [`format`] of a value of which only some bytes may be known.
+fn format_known(
+    ty: &WatchType,
+    value: Option<KnownBytes<'_>>,
+    symbols: Option<&ProcessSymbols>,
+) -> String {
+    let Some(value) = value else {
         return UNREADABLE.to_string();
     };
     let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
     match &ty.ty {
-        Some(t) if bytes.len() as u64 >= t.size => {
-            format_value_in(ty.language, t, bytes, &mut symbolize)
+        Some(t) if value.bytes.len() as u64 >= t.size => {
+            format_value_known(ty.language, t, value, &mut symbolize)
         }
-        _ => format_untyped(bytes),
+        _ if value.known.is_some() => hwbp_symbols::value::UNAVAILABLE.to_string(),
+        _ => format_untyped(value.bytes),
     }
 }
 
@@ -108,24 +129,41 @@ fn describe(
     new: Option<&[u8]>,
     symbols: Option<&ProcessSymbols>,
 ) -> TypedValue {
-    let wide = |b: Option<&[u8]>| b.filter(|b| b.len() > 8).map(<[u8]>::to_vec);
+    describe_known(
+        ty,
+        old.map(KnownBytes::all),
+        new.map(KnownBytes::all),
+        symbols,
+    )
+}
+
+/// [`describe`] of values of which only some bytes may be known.
+fn describe_known<'a>(
+    ty: &WatchType,
+    old: Option<KnownBytes<'a>>,
+    new: Option<KnownBytes<'a>>,
+    symbols: Option<&ProcessSymbols>,
+) -> TypedValue {
+    let wide = |v: Option<KnownBytes<'a>>| v.filter(|v| v.bytes.len() > 8);
     let composite = ty.ty.as_ref().is_some_and(|t| {
         t.fields().is_some() || matches!(t.kind, hwbp_symbols::types::TypeKind::Array { .. })
     });
     let changes = match (&ty.ty, old, new) {
         (Some(t), Some(o), Some(n)) if composite => {
             let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
-            diff_values(&ty.root, t, o, n, ty.language, &mut symbolize)
+            diff_values_known(&ty.root, t, o, n, ty.language, &mut symbolize)
         }
         _ => Vec::new(),
     };
     TypedValue {
         value_type: ty.name().map(str::to_string),
-        old: Some(format(ty, old, symbols)),
-        new: Some(format(ty, new, symbols)),
+        old: Some(format_known(ty, old, symbols)),
+        new: Some(format_known(ty, new, symbols)),
         changes,
-        bytes_before: wide(old),
-        bytes_after: wide(new),
+        bytes_before: wide(old).map(|v| v.bytes.to_vec()),
+        bytes_after: wide(new).map(|v| v.bytes.to_vec()),
+        known_before: wide(old).and_then(|v| v.known).map(<[bool]>::to_vec),
+        known_after: wide(new).and_then(|v| v.known).map(<[bool]>::to_vec),
         moved_by: None,
         moved_to: None,
     }
@@ -135,6 +173,11 @@ fn describe(
 /// hit, at the watch's current address (a value chain's moves with it).
 pub(crate) struct WatchValues {
     last: Vec<LastValue>,
+    /// Per `char *` or `&str` watch: the last value and its text with the string it
+    /// pointed to.
+    strings: Vec<Option<(Vec<u8>, String)>>,
+    /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
+    shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
 }
 
@@ -143,12 +186,55 @@ impl WatchValues {
     pub(crate) fn new(plan: &WatchPlan, pid: Option<i32>) -> WatchValues {
         let mut values = WatchValues {
             last: vec![LastValue::default(); plan.watches.len()],
+            strings: vec![None; plan.watches.len()],
+            shadows: vec![None; plan.watches.len()],
             pid,
         };
         for w in &plan.watches {
-            values.last[w.id.0] = LastValue(values.read(w));
+            let seed = values.read(w);
+            let shadowed = w.pieces.len() > 1
+                && w.chain.is_none()
+                && w.value_type.is_some()
+                && w.len <= MAX_TYPED_BYTES
+                && w.access != Access::Execute;
+            if shadowed {
+                if let Ok(len) = usize::try_from(w.len) {
+                    values.shadows[w.id.0] =
+                        Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
+                }
+            }
+            if let (Some(kind), Some(ty), Some(bytes)) = (
+                w.value_type.as_deref().and_then(StringKind::of),
+                w.value_type.as_ref(),
+                seed.as_deref(),
+            ) {
+                // The string at arming: the `old` of the first hit.
+                let shown = format(ty, Some(bytes), plan.symbols.as_deref());
+                if let Some(text) = values.with_string(kind, &shown, bytes) {
+                    values.strings[w.id.0] = Some((bytes.to_vec(), text));
+                }
+            }
+            values.last[w.id.0] = LastValue(seed);
         }
         values
+    }
+
+    /// Piece `piece` of watch `watch` is armed from now on with value `seed` (read as its turn
+    /// starts), or (`armed` false) no longer armed.
+    pub(crate) fn set_armed(
+        &mut self,
+        watch: WatchId,
+        piece: usize,
+        armed: bool,
+        seed: Option<u64>,
+    ) {
+        if let Some(Some(shadow)) = self.shadows.get_mut(watch.0) {
+            if armed {
+                shadow.turn_started(piece, seed);
+            } else {
+                shadow.turn_ended(piece);
+            }
+        }
     }
 
     /// The watch's whole value now, `None` when it cannot be read (or is not typed).
@@ -185,6 +271,20 @@ impl WatchValues {
         piece: usize,
         known: Option<u64>,
     ) -> Option<Observed> {
+        self.observe_known(plan, watch, piece, known, false)
+    }
+
+    /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
+    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again;
+    /// `read_after`: the target ran on since the hit (a `char *`'s string says so).
+    fn observe_known(
+        &mut self,
+        plan: &WatchPlan,
+        watch: WatchId,
+        piece: usize,
+        known: Option<u64>,
+        read_after: bool,
+    ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
         let len = usize::try_from(watch.len).unwrap_or(usize::MAX);
@@ -194,8 +294,17 @@ impl WatchValues {
             }
             _ => self.read(watch),
         };
+        if let Some(shadow) = &mut self.shadows[watch.id.0] {
+            shadow.reset(new.as_deref());
+        }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
+        self.add_string(
+            watch,
+            &mut typed,
+            (old.as_deref(), new.as_deref()),
+            read_after,
+        );
         let mut raw_values = None;
         if let Some(chain) = &watch.chain {
             if let Some(name) = chain.pointer_name(piece) {
@@ -218,10 +327,158 @@ impl WatchValues {
     /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
     /// value is read after the hit; a scalar's is the one the drain already read).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
+        if self.advance_shadow(plan, hit, piece) {
+            return;
+        }
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe(plan, hit.watch, piece, known) {
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, true) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
+    }
+}
+
+/// A value gdb prints with the string it points to.
+#[derive(Clone, Copy)]
+enum StringKind {
+    /// A C `char *` (`const`, `signed`, `unsigned` alike): the pointer, then `"text"`.
+    CPointer,
+    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`): `"text"` alone.
+    RustStr { data_ptr: usize, length: usize },
+}
+
+impl StringKind {
+    fn of(ty: &WatchType) -> Option<StringKind> {
+        let t = ty.ty.as_ref()?;
+        match &t.kind {
+            hwbp_symbols::types::TypeKind::Pointer { target } if t.size == 8 => {
+                let mut name = target.name.as_str();
+                while let Some(rest) = name
+                    .strip_prefix("const ")
+                    .or_else(|| name.strip_prefix("volatile "))
+                {
+                    name = rest;
+                }
+                let c_char = matches!(name, "char" | "signed char" | "unsigned char");
+                (ty.language != Language::Rust && c_char).then_some(StringKind::CPointer)
+            }
+            hwbp_symbols::types::TypeKind::Struct(fields)
+                if ty.language == Language::Rust
+                    && matches!(t.name.as_str(), "&str" | "&mut str") =>
+            {
+                let offset = |name: &str| {
+                    let f = fields.iter().find(|f| f.name.as_deref() == Some(name))?;
+                    (f.ty.size == 8).then(|| usize::try_from(f.offset).ok())?
+                };
+                Some(StringKind::RustStr {
+                    data_ptr: offset("data_ptr")?,
+                    length: offset("length")?,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl WatchValues {
+    /// For a `char *` or `&str` watch: shows the string the new value points to (read now,
+    /// up to gdb's 200 characters; ` (string read after)` when the target ran on since the
+    /// hit) in `typed.new`, and the one read for the old value, when it was the last new
+    /// one, in `typed.old`. NULL and unreadable pointers print as the value alone.
+    fn add_string(
+        &mut self,
+        watch: &PlannedWatch,
+        typed: &mut TypedValue,
+        (old, new): (Option<&[u8]>, Option<&[u8]>),
+        read_after: bool,
+    ) {
+        let Some(kind) = watch.value_type.as_deref().and_then(StringKind::of) else {
+            return;
+        };
+        if let (Some(old), Some((last, text))) = (old, &self.strings[watch.id.0]) {
+            if old == last.as_slice() {
+                typed.old = Some(text.clone());
+            }
+        }
+        let (Some(new), Some(shown)) = (new, typed.new.as_ref()) else {
+            return;
+        };
+        let Some(mut text) = self.with_string(kind, shown, new) else {
+            return;
+        };
+        if read_after {
+            text.push_str(" (string read after)");
+        }
+        typed.new = Some(text.clone());
+        self.strings[watch.id.0] = Some((new.to_vec(), text));
+    }
+
+    /// `shown` (the value printed by its type, of bytes `value`) with the string it points
+    /// to, read now; `None` for NULL or unreadable memory.
+    fn with_string(&self, kind: StringKind, shown: &str, value: &[u8]) -> Option<String> {
+        let word = |at: usize| value.get(at..at + 8).map(raw);
+        let pid = self.pid?;
+        match kind {
+            StringKind::CPointer => {
+                let pointer = word(0).filter(|p| *p != 0)?;
+                let mut buf = vec![0u8; hwbp_symbols::value::C_STRING_MAX];
+                let n = memory::read_memory(pid, pointer, &mut buf).ok()?;
+                let string = hwbp_symbols::value::format_c_string(&buf[..n]);
+                Some(format!("{shown} {string}"))
+            }
+            StringKind::RustStr { data_ptr, length } => {
+                let pointer = word(data_ptr).filter(|p| *p != 0)?;
+                let length = word(length)?;
+                let limit = hwbp_symbols::value::C_STRING_MAX;
+                let mut buf = vec![0u8; usize::try_from(length).map_or(limit, |l| l.min(limit))];
+                if memory::read_memory(pid, pointer, &mut buf).ok()? < buf.len() {
+                    return None;
+                }
+                // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the limit.
+                let mut string = format!("{:?}", String::from_utf8_lossy(&buf));
+                if length > limit as u64 {
+                    string.push_str("...");
+                }
+                Some(string)
+            }
+        }
+    }
+
+    /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
+    /// value before and after from the shadow, nothing read. False when it does not apply.
+    fn advance_shadow(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) -> bool {
+        let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
+            return false;
+        };
+        let Some(HitValue {
+            old,
+            new: Some(new),
+            source: ValueSource::Handler,
+        }) = hit.value
+        else {
+            return false;
+        };
+        let Some(ty) = plan.watches[hit.watch.0].value_type.as_ref() else {
+            return false;
+        };
+        let (before, after) = shadow.write(piece, old, new);
+        if let (Some(value), Some(old)) = (hit.value.as_mut(), shadow.piece_value(&before, piece)) {
+            // The shadow's before (see `Shadow::write`), so value_before agrees with `old`.
+            value.old = Some(old);
+        }
+        let mut typed = describe_known(
+            ty,
+            Some(before.view()),
+            Some(after.view()),
+            plan.symbols.as_deref(),
+        );
+        if before.complete() && after.complete() {
+            let watch = &plan.watches[hit.watch.0];
+            let values = (Some(&before.bytes[..]), Some(&after.bytes[..]));
+            self.add_string(watch, &mut typed, values, true);
+        }
+        self.last[hit.watch.0] = LastValue(Some(after.bytes));
+        hit.typed = Some(typed);
+        true
     }
 }
 
