@@ -35,3 +35,4 @@ pub mod memory;
 pub mod probe;
 pub mod ptrace;
 pub mod target;
+pub mod user_stack;
