@@ -45,6 +45,7 @@
 //!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
 
+mod callchain;
 pub mod chain;
 pub mod condition;
 mod engine;
@@ -71,7 +72,7 @@ pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, Wa
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{HandlerTotals, Placement, Summary, WatchTotals};
-pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
+pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
 
 /// An access mode: read, write, read/write, execute.
 pub use hwbp_core::Access;

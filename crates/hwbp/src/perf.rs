@@ -51,6 +51,7 @@ use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{memory, probe, target};
 use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use hwbp_symbols::store::DecodedStore;
+use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
 use crate::engine::{choose_engine, ActiveHandler, Engine};
 use crate::error::{Error, ErrorKind, Result};
@@ -82,6 +83,11 @@ pub(crate) const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it,
      exception the kernel could not match to a watchpoint: some virtual machines raise these \
      under busy watchpoints, and that hit was not counted)";
 
+/// The frame that ends a chain whose unwinding stopped before the outermost frame.
+pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
+    format!("[unwinding stopped: {why}]").into()
+}
+
 /// What the drain thread queues for the caller's thread, in time order.
 enum Queued {
     /// A hit of piece `piece`, with the value read after it (if values are read).
@@ -90,8 +96,13 @@ enum Queued {
         piece: usize,
         value: Option<u64>,
     },
-    /// A hit of piece `piece` as the in-kernel handler recorded it.
-    Record { record: HandlerRecord, piece: usize },
+    /// A hit of piece `piece` as the in-kernel handler recorded it; its user stack bytes, if it
+    /// carried them, already unwound into `record.stack`, and why that unwinding stopped early.
+    Record {
+        record: HandlerRecord,
+        piece: usize,
+        unwind_stopped: Option<String>,
+    },
     /// Every count of the handler's count map since arming, per piece.
     Counts(Vec<(CountKey, usize, u64)>),
     /// `tid` set its name.
@@ -110,8 +121,13 @@ impl Queued {
         std::mem::size_of::<Queued>()
             + match self {
                 Queued::Hit { hit, .. } => hit.callchain.len() * 8,
-                Queued::Record { record, .. } => {
+                Queued::Record {
+                    record,
+                    unwind_stopped,
+                    ..
+                } => {
                     (record.stack.len() + record.kernel_stack.len()) * 8
+                        + unwind_stopped.as_ref().map_or(0, String::len)
                 }
                 Queued::Counts(counts) => {
                     counts.len() * std::mem::size_of::<(CountKey, usize, u64)>()
@@ -389,6 +405,7 @@ pub(crate) fn run(
     let n_pieces = piece_owner.len();
     let n_watches = plan.watches.len();
     let filtered_in_kernel = handler.is_some() && (opts.changes_only || opts.condition.is_some());
+    let unwinder = StackUnwinder::new(target_pid.zip(plan.symbols.clone()));
 
     let (drained, delivered) = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
@@ -410,6 +427,7 @@ pub(crate) fn run(
                 dropped: 0,
                 next_interval: opts.interval,
                 chains: &chains,
+                unwinder,
             };
             drain.run()
         });
@@ -512,6 +530,8 @@ struct Drain<'a> {
     next_interval: Option<Duration>,
     /// Value chains to move when one of their pointers is written.
     chains: &'a crate::chain::PerfChains,
+    /// Unwinds the user stacks hits carry, before they are queued (the bytes are not kept).
+    unwinder: StackUnwinder,
 }
 
 impl Drain<'_> {
@@ -707,7 +727,7 @@ impl Drain<'_> {
                     };
                     Queued::Hit { hit, piece, value }
                 }
-                Sampled::Record(record) => {
+                Sampled::Record(mut record) => {
                     let to_piece = &self
                         .handler
                         .as_ref()
@@ -717,7 +737,23 @@ impl Drain<'_> {
                         continue;
                     };
                     self.placement.charge_piece(piece);
-                    Queued::Record { record, piece }
+                    let unwind_stopped = record.user_stack.take().and_then(|stack| {
+                        let regs = StartRegs {
+                            ip: stack.ip,
+                            sp: stack.sp,
+                            bp: stack.bp,
+                        };
+                        let unwound = self
+                            .unwinder
+                            .unwind_captured(record.pid, regs, &stack.bytes);
+                        record.stack = unwound.frames;
+                        unwound.stopped
+                    });
+                    Queued::Record {
+                        record,
+                        piece,
+                        unwind_stopped,
+                    }
                 }
                 Sampled::Comm { tid, comm, .. } => Queued::Comm { tid, comm },
                 Sampled::Fork {
@@ -895,9 +931,11 @@ fn deliver(
                         Queued::Hit { hit, piece, value } => {
                             (d.hit(plan, opts, hit, piece, value), piece)
                         }
-                        Queued::Record { record, piece } => {
-                            (d.record(plan, opts, record, piece), piece)
-                        }
+                        Queued::Record {
+                            record,
+                            piece,
+                            unwind_stopped,
+                        } => (d.record(plan, opts, record, piece, unwind_stopped), piece),
                         _ => unreachable!("matched above"),
                     };
                     d.reported[piece] += 1;
@@ -992,18 +1030,14 @@ impl Delivery<'_> {
                 source,
             }
         });
-        let callchain = if opts.callchain {
-            hit.callchain
-                .iter()
-                .enumerate()
-                .map(|(i, addr)| {
-                    self.cache
-                        .frame(hit.pid, *addr, i < hit.callchain_kernel_frames)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut callchain = Vec::new();
+        if opts.callchain {
+            for (i, addr) in hit.callchain.iter().enumerate() {
+                let kernel = i < hit.callchain_kernel_frames;
+                self.cache
+                    .push_frames(hit.pid, *addr, kernel, &mut callchain);
+            }
+        }
         let mut out = Hit {
             watch: id,
             time_ns: hit.time_ns.saturating_sub(self.armed_ns),
@@ -1034,6 +1068,7 @@ impl Delivery<'_> {
         opts: &WatchOptions,
         record: HandlerRecord,
         piece: usize,
+        unwind_stopped: Option<String>,
     ) -> Hit {
         let (id, _) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
@@ -1055,10 +1090,13 @@ impl Delivery<'_> {
             // Kernel frames first, as perf's callchain has them.
             let kernel = record.kernel_stack.iter().map(|addr| (addr, true));
             let user = record.stack.iter().map(|addr| (addr, false));
-            kernel
-                .chain(user)
-                .map(|(addr, kernel)| self.cache.frame(record.pid, *addr, kernel))
-                .collect()
+            let mut frames = Vec::new();
+            for (addr, kernel) in kernel.chain(user) {
+                self.cache
+                    .push_frames(record.pid, *addr, kernel, &mut frames);
+            }
+            frames.extend(unwind_stopped.map(|why| unwind_marker(&why)));
+            frames
         } else {
             Vec::new()
         };

@@ -269,6 +269,8 @@ pub(crate) fn run(
         None,
         crate::perf::code_reader(),
     );
+    let mut unwinder =
+        hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s)));
     let mut names = ThreadNames::from_proc();
     let mut stores = HashMap::new();
     let mut hits = vec![0u64; pieces.len()];
@@ -298,6 +300,7 @@ pub(crate) fn run(
                 slots,
                 ip,
                 frame_pointer,
+                stack_pointer,
                 registers,
                 ..
             } => {
@@ -368,10 +371,22 @@ pub(crate) fn run(
                         typed_values.observe(&plan, piece.watch, piece.index)
                     })
                     .collect();
-                let frames = if opts.callchain {
-                    tracer.frame_pointer_backtrace(frame_pointer, MAX_FRAMES)
+                let (frames, unwind_stopped) = if opts.callchain {
+                    let regs = hwbp_symbols::unwind::StartRegs {
+                        ip,
+                        sp: stack_pointer,
+                        bp: frame_pointer,
+                    };
+                    crate::callchain::stopped_return_addresses(
+                        &tracer,
+                        &mut unwinder,
+                        opts.call_graph,
+                        pid,
+                        regs,
+                        MAX_FRAMES,
+                    )
                 } else {
-                    Vec::new()
+                    (Vec::new(), None)
                 };
                 tracer.resume(tid).map_err(|e| {
                     Error::wrap(
@@ -416,9 +431,15 @@ pub(crate) fn run(
                             Some(loc) => {
                                 format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into()
                             }
-                            None => format!("{ip:#x}").into(),
+                            None => match &code.module_offset {
+                                Some(offset) => format!("{ip:#x} {offset}").into(),
+                                None => format!("{ip:#x}").into(),
+                            },
                         });
-                        callchain.extend(frames.iter().map(|&a| cache.frame(pid, a, false)));
+                        for &addr in &frames {
+                            cache.push_frames(pid, addr, false, &mut callchain);
+                        }
+                        callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
                     }
                     let mut hit = Hit {
                         watch: piece.watch,

@@ -1307,7 +1307,7 @@ ring_full_counted:
     #[test]
     fn records_decode_from_bytes() {
         // A record with stacks: header, kernel-stack length, 32 kernel then 32 user slots.
-        let mut bytes = vec![0u8; record_bytes(true) as usize];
+        let mut bytes = vec![0u8; record_bytes(true, 0) as usize];
         bytes[0..8].copy_from_slice(&123_456_789u64.to_le_bytes());
         bytes[8..16].copy_from_slice(&((42u64 << 32) | 43).to_le_bytes());
         bytes[16..24].copy_from_slice(&0x40_1122u64.to_le_bytes());
