@@ -107,6 +107,7 @@ fn main() {
     let mut unwind_rs = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()));
     unwind_rs
         .args(["-g", "-C", "opt-level=1", "-C", "force-frame-pointers=no"])
+        .args(["-C", "relocation-model=static"])
         .args(["--edition", "2021", "--crate-name", "unwind_rs", "-o"])
         .arg(out_dir.join("unwind_rs"))
         .arg(manifest_dir.join("rust/unwind.rs"));

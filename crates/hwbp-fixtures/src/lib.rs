@@ -181,7 +181,7 @@ pub const UNWIND: &str = concat!(env!("OUT_DIR"), "/unwind");
 pub const UNWIND_CXX: &str = concat!(env!("OUT_DIR"), "/unwind_cxx");
 
 /// `unwind_rs N`: main -> `unwind_rs::ledger::post` -> the inlined `unwind_rs::ledger::add`
-/// writes `unwind_rs::ledger::TOTAL`, N times (no frame pointers).
+/// writes `unwind_rs::ledger::TOTAL`, N times (no frame pointers, not PIE).
 pub const UNWIND_RS: &str = concat!(env!("OUT_DIR"), "/unwind_rs");
 
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.

@@ -179,7 +179,11 @@ pub struct ProcessSymbols {
 thread_local! {
     /// blazesym's symbolizer caches parsed DWARF per file but is `!Send` (Rc/RefCell inside),
     /// so each thread keeps one.
-    static SYMBOLIZER: Symbolizer = Symbolizer::new();
+    /// blazesym follows an image's `.gnu_debuglink` itself: in the same directories as
+    /// [`crate::debuglink`] (so hiding them hides both).
+    static SYMBOLIZER: Symbolizer = Symbolizer::builder()
+        .set_debug_dirs(Some(crate::debuglink::DebugSearch::default().debug_dirs))
+        .build();
 }
 
 fn proc_start_time(pid: u32) -> Option<u64> {

@@ -88,6 +88,26 @@ pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
     format!("[unwinding stopped: {why}]").into()
 }
 
+/// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
+/// read from a frame that was no frame record) ends the chain with a marker instead, and
+/// returns false.
+fn push_frame(
+    cache: &mut SymbolCache,
+    pid: i32,
+    addr: u64,
+    kernel: bool,
+    out: &mut Vec<Arc<str>>,
+) -> bool {
+    if addr == 0 {
+        out.push(unwind_marker(
+            "no frame record (code without frame pointers)",
+        ));
+        return false;
+    }
+    cache.push_frames(pid, addr, kernel, out);
+    true
+}
+
 /// What the drain thread queues for the caller's thread, in time order.
 enum Queued {
     /// A hit of piece `piece`, with the value read after it (if values are read).
@@ -1034,8 +1054,9 @@ impl Delivery<'_> {
         if opts.callchain {
             for (i, addr) in hit.callchain.iter().enumerate() {
                 let kernel = i < hit.callchain_kernel_frames;
-                self.cache
-                    .push_frames(hit.pid, *addr, kernel, &mut callchain);
+                if !push_frame(self.cache, hit.pid, *addr, kernel, &mut callchain) {
+                    break;
+                }
             }
         }
         let mut out = Hit {
@@ -1092,8 +1113,9 @@ impl Delivery<'_> {
             let user = record.stack.iter().map(|addr| (addr, false));
             let mut frames = Vec::new();
             for (addr, kernel) in kernel.chain(user) {
-                self.cache
-                    .push_frames(record.pid, *addr, kernel, &mut frames);
+                if !push_frame(self.cache, record.pid, *addr, kernel, &mut frames) {
+                    break;
+                }
             }
             frames.extend(unwind_stopped.map(|why| unwind_marker(&why)));
             frames
