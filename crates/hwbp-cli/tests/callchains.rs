@@ -94,10 +94,14 @@ fn hwbp_frames(chain: &[Value]) -> Vec<Frame> {
 /// `perf record -e mem:ADDR/8:w -c 1 --call-graph dwarf -- program args` and `perf script`:
 /// the user-mode hits' frames, grouped by address as `perf script` prints inlined frames.
 fn perf_chains(addr: u64, program: &str, args: &[&str]) -> Vec<Vec<Frame>> {
+    perf_chains_of(&format!("mem:{addr:#x}/8:w"), program, args)
+}
+
+/// [`perf_chains`] for any perf event.
+fn perf_chains_of(event: &str, program: &str, args: &[&str]) -> Vec<Vec<Frame>> {
     let dir = std::env::temp_dir().join(format!("hwbp-callchains-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join(format!("{}.perf", program.rsplit('/').next().unwrap()));
-    let event = format!("mem:{addr:#x}/8:w");
     let record = Command::new("perf")
         .args([
             "record",
@@ -381,5 +385,36 @@ fn exclusive_rust_chain_has_the_inlined_frames_as_perf() {
         assert!(functions(chain)
             .iter()
             .any(|n| n.starts_with("std::rt::lang_start")));
+    }
+}
+
+/// Execute breakpoints keep their perf samples beside the BPF handler: their chains come
+/// from `PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER`, unwound the same way, and name the
+/// same functions as perf's.
+#[test]
+fn exclusive_perf_sample_chain_of_an_execute_breakpoint_matches_perf() {
+    require_root_and_perf();
+    let addr = symbol_address(UNWIND, "fill");
+    let perf = perf_chains_of(&format!("mem:{addr:#x}:x"), UNWIND, &["2"]);
+    let ours = hwbp_chains("fill:x", &[], &[], UNWIND, &["2"]);
+    assert_eq!(ours.len(), 2);
+    let expected = [
+        "fill",
+        "work",
+        "main",
+        "__libc_start_call_main",
+        "__libc_start_main_impl",
+        "_start",
+    ];
+    for chain in &ours {
+        assert_eq!(functions(chain), expected, "{chain:?}");
+    }
+    assert_eq!(perf.len(), 2);
+    for frames in &perf {
+        let names: Vec<&str> = frames
+            .iter()
+            .map(|f| f.names.last().unwrap().as_str())
+            .collect();
+        assert_eq!(names, expected, "{frames:?}");
     }
 }

@@ -67,7 +67,7 @@ pub struct SymbolCache {
     other_processes: HashMap<i32, Option<Arc<ProcessSymbols>>>,
     kernel: Option<Option<Arc<KernelSymbols>>>,
     code: FxHashMap<(i32, u64, bool), Arc<CodeInfo>>,
-    frames: FxHashMap<(i32, u64, bool), Frames>,
+    frames: FxHashMap<(i32, u64, bool, bool), Frames>,
     read_code: CodeReader,
 }
 
@@ -176,11 +176,20 @@ impl SymbolCache {
     /// The frames of one callchain address as text, appended to `out`: the functions inlined
     /// there (`0xADDR inner (file:line) (inlined)`, innermost first, as perf shows them), then
     /// `0xADDR function+off (file:line)`; `0xADDR libc.so.6+0x7e741` where no symbol covers
-    /// it, or `0xADDR name+off [kernel]`; a bare address only outside every mapped image. A
-    /// return address is symbolized at `addr - 1` (the call). Names come from the same
-    /// symbolizer as [`code`](Self::code)'s, debug files included.
-    pub fn push_frames(&mut self, pid: i32, addr: u64, kernel: bool, out: &mut Vec<Arc<str>>) {
-        let key = (pid, addr, kernel);
+    /// it, or `0xADDR name+off [kernel]`; a bare address only outside every mapped image.
+    /// `after` says `addr` follows the instruction to name (a return address, or the ip of an
+    /// x86 data trap): it is symbolized at `addr - 1`; else at `addr` (an execute breakpoint's
+    /// ip). Names come from the same symbolizer as [`code`](Self::code)'s, debug files
+    /// included.
+    pub fn push_frames(
+        &mut self,
+        pid: i32,
+        addr: u64,
+        kernel: bool,
+        after: bool,
+        out: &mut Vec<Arc<str>>,
+    ) {
+        let key = (pid, addr, kernel, after);
         if let Some(frames) = self.frames.get(&key) {
             out.extend(frames.iter().cloned());
             return;
@@ -196,7 +205,7 @@ impl SymbolCache {
             Arc::from([Arc::from(text)])
         } else {
             let symbols = self.process(pid);
-            let at = addr.wrapping_sub(1);
+            let at = if after { addr.wrapping_sub(1) } else { addr };
             match symbols.as_ref().and_then(|s| s.symbolize_inlined(at)) {
                 Some((location, inlined)) => inlined
                     .iter()
@@ -257,7 +266,7 @@ mod tests {
         // pid_max is at most 2^22: no such process.
         let pid = 1 << 23;
         let mut frames = Vec::new();
-        cache.push_frames(pid, 0x1234, false, &mut frames);
+        cache.push_frames(pid, 0x1234, false, true, &mut frames);
         assert_eq!(frames, [Arc::from("0x1234")]);
         let first = cache.code(pid, 0x1234, false, false);
         let again = cache.code(pid, 0x1234, false, false);

@@ -96,6 +96,7 @@ fn push_frame(
     pid: i32,
     addr: u64,
     kernel: bool,
+    after: bool,
     out: &mut Vec<Arc<str>>,
 ) -> bool {
     if addr == 0 {
@@ -104,17 +105,20 @@ fn push_frame(
         ));
         return false;
     }
-    cache.push_frames(pid, addr, kernel, out);
+    cache.push_frames(pid, addr, kernel, after, out);
     true
 }
 
 /// What the drain thread queues for the caller's thread, in time order.
 enum Queued {
-    /// A hit of piece `piece`, with the value read after it (if values are read).
+    /// A hit of piece `piece`, with the value read after it (if values are read); its user
+    /// stack bytes, if it carried them, already unwound into its callchain, and why that
+    /// unwinding stopped early.
     Hit {
         hit: session::Hit,
         piece: usize,
         value: Option<u64>,
+        unwind_stopped: Option<String>,
     },
     /// A hit of piece `piece` as the in-kernel handler recorded it; its user stack bytes, if it
     /// carried them, already unwound into `record.stack`, and why that unwinding stopped early.
@@ -140,7 +144,11 @@ impl Queued {
     fn cost(&self) -> usize {
         std::mem::size_of::<Queued>()
             + match self {
-                Queued::Hit { hit, .. } => hit.callchain.len() * 8,
+                Queued::Hit {
+                    hit,
+                    unwind_stopped,
+                    ..
+                } => hit.callchain.len() * 8 + unwind_stopped.as_ref().map_or(0, String::len),
                 Queued::Record {
                     record,
                     unwind_stopped,
@@ -332,6 +340,9 @@ pub(crate) fn run(
     // The handler takes the stacks itself; perf samples only carry execute hits then.
     session_opts.sample.callchain = opts.callchain;
     session_opts.sample.regs_user = engine.regs_user;
+    if opts.callchain {
+        session_opts.sample.stack_user = opts.call_graph.stack_bytes();
+    }
     session_opts.sample.in_kernel_handler = engine.handler.is_some();
     let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
     if let Some(active) = &engine.handler {
@@ -720,7 +731,7 @@ impl Drain<'_> {
         let mut items = Vec::with_capacity(batch.len());
         for sampled in batch.drain(..) {
             let item = match sampled {
-                Sampled::Hit(hit) => {
+                Sampled::Hit(mut hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
                     // Hook 2 of 3: a chain's pointer was written: move its value's pieces.
                     let (session, placement) = (&mut self.session, &self.placement);
@@ -745,7 +756,13 @@ impl Drain<'_> {
                     } else {
                         None
                     };
-                    Queued::Hit { hit, piece, value }
+                    let unwind_stopped = self.unwind_sample(&mut hit);
+                    Queued::Hit {
+                        hit,
+                        piece,
+                        value,
+                        unwind_stopped,
+                    }
                 }
                 Sampled::Record(mut record) => {
                     let to_piece = &self
@@ -789,6 +806,27 @@ impl Drain<'_> {
                 self.dropped += 1;
             }
         }
+    }
+
+    /// A user-mode sample with the user stack (`PERF_SAMPLE_STACK_USER`): its user frames
+    /// unwound with the unwind tables replace the frame-pointer ones, and the stack bytes are
+    /// dropped before the hit is queued. Returns why unwinding stopped early, if it did.
+    fn unwind_sample(&mut self, hit: &mut session::Hit) -> Option<String> {
+        let stack = std::mem::take(&mut hit.stack_user);
+        let registers = hit.registers.as_deref()?;
+        if stack.is_empty() || hit.kernel_mode {
+            return None;
+        }
+        // Encoding order: rsp is register 4, rbp register 5.
+        let regs = StartRegs {
+            ip: hit.ip,
+            sp: registers[4],
+            bp: registers[5],
+        };
+        let unwound = self.unwinder.unwind_captured(hit.pid, regs, &stack);
+        hit.callchain.truncate(hit.callchain_kernel_frames);
+        hit.callchain.extend(unwound.frames);
+        unwound.stopped
     }
 
     /// Queues interval counts when an interval has passed.
@@ -948,9 +986,12 @@ fn deliver(
                         continue;
                     }
                     let (hit, piece) = match item {
-                        Queued::Hit { hit, piece, value } => {
-                            (d.hit(plan, opts, hit, piece, value), piece)
-                        }
+                        Queued::Hit {
+                            hit,
+                            piece,
+                            value,
+                            unwind_stopped,
+                        } => (d.hit(plan, opts, hit, piece, value, unwind_stopped), piece),
                         Queued::Record {
                             record,
                             piece,
@@ -1009,6 +1050,7 @@ impl Delivery<'_> {
         hit: session::Hit,
         piece: usize,
         value: Option<u64>,
+        unwind_stopped: Option<String>,
     ) -> Hit {
         let (id, index) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
@@ -1052,12 +1094,16 @@ impl Delivery<'_> {
         });
         let mut callchain = Vec::new();
         if opts.callchain {
+            let execute = watch.access == Access::Execute;
             for (i, addr) in hit.callchain.iter().enumerate() {
                 let kernel = i < hit.callchain_kernel_frames;
-                if !push_frame(self.cache, hit.pid, *addr, kernel, &mut callchain) {
+                // An execute breakpoint's ip is the instruction itself, not one after it.
+                let after = !(execute && i == 0 && *addr == hit.ip);
+                if !push_frame(self.cache, hit.pid, *addr, kernel, after, &mut callchain) {
                     break;
                 }
             }
+            callchain.extend(unwind_stopped.map(|why| unwind_marker(&why)));
         }
         let mut out = Hit {
             watch: id,
@@ -1113,7 +1159,7 @@ impl Delivery<'_> {
             let user = record.stack.iter().map(|addr| (addr, false));
             let mut frames = Vec::new();
             for (addr, kernel) in kernel.chain(user) {
-                if !push_frame(self.cache, record.pid, *addr, kernel, &mut frames) {
+                if !push_frame(self.cache, record.pid, *addr, kernel, true, &mut frames) {
                     break;
                 }
             }

@@ -437,7 +437,7 @@ pub(crate) fn run(
                             },
                         });
                         for &addr in &frames {
-                            cache.push_frames(pid, addr, false, &mut callchain);
+                            cache.push_frames(pid, addr, false, true, &mut callchain);
                         }
                         callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
                     }
