@@ -111,7 +111,7 @@ fn perf_chains_of(event: &str, program: &str, args: &[&str]) -> Vec<Vec<Frame>> 
             "--call-graph",
             "dwarf",
             "-e",
-            &event,
+            event,
             "-o",
         ])
         .arg(&data)
