@@ -58,7 +58,7 @@ fn split_offset(text: &str) -> (String, Option<u64>) {
 /// hwbp's frames (`0xADDR inner (file:line) (inlined)`, `0xADDR name+0xOFF (file:line)`,
 /// `0xADDR libc.so.6+0xOFF`) grouped by address into physical frames.
 fn hwbp_frames(chain: &[Value]) -> Vec<Frame> {
-    let mut frames: Vec<(String, Frame)> = Vec::new();
+    let mut frames = Vec::new();
     for text in chain {
         let text = text.as_str().unwrap();
         assert!(!text.starts_with("[unwinding stopped"), "{chain:?}");
@@ -74,21 +74,31 @@ fn hwbp_frames(chain: &[Value]) -> Vec<Frame> {
         } else {
             split_offset(head)
         };
-        match frames.last_mut() {
-            Some((a, frame)) if a == addr && frame.offset.is_none() => {
-                frame.names.push(name);
-                frame.offset = offset;
-            }
-            _ => frames.push((
-                addr.to_string(),
-                Frame {
-                    names: vec![name],
-                    offset,
-                },
-            )),
+        push_name(&mut frames, addr, name, offset, inlined);
+    }
+    frames.into_iter().map(|(_, f, _)| f).collect()
+}
+
+/// Adds one name at address `addr` to `frames`: to the last frame when it is at the same
+/// address and still open (its names so far were inlined calls), else as a new frame.
+fn push_name(
+    frames: &mut Vec<(String, Frame, bool)>,
+    addr: &str,
+    name: String,
+    offset: Option<u64>,
+    inlined: bool,
+) {
+    match frames.last_mut() {
+        Some((a, frame, open)) if a == addr && *open => {
+            frame.names.push(name);
+            frame.offset = offset;
+            *open = inlined;
+        }
+        _ => {
+            let names = vec![name];
+            frames.push((addr.to_string(), Frame { names, offset }, inlined));
         }
     }
-    frames.into_iter().map(|(_, f)| f).collect()
 }
 
 /// `perf record -e mem:ADDR/8:w -c 1 --call-graph dwarf -- program args` and `perf script`:
@@ -132,26 +142,14 @@ fn perf_chains_of(event: &str, program: &str, args: &[&str]) -> Vec<Vec<Frame>> 
     text.split("\n\n")
         .filter(|sample| !sample.trim().is_empty() && !sample.contains("[kernel.kallsyms]"))
         .map(|sample| {
-            let mut frames: Vec<(String, Frame)> = Vec::new();
+            let mut frames = Vec::new();
             for line in sample.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let (ip, rest) = line.split_once(' ').unwrap();
-                let (symbol, _dso) = rest.rsplit_once(" (").unwrap();
+                let (symbol, dso) = rest.rsplit_once(" (").unwrap();
                 let (name, offset) = split_offset(symbol);
-                match frames.last_mut() {
-                    Some((a, frame)) if a == ip => {
-                        frame.names.push(name);
-                        frame.offset = offset;
-                    }
-                    _ => frames.push((
-                        ip.to_string(),
-                        Frame {
-                            names: vec![name],
-                            offset,
-                        },
-                    )),
-                }
+                push_name(&mut frames, ip, name, offset, dso == "inlined)");
             }
-            frames.into_iter().map(|(_, f)| f).collect()
+            frames.into_iter().map(|(_, f, _)| f).collect()
         })
         .collect()
 }
