@@ -335,6 +335,9 @@ impl ProcessSymbols {
             SYMBOLIZER.with(|symbolizer| {
                 let source = Source::Elf(ElfSource::new(path));
                 match symbolizer.symbolize_single(&source, Input::VirtOffset(vaddr)) {
+                    // Symbol versions are absolute symbols at 0 (`GLIBC_2.3.2`, in libc's
+                    // debug file): no code lives at 0, so they name nothing.
+                    Ok(Symbolized::Sym(sym)) if sym.addr == 0 => None,
                     Ok(Symbolized::Sym(sym)) => {
                         let line_of = |ci: Option<&blazesym::symbolize::CodeInfo<'_>>| {
                             (
