@@ -63,21 +63,7 @@ gcc -O2 -g -no-pie -fno-pie -o "$WORK/prog" "$WORK/prog.c"
 ADDR=0x$(nm "$WORK/prog" | awk '$3 == "counter" { print $1 }' | sed 's/^0*//')
 SPEC="mem:$ADDR/8:w"
 
-# measure.py OUT_PREFIX CMD: runs CMD under bash, stdout/stderr to OUT_PREFIX.{out,err}, and
-# writes "wall_s cpu_s" (CPU = user + system of the whole process tree) to OUT_PREFIX.time.
-cat >"$WORK/measure.py" <<'EOF'
-import resource, subprocess, sys, time
-prefix, cmd = sys.argv[1], sys.argv[2]
-before = resource.getrusage(resource.RUSAGE_CHILDREN)
-start = time.monotonic()
-with open(prefix + ".out", "wb") as out, open(prefix + ".err", "wb") as err:
-    rc = subprocess.call(["bash", "-c", cmd], stdout=out, stderr=err)
-wall = time.monotonic() - start
-after = resource.getrusage(resource.RUSAGE_CHILDREN)
-cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-with open(prefix + ".time", "w") as f:
-    f.write(f"{wall:.3f} {cpu:.3f} {rc}\n")
-EOF
+MEASURE=$ROOT/bench/watch/measure.py
 
 # Each tool: name, command, and how to read its counts (counted reported lost) afterwards.
 RESULTS="$WORK/results.tsv"
@@ -89,8 +75,8 @@ run_tool() {
     local prefix wall cpu rc counts
     prefix="$WORK/run.$(echo "$name" | tr -c 'a-zA-Z0-9' _).$ROUND"
     echo "[$name] round $ROUND/$REPEATS: $cmd" >&2
-    python3 "$WORK/measure.py" "$prefix" "$cmd"
-    read -r wall cpu rc <"$prefix.time"
+    python3 "$MEASURE" "$prefix" "$cmd"
+    read -r wall cpu rc _ <"$prefix.time"
     if [ "$rc" != 0 ]; then
         echo "[$name] exited with status $rc; stderr:" >&2
         sed 's/^/    /' "$prefix.err" >&2

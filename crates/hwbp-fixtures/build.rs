@@ -39,6 +39,9 @@ const SOURCES: &[&str] = &[
     "conds.c",
     "forever.c",
     "aggregates.c",
+    "unwind.c",
+    "../cxx/unwind.cpp",
+    "../rust/unwind.rs",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -112,6 +115,25 @@ fn main() {
         &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
     gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
+    // Callchain fixtures without frame pointers, as distributions build.
+    let no_fp = ["-no-pie", "-fno-pie", "-fomit-frame-pointer"];
+    gcc(&out_dir, &c_dir, "unwind", &["unwind.c"], &no_fp);
+    let mut unwind_cxx = Command::new(env::var("CXX").unwrap_or_else(|_| "g++".to_owned()));
+    unwind_cxx
+        .args(COMMON_FLAGS)
+        .args(no_fp)
+        .arg("-o")
+        .arg(out_dir.join("unwind_cxx"))
+        .arg(manifest_dir.join("cxx/unwind.cpp"));
+    run(unwind_cxx, "g++", "unwind_cxx");
+    let mut unwind_rs = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()));
+    unwind_rs
+        .args(["-g", "-C", "opt-level=1", "-C", "force-frame-pointers=no"])
+        .args(["-C", "relocation-model=static"])
+        .args(["--edition", "2021", "--crate-name", "unwind_rs", "-o"])
+        .arg(out_dir.join("unwind_rs"))
+        .arg(manifest_dir.join("rust/unwind.rs"));
+    run(unwind_rs, "rustc", "unwind_rs");
     rustc(
         &out_dir,
         &manifest_dir.join("rust"),

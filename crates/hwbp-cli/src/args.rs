@@ -193,9 +193,15 @@ pub struct WatchArgs {
     /// Pinned and flexible watches.
     #[command(flatten)]
     pub rotation: RotationArgs,
-    /// Print the callchain of each hit.
-    #[arg(short = 'g', long = "call-graph")]
+    /// Print the callchain of each hit (user frames unwound with the unwind tables, as
+    /// `--call-graph dwarf`).
+    #[arg(short = 'g')]
     pub callchain: bool,
+    /// Callchains, with how the user frames are found: `dwarf[,SIZE]` copies SIZE bytes of
+    /// stack per hit (default 8192) and unwinds them with each image's .eh_frame/.debug_frame;
+    /// `fp` walks frame pointers (cheaper; loses callers in code built without them).
+    #[arg(long = "call-graph", value_name = "fp|dwarf[,SIZE]", value_parser = hwbp::CallGraph::parse)]
+    pub call_graph: Option<hwbp::CallGraph>,
     /// Stop after this many hits (at least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_hits: Option<u64>,

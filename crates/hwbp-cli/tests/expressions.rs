@@ -609,9 +609,19 @@ fn exclusive_slots_counts_the_pointer_watches_of_a_chain() {
 
 /// `hwbp watch SPEC --stop --changes-only --json -- ARGV...`: the hits and stderr.
 fn launched_hits(spec: &str, argv: &[&str]) -> (Vec<Value>, Vec<String>) {
+    launched_hits_with(spec, argv, &[])
+}
+
+/// [`launched_hits`] with `env` set for hwbp.
+fn launched_hits_with(
+    spec: &str,
+    argv: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<Value>, Vec<String>) {
     let out = Command::new(HWBP)
         .args(["watch", spec, "--stop", "--changes-only", "--json", "--"])
         .args(argv)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -681,7 +691,17 @@ fn exclusive_debian_bash_exported_variable_followed_through_env_and_a_shim() {
 #[test]
 fn exclusive_debian_coreutils_env_optind_written_by_stripped_libc() {
     // coreutils' env parses its options with libc's getopt_long: optind 1 -> 3 for `-u FOO`.
-    let (hits, _) = launched_hits("optind", &["/usr/bin/env", "-u", "FOO", "true"]);
+    // libc6-dbg's debug file names the writer, with its line.
+    let argv = ["/usr/bin/env", "-u", "FOO", "true"];
+    let (hits, _) = launched_hits("optind", &argv);
+    assert_eq!(olds_news(&hits), [(1, 3)]);
+    for hit in &hits {
+        assert_eq!(hit["function"], "_getopt_internal", "{hit}");
+        assert_eq!(hit["file"], "getopt.c", "{hit}");
+    }
+    // Without it (hidden from hwbp as if libc6-dbg were not installed), the module and offset.
+    let hidden = [("HWBP_DEBUG_FILE_DIRECTORY", "")];
+    let (hits, _) = launched_hits_with("optind", &argv, &hidden);
     assert_eq!(olds_news(&hits), [(1, 3)]);
     for hit in &hits {
         let module = hit["module_offset"].as_str().unwrap_or_default();
@@ -700,6 +720,7 @@ fn exclusive_debian_coreutils_env_optind_written_by_stripped_libc() {
             "FOO",
             "true",
         ])
+        .envs(hidden)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -222,6 +222,18 @@ pub const SCOPED: &str = concat!(env!("OUT_DIR"), "/scoped");
 /// addr=&SETTINGS`; exits at end of input.
 pub const RUST_STATICS: &str = concat!(env!("OUT_DIR"), "/rust_statics");
 
+/// `unwind N`: main -> work -> fill -> snprintf into the global `char buf[64]`, N times, built
+/// `-O1 -g -fomit-frame-pointer -no-pie` (callchains that need the unwind tables).
+pub const UNWIND: &str = concat!(env!("OUT_DIR"), "/unwind");
+
+/// `unwind_cxx N`: main -> `shapes::detail::Recorder::record` -> the inlined
+/// `shapes::detail::store` writes `shapes::g_total`, N times (no frame pointers).
+pub const UNWIND_CXX: &str = concat!(env!("OUT_DIR"), "/unwind_cxx");
+
+/// `unwind_rs N`: main -> `unwind_rs::ledger::post` -> the inlined `unwind_rs::ledger::add`
+/// writes `unwind_rs::ledger::TOTAL`, N times (no frame pointers, not PIE).
+pub const UNWIND_RS: &str = concat!(env!("OUT_DIR"), "/unwind_rs");
+
 /// A parsed `ready ...` or `done ...` line: `key=value` fields after the first word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureLine {

@@ -40,3 +40,4 @@ pub mod ptrace;
 pub mod security;
 pub mod target;
 pub mod tree;
+pub mod user_stack;

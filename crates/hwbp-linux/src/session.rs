@@ -134,6 +134,9 @@ pub struct Hit {
     /// [`SampleOptions::regs_user`] was set and the task had user registers. For a
     /// kernel-mode access these are the registers at the system call, not at the access.
     pub registers: Option<Box<[u64; 16]>>,
+    /// The user stack from `sp` up, when [`SampleOptions::stack_user`] was set (empty
+    /// otherwise, or when the task had no user registers).
+    pub stack_user: Vec<u8>,
 }
 
 /// Something read from a ring buffer.
@@ -698,7 +701,8 @@ impl WatchSession {
     pub fn drain(&mut self, on_record: &mut dyn FnMut(Record)) -> usize {
         let layout = crate::ring::SampleLayout {
             callchain: self.opts.sample.callchain,
-            regs_user: self.opts.sample.regs_user,
+            regs_user: self.opts.sample.with_regs_user(),
+            stack_user: self.opts.sample.stack_user > 0,
         };
         let id_to_watch = &self.id_to_watch;
         let mut delivered = 0;
@@ -722,6 +726,7 @@ impl WatchSession {
                             callchain,
                             callchain_kernel_frames,
                             registers: sample.regs_user.map(Box::new),
+                            stack_user: sample.stack_user,
                         })
                     }
                     RingRecord::Lost { lost, .. } => Record::Lost { count: lost },

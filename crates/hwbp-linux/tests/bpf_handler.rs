@@ -409,6 +409,55 @@ fn exclusive_two_pieces_are_told_apart_by_address() {
     assert_eq!(perf_samples(&mut session), 0);
 }
 
+static UNWOUND: AtomicU64 = AtomicU64::new(0);
+
+/// With `user_stack_bytes`, a user-mode hit's record carries the user ip, sp and bp and the
+/// stack from sp up: a marker the writer keeps on its stack is found in the copied bytes at
+/// its own address, and the copy is bounded by the size asked for.
+#[test]
+fn exclusive_user_stack_bytes_are_copied_from_sp() {
+    require_bpf();
+    const MARKER: u64 = 0x5eed_cafe_f00d_beef;
+    let addr = UNWOUND.as_ptr() as u64;
+    let mut spec = HandlerSpec::new(
+        vec![HandlerPiece::new(addr, 8)],
+        HandlerMode::Emit { stack: true },
+    );
+    spec.user_stack_bytes = 2048;
+    let mut handler = HitHandler::load(&spec).unwrap();
+    handler.seed(0, 0).unwrap();
+    let (marker_tx, marker_rx) = mpsc::channel();
+    let writer = spawn_writer(move || {
+        let marker = std::hint::black_box([MARKER; 1]);
+        marker_tx.send(marker.as_ptr() as u64).unwrap();
+        for i in 1..=3 {
+            UNWOUND.store(i, Ordering::Relaxed);
+        }
+        std::hint::black_box(&marker);
+    });
+    let watch = WatchRequest::new(addr, 8, Access::Write);
+    let mut session = armed_session(&writer, &[watch], &handler);
+    let records = run_and_collect(writer, &mut session, &mut handler);
+    let marker_at = marker_rx.recv().unwrap();
+    assert_eq!(records.len(), 3, "{records:?}");
+    for r in &records {
+        let user = r
+            .user_stack
+            .as_ref()
+            .expect("a user-mode hit has its stack");
+        assert_eq!(user.ip, r.ip);
+        assert!(
+            r.stack.is_empty(),
+            "no frame-pointer frames beside the bytes"
+        );
+        assert!(!user.bytes.is_empty() && user.bytes.len() <= 2048);
+        assert!(user.sp <= marker_at && marker_at + 8 <= user.sp + user.bytes.len() as u64);
+        let at = (marker_at - user.sp) as usize;
+        let word = u64::from_le_bytes(user.bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(word, MARKER, "the stack as it was at the trap");
+    }
+}
+
 #[repr(align(8))]
 struct Buffer([u8; 8]);
 

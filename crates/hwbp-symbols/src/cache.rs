@@ -21,6 +21,9 @@ use crate::{CodeLocation, KernelSymbols, ProcessSymbols};
 /// memory cannot be read.
 pub type CodeReader = Box<dyn Fn(i32, u64, usize) -> Option<Vec<u8>> + Send>;
 
+/// The text frames of one callchain address (its inlined calls, then itself).
+type Frames = Arc<[Arc<str>]>;
+
 /// What the cache knows about one hit address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodeInfo {
@@ -64,7 +67,7 @@ pub struct SymbolCache {
     other_processes: HashMap<i32, Option<Arc<ProcessSymbols>>>,
     kernel: Option<Option<Arc<KernelSymbols>>>,
     code: FxHashMap<(i32, u64, bool), Arc<CodeInfo>>,
-    frames: FxHashMap<(i32, u64, bool), Arc<str>>,
+    frames: FxHashMap<(i32, u64, bool, bool), Frames>,
     read_code: CodeReader,
 }
 
@@ -170,32 +173,64 @@ impl SymbolCache {
         info
     }
 
-    /// One callchain frame as text: `0xADDR function+off (file:line)`, `0xADDR name+off
-    /// [kernel]`, or the bare address. A return address is symbolized at `addr - 1` (the call).
-    pub fn frame(&mut self, pid: i32, addr: u64, kernel: bool) -> Arc<str> {
-        let key = (pid, addr, kernel);
-        if let Some(text) = self.frames.get(&key) {
-            return Arc::clone(text);
+    /// The frames of one callchain address as text, appended to `out`: the functions inlined
+    /// there (`0xADDR inner (file:line) (inlined)`, innermost first, as perf shows them), then
+    /// `0xADDR function+off (file:line)`; `0xADDR libc.so.6+0x7e741` where no symbol covers
+    /// it, or `0xADDR name+off [kernel]`; a bare address only outside every mapped image.
+    /// `after` says `addr` follows the instruction to name (a return address, or the ip of an
+    /// x86 data trap): it is symbolized at `addr - 1`; else at `addr` (an execute breakpoint's
+    /// ip). Names come from the same symbolizer as [`code`](Self::code)'s, debug files
+    /// included.
+    pub fn push_frames(
+        &mut self,
+        pid: i32,
+        addr: u64,
+        kernel: bool,
+        after: bool,
+        out: &mut Vec<Arc<str>>,
+    ) {
+        let key = (pid, addr, kernel, after);
+        if let Some(frames) = self.frames.get(&key) {
+            out.extend(frames.iter().cloned());
+            return;
         }
-        let text: Arc<str> = if kernel {
-            match self.kernel().and_then(|k| {
+        let frames: Frames = if kernel {
+            let text = match self.kernel().and_then(|k| {
                 k.symbolize(addr)
                     .map(|(name, off)| format!("{addr:#x} {name}+{off:#x} [kernel]"))
             }) {
-                Some(text) => text.into(),
-                None => format!("{addr:#x} [kernel]").into(),
-            }
+                Some(text) => text,
+                None => format!("{addr:#x} [kernel]"),
+            };
+            Arc::from([Arc::from(text)])
         } else {
-            match self
-                .process(pid)
-                .and_then(|s| s.symbolize(addr.wrapping_sub(1)))
-            {
-                Some(loc) => format!("{addr:#x} {loc}").into(),
-                None => format!("{addr:#x}").into(),
+            let symbols = self.process(pid);
+            let at = if after { addr.wrapping_sub(1) } else { addr };
+            match symbols.as_ref().and_then(|s| s.symbolize_inlined(at)) {
+                Some((location, inlined)) => inlined
+                    .iter()
+                    .map(|call| {
+                        let line = match (&call.file, call.line) {
+                            (Some(file), Some(line)) => format!(" ({file}:{line})"),
+                            _ => String::new(),
+                        };
+                        Arc::from(format!("{addr:#x} {}{line} (inlined)", call.function))
+                    })
+                    .chain([Arc::from(format!("{addr:#x} {location}"))])
+                    .collect(),
+                None => {
+                    let text = match symbols.and_then(|s| s.module_offset(at)) {
+                        // The call's module and offset (perf's `dso+0x...`), as `code` names an
+                        // accessing instruction no symbol covers.
+                        Some(offset) => format!("{addr:#x} {offset}"),
+                        None => format!("{addr:#x}"),
+                    };
+                    Arc::from([Arc::from(text)])
+                }
             }
         };
-        self.frames.insert(key, Arc::clone(&text));
-        text
+        out.extend(frames.iter().cloned());
+        self.frames.insert(key, frames);
     }
 
     /// The raw bytes of the instruction at `addr` up to `end` in process `pid` (for decoding
@@ -230,7 +265,9 @@ mod tests {
         );
         // pid_max is at most 2^22: no such process.
         let pid = 1 << 23;
-        assert_eq!(&*cache.frame(pid, 0x1234, false), "0x1234");
+        let mut frames = Vec::new();
+        cache.push_frames(pid, 0x1234, false, true, &mut frames);
+        assert_eq!(frames, [Arc::from("0x1234")]);
         let first = cache.code(pid, 0x1234, false, false);
         let again = cache.code(pid, 0x1234, false, false);
         assert!(Arc::ptr_eq(&first, &again));

@@ -46,11 +46,28 @@ pub struct DebugSearch {
     pub debuginfod_cache: Option<PathBuf>,
 }
 
+/// Overrides the global debug directories (`:`-separated, like gdb's `debug-file-directory`);
+/// set and empty, no separate debug file is found at all (nor a debuginfod cache entry): how
+/// tests see what a machine without `libc6-dbg` prints, without uninstalling it.
+pub const DEBUG_DIRS_ENV: &str = "HWBP_DEBUG_FILE_DIRECTORY";
+
 impl Default for DebugSearch {
+    /// gdb's places: `/usr/lib/debug` and the debuginfod cache, unless [`DEBUG_DIRS_ENV`] says
+    /// otherwise.
     fn default() -> Self {
-        DebugSearch {
-            debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
-            debuginfod_cache: default_debuginfod_cache(),
+        match std::env::var_os(DEBUG_DIRS_ENV) {
+            Some(dirs) if dirs.is_empty() => DebugSearch {
+                debug_dirs: Vec::new(),
+                debuginfod_cache: None,
+            },
+            Some(dirs) => DebugSearch {
+                debug_dirs: std::env::split_paths(&dirs).collect(),
+                debuginfod_cache: default_debuginfod_cache(),
+            },
+            None => DebugSearch {
+                debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
+                debuginfod_cache: default_debuginfod_cache(),
+            },
         }
     }
 }

@@ -59,12 +59,15 @@ pub mod maps;
 pub mod process;
 pub mod store;
 pub mod types;
+pub mod unwind;
 pub mod value;
 
 pub use error::SymbolError;
 pub use kernel::{KernelSymbol, KernelSymbols};
 pub use maps::{MapEntry, ProcessMaps};
-pub use process::{CodeLocation, ModuleInfo, ModuleOffset, ProcessSymbols, ResolvedSymbol};
+pub use process::{
+    CodeLocation, InlinedCall, ModuleInfo, ModuleOffset, ProcessSymbols, ResolvedSymbol,
+};
 
 /// What a symbol names, from its ELF `STT_*` type or its `nm` letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

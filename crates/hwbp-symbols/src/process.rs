@@ -69,6 +69,18 @@ impl fmt::Display for CodeLocation {
     }
 }
 
+/// A function inlined at an address: its name and the source line of the address within it
+/// (gdb's and perf's inlined frames).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlinedCall {
+    /// The inlined function's name (demangled).
+    pub function: String,
+    /// Source file.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+}
+
 /// An address inside a module that has no symbol for it (a stripped library): the module's
 /// file name and the address's link-time offset in it, `libc.so.6+0x27e66` (the form
 /// `addr2line -e`, `objdump --start-address` and perf's `dso+offset` use; for the usual
@@ -111,11 +123,33 @@ struct Module {
     info: ModuleInfo,
     inode: u64,
     image: ElfImage,
+    /// The separate debug file (`.build-id`, `.gnu_debuglink`), looked for when first needed.
+    debug_file: std::sync::OnceLock<Option<PathBuf>>,
 }
 
 impl Module {
     fn runtime(&self, sym: &ElfSymbol) -> u64 {
         sym.vaddr.wrapping_add(self.info.bias)
+    }
+
+    /// Where to symbolize first: the image itself when it has a `.symtab` (not stripped), else
+    /// its separate debug file (full symbols, line tables, inlined functions), else the image
+    /// (`.dynsym` only).
+    fn symbol_sources(&self) -> Vec<&Path> {
+        let stripped = !self
+            .image
+            .symbols
+            .iter()
+            .any(|s| s.table == crate::elf::SymbolTable::Symtab);
+        let debug = self.debug_file.get_or_init(|| {
+            let data = std::fs::read(&self.image.path).ok()?;
+            let search = crate::debuglink::DebugSearch::default();
+            crate::debuglink::find_debug_file(&self.image.path, &data, &search).map(|f| f.path)
+        });
+        match debug {
+            Some(debug) if stripped => vec![debug.as_path(), self.image.path.as_path()],
+            _ => vec![self.image.path.as_path()],
+        }
     }
 
     fn contains(&self, addr: u64) -> bool {
@@ -145,7 +179,11 @@ pub struct ProcessSymbols {
 thread_local! {
     /// blazesym's symbolizer caches parsed DWARF per file but is `!Send` (Rc/RefCell inside),
     /// so each thread keeps one.
-    static SYMBOLIZER: Symbolizer = Symbolizer::new();
+    /// blazesym follows an image's `.gnu_debuglink` itself: in the same directories as
+    /// [`crate::debuglink`] (so hiding them hides both).
+    static SYMBOLIZER: Symbolizer = Symbolizer::builder()
+        .set_debug_dirs(Some(crate::debuglink::DebugSearch::default().debug_dirs))
+        .build();
 }
 
 fn proc_start_time(pid: u32) -> Option<u64> {
@@ -282,36 +320,74 @@ impl ProcessSymbols {
     /// Function, offset and (with DWARF line tables) file:line of a runtime address.
     ///
     /// `None` when no mapped ELF module contains it (JIT code, `[vdso]`, anonymous memory) or
-    /// the module has no symbol covering it.
+    /// the module has no symbol covering it. A stripped module is named from its separate
+    /// debug file (`/usr/lib/debug/.build-id/...`, `.gnu_debuglink`), found as gdb finds it.
     pub fn symbolize(&self, addr: u64) -> Option<CodeLocation> {
+        self.symbolize_inlined(addr).map(|(location, _)| location)
+    }
+
+    /// [`symbolize`](Self::symbolize), with the functions inlined at `addr` (from the DWARF),
+    /// innermost first.
+    pub fn symbolize_inlined(&self, addr: u64) -> Option<(CodeLocation, Vec<InlinedCall>)> {
         let module = self.module_for(addr)?;
         let vaddr = addr.wrapping_sub(module.info.bias);
-        let from_dwarf = SYMBOLIZER.with(|symbolizer| {
-            let source = Source::Elf(ElfSource::new(module.image.path.clone()));
-            match symbolizer.symbolize_single(&source, Input::VirtOffset(vaddr)) {
-                Ok(Symbolized::Sym(sym)) => Some(CodeLocation {
-                    function: sym.name.to_string(),
-                    offset: sym.offset as u64,
-                    file: sym
-                        .code_info
-                        .as_ref()
-                        .map(|ci| ci.file.to_string_lossy().into_owned()),
-                    line: sym.code_info.as_ref().and_then(|ci| ci.line),
-                    module: module.info.path.clone(),
-                }),
-                _ => None,
-            }
+        let from_dwarf = module.symbol_sources().into_iter().find_map(|path| {
+            SYMBOLIZER.with(|symbolizer| {
+                let source = Source::Elf(ElfSource::new(path));
+                match symbolizer.symbolize_single(&source, Input::VirtOffset(vaddr)) {
+                    // Symbol versions are absolute symbols at 0 (`GLIBC_2.3.2`, in libc's
+                    // debug file): no code lives at 0, so they name nothing.
+                    Ok(Symbolized::Sym(sym)) if sym.addr == 0 => None,
+                    Ok(Symbolized::Sym(sym)) => {
+                        let line_of = |ci: Option<&blazesym::symbolize::CodeInfo<'_>>| {
+                            (
+                                ci.map(|ci| ci.file.to_string_lossy().into_owned()),
+                                ci.and_then(|ci| ci.line),
+                            )
+                        };
+                        // blazesym lists the inlined calls outermost first, each with the line
+                        // the address is at within it; `code_info` is then the line of the
+                        // outermost call in the function itself.
+                        let (file, line) = line_of(sym.code_info.as_deref());
+                        let inlined = sym
+                            .inlined
+                            .iter()
+                            .rev()
+                            .map(|f| {
+                                let (file, line) = line_of(f.code_info.as_ref());
+                                InlinedCall {
+                                    function: f.name.to_string(),
+                                    file,
+                                    line,
+                                }
+                            })
+                            .collect();
+                        Some((
+                            CodeLocation {
+                                function: sym.name.to_string(),
+                                offset: sym.offset as u64,
+                                file,
+                                line,
+                                module: module.info.path.clone(),
+                            },
+                            inlined,
+                        ))
+                    }
+                    _ => None,
+                }
+            })
         });
         from_dwarf.or_else(|| {
             // The file may be gone from disk; our own symbol table still has the function.
             let func = module.image.function_containing(vaddr)?;
-            Some(CodeLocation {
+            let location = CodeLocation {
                 function: func.display_name.clone(),
                 offset: vaddr - func.vaddr,
                 file: None,
                 line: None,
                 module: module.info.path.clone(),
-            })
+            };
+            Some((location, Vec::new()))
         })
     }
 
@@ -515,6 +591,7 @@ fn build_modules(
             },
             inode,
             image,
+            debug_file: std::sync::OnceLock::new(),
         }));
     }
     // Executable first; then libraries by descending base: ld.so maps each new library below

@@ -128,6 +128,15 @@ fn load_handler(
     spec.ring_bytes = u32::try_from((opts.ring_pages * 4096 * cpus).next_power_of_two())
         .unwrap_or(1 << 30)
         .clamp(4096, 1 << 30);
+    if opts.callchain && !opts.aggregate {
+        spec.user_stack_bytes = opts.call_graph.stack_bytes();
+        // Room for 4,096 records of that size (32 MiB for 8 KiB stacks): a burst of hits the
+        // reader has not reached yet.
+        let per_record = spec.user_stack_bytes as usize + 1024;
+        spec.ring_bytes = spec
+            .ring_bytes
+            .max(u32::try_from((per_record * 4096).next_power_of_two()).unwrap_or(1 << 30));
+    }
     spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
     spec.filter = ValueFilter {
         changes_only: opts.changes_only,

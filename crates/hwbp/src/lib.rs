@@ -48,6 +48,7 @@
 //!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
 
+mod callchain;
 pub mod chain;
 pub mod condition;
 mod engine;
@@ -80,7 +81,7 @@ pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
 };
-pub use watcher::{Mode, StopHandle, WatchOptions, Watcher};
+pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
 
 /// An access mode: read, write, read/write, execute.
 pub use hwbp_core::Access;

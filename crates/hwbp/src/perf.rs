@@ -56,6 +56,7 @@ use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{memory, probe, target};
 use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use hwbp_symbols::store::DecodedStore;
+use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
 use crate::engine::{choose_engine, ActiveHandler, Engine};
 use crate::error::{Error, ErrorKind, Result};
@@ -87,16 +88,50 @@ pub(crate) const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it,
      exception the kernel could not match to a watchpoint: some virtual machines raise these \
      under busy watchpoints, and that hit was not counted)";
 
+/// The frame that ends a chain whose unwinding stopped before the outermost frame.
+pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
+    format!("[unwinding stopped: {why}]").into()
+}
+
+/// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
+/// read from a frame that was no frame record) ends the chain with a marker instead, and
+/// returns false.
+fn push_frame(
+    cache: &mut SymbolCache,
+    pid: i32,
+    addr: u64,
+    kernel: bool,
+    after: bool,
+    out: &mut Vec<Arc<str>>,
+) -> bool {
+    if addr == 0 {
+        out.push(unwind_marker(
+            "no frame record (code without frame pointers)",
+        ));
+        return false;
+    }
+    cache.push_frames(pid, addr, kernel, after, out);
+    true
+}
+
 /// What the drain thread queues for the caller's thread, in time order.
 enum Queued {
-    /// A hit of piece `piece`, with the value read after it (if values are read).
+    /// A hit of piece `piece`, with the value read after it (if values are read); its user
+    /// stack bytes, if it carried them, already unwound into its callchain, and why that
+    /// unwinding stopped early.
     Hit {
         hit: session::Hit,
         piece: usize,
         value: Option<u64>,
+        unwind_stopped: Option<String>,
     },
-    /// A hit of piece `piece` as the in-kernel handler recorded it.
-    Record { record: HandlerRecord, piece: usize },
+    /// A hit of piece `piece` as the in-kernel handler recorded it; its user stack bytes, if it
+    /// carried them, already unwound into `record.stack`, and why that unwinding stopped early.
+    Record {
+        record: HandlerRecord,
+        piece: usize,
+        unwind_stopped: Option<String>,
+    },
     /// Every count of the handler's count map since arming, per piece.
     Counts(Vec<(CountKey, usize, u64)>),
     /// `tid` set its name.
@@ -125,9 +160,18 @@ impl Queued {
         }
         std::mem::size_of::<Queued>()
             + match self {
-                Queued::Hit { hit, .. } => hit.callchain.len() * 8,
-                Queued::Record { record, .. } => {
+                Queued::Hit {
+                    hit,
+                    unwind_stopped,
+                    ..
+                } => hit.callchain.len() * 8 + unwind_stopped.as_ref().map_or(0, String::len),
+                Queued::Record {
+                    record,
+                    unwind_stopped,
+                    ..
+                } => {
                     (record.stack.len() + record.kernel_stack.len()) * 8
+                        + unwind_stopped.as_ref().map_or(0, String::len)
                 }
                 Queued::Counts(counts) => {
                     counts.len() * std::mem::size_of::<(CountKey, usize, u64)>()
@@ -355,6 +399,9 @@ fn run_plan(
     // The handler takes the stacks itself; perf samples only carry execute hits then.
     session_opts.sample.callchain = opts.callchain;
     session_opts.sample.regs_user = engine.regs_user;
+    if opts.callchain {
+        session_opts.sample.stack_user = opts.call_graph.stack_bytes();
+    }
     session_opts.sample.in_kernel_handler = engine.handler.is_some();
     let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
     if let Some(active) = &engine.handler {
@@ -448,6 +495,7 @@ fn run_plan(
     let n_pieces = piece_owner.len();
     let n_watches = plan.watches.len();
     let filtered_in_kernel = handler.is_some() && (opts.changes_only || opts.condition.is_some());
+    let unwinder = StackUnwinder::new(target_pid.zip(plan.symbols.clone()));
 
     let (drained, delivered) = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
@@ -469,6 +517,7 @@ fn run_plan(
                 dropped: 0,
                 next_interval: opts.interval,
                 chains: &chains,
+                unwinder,
             };
             drain.run()
         });
@@ -577,6 +626,8 @@ struct Drain<'a> {
     next_interval: Option<Duration>,
     /// Value chains to move when one of their pointers is written.
     chains: &'a crate::chain::PerfChains,
+    /// Unwinds the user stacks hits carry, before they are queued (the bytes are not kept).
+    unwinder: StackUnwinder,
 }
 
 impl Drain<'_> {
@@ -775,7 +826,7 @@ impl Drain<'_> {
         let mut items = Vec::with_capacity(batch.len());
         for sampled in batch.drain(..) {
             let item = match sampled {
-                Sampled::Hit(hit) => {
+                Sampled::Hit(mut hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
                     // Hook 2 of 3: a chain's pointer was written: move its value's pieces.
                     let (session, placement) = (&mut self.session, &self.placement);
@@ -800,9 +851,15 @@ impl Drain<'_> {
                     } else {
                         None
                     };
-                    Queued::Hit { hit, piece, value }
+                    let unwind_stopped = self.unwind_sample(&mut hit);
+                    Queued::Hit {
+                        hit,
+                        piece,
+                        value,
+                        unwind_stopped,
+                    }
                 }
-                Sampled::Record(record) => {
+                Sampled::Record(mut record) => {
                     let to_piece = &self
                         .handler
                         .as_ref()
@@ -812,7 +869,23 @@ impl Drain<'_> {
                         continue;
                     };
                     self.placement.charge_piece(piece);
-                    Queued::Record { record, piece }
+                    let unwind_stopped = record.user_stack.take().and_then(|stack| {
+                        let regs = StartRegs {
+                            ip: stack.ip,
+                            sp: stack.sp,
+                            bp: stack.bp,
+                        };
+                        let unwound = self
+                            .unwinder
+                            .unwind_captured(record.pid, regs, &stack.bytes);
+                        record.stack = unwound.frames;
+                        unwound.stopped
+                    });
+                    Queued::Record {
+                        record,
+                        piece,
+                        unwind_stopped,
+                    }
                 }
                 Sampled::Comm { tid, comm, .. } => Queued::Comm { tid, comm },
                 Sampled::Fork {
@@ -831,6 +904,27 @@ impl Drain<'_> {
                 self.dropped += 1;
             }
         }
+    }
+
+    /// A user-mode sample with the user stack (`PERF_SAMPLE_STACK_USER`): its user frames
+    /// unwound with the unwind tables replace the frame-pointer ones, and the stack bytes are
+    /// dropped before the hit is queued. Returns why unwinding stopped early, if it did.
+    fn unwind_sample(&mut self, hit: &mut session::Hit) -> Option<String> {
+        let stack = std::mem::take(&mut hit.stack_user);
+        let registers = hit.registers.as_deref()?;
+        if stack.is_empty() || hit.kernel_mode {
+            return None;
+        }
+        // Encoding order: rsp is register 4, rbp register 5.
+        let regs = StartRegs {
+            ip: hit.ip,
+            sp: registers[4],
+            bp: registers[5],
+        };
+        let unwound = self.unwinder.unwind_captured(hit.pid, regs, &stack);
+        hit.callchain.truncate(hit.callchain_kernel_frames);
+        hit.callchain.extend(unwound.frames);
+        unwound.stopped
     }
 
     /// Queues interval counts when an interval has passed.
@@ -995,12 +1089,17 @@ fn deliver(
                         continue;
                     }
                     let (hit, piece) = match item {
-                        Queued::Hit { hit, piece, value } => {
-                            (d.hit(plan, opts, hit, piece, value), piece)
-                        }
-                        Queued::Record { record, piece } => {
-                            (d.record(plan, opts, record, piece), piece)
-                        }
+                        Queued::Hit {
+                            hit,
+                            piece,
+                            value,
+                            unwind_stopped,
+                        } => (d.hit(plan, opts, hit, piece, value, unwind_stopped), piece),
+                        Queued::Record {
+                            record,
+                            piece,
+                            unwind_stopped,
+                        } => (d.record(plan, opts, record, piece, unwind_stopped), piece),
                         _ => unreachable!("matched above"),
                     };
                     d.reported[piece] += 1;
@@ -1054,6 +1153,7 @@ impl Delivery<'_> {
         hit: session::Hit,
         piece: usize,
         value: Option<u64>,
+        unwind_stopped: Option<String>,
     ) -> Hit {
         let (id, index) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
@@ -1095,18 +1195,19 @@ impl Delivery<'_> {
                 source,
             }
         });
-        let callchain = if opts.callchain {
-            hit.callchain
-                .iter()
-                .enumerate()
-                .map(|(i, addr)| {
-                    self.cache
-                        .frame(hit.pid, *addr, i < hit.callchain_kernel_frames)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut callchain = Vec::new();
+        if opts.callchain {
+            let execute = watch.access == Access::Execute;
+            for (i, addr) in hit.callchain.iter().enumerate() {
+                let kernel = i < hit.callchain_kernel_frames;
+                // An execute breakpoint's ip is the instruction itself, not one after it.
+                let after = !(execute && i == 0 && *addr == hit.ip);
+                if !push_frame(self.cache, hit.pid, *addr, kernel, after, &mut callchain) {
+                    break;
+                }
+            }
+            callchain.extend(unwind_stopped.map(|why| unwind_marker(&why)));
+        }
         let mut out = Hit {
             watch: id,
             time_ns: hit.time_ns.saturating_sub(self.armed_ns),
@@ -1137,6 +1238,7 @@ impl Delivery<'_> {
         opts: &WatchOptions,
         record: HandlerRecord,
         piece: usize,
+        unwind_stopped: Option<String>,
     ) -> Hit {
         let (id, _) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
@@ -1158,10 +1260,14 @@ impl Delivery<'_> {
             // Kernel frames first, as perf's callchain has them.
             let kernel = record.kernel_stack.iter().map(|addr| (addr, true));
             let user = record.stack.iter().map(|addr| (addr, false));
-            kernel
-                .chain(user)
-                .map(|(addr, kernel)| self.cache.frame(record.pid, *addr, kernel))
-                .collect()
+            let mut frames = Vec::new();
+            for (addr, kernel) in kernel.chain(user) {
+                if !push_frame(self.cache, record.pid, *addr, kernel, true, &mut frames) {
+                    break;
+                }
+            }
+            frames.extend(unwind_stopped.map(|why| unwind_marker(&why)));
+            frames
         } else {
             Vec::new()
         };

@@ -288,6 +288,8 @@ pub(crate) fn run(
         None,
         crate::perf::code_reader(),
     );
+    let mut unwinder =
+        hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s)));
     let mut names = ThreadNames::from_proc();
     let mut stores = HashMap::new();
     let mut hits = vec![0u64; pieces.len()];
@@ -397,11 +399,23 @@ pub(crate) fn run(
                         typed_values.observe(&plan, piece.watch, piece.index, known)
                     })
                     .collect();
-                let frames = match stopped {
+                let (frames, unwind_stopped) = match stopped {
                     Some(regs) if opts.callchain => {
-                        tracer.frame_pointer_backtrace(regs.frame_pointer, MAX_FRAMES)
+                        let start = hwbp_symbols::unwind::StartRegs {
+                            ip,
+                            sp: regs.stack_pointer,
+                            bp: regs.frame_pointer,
+                        };
+                        crate::callchain::stopped_return_addresses(
+                            &tracer,
+                            &mut unwinder,
+                            opts.call_graph,
+                            pid,
+                            start,
+                            MAX_FRAMES,
+                        )
                     }
-                    _ => Vec::new(),
+                    _ => (Vec::new(), None),
                 };
                 tracer.resume(tid).map_err(|e| {
                     Error::wrap(
@@ -451,9 +465,15 @@ pub(crate) fn run(
                             Some(loc) => {
                                 format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into()
                             }
-                            None => format!("{ip:#x}").into(),
+                            None => match &code.module_offset {
+                                Some(offset) => format!("{ip:#x} {offset}").into(),
+                                None => format!("{ip:#x}").into(),
+                            },
                         });
-                        callchain.extend(frames.iter().map(|&a| cache.frame(pid, a, false)));
+                        for &addr in &frames {
+                            cache.push_frames(pid, addr, false, true, &mut callchain);
+                        }
+                        callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
                     }
                     let mut hit = Hit {
                         watch: piece.watch,

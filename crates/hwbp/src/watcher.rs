@@ -33,13 +33,78 @@ pub enum Mode {
     Stop,
 }
 
+/// How a callchain's user frames are found (perf's `--call-graph fp|dwarf[,SIZE]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallGraph {
+    /// Walk `rbp` frame records (`bpf_get_stack`, `PERF_SAMPLE_CALLCHAIN`): cheap, but code
+    /// built without frame pointers (Debian's libc, `-O1` and up) loses its callers.
+    FramePointers,
+    /// Copy the user registers and `stack_bytes` of the user stack at each hit and unwind them
+    /// with each image's `.eh_frame`/`.debug_frame` (framehop): the chain reaches as far as
+    /// those bytes hold frames.
+    Dwarf {
+        /// Bytes of stack copied per hit, a multiple of 8 from 8 to 65528.
+        stack_bytes: u32,
+    },
+}
+
+/// Stack bytes copied per hit by default: perf's `--call-graph dwarf` default, 8 KiB.
+pub const DEFAULT_STACK_BYTES: u32 = 8192;
+
+impl Default for CallGraph {
+    fn default() -> Self {
+        CallGraph::Dwarf {
+            stack_bytes: DEFAULT_STACK_BYTES,
+        }
+    }
+}
+
+impl CallGraph {
+    /// Parses `fp`, `dwarf` or `dwarf,SIZE` (bytes; a multiple of 8, 8 to 65528), as perf's
+    /// `--call-graph` takes them.
+    pub fn parse(text: &str) -> std::result::Result<CallGraph, String> {
+        let (mode, size) = match text.split_once(',') {
+            Some((mode, size)) => (mode, Some(size)),
+            None => (text, None),
+        };
+        match (mode, size) {
+            ("fp", None) => Ok(CallGraph::FramePointers),
+            ("dwarf", None) => Ok(CallGraph::default()),
+            ("dwarf", Some(size)) => match size.parse::<u32>() {
+                Ok(n) if n % 8 == 0 && (8..=65528).contains(&n) => {
+                    Ok(CallGraph::Dwarf { stack_bytes: n })
+                }
+                _ => Err(format!(
+                    "stack size '{size}': needs a multiple of 8 from 8 to 65528 bytes, e.g. \
+                     dwarf,8192"
+                )),
+            },
+            _ => Err(format!(
+                "call graph '{text}': use fp, dwarf or dwarf,SIZE (bytes of stack per hit)"
+            )),
+        }
+    }
+
+    /// Stack bytes copied per hit (0 for frame pointers).
+    pub fn stack_bytes(self) -> u32 {
+        match self {
+            CallGraph::FramePointers => 0,
+            CallGraph::Dwarf { stack_bytes } => stack_bytes,
+        }
+    }
+}
+
 /// How to run; the defaults suit `hwbp watch`.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Perf events or stop mode.
     pub mode: Mode,
-    /// Sample callchains (perf: kernel and user; stop mode: frame pointers).
+    /// Sample callchains: the kernel frames of a kernel-mode access, then the user frames as
+    /// [`call_graph`](Self::call_graph) says.
     pub callchain: bool,
+    /// How `callchain` finds the user frames: the unwind tables over the stack bytes copied at
+    /// the hit (the default), or frame pointers.
+    pub call_graph: CallGraph,
     /// End after this many reported hits.
     pub max_hits: Option<u64>,
     /// End after this long.
@@ -82,6 +147,7 @@ impl Default for WatchOptions {
         WatchOptions {
             mode: Mode::Perf,
             callchain: false,
+            call_graph: CallGraph::default(),
             max_hits: None,
             duration: None,
             ring_pages: 256,

@@ -23,7 +23,8 @@ pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hw
         .map(|text| Condition::parse_for(text, plan.watches()))
         .transpose()?;
     let mut options = watch_options(common, if args.stop { Mode::Stop } else { Mode::Perf });
-    options.callchain = args.callchain;
+    options.callchain = args.callchain || args.call_graph.is_some();
+    options.call_graph = args.call_graph.unwrap_or_default();
     options.max_hits = args.max_hits;
     options.changes_only = args.changes_only;
     options.condition = condition;

@@ -137,6 +137,13 @@ pub struct HandlerSpec {
     pub wakeup_bytes: u32,
     /// Count mode: distinct (piece, tid, ip) keys the map holds.
     pub count_keys: u32,
+    /// Emit mode with stacks: bytes of the user stack copied from `sp` into each record of a
+    /// user-mode access, with the user `ip`, `sp` and `bp`, for unwinding with the unwind
+    /// tables (perf's `--call-graph dwarf,SIZE`); a multiple of 8 up to
+    /// [`MAX_USER_STACK_BYTES`]. `0`: the user frames come from `bpf_get_stack` (frame
+    /// pointers) instead. A kernel-mode access has no user registers in its context, so its
+    /// user frames always come from `bpf_get_stack`.
+    pub user_stack_bytes: u32,
 }
 
 impl HandlerSpec {
@@ -149,6 +156,7 @@ impl HandlerSpec {
             ring_bytes: 4 << 20,
             wakeup_bytes: 16 * 1024,
             count_keys: 16 * 1024,
+            user_stack_bytes: 0,
         }
     }
 
@@ -156,7 +164,8 @@ impl HandlerSpec {
     /// 8-byte header included; with the stack, room for all of [`STACK_FRAMES`]).
     pub fn ring_records(&self) -> usize {
         let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
-        self.ring_bytes as usize / super::ringbuf::record_span(record_bytes(stack) as u32) as usize
+        let size = record_bytes(stack, self.user_stack_bytes);
+        self.ring_bytes as usize / super::ringbuf::record_span(size as u32) as usize
     }
 
     /// Some filter drops hits in the kernel (`changes_only`, or a piece's condition).
@@ -177,12 +186,22 @@ pub const STACK_FRAMES: usize = 32;
 /// Kernel-stack frames an Emit record carries when asked, for an access made in kernel mode.
 pub const KERNEL_STACK_FRAMES: usize = 32;
 
+/// The most user-stack bytes a record carries ([`HandlerSpec::user_stack_bytes`]): perf's own
+/// limit for `PERF_SAMPLE_STACK_USER` (a record's size is a `u16`).
+pub const MAX_USER_STACK_BYTES: u32 = 65528;
+
 /// Emit record layout: fixed header bytes; with stacks, the kernel stack's length, then
-/// [`KERNEL_STACK_FRAMES`] kernel frames' room, then [`STACK_FRAMES`] user frames' room.
+/// [`KERNEL_STACK_FRAMES`] kernel frames' room, then [`STACK_FRAMES`] user frames' room; with
+/// user stack bytes, then the user `ip`, `sp`, `bp`, the bytes copied, and the bytes.
 const RECORD_HEADER: i16 = 56;
 const OFF_KERNEL_STACK_LEN: i16 = 56;
 const STACK_HEADER: i16 = 64;
 const OFF_USER_STACK: i16 = STACK_HEADER + KERNEL_STACK_FRAMES as i16 * 8;
+const OFF_USER_IP: i16 = OFF_USER_STACK + STACK_FRAMES as i16 * 8;
+const OFF_USER_SP: i16 = OFF_USER_IP + 8;
+const OFF_USER_BP: i16 = OFF_USER_SP + 8;
+const OFF_USER_STACK_BYTES: i16 = OFF_USER_BP + 8;
+const OFF_USER_STACK_DATA: i16 = OFF_USER_STACK_BYTES + 8;
 const OFF_TIME: i16 = 0;
 const OFF_PID_TGID: i16 = 8;
 const OFF_IP: i16 = 16;
@@ -199,8 +218,10 @@ const FLAG_KERNEL: i32 = 1;
 const FLAG_UNREADABLE: i32 = 2;
 
 /// `bpf_perf_event_data` offsets on x86_64 (`arch/x86/include/uapi/asm/ptrace.h`).
+const CTX_BP: i16 = 4 * 8;
 const CTX_IP: i16 = 16 * 8;
 const CTX_CS: i16 = 17 * 8;
+const CTX_SP: i16 = 19 * 8;
 const CTX_ADDR: i16 = 21 * 8 + 8;
 
 /// Stack slots (offsets from r10).
@@ -375,6 +396,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     match spec.mode {
         HandlerMode::Emit { stack } => {
             let wakeup = spec.wakeup_bytes.clamp(1, spec.ring_bytes / 2);
+            let stack = stack.then_some(spec.user_stack_bytes);
             emit_record(&mut asm, stack, i32::try_from(wakeup).unwrap_or(i32::MAX))
         }
         HandlerMode::Count => emit_count(&mut asm),
@@ -437,21 +459,58 @@ fn emit_condition(asm: &mut Asm, cond: &IntCondition, drop_hit: super::insn::Lab
     asm.jmp(drop_if, subject, operand, drop_hit);
 }
 
-/// An Emit record's bytes, with or without stacks.
-fn record_bytes(stack: bool) -> i32 {
-    if stack {
-        i32::from(OFF_USER_STACK) + STACK_FRAMES as i32 * 8
-    } else {
-        i32::from(RECORD_HEADER)
+/// An Emit record's bytes, with or without stacks (and with `user_stack_bytes` of user stack).
+fn record_bytes(stack: bool, user_stack_bytes: u32) -> i32 {
+    match (stack, user_stack_bytes) {
+        (false, _) => i32::from(RECORD_HEADER),
+        (true, 0) => i32::from(OFF_USER_IP),
+        (true, bytes) => i32::from(OFF_USER_STACK_DATA) + bytes as i32,
     }
 }
 
-/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
-fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
+/// Copies the user registers and up to `bytes` of the user stack from `sp` into the record at
+/// r7 (r6 ctx; r8 is free). `bpf_probe_read_user` copies all or nothing, and the stack ends at
+/// a page boundary (the top of a `[stack]` mapping), so the copy tries `bytes`, then the bytes
+/// up to each page boundary below, nearest last, and records the length that read.
+fn copy_user_stack(asm: &mut Asm, bytes: u32) {
+    let done = asm.label("user_stack_copied");
+    let bytes = bytes as i32;
+    asm.ldx(Size::DW, Reg::R1, Reg::R6, CTX_IP)
+        .stx(Size::DW, Reg::R7, OFF_USER_IP, Reg::R1)
+        .ldx(Size::DW, Reg::R1, Reg::R6, CTX_BP)
+        .stx(Size::DW, Reg::R7, OFF_USER_BP, Reg::R1)
+        .ldx(Size::DW, Reg::R1, Reg::R6, CTX_SP)
+        .stx(Size::DW, Reg::R7, OFF_USER_SP, Reg::R1);
+    let pages = (bytes as u32).div_ceil(4096) as i32;
+    for k in (0..=pages).rev() {
+        let clamped = asm.label(format!("user_stack_len{k}"));
+        // r8 = min(bytes, (4096 - sp % 4096) + k * 4096): 1..=bytes, as the verifier sees it.
+        asm.ldx(Size::DW, Reg::R2, Reg::R7, OFF_USER_SP)
+            .alu(AluOp::And, Reg::R2, Src::Imm(4095))
+            .mov(Reg::R8, 4096 + k * 4096)
+            .alu(AluOp::Sub, Reg::R8, Src::Reg(Reg::R2))
+            .jmp(Cond::Le, Reg::R8, Src::Imm(bytes), clamped)
+            .mov(Reg::R8, bytes)
+            .bind(clamped)
+            .mov_reg(Reg::R1, Reg::R7)
+            .alu(AluOp::Add, Reg::R1, Src::Imm(OFF_USER_STACK_DATA.into()))
+            .mov_reg(Reg::R2, Reg::R8)
+            .ldx(Size::DW, Reg::R3, Reg::R7, OFF_USER_SP)
+            .call(Helper::ProbeReadUser)
+            .jmp(Cond::Eq, Reg::R0, Src::Imm(0), done);
+    }
+    asm.mov(Reg::R8, 0)
+        .bind(done)
+        .stx(Size::DW, Reg::R7, OFF_USER_STACK_BYTES, Reg::R8);
+}
+
+/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new. `stack`: with stacks, and how many
+/// user-stack bytes (0: user frames by `bpf_get_stack`).
+fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32) {
     let full = asm.label("ring_full");
     let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
-    let size = record_bytes(stack);
+    let size = record_bytes(stack.is_some(), stack.unwrap_or(0));
     // The record's span in the ring (`bpf_ringbuf_query(AVAIL_DATA)` counts it once reserved).
     let span = super::ringbuf::record_span(size as u32) as i32;
     asm.ld_map(Reg::R1, MAP_RING)
@@ -478,11 +537,12 @@ fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
         .stx(Size::DW, Reg::R7, OFF_PID_TGID, Reg::R0)
         .call(Helper::GetSmpProcessorId)
         .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
-    if stack {
+    if let Some(user_stack_bytes) = stack {
         // The kernel frames of a kernel-mode access (read(2) filling the buffer), as perf's
         // callchain has them; a user-mode access has none.
         let user_only = asm.label("user_stack_only");
         let user_stack = asm.label("user_stack");
+        let stack_done = asm.label("stacks_done");
         asm.ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
             .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_KERNEL))
             .jmp(Cond::Eq, Reg::R1, Src::Imm(0), user_only)
@@ -495,15 +555,24 @@ fn emit_record(asm: &mut Asm, stack: bool, wakeup_bytes: i32) {
             .stx(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, Reg::R0)
             .ja(user_stack)
             .bind(user_only)
-            .st(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, 0)
-            .bind(user_stack)
-            .mov_reg(Reg::R1, Reg::R6)
+            .st(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, 0);
+        if user_stack_bytes > 0 {
+            // A user-mode access: ctx's registers are the user's; unwound in user space.
+            copy_user_stack(asm, user_stack_bytes);
+            asm.st(Size::W, Reg::R7, OFF_STACK_LEN, 0).ja(stack_done);
+        }
+        asm.bind(user_stack);
+        if user_stack_bytes > 0 {
+            asm.st(Size::DW, Reg::R7, OFF_USER_STACK_BYTES, 0);
+        }
+        asm.mov_reg(Reg::R1, Reg::R6)
             .mov_reg(Reg::R2, Reg::R7)
             .alu(AluOp::Add, Reg::R2, Src::Imm(OFF_USER_STACK.into()))
             .mov(Reg::R3, STACK_FRAMES as i32 * 8)
             .mov(Reg::R4, F_USER_STACK)
             .call(Helper::GetStack)
-            .stx(Size::W, Reg::R7, OFF_STACK_LEN, Reg::R0);
+            .stx(Size::W, Reg::R7, OFF_STACK_LEN, Reg::R0)
+            .bind(stack_done);
     } else {
         asm.st(Size::W, Reg::R7, OFF_STACK_LEN, 0);
     }
@@ -605,6 +674,10 @@ pub struct HandlerRecord {
     pub kernel_stack: Vec<u64>,
     /// `bpf_get_stack`'s negative errno, if one of the stacks failed.
     pub stack_error: Option<i32>,
+    /// The user registers and stack bytes of a user-mode access, with
+    /// [`HandlerSpec::user_stack_bytes`] (then [`stack`](Self::stack) is empty); `None` for a
+    /// kernel-mode access, or when not even the bytes up to `sp`'s page end could be read.
+    pub user_stack: Option<crate::user_stack::UserStack>,
 }
 
 impl HandlerRecord {
@@ -654,6 +727,18 @@ impl HandlerRecord {
             (Vec::new(), None)
         };
         let stack_error = user_error.or(kernel_error);
+        let copied = u64_at(OFF_USER_STACK_BYTES).unwrap_or(0) as usize;
+        let user_stack = (copied > 0)
+            .then(|| {
+                let data = OFF_USER_STACK_DATA as usize;
+                Some(crate::user_stack::UserStack {
+                    ip: u64_at(OFF_USER_IP)?,
+                    sp: u64_at(OFF_USER_SP)?,
+                    bp: u64_at(OFF_USER_BP)?,
+                    bytes: bytes.get(data..data + copied)?.to_vec(),
+                })
+            })
+            .flatten();
         Some(HandlerRecord {
             time_ns: u64_at(OFF_TIME)?,
             pid: (pid_tgid >> 32) as i32,
@@ -668,6 +753,7 @@ impl HandlerRecord {
             stack,
             kernel_stack,
             stack_error,
+            user_stack,
         })
     }
 }
@@ -1184,7 +1270,7 @@ ring_full_counted:
     #[test]
     fn records_decode_from_bytes() {
         // A record with stacks: header, kernel-stack length, 32 kernel then 32 user slots.
-        let mut bytes = vec![0u8; record_bytes(true) as usize];
+        let mut bytes = vec![0u8; record_bytes(true, 0) as usize];
         bytes[0..8].copy_from_slice(&123_456_789u64.to_le_bytes());
         bytes[8..16].copy_from_slice(&((42u64 << 32) | 43).to_le_bytes());
         bytes[16..24].copy_from_slice(&0x40_1122u64.to_le_bytes());
@@ -1214,6 +1300,7 @@ ring_full_counted:
                 stack: vec![0xaaaa, 0xbbbb],
                 kernel_stack: vec![0xffff_ffff_8100_0000],
                 stack_error: None,
+                user_stack: None,
             })
         );
         bytes[52..56].copy_from_slice(&(-14i32).to_le_bytes());

@@ -82,6 +82,12 @@ pub struct SampleOptions {
     /// ([`REGS_USER_MASK`]): the user registers at the hit, from which the value of a plain
     /// `mov` store can be recovered (`hwbp_symbols::store`).
     pub regs_user: bool,
+    /// Add `PERF_SAMPLE_STACK_USER` with this many bytes (`sample_stack_user`, a multiple of 8;
+    /// `0`: none), and the user registers with it: the stack from the user `sp` at the hit,
+    /// for unwinding with the unwind tables (perf's `--call-graph dwarf,SIZE`). The kernel
+    /// copies what is mapped up to that size and says how much (`dyn_size`;
+    /// `perf_output_sample_ustack` in `kernel/events/core.c`).
+    pub stack_user: u32,
     /// A BPF program ([`crate::bpf`]) takes every hit of the data watches (read, write) and
     /// never lets perf sample them: their events ask for no sample fields and write no
     /// side-band records. The kernel prepares a sample for the program at every hit
@@ -105,8 +111,16 @@ impl Default for SampleOptions {
             max_stack: 0,
             wakeup: Wakeup::Bytes(16 * 1024),
             regs_user: false,
+            stack_user: 0,
             in_kernel_handler: false,
         }
+    }
+}
+
+impl SampleOptions {
+    /// Samples carry `PERF_SAMPLE_REGS_USER`: asked for, or needed by the user stack.
+    pub fn with_regs_user(&self) -> bool {
+        self.regs_user || self.stack_user > 0
     }
 }
 
@@ -194,9 +208,13 @@ pub fn breakpoint_attr(
                 .unwrap_or(127)
         };
     }
-    if sample.regs_user {
+    if sample.with_regs_user() {
         attr.sample_type |= bindings::PERF_SAMPLE_REGS_USER as u64;
         attr.sample_regs_user = REGS_USER_MASK;
+    }
+    if sample.stack_user > 0 {
+        attr.sample_type |= bindings::PERF_SAMPLE_STACK_USER as u64;
+        attr.sample_stack_user = sample.stack_user;
     }
     set_side_band(&mut attr);
     match sample.wakeup {
@@ -359,6 +377,21 @@ mod tests {
             (0, 0, 1)
         );
         assert_eq!(attr.bp_type, 3);
+    }
+
+    #[test]
+    fn stack_user_adds_the_bit_its_size_and_the_registers() {
+        let watch = WatchRequest::new(0x2000, 8, Access::Write);
+        let sample = SampleOptions {
+            stack_user: 8192,
+            ..SampleOptions::default()
+        };
+        let attr = breakpoint_attr(&watch, &sample, true);
+        assert_eq!(attr.sample_type, BASE_SAMPLE_TYPE | 0x1000 | 0x2000);
+        assert_eq!(
+            (attr.sample_stack_user, attr.sample_regs_user),
+            (8192, 0x00ff_00ff)
+        );
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct SampleRecord {
     /// rsi, rdi, r8..r15`). `None` when not requested or when the kernel had no user registers
     /// (`abi == PERF_SAMPLE_REGS_ABI_NONE`, e.g. a kernel thread).
     pub regs_user: Option<[u64; 16]>,
+    /// `PERF_SAMPLE_STACK_USER`: the user stack from `sp` up, as much as the kernel could copy
+    /// (`dyn_size` bytes); empty when not requested or for a task without user registers.
+    pub stack_user: Vec<u8>,
 }
 
 /// What the samples of a ring carry beyond [`crate::perf::attr::BASE_SAMPLE_TYPE`], in record
@@ -73,6 +76,8 @@ pub struct SampleLayout {
     pub callchain: bool,
     /// `PERF_SAMPLE_REGS_USER` is set.
     pub regs_user: bool,
+    /// `PERF_SAMPLE_STACK_USER` is set (after the registers).
+    pub stack_user: bool,
 }
 
 /// A bare `bool` is the callchain flag (the layout before registers were added).
@@ -80,7 +85,7 @@ impl From<bool> for SampleLayout {
     fn from(callchain: bool) -> Self {
         SampleLayout {
             callchain,
-            regs_user: false,
+            ..SampleLayout::default()
         }
     }
 }
@@ -295,6 +300,17 @@ pub fn parse_record(
                         regs_user = Some(regs);
                     }
                 }
+                let mut stack_user = Vec::new();
+                if layout.stack_user {
+                    // `size`, then `size` bytes and `dyn_size` (the bytes copied) if size != 0.
+                    let size = usize::try_from(w.u64()?).ok()?;
+                    if size > 0 {
+                        let (data, rest) = w.bytes.split_at_checked(size)?;
+                        w.bytes = rest;
+                        let copied = usize::try_from(w.u64()?).ok()?.min(size);
+                        stack_user = data[..copied].to_vec();
+                    }
+                }
                 Some(SampleRecord {
                     identifier,
                     ip,
@@ -306,6 +322,7 @@ pub fn parse_record(
                     cpumode: header.misc & 7,
                     callchain: chain,
                     regs_user,
+                    stack_user,
                 })
             })();
             parsed.map_or(malformed, RingRecord::Sample)
@@ -488,6 +505,7 @@ mod tests {
             cpumode: 2,
             callchain: Vec::new(),
             regs_user: None,
+            stack_user: Vec::new(),
         }
     }
 
@@ -582,6 +600,39 @@ mod tests {
     }
 
     #[test]
+    fn user_stack_follows_the_registers_cut_to_its_dynamic_size() {
+        // BASE fields, REGS_USER (abi 2, 16 registers), then STACK_USER: size 16, 16 bytes,
+        // dyn_size 12.
+        let mut body = Vec::new();
+        for word in [7u64, 0x40_1000, (2u64 << 32) | 2, 9, 0x5000, 0] {
+            body.extend(word.to_ne_bytes());
+        }
+        body.extend(2u64.to_ne_bytes());
+        for r in 0..16u64 {
+            body.extend((0x100 + r).to_ne_bytes());
+        }
+        body.extend(16u64.to_ne_bytes());
+        body.extend((1..=16u8).collect::<Vec<_>>());
+        body.extend(12u64.to_ne_bytes());
+        let header = RecordHeader {
+            type_: bindings::PERF_RECORD_SAMPLE,
+            misc: 2,
+            size: (body.len() + 8) as u16,
+        };
+        let layout = SampleLayout {
+            callchain: false,
+            regs_user: true,
+            stack_user: true,
+        };
+        let RingRecord::Sample(sample) = parse_record(header, &body, layout) else {
+            panic!("a sample");
+        };
+        assert_eq!(sample.stack_user, (1..=12u8).collect::<Vec<_>>());
+        // rsp is register 7 in the kernel's order, encoding slot 4.
+        assert_eq!(sample.regs_user.unwrap()[4], 0x107);
+    }
+
+    #[test]
     fn user_registers_follow_the_callchain_in_encoding_order() {
         // A sample with a one-frame callchain, then REGS_USER: abi 2 (64-bit) and the 16
         // registers in the kernel's bit order AX, BX, CX, DX, SI, DI, BP, SP, R8..R15, each
@@ -603,6 +654,7 @@ mod tests {
         let layout = SampleLayout {
             callchain: true,
             regs_user: true,
+            stack_user: false,
         };
         let mut scratch = Vec::new();
         let mut got = Vec::new();
