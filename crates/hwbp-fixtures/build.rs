@@ -34,6 +34,7 @@ const SOURCES: &[&str] = &[
     "typed_b.c",
     "chain.c",
     "conds.c",
+    "locals.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
 ];
@@ -52,6 +53,14 @@ fn main() {
     let no_pie = ["-no-pie", "-fno-pie"];
     gcc(&out_dir, &c_dir, "writer", &["writer.c"], &pie);
     gcc(&out_dir, &c_dir, "conds", &["conds.c"], &no_pie);
+    // -O0 (after COMMON_FLAGS' -O1, so it wins): at -O1 gcc keeps these locals in registers.
+    gcc(
+        &out_dir,
+        &c_dir,
+        "locals",
+        &["locals.c"],
+        &["-O0", "-pie", "-fPIE", "-pthread"],
+    );
     gcc(&out_dir, &c_dir, "writer_nopie", &["writer.c"], &no_pie);
     gcc(
         &out_dir,

@@ -83,6 +83,10 @@ pub const LIBHWBPFIX: &str = concat!(env!("OUT_DIR"), "/libhwbpfix.so");
 ///   user memory). Answer: `done reads=N bytes=30*N`.
 pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 
+/// Locals watched frame by frame, built `-O0` (`locals recurse|calls|threads|longjmp`): see
+/// `c/locals.c`.
+pub const LOCALS: &str = concat!(env!("OUT_DIR"), "/locals");
+
 /// `conds` (`-no-pie`: the same addresses in every run; no stdin protocol): the globals `s8`, `u8`, `s16`, `u16`, `s32`, `u32`,
 /// `s64`, `u64` (`signed char` .. `unsigned long`, each initially 1), each written the sequence
 /// [`CONDS_SEQUENCE`] converted to its type, one after the other; then it exits 0.

@@ -106,6 +106,19 @@ pub struct Hit {
     pub callchain: Vec<Arc<str>>,
     /// The value in its type, for a watch of a symbol or expression ([`PlannedWatch::value_type`]).
     pub typed: Option<TypedValue>,
+    /// For a watch of a local variable: the frame whose copy was accessed.
+    pub frame: Option<FrameRef>,
+}
+
+/// One frame of a function whose local is watched ([`crate::local`]): the watch instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// The instance number: 1 for the first frame armed, counting every thread's.
+    pub instance: u64,
+    /// The frame's canonical frame address (the caller's `rsp` before the call).
+    pub cfa: u64,
+    /// Where the local is in this frame.
+    pub address: u64,
 }
 
 impl Hit {
@@ -285,6 +298,13 @@ impl HitJsonWriter {
         if let Some(t) = &hit.typed {
             write_typed(&mut o, t);
         }
+        if let Some(frame) = &hit.frame {
+            let mut f = json::Object::open(o.key("frame"));
+            f.u64("instance", frame.instance);
+            f.hex("cfa", frame.cfa);
+            f.hex("address", frame.address);
+            f.close();
+        }
         o.close();
     }
 
@@ -426,6 +446,7 @@ mod tests {
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         }
     }
 
@@ -460,6 +481,7 @@ mod tests {
             }),
             callchain: Vec::new(),
             typed: None,
+            frame: None,
         }
     }
 

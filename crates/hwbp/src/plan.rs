@@ -132,6 +132,9 @@ pub struct PlannedWatch {
     /// pieces after the value's ([`ValueChain::value_pieces`]), and how to move the value when
     /// one changes.
     pub chain: Option<Arc<ValueChain>>,
+    /// For a local variable (`FUNC::LOCAL`): its frames, armed at each entry of FUNC
+    /// ([`crate::local`]); `addr` and `pieces` are then per frame, not here.
+    pub local: Option<Arc<crate::local::LocalWatch>>,
 }
 
 impl PlannedWatch {
@@ -500,6 +503,7 @@ impl PlanBuilder {
                 layout_offset,
                 value_type,
                 chain: None,
+                local: None,
             });
         }
         let pieces: usize = watches.iter().map(|w| w.pieces.len()).sum();
@@ -862,6 +866,11 @@ fn plan_expression(
         scope_modules = modules.scope(true);
         result = attempt(&scope_modules);
     }
+    if let Err(EvalError::NoFixedAddress { .. }) = &result {
+        if let Some(planned) = crate::local::plan_local(id, text, parsed, access, &scope_modules) {
+            return planned;
+        }
+    }
     let (evaluated, point) = result.map_err(refuse)?;
     if access == Access::Execute {
         return Err(Error::bad_input(format!(
@@ -907,6 +916,7 @@ fn plan_expression(
             root: evaluated.expr.clone(),
         })),
         chain,
+        local: None,
     })
 }
 

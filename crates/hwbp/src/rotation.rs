@@ -441,6 +441,7 @@ mod tests {
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         }
     }
 

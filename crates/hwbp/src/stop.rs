@@ -181,6 +181,9 @@ pub(crate) fn run(
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
     check(&plan)?;
+    if plan.watches.iter().any(|w| w.local.is_some()) {
+        return crate::local::run_stop(plan, opts, stop, sink);
+    }
     let (registers, mut pieces) = allocate(&plan)?;
     let followed = match &plan.target {
         PlannedTarget::Threads {
@@ -440,6 +443,7 @@ pub(crate) fn run(
                         value,
                         callchain,
                         typed: None,
+                        frame: None,
                     };
                     if let Some(observed) = observed {
                         observed.apply(&mut hit, ValueSource::Stopped);

@@ -69,6 +69,9 @@ pub struct WatchOptions {
     pub aggregate: bool,
     /// Deliver [`crate::Progress`] counts this often (perf mode).
     pub interval: Option<Duration>,
+    /// For a local's watch: end after this many frames were watched (each frame of the
+    /// function is its own instance; `None`: every frame until the run ends).
+    pub frames: Option<u64>,
 }
 
 impl Default for WatchOptions {
@@ -87,6 +90,7 @@ impl Default for WatchOptions {
             use_bpf: true,
             aggregate: false,
             interval: None,
+            frames: None,
         }
     }
 }
@@ -183,6 +187,14 @@ impl Watcher {
 
 /// Option checks that need the plan, before anything is armed.
 fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
+    if let Some(w) = plan.watches().iter().find(|w| w.local.is_some()) {
+        if options.mode != Mode::Stop {
+            return Err(Error::bad_input(format!(
+                "watch '{}': a local is watched in stop mode only for now: add --stop",
+                w.label
+            )));
+        }
+    }
     if options.ring_pages == 0 || !options.ring_pages.is_power_of_two() {
         return Err(Error::bad_input(format!(
             "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",
