@@ -61,6 +61,13 @@ fn main() {
         &["locals.c"],
         &["-O0", "-pie", "-fPIE", "-pthread"],
     );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "locals_o2",
+        &["locals.c"],
+        &["-O2", "-pie", "-fPIE", "-pthread"],
+    );
     gcc(&out_dir, &c_dir, "writer_nopie", &["writer.c"], &no_pie);
     gcc(
         &out_dir,

@@ -215,3 +215,69 @@ fn exclusive_a_frame_left_by_longjmp_ends_at_the_threads_next_stop() {
         "{events:?}"
     );
 }
+
+#[test]
+fn exclusive_expressions_rooted_at_a_local_and_scoped_names() {
+    // A struct member, an array element, gdb's 'file.c'::FUNC::LOCAL and 'FUNC'::LOCAL.
+    let (events, _) = run("shape::cfg.len", &[], "shape");
+    assert_eq!(news(&events, 1), ["0", "3", "4"]);
+    let (events, _) = run("'locals.c'::shape::arr[3]", &[], "shape");
+    assert_eq!(news(&events, 1), ["0", "10"]);
+    assert_eq!(scopes(&events)[0]["variable"], "arr[3]");
+    let (events, _) = run("shape::cfg", &[], "shape");
+    // One 8-byte piece: each hit names the member that changed.
+    let fields: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "hit")
+        .map(|e| e["changes"][0]["member"].as_str().unwrap())
+        .collect();
+    assert!(events
+        .iter()
+        .all(|e| e.get("address").is_none() && e["frame"]["address"].is_string()));
+    assert_eq!(
+        fields,
+        [
+            "shape::cfg.len",
+            "shape::cfg.cap",
+            "shape::cfg.len",
+            "shape::cfg.cap",
+            "shape::cfg.len"
+        ]
+    );
+    let (events, _) = run("'recurse'::b", &["--changes-only"], "recurse");
+    assert_eq!(news(&events, 1), ["30", "31", "125", "250"]);
+}
+
+/// `hwbp watch SPEC --stop -- PROGRAM calls`: refused with exit 2 and one line.
+fn refused(spec: &str, program: &str) -> String {
+    let out = Command::new(HWBP)
+        .args(["watch", spec, "--stop", "--", program, "calls"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{spec}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+#[test]
+fn exclusive_locals_without_memory_of_their_own_are_refused_in_one_line() {
+    use hwbp_fixtures::LOCALS_O2;
+    assert!(refused("work::v", LOCALS_O2).contains(
+        "'v' lives in a register in work; watch it with -l at an address, or build with -O0"
+    ));
+    assert!(refused("step::acc", LOCALS_O2)
+        .contains("'acc' has no memory in step where its frame is armed"));
+    assert!(refused("helper::h", LOCALS_O2)
+        .contains("helper is inlined everywhere, so no frame of its own holds 'h'"));
+    // Perf mode is not built for locals yet: the refusal names the flag that works.
+    let out = Command::new(HWBP)
+        .args(["watch", "recurse::b", "--", LOCALS, "recurse"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --stop"));
+}

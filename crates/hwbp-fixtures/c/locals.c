@@ -1,8 +1,10 @@
-/* Locals to watch frame by frame (built -O0: at -O1 gcc keeps these in registers).
+/* Locals to watch frame by frame (built -O0: at -O1 gcc keeps these in registers; the -O2
+ * build, locals_o2, is for the refusals: locals in registers, optimized out, inlined).
  *
  *   locals recurse   recurse(3): b in every frame, written before and after the inner call
  *   locals calls     step(i) three times: one frame per call; acc written 4 times, once
  *                    unchanged
+ *   locals shape     shape(3): a struct and an array local, members written one by one
  *   locals threads   two threads in work() at once (a barrier holds both frames live)
  *   locals longjmp   leaper() left twice by longjmp, then overlay() reuses its stack
  */
@@ -22,6 +24,15 @@ __attribute__((noinline)) int recurse(int n)
     return b;
 }
 
+int zero;
+
+/* Inlined into its one caller when built -O2 (locals_o2): no frame of its own. */
+static int helper(int q)
+{
+    int h = q * 3;
+    return h + zero;
+}
+
 int zero = 0;
 
 __attribute__((noinline)) int step(int i)
@@ -31,6 +42,23 @@ __attribute__((noinline)) int step(int i)
     acc += 100;
     acc *= 2;
     return acc;
+}
+
+struct cfg {
+    int len;
+    int cap;
+};
+
+__attribute__((noinline)) int shape(int k)
+{
+    struct cfg cfg = {0, 0};
+    int arr[4] = {0, 0, 0, 0};
+    cfg.len = k;
+    cfg.cap = k * 2;
+    arr[3] = k + 7;
+    arr[1] = 5;
+    cfg.len += 1;
+    return cfg.len + cfg.cap + arr[3] + arr[1];
 }
 
 static pthread_barrier_t barrier;
@@ -75,11 +103,13 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "recurse";
     if (strcmp(mode, "recurse") == 0) {
         printf("recurse %d\n", recurse(3));
+    } else if (strcmp(mode, "shape") == 0) {
+        printf("shape %d\n", shape(3));
     } else if (strcmp(mode, "calls") == 0) {
         int total = 0;
         for (int i = 0; i < 3; i++)
             total += step(i);
-        printf("calls %d\n", total);
+        printf("calls %d\n", total + helper(total));
     } else if (strcmp(mode, "threads") == 0) {
         pthread_t t[2];
         pthread_barrier_init(&barrier, NULL, 2);

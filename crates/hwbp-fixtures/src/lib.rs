@@ -87,6 +87,10 @@ pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 /// `c/locals.c`.
 pub const LOCALS: &str = concat!(env!("OUT_DIR"), "/locals");
 
+/// [`LOCALS`] built `-O2`: its locals live in registers or are optimized out, `helper` is
+/// inlined everywhere.
+pub const LOCALS_O2: &str = concat!(env!("OUT_DIR"), "/locals_o2");
+
 /// `conds` (`-no-pie`: the same addresses in every run; no stdin protocol): the globals `s8`, `u8`, `s16`, `u16`, `s32`, `u32`,
 /// `s64`, `u64` (`signed char` .. `unsigned long`, each initially 1), each written the sequence
 /// [`CONDS_SEQUENCE`] converted to its type, one after the other; then it exits 0.

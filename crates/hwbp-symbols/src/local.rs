@@ -123,6 +123,14 @@ pub enum LocalError {
         /// The function.
         function: String,
     },
+    /// `DW_OP_stack_value`: a value computed from registers, not memory.
+    #[error("'{name}' has no memory in {function} where its frame is armed: its value is computed from registers (DW_OP_stack_value); build with -O0 to watch it")]
+    Computed {
+        /// The local.
+        name: String,
+        /// The function.
+        function: String,
+    },
     /// Only inlined copies.
     #[error("{function} is inlined everywhere, so no frame of its own holds '{name}'; build with -fno-inline or mark it noinline")]
     Inlined {
@@ -249,6 +257,23 @@ pub fn find_local(
                 })
             }
         };
+        let computed = {
+            let mut ops = expr.clone().operations(unit.encoding());
+            let mut computed = false;
+            while let Ok(Some(op)) = ops.next() {
+                computed |= matches!(
+                    op,
+                    gimli::Operation::StackValue | gimli::Operation::ImplicitValue { .. }
+                );
+            }
+            computed
+        };
+        if computed {
+            return Err(LocalError::Computed {
+                name: name.to_string(),
+                function: function.to_string(),
+            });
+        }
         let mut ops = expr.operations(unit.encoding());
         let offset = match ops.next() {
             Ok(Some(gimli::Operation::FrameOffset { offset })) => offset,
@@ -258,7 +283,11 @@ pub fn find_local(
                     function: function.to_string(),
                 })
             }
-            Ok(Some(op)) => return Err(unsupported(format!("a DWARF expression ({op:?})"))),
+            Ok(Some(_)) => {
+                return Err(unsupported(
+                    "a DWARF expression not relative to the frame base".into(),
+                ))
+            }
             _ => return Err(unsupported("an empty DWARF expression".into())),
         };
         if !matches!(ops.next(), Ok(None)) {

@@ -149,7 +149,8 @@ impl Hit {
     /// Appends hwbp's JSON object for this hit to `out` (one line of `hwbp watch --json`,
     /// without the newline). Fields, in order:
     /// `type` (`"hit"`), `time_ns`, `cpu` (absent in stop mode), `pid`, `tid`, `comm`,
-    /// `watch` (the spec as written), `watch_id`, `address` (`0x...`), `field` (absent for a
+    /// `watch` (the spec as written), `watch_id`, `address` (`0x...`; absent for a local, whose
+    /// address is the frame's), `field` (absent for a
     /// one-piece watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
     /// (`libc.so.6+0x27e66` when no symbol names the code; absent otherwise), `offset`, `file`,
     /// `line`, `value_after`, `value_before`, `exact`, `value_source` (`stopped`,
@@ -163,6 +164,8 @@ impl Hit {
     /// `bytes_after` (hex, lowest address first, for values wider than 8 bytes, whose raw
     /// integers are null), and for a value chain `moved_by` (the pointer whose write moved
     /// the watch) and `moved_to` (the value's new address, `null` while a pointer is NULL).
+    /// For a local ([`crate::local`]), last: `frame` (`{"instance": N, "cfa": "0x...",
+    /// "address": "0x..."}`).
     pub fn write_json(&self, watch: &PlannedWatch, out: &mut Vec<u8>) {
         HitJsonWriter::default().write(self, watch, out);
     }
@@ -355,7 +358,10 @@ impl HitJsonWriter {
             let mut o = json::Object::continued(&mut text);
             o.str("watch", &watch.label);
             o.u64("watch_id", index as u64);
-            o.hex("address", watch.addr);
+            // A local's address is its frame's (`frame.address`).
+            if watch.local.is_none() {
+                o.hex("address", watch.addr);
+            }
             text.into()
         })
     }

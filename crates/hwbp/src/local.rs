@@ -73,6 +73,19 @@ fn root_name(expr: &Expr) -> Option<&NamePath> {
     }
 }
 
+/// `expr` with its root named by the local's own name (`b.x` for `f::b.x`), as gdb shows it.
+fn unscoped(expr: &Expr, name: &str) -> Expr {
+    match expr {
+        Expr::Name(_) => Expr::Name(NamePath {
+            quoted: None,
+            segments: vec![name.to_string()],
+        }),
+        Expr::Member(base, member) => Expr::Member(Box::new(unscoped(base, name)), member.clone()),
+        Expr::Index(base, index) => Expr::Index(Box::new(unscoped(base, name)), *index),
+        other => other.clone(),
+    }
+}
+
 /// `(file, function, local)` of a `FUNC::LOCAL`, `'file.c'::FUNC::LOCAL` or `'FUNC'::LOCAL`.
 fn split_path(path: &NamePath) -> Option<(Option<&str>, String, &str)> {
     let (local, scope) = path.segments.split_last()?;
@@ -132,13 +145,7 @@ pub(crate) fn plan_local(
         }
         Err(e) => return Some(Err(refuse(e.to_string()))),
     };
-    let shown: Arc<str> = text
-        .split_once(&format!("{function}::"))
-        .map_or(text, |(_, rest)| rest)
-        .split(':')
-        .next()
-        .unwrap_or(text)
-        .into();
+    let shown: Arc<str> = unscoped(parsed, name).to_string().into();
     let layout = evaluated.layout();
     let local_watch = LocalWatch {
         arm_addr: local.arm_pc.wrapping_add(bias),

@@ -866,7 +866,7 @@ fn plan_expression(
         scope_modules = modules.scope(true);
         result = attempt(&scope_modules);
     }
-    if let Err(EvalError::NoFixedAddress { .. }) = &result {
+    if let Err(EvalError::NoFixedAddress { .. } | EvalError::UnknownVariable { .. }) = &result {
         if let Some(planned) = crate::local::plan_local(id, text, parsed, access, &scope_modules) {
             return planned;
         }
