@@ -25,9 +25,8 @@
 //! [`WatchOptions::frames`](crate::WatchOptions::frames) frames have been watched.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hwbp_core::Access;
 use hwbp_linux::memory;
@@ -39,13 +38,13 @@ use hwbp_symbols::expr::{Expr, NamePath};
 use hwbp_symbols::local::{find_local, FrameLocal, LocalError};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hit::{FrameRef, Hit, HitValue, ValueSource, WatchId};
+use crate::hit::{FrameRef, Hit, HitValue, WatchId};
 use crate::json;
-use crate::plan::{value_pieces, PlannedTarget, PlannedWatch, WatchPlan};
+use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Placement, Summary, WatchTotals};
 use crate::threads::ThreadNames;
-use crate::typed::{LastValue, WatchType};
+use crate::typed::LastValue;
 use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
@@ -163,11 +162,7 @@ pub(crate) fn plan_local(
         kernel_address: false,
         layout: layout.map(Arc::new),
         layout_offset: 0,
-        value_type: Some(Arc::new(WatchType {
-            ty: evaluated.ty.clone(),
-            language: evaluated.language,
-            root: evaluated.expr.clone(),
-        })),
+        value_type: Some(expression_type(&evaluated)),
         chain: None,
         local: Some(Arc::new(local_watch)),
     }))
@@ -315,35 +310,13 @@ pub(crate) fn run_stop(
     let entry_request = WatchRequest::new(local.arm_addr, 1, Access::Execute);
     let (idle_registers, _) = DebugRegisterSet::allocate(&[entry_request])
         .map_err(|e| Error::bad_input(e.to_string()))?;
-    let PlannedTarget::Threads { pid, launched, .. } = std::mem::replace(
-        &mut plan.target,
-        PlannedTarget::Cpus {
-            cpus: Vec::new(),
-            all: false,
-        },
-    ) else {
+    let Some((pid, tids, launched)) = crate::stop::take_threads(&mut plan) else {
         return Err(Error::bad_input(
             "a local lives in one process's threads: give -p PID or -- CMD, not -a/-C",
         ));
     };
     let is_launched = launched.is_some();
-    let mut tracer = match launched {
-        Some(launched) => {
-            let pid = launched.into_traced().map_err(|e| {
-                Error::wrap(
-                    ErrorKind::Target,
-                    format!("cannot keep tracing the launched command: {e}"),
-                    e,
-                )
-            })?;
-            StopTracer::adopt_launched(pid, idle_registers)
-        }
-        None => {
-            let tids = hwbp_linux::target::threads_of(pid).unwrap_or_default();
-            StopTracer::attach(pid, &tids, idle_registers)
-        }
-    }
-    .map_err(target_error("cannot arm the local's entry breakpoint"))?;
+    let mut tracer = crate::stop::start_tracer(launched, pid, &tids, idle_registers)?;
     let armed_at = Instant::now();
     let armed = sink.notice(&Notice::Armed {
         description: format!(
@@ -358,21 +331,8 @@ pub(crate) fn run_stop(
             },
         ),
     });
-    let done = Arc::new(AtomicBool::new(false));
-    let waker = tracer.waker();
     let deadline = opts.duration;
-    let waker_thread = {
-        let done = Arc::clone(&done);
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-                if stop.is_stopped() || deadline.is_some_and(|d| armed_at.elapsed() >= d) {
-                    waker.wake();
-                }
-            }
-        })
-    };
+    let waker = crate::stop::WakeOnStop::spawn(&tracer, stop, deadline, armed_at);
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
         None,
@@ -420,17 +380,15 @@ pub(crate) fn run_stop(
                 stack_pointer,
                 registers,
             } => {
-                let flow = run.on_hit(
-                    &mut tracer,
-                    &mut cache,
-                    sink,
+                let at = ThreadStop {
                     tid,
                     slots,
                     ip,
                     frame_pointer,
                     stack_pointer,
-                    &registers,
-                );
+                    registers,
+                };
+                let flow = run.on_hit(&mut tracer, &mut cache, sink, &at);
                 tracer
                     .resume(tid)
                     .map_err(|e| target_error("cannot resume a thread")(e.into()))?;
@@ -458,9 +416,8 @@ pub(crate) fn run_stop(
             StopEvent::ThreadStarted { .. } | StopEvent::Interrupted => {}
         }
     });
-    done.store(true, Ordering::SeqCst);
     let detached = tracer.detach();
-    let _ = waker_thread.join();
+    waker.finish();
     let ended_by = result?;
     detached.map_err(target_error(
         "cannot restore the target's debug registers and detach",
@@ -504,6 +461,16 @@ pub(crate) fn run_stop(
         duration_s: armed_at.elapsed().as_secs_f64(),
         ended_by,
     })
+}
+
+/// A thread stopped at a hit ([`StopEvent::Hit`]'s fields).
+struct ThreadStop {
+    tid: i32,
+    slots: u8,
+    ip: u64,
+    frame_pointer: u64,
+    stack_pointer: u64,
+    registers: [u64; 16],
 }
 
 /// The state of one run over a local's frames.
@@ -551,6 +518,24 @@ impl FrameRun<'_> {
         };
         sink.scope(&event)?;
         Ok(())
+    }
+
+    /// Ends thread `tid`'s live frame, stopped now: its registers back to the entry
+    /// breakpoint alone, and the scope event.
+    fn close(
+        &mut self,
+        tracer: &mut StopTracer,
+        sink: &mut dyn HitSink,
+        tid: i32,
+        ended: ScopeEnd,
+    ) -> Result<()> {
+        let Some(frame) = self.frames.remove(&tid) else {
+            return Ok(());
+        };
+        tracer
+            .set_thread_registers(tid, None)
+            .map_err(target_error("cannot disarm the frame's watch"))?;
+        self.end(sink, tid, frame, ended)
     }
 
     /// Arms a frame for thread `tid`, stopped at the arming address with `registers`.
@@ -622,30 +607,21 @@ impl FrameRun<'_> {
         Ok(())
     }
 
-    /// One stop of thread `tid`; true when the sink asked to end the run.
-    #[allow(clippy::too_many_arguments)]
+    /// One stop of a thread; true when the sink asked to end the run.
     fn on_hit(
         &mut self,
         tracer: &mut StopTracer,
         cache: &mut SymbolCache,
         sink: &mut dyn HitSink,
-        tid: i32,
-        slots: u8,
-        ip: u64,
-        frame_pointer: u64,
-        stack_pointer: u64,
-        registers: &[u64; 16],
+        at: &ThreadStop,
     ) -> Result<bool> {
+        let (tid, slots, ip, stack_pointer) = (at.tid, at.slots, at.ip, at.stack_pointer);
         // A frame the thread left without returning: it is above it, or a new frame holds
         // its return-address slot.
         if let Some(frame) = self.frames.get(&tid) {
             let cfa = frame.frame.cfa;
             if stack_pointer > cfa || read_u64(self.pid, cfa - 8) != Some(frame.return_addr) {
-                let frame = self.frames.remove(&tid).expect("present");
-                tracer
-                    .set_thread_registers(tid, None)
-                    .map_err(target_error("cannot disarm the frame's watch"))?;
-                self.end(sink, tid, frame, ScopeEnd::Abandoned)?;
+                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
             }
         }
         let at_entry = ip == self.local.arm_addr;
@@ -654,56 +630,38 @@ impl FrameRun<'_> {
                 let deeper = self
                     .local
                     .local
-                    .locate(registers)
+                    .locate(&at.registers)
                     .is_some_and(|(cfa, _)| cfa < frame.frame.cfa);
                 if deeper {
                     // A recursive call: gdb watches the outermost frame only.
                     return Ok(false);
                 }
                 // At or above the live frame: it was left without returning.
-                let frame = self.frames.remove(&tid).expect("present");
-                self.end(sink, tid, frame, ScopeEnd::Abandoned)?;
+                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
             } else if slots & frame.return_mask != 0 && ip == frame.return_addr {
                 if stack_pointer == frame.frame.cfa {
-                    let frame = self.frames.remove(&tid).expect("present");
-                    tracer
-                        .set_thread_registers(tid, None)
-                        .map_err(target_error("cannot disarm the frame's watch"))?;
-                    self.end(sink, tid, frame, ScopeEnd::Returned)?;
+                    self.close(tracer, sink, tid, ScopeEnd::Returned)?;
                 }
                 return Ok(false);
             } else {
-                return self.report(
-                    tracer,
-                    cache,
-                    sink,
-                    tid,
-                    slots,
-                    ip,
-                    frame_pointer,
-                    registers,
-                );
+                return self.report(tracer, cache, sink, at);
             }
         }
         if at_entry && self.opts.frames.is_none_or(|n| self.started < n) {
-            self.arm(tracer, tid, registers)?;
+            self.arm(tracer, tid, &at.registers)?;
         }
         Ok(false)
     }
 
-    /// The accesses of a data hit in thread `tid`'s live frame.
-    #[allow(clippy::too_many_arguments)]
+    /// The accesses of a data hit in the stopped thread's live frame.
     fn report(
         &mut self,
         tracer: &mut StopTracer,
         cache: &mut SymbolCache,
         sink: &mut dyn HitSink,
-        tid: i32,
-        slots: u8,
-        ip: u64,
-        frame_pointer: u64,
-        registers: &[u64; 16],
+        at: &ThreadStop,
     ) -> Result<bool> {
+        let (tid, slots, ip) = (at.tid, at.slots, at.ip);
         let pid = self.pid;
         let single_thread = tracer.thread_count() == 1;
         let store = if single_thread {
@@ -713,7 +671,7 @@ impl FrameRun<'_> {
         };
         let watch = self.watch;
         let frames = if self.opts.callchain {
-            tracer.frame_pointer_backtrace(frame_pointer, MAX_FRAMES)
+            tracer.frame_pointer_backtrace(at.frame_pointer, MAX_FRAMES)
         } else {
             Vec::new()
         };
@@ -735,18 +693,13 @@ impl FrameRun<'_> {
         for piece in frame.pieces.iter_mut().filter(|p| p.slot_mask & slots != 0) {
             frame.hits += 1;
             self.hits += 1;
-            let decoded = store.and_then(|st| st.value_at(registers, piece.addr, piece.len));
-            let (new, source) = match decoded {
-                Some(v) => (Some(v), ValueSource::DecodedStore),
-                None => (
-                    memory::read_value(pid, piece.addr, piece.len as usize).ok(),
-                    if single_thread {
-                        ValueSource::Stopped
-                    } else {
-                        ValueSource::ReadAfter
-                    },
-                ),
-            };
+            let (new, source) = crate::stop::stopped_value(
+                store.as_ref(),
+                &at.registers,
+                pid,
+                (piece.addr, piece.len),
+                single_thread,
+            );
             let old = piece.last_value;
             if new.is_some() {
                 piece.last_value = new;

@@ -910,13 +910,18 @@ fn plan_expression(
         kernel_address: false,
         layout: layout.map(Arc::new),
         layout_offset: 0,
-        value_type: Some(Arc::new(WatchType {
-            ty: evaluated.ty.clone(),
-            language: evaluated.language,
-            root: evaluated.expr.clone(),
-        })),
+        value_type: Some(expression_type(&evaluated)),
         chain,
         local: None,
+    })
+}
+
+/// The type of an evaluated expression's value, its members named from the expression.
+pub(crate) fn expression_type(evaluated: &eval::Evaluated) -> Arc<WatchType> {
+    Arc::new(WatchType {
+        ty: evaluated.ty.clone(),
+        language: evaluated.language,
+        root: evaluated.expr.clone(),
     })
 }
 
