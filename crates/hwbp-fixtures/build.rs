@@ -37,6 +37,8 @@ const SOURCES: &[&str] = &[
     "locals.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
+    "../cxx/locals.cpp",
+    "../rust/locals.rs",
 ];
 
 fn main() {
@@ -107,12 +109,33 @@ fn main() {
         &["chain.c"],
         &["-no-pie", "-fno-pie", "-pthread"],
     );
-    gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
+    gxx(
+        &out_dir,
+        &manifest_dir.join("cxx"),
+        "scoped",
+        "scoped.cpp",
+        &[],
+    );
+    gxx(
+        &out_dir,
+        &manifest_dir.join("cxx"),
+        "cxx_locals",
+        "locals.cpp",
+        &["-O0"],
+    );
     rustc(
         &out_dir,
         &manifest_dir.join("rust"),
         "rust_statics",
         "statics.rs",
+        "1",
+    );
+    rustc(
+        &out_dir,
+        &manifest_dir.join("rust"),
+        "rust_locals",
+        "locals.rs",
+        "0",
     );
     gcc(
         &out_dir,
@@ -144,31 +167,33 @@ fn main() {
     );
 }
 
-/// Runs `g++ COMMON_FLAGS -no-pie -fno-pie -o out_dir/output source` (fixed addresses, so the
-/// file's initialized data is what the program starts with).
-fn gxx(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+/// Runs `g++ COMMON_FLAGS -no-pie -fno-pie extra -o out_dir/output source` (fixed addresses, so
+/// the file's initialized data is what the program starts with; `-O0` in `extra` wins over
+/// COMMON_FLAGS' `-O1`).
+fn gxx(out_dir: &Path, dir: &Path, output: &str, source: &str, extra: &[&str]) {
     let compiler = env::var("CXX").unwrap_or_else(|_| "g++".to_owned());
     let mut command = Command::new(&compiler);
     command
         .args(COMMON_FLAGS)
         .args(["-no-pie", "-fno-pie"])
+        .args(extra)
         .arg("-o")
         .arg(out_dir.join(output))
         .arg(dir.join(source));
     run(command, &compiler, output);
 }
 
-/// Runs cargo's `rustc -g -C opt-level=1 --crate-name output -o out_dir/output source`: a
+/// Runs cargo's `rustc -g -C opt-level=LEVEL --crate-name output -o out_dir/output source`: a
 /// plain binary (no Cargo dependencies) with full DWARF, its statics in namespaces
 /// `output::module::NAME`.
-fn rustc(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+fn rustc(out_dir: &Path, dir: &Path, output: &str, source: &str, opt_level: &str) {
     let compiler = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let mut command = Command::new(&compiler);
     command
         .args([
             "-g",
             "-C",
-            "opt-level=1",
+            &format!("opt-level={opt_level}"),
             "--edition",
             "2021",
             "--crate-name",

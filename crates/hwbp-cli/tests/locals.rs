@@ -17,10 +17,16 @@ use support::{assert_success, json_lines, HWBP};
 /// `hwbp watch SPEC --stop --json EXTRA -- locals MODE`: hits and scope events in order, and
 /// the summary.
 fn run(spec: &str, extra: &[&str], mode: &str) -> (Vec<Value>, Value) {
+    run_program(spec, extra, &[LOCALS, mode])
+}
+
+/// `hwbp watch SPEC --stop --json EXTRA -- ARGV...`.
+fn run_program(spec: &str, extra: &[&str], argv: &[&str]) -> (Vec<Value>, Value) {
     let out = Command::new(HWBP)
         .args(["watch", spec, "--stop", "--json"])
         .args(extra)
-        .args(["--", LOCALS, mode])
+        .arg("--")
+        .args(argv)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -50,11 +56,12 @@ fn scopes(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["type"] == "scope").collect()
 }
 
-/// gdb's `Old value`/`New value` pairs for `break FUNC`, `run`, `watch LOCAL`, the breakpoint
-/// deleted, continued to the end, and whether it said the watchpoint left its block.
-fn gdb_local(function: &str, local: &str, mode: &str) -> (Vec<(String, String)>, bool) {
+/// gdb's `Old value`/`New value` pairs for `break AT` (a function or a line), `run`, `watch
+/// LOCAL`, the breakpoint deleted, continued to the end, and whether it said the watchpoint
+/// left its block.
+fn gdb_local(at: &str, local: &str, argv: &[&str]) -> (Vec<(String, String)>, bool) {
     let script = format!(
-        "set pagination off\nset confirm off\nbreak {function}\nrun\nwatch {local}\ndelete 1\n\
+        "set pagination off\nset confirm off\nbreak {at}\nrun\nwatch {local}\ndelete 1\n\
          commands 2\ncontinue\nend\ncontinue\n"
     );
     let path = std::env::temp_dir().join(format!("hwbp-gdb-locals-{}.gdb", std::process::id()));
@@ -62,7 +69,9 @@ fn gdb_local(function: &str, local: &str, mode: &str) -> (Vec<(String, String)>,
     let out = Command::new("gdb")
         .args(["-nx", "-batch", "-x"])
         .arg(&path)
-        .args(["--args", LOCALS, mode])
+        .arg("--args")
+        .args(argv)
+        .stdin(Stdio::null())
         .output()
         .expect("gdb runs");
     let _ = std::fs::remove_file(&path);
@@ -81,7 +90,7 @@ fn gdb_local(function: &str, local: &str, mode: &str) -> (Vec<(String, String)>,
 
 #[test]
 fn exclusive_the_outermost_frame_of_a_recursion_changes_as_gdb_reports_it() {
-    let (gdb, gdb_left) = gdb_local("recurse", "b", "recurse");
+    let (gdb, gdb_left) = gdb_local("recurse", "b", &[LOCALS, "recurse"]);
     assert!(gdb_left, "gdb saw the frame end");
     assert_eq!(gdb.len(), 4, "gdb: {gdb:?}");
     let (events, summary) = run("recurse::b", &["--changes-only"], "recurse");
@@ -280,4 +289,55 @@ fn exclusive_locals_without_memory_of_their_own_are_refused_in_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --stop"));
+}
+
+/// The hits' `(old, new)` after the first (whose old value is the slot before the frame).
+fn pairs(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "hit")
+        .map(|h| {
+            (
+                h["old"].as_str().unwrap().into(),
+                h["new"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exclusive_a_cxx_methods_local_and_a_rust_functions_local_as_gdb_sees_them() {
+    use hwbp_fixtures::{CXX_LOCALS, RUST_LOCALS};
+    // C++: shop::Counter::bump(int), defined outside its class (DW_AT_specification).
+    let (events, _) = run_program("shop::Counter::bump::t", &[], &[CXX_LOCALS]);
+    assert_eq!(news(&events, 1), ["0", "2", "6"]);
+    assert_eq!(news(&events, 2), ["6", "11", "33"]);
+    assert_eq!(scopes(&events).len(), 2);
+    // gdb stops at the first frame and deletes its watch when the frame ends.
+    let (gdb, left) = gdb_local("shop::Counter::bump", "t", &[CXX_LOCALS]);
+    assert!(left);
+    let (events, _) = run_program(
+        "shop::Counter::bump::t",
+        &["--changes-only", "--frames", "1"],
+        &[CXX_LOCALS],
+    );
+    assert_eq!(
+        pairs(&events)[1..],
+        gdb[gdb.len() - (pairs(&events).len() - 1)..]
+    );
+    assert_eq!(pairs(&events).last(), gdb.last());
+
+    // Rust: a crate-qualified function whose frame base is rsp (DW_OP_reg7).
+    let (events, _) = run_program("rust_locals::tally::sum", &[], &[RUST_LOCALS]);
+    assert_eq!(news(&events, 1), ["1", "8", "16"]);
+    assert_eq!(news(&events, 2), ["2", "9", "18"]);
+    // gdb sees sum only inside its lexical block (from line 6): it watches from there.
+    let (gdb, left) = gdb_local("locals.rs:6", "sum", &[RUST_LOCALS]);
+    assert!(left);
+    let (events, _) = run_program(
+        "rust_locals::tally::sum",
+        &["--changes-only", "--frames", "1"],
+        &[RUST_LOCALS],
+    );
+    assert_eq!(pairs(&events)[1..], gdb);
 }

@@ -87,6 +87,14 @@ pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 /// `c/locals.c`.
 pub const LOCALS: &str = concat!(env!("OUT_DIR"), "/locals");
 
+/// A C++ method's local, built `-O0`: `shop::Counter::bump::t` in two calls (see
+/// `cxx/locals.cpp`).
+pub const CXX_LOCALS: &str = concat!(env!("OUT_DIR"), "/cxx_locals");
+
+/// A Rust function's local, built `opt-level=0`: `rust_locals::tally::sum` in two calls (see
+/// `rust/locals.rs`).
+pub const RUST_LOCALS: &str = concat!(env!("OUT_DIR"), "/rust_locals");
+
 /// [`LOCALS`] built `-O2`: its locals live in registers or are optimized out, `helper` is
 /// inlined everywhere.
 pub const LOCALS_O2: &str = concat!(env!("OUT_DIR"), "/locals_o2");

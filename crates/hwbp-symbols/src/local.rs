@@ -350,6 +350,10 @@ fn find_in_unit(
     // (depth of the subprogram, what it says) while inside FUNC.
     let mut inside: Option<(isize, Found)> = None;
     let mut abstract_only: Option<Found> = None;
+    // Enclosing namespaces and classes, and the qualified names of the functions declared
+    // so far (a C++ method defined outside its class names its declaration).
+    let mut scopes: Vec<(isize, String)> = Vec::new();
+    let mut declared: std::collections::HashMap<UnitOffset, String> = Default::default();
     while let Some(entry) = cursor.next_dfs()? {
         let depth = entry.depth();
         if inside.as_ref().is_some_and(|(d, _)| depth <= *d) {
@@ -358,10 +362,40 @@ fn find_in_unit(
                 abstract_only.get_or_insert(found);
             }
         }
+        while scopes.last().is_some_and(|(d, _)| *d >= depth) {
+            scopes.pop();
+        }
+        let is_function = entry.tag() == gimli::DW_TAG_subprogram && inside.is_none() && {
+            let own = match name_of(entry) {
+                Some(own) => {
+                    let mut parts: Vec<&str> = scopes.iter().map(|(_, n)| n.as_str()).collect();
+                    parts.push(&own);
+                    Some(parts.join("::"))
+                }
+                None => match entry
+                    .attr_value(gimli::DW_AT_specification)
+                    .or_else(|| entry.attr_value(gimli::DW_AT_abstract_origin))
+                {
+                    Some(AttributeValue::UnitRef(target)) => declared.get(&target).cloned(),
+                    _ => None,
+                },
+            };
+            if let Some(own) = &own {
+                declared.insert(entry.offset(), own.clone());
+            }
+            own.is_some_and(|own| own == function || own.rsplit("::").next() == Some(function))
+        };
         match entry.tag() {
-            gimli::DW_TAG_subprogram
-                if inside.is_none() && name_of(entry).as_deref() == Some(function) =>
+            gimli::DW_TAG_namespace
+            | gimli::DW_TAG_structure_type
+            | gimli::DW_TAG_class_type
+            | gimli::DW_TAG_union_type
+                if entry.has_children() =>
             {
+                let own = name_of(entry).unwrap_or_else(|| "(anonymous namespace)".into());
+                scopes.push((depth, own));
+            }
+            gimli::DW_TAG_subprogram if is_function => {
                 let low_pc = match entry.attr_value(gimli::DW_AT_low_pc) {
                     Some(v) => dwarf.attr_address(unit, v)?,
                     None => None,
