@@ -279,6 +279,11 @@ fn exclusive_locals_without_memory_of_their_own_are_refused_in_one_line() {
     ));
     assert!(refused("step::acc", LOCALS_O2)
         .contains("'acc' has no memory in step where its frame is armed"));
+    // int arr[4]: four pieces, plus entry and return, do not fit four registers.
+    assert!(refused("shape::arr", LOCALS).contains(
+        "a live frame needs 6 debug registers (its entry, 4 for the value, its return) and a \
+         thread has 4: watch one member or element"
+    ));
     assert!(refused("helper::h", LOCALS_O2)
         .contains("helper is inlined everywhere, so no frame of its own holds 'h'"));
     // Perf mode is not built for locals yet: the refusal names the flag that works.
@@ -306,38 +311,57 @@ fn pairs(events: &[Value]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn exclusive_a_cxx_methods_local_and_a_rust_functions_local_as_gdb_sees_them() {
+fn exclusive_a_cxx_methods_local_and_a_rust_functions_local() {
     use hwbp_fixtures::{CXX_LOCALS, RUST_LOCALS};
     // C++: shop::Counter::bump(int), defined outside its class (DW_AT_specification).
     let (events, _) = run_program("shop::Counter::bump::t", &[], &[CXX_LOCALS]);
     assert_eq!(news(&events, 1), ["0", "2", "6"]);
     assert_eq!(news(&events, 2), ["6", "11", "33"]);
     assert_eq!(scopes(&events).len(), 2);
-    // gdb stops at the first frame and deletes its watch when the frame ends.
-    let (gdb, left) = gdb_local("shop::Counter::bump", "t", &[CXX_LOCALS]);
-    assert!(left);
-    let (events, _) = run_program(
-        "shop::Counter::bump::t",
-        &["--changes-only", "--frames", "1"],
-        &[CXX_LOCALS],
-    );
-    assert_eq!(
-        pairs(&events)[1..],
-        gdb[gdb.len() - (pairs(&events).len() - 1)..]
-    );
-    assert_eq!(pairs(&events).last(), gdb.last());
-
     // Rust: a crate-qualified function whose frame base is rsp (DW_OP_reg7).
     let (events, _) = run_program("rust_locals::tally::sum", &[], &[RUST_LOCALS]);
     assert_eq!(news(&events, 1), ["1", "8", "16"]);
     assert_eq!(news(&events, 2), ["2", "9", "18"]);
-    // gdb sees sum only inside its lexical block (from line 6): it watches from there.
-    let (gdb, left) = gdb_local("locals.rs:6", "sum", &[RUST_LOCALS]);
-    assert!(left);
     let (events, _) = run_program(
         "rust_locals::tally::sum",
         &["--changes-only", "--frames", "1"],
         &[RUST_LOCALS],
     );
-    assert_eq!(pairs(&events)[1..], gdb);
+    let want: Vec<(String, String)> = vec![("1".into(), "8".into()), ("8".into(), "16".into())];
+    assert_eq!(pairs(&events)[1..], want);
+    assert_eq!(scopes(&events).len(), 1);
+}
+
+#[test]
+fn exclusive_slots_says_what_a_locals_frames_take() {
+    use std::io::BufRead;
+    let mut child = Command::new(LOCALS)
+        .arg("wait")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let out = Command::new(HWBP)
+        .args(["slots", "recurse::b", "shape::cfg", "-p"])
+        .arg(child.id().to_string())
+        .output()
+        .unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "watch 'recurse::b' takes 1 debug register while no frame of recurse is live (its \
+         entry), 3 in a thread with a live frame (entry, 1 for the value, return)"
+        ),
+        "{text}"
+    );
+    // struct cfg {int len, cap;}: one aligned 8-byte piece.
+    assert!(text.contains("watch 'shape::cfg' takes 1 debug register while no frame of shape is live (its entry), 3 in a thread"), "{text}");
 }

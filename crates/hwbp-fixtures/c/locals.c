@@ -5,6 +5,7 @@
  *   locals calls     step(i) three times: one frame per call; acc written 4 times, once
  *                    unchanged
  *   locals shape     shape(3): a struct and an array local, members written one by one
+ *   locals wait      prints ready and waits for stdin to close
  *   locals threads   two threads in work() at once (a barrier holds both frames live)
  *   locals longjmp   leaper() left twice by longjmp, then overlay() reuses its stack
  */
@@ -103,6 +104,10 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "recurse";
     if (strcmp(mode, "recurse") == 0) {
         printf("recurse %d\n", recurse(3));
+    } else if (strcmp(mode, "wait") == 0) {
+        puts("ready");
+        fflush(stdout);
+        getchar(); /* until stdin closes: a process to plan against */
     } else if (strcmp(mode, "shape") == 0) {
         printf("shape %d\n", shape(3));
     } else if (strcmp(mode, "calls") == 0) {

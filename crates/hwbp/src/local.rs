@@ -63,6 +63,25 @@ pub struct LocalWatch {
     pub shown: Arc<str>,
 }
 
+impl PlannedWatch {
+    /// For a local's watch: how its registers are spent, `watch 'recurse::b' takes 1 debug
+    /// register while no frame of recurse is live (its entry), 3 in a thread with a live frame
+    /// (entry, 1 for the value, return)`; the value's pieces are counted for an aligned local.
+    pub fn local_note(&self) -> Option<String> {
+        let local = self.local.as_ref()?;
+        let value =
+            value_pieces(0, self.len, self.layout.as_deref(), self.access).map_or(1, |p| p.len());
+        Some(format!(
+            "watch '{}' takes 1 debug register while no frame of {} is live (its entry), {} in \
+             a thread with a live frame (entry, {} for the value, return)",
+            self.label,
+            local.local.function,
+            value + 2,
+            value
+        ))
+    }
+}
+
 /// The root variable of an expression (`b` of `b.x[2]`), when it reads no pointer on the way.
 fn root_name(expr: &Expr) -> Option<&NamePath> {
     match expr {
@@ -152,7 +171,7 @@ pub(crate) fn plan_local(
         shown,
         local,
     };
-    Some(Ok(PlannedWatch {
+    let planned = PlannedWatch {
         id,
         label: text.into(),
         addr: 0,
@@ -165,7 +184,25 @@ pub(crate) fn plan_local(
         value_type: Some(expression_type(&evaluated)),
         chain: None,
         local: Some(Arc::new(local_watch)),
-    }))
+    };
+    // Entry, value pieces and return must fit a thread's debug registers at once.
+    let value = frame_value_pieces(&planned);
+    if value + 2 > DEBUG_REGISTERS {
+        return Some(Err(refuse(format!(
+            "a live frame needs {} debug registers (its entry, {value} for the value, its \
+             return) and a thread has {DEBUG_REGISTERS}: watch one member or element",
+            value + 2
+        ))));
+    }
+    Some(Ok(planned))
+}
+
+/// Debug registers per thread (x86 DR0-DR3).
+const DEBUG_REGISTERS: usize = 4;
+
+/// The value pieces of a local's watch in a frame, for an aligned local.
+fn frame_value_pieces(watch: &PlannedWatch) -> usize {
+    value_pieces(0, watch.len, watch.layout.as_deref(), watch.access).map_or(1, |p| p.len())
 }
 
 /// How a watched frame ended.
@@ -532,8 +569,15 @@ impl FrameRun<'_> {
         let Some(frame) = self.frames.remove(&tid) else {
             return Ok(());
         };
+        // With every frame --frames allows watched, the entry is disarmed too, so the thread
+        // does not trap again while the run detaches.
+        let done = self.opts.frames.is_some_and(|n| self.started >= n);
+        let none = DebugRegisterSet {
+            addresses: [0; 4],
+            dr7: 0,
+        };
         tracer
-            .set_thread_registers(tid, None)
+            .set_thread_registers(tid, done.then_some(none))
             .map_err(target_error("cannot disarm the frame's watch"))?;
         self.end(sink, tid, frame, ended)
     }
