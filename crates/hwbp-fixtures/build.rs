@@ -42,8 +42,11 @@ const SOURCES: &[&str] = &[
     "unwind.c",
     "../cxx/unwind.cpp",
     "../rust/unwind.rs",
+    "locals.c",
     "../cxx/scoped.cpp",
     "../rust/statics.rs",
+    "../cxx/locals.cpp",
+    "../rust/locals.rs",
 ];
 
 fn main() {
@@ -60,6 +63,21 @@ fn main() {
     let no_pie = ["-no-pie", "-fno-pie"];
     gcc(&out_dir, &c_dir, "writer", &["writer.c"], &pie);
     gcc(&out_dir, &c_dir, "conds", &["conds.c"], &no_pie);
+    // -O0 (after COMMON_FLAGS' -O1, so it wins): at -O1 gcc keeps these locals in registers.
+    gcc(
+        &out_dir,
+        &c_dir,
+        "locals",
+        &["locals.c"],
+        &["-O0", "-pie", "-fPIE", "-pthread"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "locals_o2",
+        &["locals.c"],
+        &["-O2", "-pie", "-fPIE", "-pthread"],
+    );
     gcc(&out_dir, &c_dir, "writer_nopie", &["writer.c"], &no_pie);
     gcc(
         &out_dir,
@@ -114,7 +132,6 @@ fn main() {
         &["aggregates.c"],
         &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
-    gxx(&out_dir, &manifest_dir.join("cxx"), "scoped", "scoped.cpp");
     // Callchain fixtures without frame pointers, as distributions build.
     let no_fp = ["-no-pie", "-fno-pie", "-fomit-frame-pointer"];
     gcc(&out_dir, &c_dir, "unwind", &["unwind.c"], &no_fp);
@@ -134,11 +151,33 @@ fn main() {
         .arg(out_dir.join("unwind_rs"))
         .arg(manifest_dir.join("rust/unwind.rs"));
     run(unwind_rs, "rustc", "unwind_rs");
+    gxx(
+        &out_dir,
+        &manifest_dir.join("cxx"),
+        "scoped",
+        "scoped.cpp",
+        &[],
+    );
+    gxx(
+        &out_dir,
+        &manifest_dir.join("cxx"),
+        "cxx_locals",
+        "locals.cpp",
+        &["-O0"],
+    );
     rustc(
         &out_dir,
         &manifest_dir.join("rust"),
         "rust_statics",
         "statics.rs",
+        "1",
+    );
+    rustc(
+        &out_dir,
+        &manifest_dir.join("rust"),
+        "rust_locals",
+        "locals.rs",
+        "0",
     );
     gcc(
         &out_dir,
@@ -180,31 +219,33 @@ fn main() {
     );
 }
 
-/// Runs `g++ COMMON_FLAGS -no-pie -fno-pie -o out_dir/output source` (fixed addresses, so the
-/// file's initialized data is what the program starts with).
-fn gxx(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+/// Runs `g++ COMMON_FLAGS -no-pie -fno-pie extra -o out_dir/output source` (fixed addresses, so
+/// the file's initialized data is what the program starts with; `-O0` in `extra` wins over
+/// COMMON_FLAGS' `-O1`).
+fn gxx(out_dir: &Path, dir: &Path, output: &str, source: &str, extra: &[&str]) {
     let compiler = env::var("CXX").unwrap_or_else(|_| "g++".to_owned());
     let mut command = Command::new(&compiler);
     command
         .args(COMMON_FLAGS)
         .args(["-no-pie", "-fno-pie"])
+        .args(extra)
         .arg("-o")
         .arg(out_dir.join(output))
         .arg(dir.join(source));
     run(command, &compiler, output);
 }
 
-/// Runs cargo's `rustc -g -C opt-level=1 --crate-name output -o out_dir/output source`: a
+/// Runs cargo's `rustc -g -C opt-level=LEVEL --crate-name output -o out_dir/output source`: a
 /// plain binary (no Cargo dependencies) with full DWARF, its statics in namespaces
 /// `output::module::NAME`.
-fn rustc(out_dir: &Path, dir: &Path, output: &str, source: &str) {
+fn rustc(out_dir: &Path, dir: &Path, output: &str, source: &str, opt_level: &str) {
     let compiler = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let mut command = Command::new(&compiler);
     command
         .args([
             "-g",
             "-C",
-            "opt-level=1",
+            &format!("opt-level={opt_level}"),
             "--edition",
             "2021",
             "--crate-name",

@@ -218,6 +218,10 @@ pub struct WatchArgs {
     /// type, `==MODE_ON`); without --stop, filtered in the kernel.
     #[arg(long = "if", value_name = "EXPR")]
     pub condition: Option<String>,
+    /// For a local (`FUNC::LOCAL`): watch this many frames of FUNC, then end (each frame is
+    /// its own watch instance; default: every frame until the run ends).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub frames: Option<u64>,
 }
 
 /// `hwbp record`: the options of `hwbp watch`, written to `-o FILE`.

@@ -471,8 +471,8 @@ const EXPRESSION_CASES: &[Case] = &[
     ),
     case(
         &["watch", "parse::tmp", "--stop", "-p", "{pid}"],
-        "'parse::tmp' has no fixed address: it is a local variable",
-        "watch a global or static variable",
+        "'tmp' lives in a register in parse",
+        "watch it with -l at an address, or build with -O0",
     ),
     case(
         &["watch", "cfg.limits[3]", "-p", "{pid}"],

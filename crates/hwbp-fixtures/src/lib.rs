@@ -114,6 +114,22 @@ pub const TREE_COUNT: &str = concat!(env!("OUT_DIR"), "/tree_count");
 ///   user memory). Answer: `done reads=N bytes=30*N`.
 pub const KREAD: &str = concat!(env!("OUT_DIR"), "/kread");
 
+/// Locals watched frame by frame, built `-O0` (`locals recurse|calls|threads|longjmp`): see
+/// `c/locals.c`.
+pub const LOCALS: &str = concat!(env!("OUT_DIR"), "/locals");
+
+/// A C++ method's local, built `-O0`: `shop::Counter::bump::t` in two calls (see
+/// `cxx/locals.cpp`).
+pub const CXX_LOCALS: &str = concat!(env!("OUT_DIR"), "/cxx_locals");
+
+/// A Rust function's local, built `opt-level=0`: `rust_locals::tally::sum` in two calls (see
+/// `rust/locals.rs`).
+pub const RUST_LOCALS: &str = concat!(env!("OUT_DIR"), "/rust_locals");
+
+/// [`LOCALS`] built `-O2`: its locals live in registers or are optimized out, `helper` is
+/// inlined everywhere.
+pub const LOCALS_O2: &str = concat!(env!("OUT_DIR"), "/locals_o2");
+
 /// `conds` (`-no-pie`: the same addresses in every run; no stdin protocol): the globals `s8`, `u8`, `s16`, `u16`, `s32`, `u32`,
 /// `s64`, `u64` (`signed char` .. `unsigned long`, each initially 1), each written the sequence
 /// [`CONDS_SEQUENCE`] converted to its type, one after the other; then it exits 0.

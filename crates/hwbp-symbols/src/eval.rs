@@ -335,6 +335,8 @@ struct Evaluator<'a, 'r> {
     read_exprs: Vec<String>,
     whole: String,
     language: Option<Language>,
+    /// A name that stands for memory the caller placed ([`evaluate_rooted`]).
+    root: Option<(&'a NamePath, u64, &'a Type)>,
 }
 
 /// Evaluates `expr`: the memory it names, its type, and the pointers read on the way.
@@ -344,6 +346,28 @@ pub fn evaluate(
     scope: &Scope<'_>,
     read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
 ) -> Result<Evaluated, EvalError> {
+    evaluate_inner(expr, scope, read, None)
+}
+
+/// [`evaluate`] with `root` (a local variable, say) standing for a value of type `ty` at
+/// `addr`: `FUNC::cfg.len` evaluated for one frame's `FUNC::cfg`.
+pub fn evaluate_rooted(
+    expr: &Expr,
+    scope: &Scope<'_>,
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    root: &NamePath,
+    addr: u64,
+    ty: &Type,
+) -> Result<Evaluated, EvalError> {
+    evaluate_inner(expr, scope, read, Some((root, addr, ty)))
+}
+
+fn evaluate_inner<'a>(
+    expr: &Expr,
+    scope: &'a Scope<'a>,
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    root: Option<(&'a NamePath, u64, &'a Type)>,
+) -> Result<Evaluated, EvalError> {
     let mut evaluator = Evaluator {
         scope,
         read,
@@ -351,6 +375,7 @@ pub fn evaluate(
         read_exprs: Vec::new(),
         whole: expr.to_string(),
         language: None,
+        root,
     };
     match evaluator.eval(expr)? {
         Value::Place { addr, ty, size, .. } => {
@@ -697,6 +722,14 @@ impl Evaluator<'_, '_> {
     }
 
     fn lookup(&mut self, path: &NamePath) -> Result<Value, EvalError> {
+        if let Some((_, addr, ty)) = self.root.filter(|(root, ..)| *root == path) {
+            return Ok(Value::Place {
+                addr,
+                size: ty.size,
+                ty: Some(ty.clone()),
+                module: Some(0),
+            });
+        }
         let display = Expr::Name(path.clone()).to_string();
         let mut declared: Option<(usize, Type)> = None;
         let mut no_address: Option<(String, VarLocation)> = None;

@@ -55,6 +55,7 @@ mod error;
 pub mod eval;
 pub mod expr;
 pub mod kernel;
+pub mod local;
 pub mod maps;
 pub mod process;
 pub mod store;

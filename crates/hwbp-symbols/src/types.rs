@@ -38,7 +38,7 @@ use object::{Object, ObjectSection};
 use crate::debuglink::{find_debug_file, DebugSearch, DebugSource};
 use crate::dwarf::{DwarfError, Member, Shape, TypeLayout};
 
-type R = gimli::EndianArcSlice<RunTimeEndian>;
+pub(crate) type R = gimli::EndianArcSlice<RunTimeEndian>;
 
 /// Types nested deeper than this are malformed DWARF (or a loop); we stop there.
 const MAX_DEPTH: u32 = 48;
@@ -57,7 +57,7 @@ pub enum Language {
 }
 
 impl Language {
-    fn of_unit(unit: &Unit<R>) -> Language {
+    pub(crate) fn of_unit(unit: &Unit<R>) -> Language {
         let lang = unit
             .entries()
             .next_dfs()
@@ -580,6 +580,16 @@ impl ModuleDebug {
     /// Every named variable (globals, statics, static locals, locals, namespace members).
     pub fn variables(&self) -> &[Variable] {
         &self.variables
+    }
+
+    /// The parsed DWARF and its units, for [`crate::local`].
+    pub(crate) fn dwarf_units(&self) -> (&gimli::Dwarf<R>, &[Unit<R>]) {
+        (&self.dwarf, &self.units)
+    }
+
+    /// The type at `offset` in unit `unit` (an index into [`dwarf_units`](Self::dwarf_units)).
+    pub(crate) fn type_at(&self, unit: usize, offset: UnitOffset) -> Type {
+        self.build(unit, offset, 0)
     }
 
     /// The type of a variable (`None`: no `DW_AT_type`).
@@ -1230,7 +1240,7 @@ fn parse_elf<'d>(path: &Path, data: &'d [u8]) -> Result<object::File<'d>, DwarfE
 }
 
 /// `'file.c'` matches a unit named `file.c`, `dir/file.c` or `/abs/dir/file.c`.
-fn file_matches(unit_name: &str, quoted: &str) -> bool {
+pub(crate) fn file_matches(unit_name: &str, quoted: &str) -> bool {
     unit_name == quoted || unit_name.ends_with(&format!("/{quoted}"))
 }
 
@@ -1246,7 +1256,7 @@ fn link_of(unit: &Unit<R>, entry: &DebuggingInformationEntry<R>) -> Option<usize
         })
 }
 
-fn type_ref(entry: &DebuggingInformationEntry<R>) -> Option<UnitOffset> {
+pub(crate) fn type_ref(entry: &DebuggingInformationEntry<R>) -> Option<UnitOffset> {
     match entry.attr_value(gimli::DW_AT_type) {
         Some(AttributeValue::UnitRef(offset)) => Some(offset),
         _ => None,

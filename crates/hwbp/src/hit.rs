@@ -106,6 +106,19 @@ pub struct Hit {
     pub callchain: Vec<Arc<str>>,
     /// The value in its type, for a watch of a symbol or expression ([`PlannedWatch::value_type`]).
     pub typed: Option<TypedValue>,
+    /// For a watch of a local variable: the frame whose copy was accessed.
+    pub frame: Option<FrameRef>,
+}
+
+/// One frame of a function whose local is watched ([`crate::local`]): the watch instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// The instance number: 1 for the first frame armed, counting every thread's.
+    pub instance: u64,
+    /// The frame's canonical frame address (the caller's `rsp` before the call).
+    pub cfa: u64,
+    /// Where the local is in this frame.
+    pub address: u64,
 }
 
 impl Hit {
@@ -137,8 +150,9 @@ impl Hit {
     /// without the newline). Fields, in order:
     /// `type` (`"hit"`), `time_ns`, `cpu` (absent in stop mode), `pid`, `tid`, `comm`,
     /// `watch` (the spec as written), `watch_id`, `address` (`0x...`; null for a watch that
-    /// waited for its image, whose address is per process), `field` (absent for a one-piece
-    /// watch), `access`, `kernel`, `ip`, `instruction`, `function`, `module_offset`
+    /// waited for its image, whose address is per process; absent for a local, whose address
+    /// is the frame's), `field` (absent for a one-piece watch), `access`, `kernel`, `ip`,
+    /// `instruction`, `function`, `module_offset`
     /// (`libc.so.6+0x27e66` when no symbol names the code; absent otherwise), `offset`, `file`,
     /// `line`, `value_after`, `value_before`, `exact`, `value_source` (`stopped`,
     /// `decoded-store`, `read-after`, `handler`; absent when no value is read), `callchain`
@@ -151,6 +165,8 @@ impl Hit {
     /// `bytes_after` (hex, lowest address first, for values wider than 8 bytes, whose raw
     /// integers are null; `??` for a byte not known, of a piece that was not armed), and for a value chain `moved_by` (the pointer whose write moved
     /// the watch) and `moved_to` (the value's new address, `null` while a pointer is NULL).
+    /// For a local ([`crate::local`]), last: `frame` (`{"instance": N, "cfa": "0x...",
+    /// "address": "0x..."}`).
     pub fn write_json(&self, watch: &PlannedWatch, out: &mut Vec<u8>) {
         HitJsonWriter::default().write(self, watch, out);
     }
@@ -286,6 +302,13 @@ impl HitJsonWriter {
         if let Some(t) = &hit.typed {
             write_typed(&mut o, t);
         }
+        if let Some(frame) = &hit.frame {
+            let mut f = json::Object::open(o.key("frame"));
+            f.u64("instance", frame.instance);
+            f.hex("cfa", frame.cfa);
+            f.hex("address", frame.address);
+            f.close();
+        }
         o.close();
     }
 
@@ -336,11 +359,14 @@ impl HitJsonWriter {
             let mut o = json::Object::continued(&mut text);
             o.str("watch", &watch.label);
             o.u64("watch_id", index as u64);
-            // A watch that waited for its image has an address per process (crate::tree).
-            o.opt_hex(
-                "address",
-                (!watch.pieces.is_empty() || watch.addr != 0).then_some(watch.addr),
-            );
+            // A local's address is its frame's (`frame.address`); a watch that waited for its
+            // image has an address per process (crate::tree).
+            if watch.local.is_none() {
+                o.opt_hex(
+                    "address",
+                    (!watch.pieces.is_empty() || watch.addr != 0).then_some(watch.addr),
+                );
+            }
             text.into()
         })
     }
@@ -439,6 +465,7 @@ mod tests {
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         }
     }
 
@@ -473,6 +500,7 @@ mod tests {
             }),
             callchain: Vec::new(),
             typed: None,
+            frame: None,
         }
     }
 

@@ -264,6 +264,7 @@ pub fn plan(
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         });
     }
     let kernel = source.kallsyms.or(source.table);

@@ -57,6 +57,7 @@ pub mod hit;
 mod json;
 pub mod ksym;
 mod launched;
+pub mod local;
 mod perf;
 pub mod plan;
 mod queue;
@@ -74,7 +75,8 @@ pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
-pub use hit::{Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
+pub use hit::{FrameRef, Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
+pub use local::{ScopeEnd, ScopeEvent};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};

@@ -1223,6 +1223,7 @@ impl Delivery<'_> {
             value,
             callchain,
             typed: None,
+            frame: None,
         };
         // Hook 3 of 3: the value in its type.
         self.typed_values.annotate(plan, &mut out, index);
@@ -1286,6 +1287,7 @@ impl Delivery<'_> {
             value,
             callchain,
             typed: None,
+            frame: None,
         };
         // The value in its type (the handler's exact new value, typed).
         let (_, index) = self.piece_owner[piece];

@@ -139,6 +139,9 @@ pub struct PlannedWatch {
     /// pieces after the value's ([`ValueChain::value_pieces`]), and how to move the value when
     /// one changes.
     pub chain: Option<Arc<ValueChain>>,
+    /// For a local variable (`FUNC::LOCAL`): its frames, armed at each entry of FUNC
+    /// ([`crate::local`]); `addr` and `pieces` are then per frame, not here.
+    pub local: Option<Arc<crate::local::LocalWatch>>,
 }
 
 impl PlannedWatch {
@@ -525,6 +528,7 @@ pub(crate) fn plan_watches(
                 layout_offset,
                 value_type,
                 chain: None,
+                local: None,
             });
         }
         let pieces: usize = watches.iter().map(|w| w.pieces.len()).sum();
@@ -900,6 +904,11 @@ fn plan_expression(
         scope_modules = modules.scope(true);
         result = attempt(&scope_modules);
     }
+    if let Err(EvalError::NoFixedAddress { .. } | EvalError::UnknownVariable { .. }) = &result {
+        if let Some(planned) = crate::local::plan_local(id, text, parsed, access, &scope_modules) {
+            return planned;
+        }
+    }
     let (evaluated, point) = result.map_err(refuse)?;
     if access == Access::Execute {
         return Err(Error::bad_input(format!(
@@ -939,12 +948,18 @@ fn plan_expression(
         kernel_address: false,
         layout: layout.map(Arc::new),
         layout_offset: 0,
-        value_type: Some(Arc::new(WatchType {
-            ty: evaluated.ty.clone(),
-            language: evaluated.language,
-            root: evaluated.expr.clone(),
-        })),
+        value_type: Some(expression_type(&evaluated)),
         chain,
+        local: None,
+    })
+}
+
+/// The type of an evaluated expression's value, its members named from the expression.
+pub(crate) fn expression_type(evaluated: &eval::Evaluated) -> Arc<WatchType> {
+    Arc::new(WatchType {
+        ty: evaluated.ty.clone(),
+        language: evaluated.language,
+        root: evaluated.expr.clone(),
     })
 }
 

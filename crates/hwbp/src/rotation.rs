@@ -458,6 +458,7 @@ mod tests {
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         }
     }
 

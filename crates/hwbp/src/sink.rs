@@ -11,6 +11,7 @@ use std::time::Duration;
 use hwbp_symbols::cache::CodeInfo;
 
 use crate::hit::{Hit, WatchId};
+use crate::local::ScopeEvent;
 
 /// Something the watcher says about the run, apart from hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,11 @@ pub trait HitSink {
     fn counts(&mut self, _counts: &[HitCount]) -> io::Result<()> {
         Ok(())
     }
+
+    /// A watched local's frame ended ([`crate::local`]); ignored by default.
+    fn scope(&mut self, _event: &ScopeEvent) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<S: HitSink + ?Sized> HitSink for &mut S {
@@ -116,6 +122,9 @@ impl<S: HitSink + ?Sized> HitSink for &mut S {
     }
     fn counts(&mut self, counts: &[HitCount]) -> io::Result<()> {
         (**self).counts(counts)
+    }
+    fn scope(&mut self, event: &ScopeEvent) -> io::Result<()> {
+        (**self).scope(event)
     }
 }
 

@@ -158,6 +158,29 @@ fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32
     !moves.is_empty()
 }
 
+/// The value of `len` bytes at `addr` after a hit of a stopped thread with `registers`: the
+/// decoded store's when it wrote them, else read now (exact with one thread, read-after with
+/// several).
+pub(crate) fn stopped_value(
+    store: Option<&DecodedStore>,
+    registers: &[u64; 16],
+    pid: i32,
+    (addr, len): (u64, u64),
+    single_thread: bool,
+) -> (Option<u64>, ValueSource) {
+    match store.and_then(|st| st.value_at(registers, addr, len)) {
+        Some(v) => (Some(v), ValueSource::DecodedStore),
+        None => (
+            memory::read_value(pid, addr, len as usize).ok(),
+            if single_thread {
+                ValueSource::Stopped
+            } else {
+                ValueSource::ReadAfter
+            },
+        ),
+    }
+}
+
 /// The store that trapped at `ip`, decoded once per IP.
 fn decoded_store(
     stores: &mut HashMap<u64, Option<DecodedStore>>,
@@ -173,6 +196,96 @@ fn decoded_store(
     decoded
 }
 
+/// The plan's process, its threads and the launched command, taken out of the plan (`None`
+/// for CPU targets).
+pub(crate) fn take_threads(
+    plan: &mut WatchPlan,
+) -> Option<(i32, Vec<i32>, Option<hwbp_linux::launch::LaunchedProcess>)> {
+    let cpus = PlannedTarget::Cpus {
+        cpus: Vec::new(),
+        all: false,
+    };
+    match std::mem::replace(&mut plan.target, cpus) {
+        PlannedTarget::Threads {
+            pid,
+            tids,
+            launched,
+        } => Some((pid, tids, launched)),
+        other => {
+            plan.target = other;
+            None
+        }
+    }
+}
+
+/// Traces the target: takes over the launched command, or seizes `tids` of `pid`, and arms
+/// `registers` in every thread.
+pub(crate) fn start_tracer(
+    launched: Option<hwbp_linux::launch::LaunchedProcess>,
+    pid: i32,
+    tids: &[i32],
+    registers: DebugRegisterSet,
+) -> Result<StopTracer> {
+    match launched {
+        Some(launched) => {
+            let pid = launched.into_traced().map_err(|e| {
+                Error::wrap(
+                    ErrorKind::Target,
+                    format!("cannot keep tracing the launched command: {e}"),
+                    e,
+                )
+            })?;
+            StopTracer::adopt_launched(pid, registers)
+        }
+        None => StopTracer::attach(pid, tids, registers),
+    }
+    .map_err(|e| {
+        Error::wrap(
+            ErrorKind::Target,
+            format!("cannot arm the stop-mode watch in process {pid}: {e}"),
+            e,
+        )
+    })
+}
+
+/// A thread that wakes the tracer out of `waitpid` when the stop handle is set or the
+/// duration is over.
+pub(crate) struct WakeOnStop {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WakeOnStop {
+    pub(crate) fn spawn(
+        tracer: &StopTracer,
+        stop: &StopHandle,
+        deadline: Option<Duration>,
+        armed_at: Instant,
+    ) -> WakeOnStop {
+        let done = Arc::new(AtomicBool::new(false));
+        let waker = tracer.waker();
+        let thread = {
+            let done = Arc::clone(&done);
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    if stop.is_stopped() || deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+                        waker.wake();
+                    }
+                }
+            })
+        };
+        WakeOnStop { done, thread }
+    }
+
+    /// Ends the thread.
+    pub(crate) fn finish(self) {
+        self.done.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
 /// Runs `plan` in stop mode; see the module docs.
 pub(crate) fn run(
     mut plan: WatchPlan,
@@ -181,6 +294,9 @@ pub(crate) fn run(
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
     check(&plan)?;
+    if plan.watches.iter().any(|w| w.local.is_some()) {
+        return crate::local::run_stop(plan, opts, stop, sink);
+    }
     let (registers, mut pieces) = allocate(&plan)?;
     let followed = match &plan.target {
         PlannedTarget::Threads {
@@ -192,18 +308,7 @@ pub(crate) fn run(
             .map(|p| format!(", followed through exec to {}", p.display())),
         _ => None,
     };
-    let PlannedTarget::Threads {
-        pid,
-        tids,
-        launched,
-    } = std::mem::replace(
-        &mut plan.target,
-        PlannedTarget::Cpus {
-            cpus: Vec::new(),
-            all: false,
-        },
-    )
-    else {
+    let Some((pid, tids, launched)) = take_threads(&mut plan) else {
         unreachable!("CPU targets were refused by check()");
     };
     let launched_pid = launched.as_ref().map(|l| l.pid());
@@ -490,6 +595,7 @@ pub(crate) fn run(
                         value,
                         callchain,
                         typed: None,
+                        frame: None,
                     };
                     if let Some(observed) = observed {
                         observed.apply(&mut hit, ValueSource::Stopped);

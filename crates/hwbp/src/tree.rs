@@ -117,6 +117,7 @@ pub(crate) fn pending_plan(
             layout_offset: 0,
             value_type: None,
             chain: None,
+            local: None,
         })
         .collect();
     WatchPlan {

@@ -140,6 +140,9 @@ pub struct WatchOptions {
     /// `hwbp_linux::ending::END_GRACE`, and waiting for it). Processes the run attached to are
     /// never ended. [`crate::Summary::command`] says what became of the command.
     pub keep_running: bool,
+    /// For a local's watch: end after this many frames were watched (each frame of the
+    /// function is its own instance; `None`: every frame until the run ends).
+    pub frames: Option<u64>,
 }
 
 impl Default for WatchOptions {
@@ -160,6 +163,7 @@ impl Default for WatchOptions {
             aggregate: false,
             interval: None,
             keep_running: false,
+            frames: None,
         }
     }
 }
@@ -260,6 +264,14 @@ impl Watcher {
 
 /// Option checks that need the plan, before anything is armed.
 fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
+    if let Some(w) = plan.watches().iter().find(|w| w.local.is_some()) {
+        if options.mode != Mode::Stop {
+            return Err(Error::bad_input(format!(
+                "watch '{}': a local is watched in stop mode only for now: add --stop",
+                w.label
+            )));
+        }
+    }
     if options.ring_pages == 0 || !options.ring_pages.is_power_of_two() {
         return Err(Error::bad_input(format!(
             "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",

@@ -65,6 +65,11 @@ fn rotation_plan(args: &SlotsArgs) -> anyhow::Result<Vec<String>> {
             .iter()
             .filter_map(hwbp::PlannedWatch::chain_note),
     );
+    lines.extend(
+        plan.watches()
+            .iter()
+            .filter_map(hwbp::PlannedWatch::local_note),
+    );
     Ok(lines)
 }
 

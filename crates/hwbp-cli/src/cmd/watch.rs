@@ -28,6 +28,7 @@ pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hw
     options.max_hits = args.max_hits;
     options.changes_only = args.changes_only;
     options.condition = condition;
+    options.frames = args.frames;
     Ok((plan, options))
 }
 

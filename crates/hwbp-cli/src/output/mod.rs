@@ -125,6 +125,9 @@ pub fn write_hit_text(
         watch.label,
         hit.location()
     )?;
+    if let Some(frame) = &hit.frame {
+        write!(out, " (frame {}, cfa {:#x})", frame.instance, frame.cfa)?;
+    }
     match (&hit.typed, hit.value) {
         (Some(typed), value) => {
             write_typed(out, typed, note_unknown_type)?;
@@ -334,6 +337,19 @@ impl HitSink for PrintingSink<'_> {
     fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
         print_notice(notice, self.announce);
         Ok(())
+    }
+
+    fn scope(&mut self, event: &hwbp::ScopeEvent) -> std::io::Result<()> {
+        let line = if self.json {
+            event.json_line()
+        } else {
+            format!("{:12.6} {}", event.time_ns as f64 / 1e9, event.text())
+        };
+        self.out.lines(|buf| {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            Ok(())
+        })
     }
 
     fn idle(&mut self) -> std::io::Result<()> {

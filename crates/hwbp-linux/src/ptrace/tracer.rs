@@ -291,6 +291,8 @@ pub struct StopTracer {
     pending: Vec<WaitStatus>,
     /// `SIGSTOP`s hwbp sent a launched process to move the registers, still to come.
     sigstops_to_swallow: usize,
+    /// Threads given registers of their own ([`StopTracer::set_thread_registers`]).
+    thread_registers: HashMap<i32, DebugRegisterSet>,
 }
 
 /// Wakes a [`StopTracer`] blocked in [`StopTracer::next_event`] from another thread (for
@@ -447,6 +449,7 @@ impl StopTracer {
             stray_traps: 0,
             pending: Vec::new(),
             sigstops_to_swallow: 0,
+            thread_registers: HashMap::new(),
         }
     }
 
@@ -567,6 +570,7 @@ impl StopTracer {
     /// new registers.
     pub fn set_registers(&mut self, registers: DebugRegisterSet) -> Result<(), TracerError> {
         self.registers = registers;
+        self.thread_registers.clear();
         let tids: Vec<i32> = self.threads.keys().copied().collect();
         for tid in tids {
             let running = self
@@ -623,6 +627,24 @@ impl StopTracer {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Gives thread `tid`, stopped at a [`StopEvent::Hit`], debug registers of its own (a
+    /// watch that follows one thread's stack frame); `None` puts back the ones every thread
+    /// has. Its saved registers stay kept for the detach; [`set_registers`](Self::set_registers)
+    /// later overrides every thread's.
+    pub fn set_thread_registers(
+        &mut self,
+        tid: i32,
+        registers: Option<DebugRegisterSet>,
+    ) -> Result<(), TracerError> {
+        let set = registers.unwrap_or(self.registers);
+        write_registers(tid, &set, true).map_err(|source| TracerError::Arm { tid, source })?;
+        match registers {
+            Some(set) => self.thread_registers.insert(tid, set),
+            None => self.thread_registers.remove(&tid),
+        };
         Ok(())
     }
 
@@ -807,7 +829,10 @@ impl StopTracer {
         let origin = classify_sigtrap(
             info.si_code,
             Dr6::from_architectural(dr6).hit_mask(),
-            self.registers.enabled_mask(),
+            self.thread_registers
+                .get(&tid)
+                .unwrap_or(&self.registers)
+                .enabled_mask(),
         );
         // SAFETY: for SIGTRAP (a fault-class signal) the kernel fills the `si_addr` member
         // of the union (`force_sig_fault`); reading it copies a pointer-sized integer.
@@ -857,6 +882,7 @@ impl StopTracer {
     }
 
     fn thread_gone(&mut self, tid: i32, exit: ProcessExit) -> Option<StopEvent> {
+        self.thread_registers.remove(&tid);
         if let Some(mut t) = self.threads.remove(&tid) {
             if let Some(guard) = t.guard.take() {
                 // The registers died with the thread.

@@ -1,0 +1,815 @@
+//! Watching a local variable while its frame lives (`FUNC::LOCAL`, `FUNC::cfg.len`,
+//! `FUNC::arr[3]`), with gdb's scope semantics, in stop mode.
+//!
+//! The plan ([`plan_local`]) finds the local in DWARF ([`hwbp_symbols::local`]): the
+//! function's end of prologue (where gdb's `break FUNC` stops), the CFA rule there from
+//! `.eh_frame`, and the local's `DW_OP_fbreg` offset; an expression rooted at the local is
+//! evaluated relative to it (member and constant-index offsets; one that reads a pointer is
+//! refused).
+//!
+//! The run ([`run_stop`]) arms a hardware execute breakpoint on that address in every thread
+//! (the debug registers, not `int3`: the stop-mode tracer already owns DR0-DR7 per thread and
+//! an execute breakpoint needs no code patching or single-step over a restored instruction;
+//! the kernel sets `RF` on the resume, arch/x86/kernel/hw_breakpoint.c). A thread that stops
+//! there with no live frame gets a frame of its own: CFA and the local's address from its
+//! registers, the data pieces, and a second execute breakpoint on the return address
+//! (`[CFA-8]`), all in that thread's registers only ([`StopTracer::set_thread_registers`]).
+//! The entry breakpoint stays armed in that thread (one register), so a later entry is seen:
+//! deeper (its CFA below the live one) it is a recursive call, not watched (gdb watches the
+//! outermost frame only); at or above the live CFA the live frame was left without returning
+//! (`longjmp`, an exception) and ends before the new one starts. The frame ends when the
+//! return breakpoint fires with `rsp == CFA` (an inner frame returning to the same address
+//! has `rsp` below it), or at any stop of the thread that finds `rsp` above the CFA or the
+//! return address slot overwritten (left by `longjmp`), or when the thread exits. Each end is
+//! a [`ScopeEvent`]; the next entry arms a new instance unless
+//! [`WatchOptions::frames`](crate::WatchOptions::frames) frames have been watched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hwbp_core::Access;
+use hwbp_linux::memory;
+use hwbp_linux::perf::WatchRequest;
+use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
+use hwbp_symbols::cache::SymbolCache;
+use hwbp_symbols::eval::{evaluate_rooted, EvalError, LoadedModule, Scope};
+use hwbp_symbols::expr::{Expr, NamePath};
+use hwbp_symbols::local::{find_local, FrameLocal, LocalError};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hit::{FrameRef, Hit, HitValue, WatchId};
+use crate::json;
+use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
+use crate::sink::{HitSink, Notice};
+use crate::summary::{Placement, Summary, WatchTotals};
+use crate::threads::ThreadNames;
+use crate::typed::LastValue;
+use crate::watcher::{StopHandle, WatchOptions};
+
+/// Frames walked for callchains.
+const MAX_FRAMES: usize = 64;
+
+/// A watch of a local variable: where its frames start and where it is in each.
+#[derive(Debug, Clone)]
+pub struct LocalWatch {
+    /// The local in DWARF (link-time addresses).
+    pub local: FrameLocal,
+    /// Runtime address of the breakpoint that arms a frame.
+    pub arm_addr: u64,
+    /// Offset of the watched expression from the local's first byte.
+    pub offset: u64,
+    /// The expression without its function scope, as gdb names it (`b`, `cfg.len`).
+    pub shown: Arc<str>,
+}
+
+impl PlannedWatch {
+    /// For a local's watch: how its registers are spent, `watch 'recurse::b' takes 1 debug
+    /// register while no frame of recurse is live (its entry), 3 in a thread with a live frame
+    /// (entry, 1 for the value, return)`; the value's pieces are counted for an aligned local.
+    pub fn local_note(&self) -> Option<String> {
+        let local = self.local.as_ref()?;
+        let value =
+            value_pieces(0, self.len, self.layout.as_deref(), self.access).map_or(1, |p| p.len());
+        Some(format!(
+            "watch '{}' takes 1 debug register while no frame of {} is live (its entry), {} in \
+             a thread with a live frame (entry, {} for the value, return)",
+            self.label,
+            local.local.function,
+            value + 2,
+            value
+        ))
+    }
+}
+
+/// The root variable of an expression (`b` of `b.x[2]`), when it reads no pointer on the way.
+fn root_name(expr: &Expr) -> Option<&NamePath> {
+    match expr {
+        Expr::Name(path) => Some(path),
+        Expr::Member(base, _) | Expr::Index(base, _) => root_name(base),
+        _ => None,
+    }
+}
+
+/// `expr` with its root named by the local's own name (`b.x` for `f::b.x`), as gdb shows it.
+fn unscoped(expr: &Expr, name: &str) -> Expr {
+    match expr {
+        Expr::Name(_) => Expr::Name(NamePath {
+            quoted: None,
+            segments: vec![name.to_string()],
+        }),
+        Expr::Member(base, member) => Expr::Member(Box::new(unscoped(base, name)), member.clone()),
+        Expr::Index(base, index) => Expr::Index(Box::new(unscoped(base, name)), *index),
+        other => other.clone(),
+    }
+}
+
+/// `(file, function, local)` of a `FUNC::LOCAL`, `'file.c'::FUNC::LOCAL` or `'FUNC'::LOCAL`.
+fn split_path(path: &NamePath) -> Option<(Option<&str>, String, &str)> {
+    let (local, scope) = path.segments.split_last()?;
+    match (path.quoted.as_deref(), scope.is_empty()) {
+        (Some(q), true) if !q.contains('.') => Some((None, q.to_string(), local)),
+        (quoted, false) => Some((quoted, scope.join("::"), local)),
+        _ => None,
+    }
+}
+
+/// Plans `parsed` as a local's watch when its root is a function's local (`None`: it is not,
+/// and the evaluator's own error stands).
+pub(crate) fn plan_local(
+    id: WatchId,
+    text: &str,
+    parsed: &Expr,
+    access: Access,
+    modules: &[LoadedModule],
+) -> Option<Result<PlannedWatch>> {
+    let refuse = |e: String| Error::bad_input(format!("watch '{text}': {e}"));
+    let path = root_name(parsed)?;
+    let (file, function, name) = split_path(path)?;
+    let mut found = None;
+    for module in modules {
+        match find_local(&module.debug, file, &function, name) {
+            Ok(local) => {
+                found = Some((local, module.bias));
+                break;
+            }
+            Err(LocalError::NotFound { .. }) => {}
+            Err(e) => return Some(Err(refuse(e.to_string()))),
+        }
+    }
+    let (local, bias) = found?;
+    if !matches!(access, Access::Write | Access::ReadWrite) {
+        return Some(Err(refuse(
+            "a local is watched for writes (:w) or reads and writes (:rw)".into(),
+        )));
+    }
+    let Some(ty) = local.ty.clone() else {
+        return Some(Err(refuse(format!(
+            "'{name}' in {function} has no type in the debug info"
+        ))));
+    };
+    // Evaluated as if the local were at BASE: member and index offsets only.
+    const BASE: u64 = 0x1000_0000_0000;
+    let scope = Scope {
+        modules,
+        symbols: None,
+    };
+    let evaluated = match evaluate_rooted(parsed, &scope, &mut |_, _| false, path, BASE, &ty) {
+        Ok(e) => e,
+        Err(e @ EvalError::Unreadable { .. }) | Err(e @ EvalError::NullPointer { .. }) => {
+            return Some(Err(refuse(format!(
+                "{e}; a local's watch follows no pointer yet: watch the local itself"
+            ))))
+        }
+        Err(e) => return Some(Err(refuse(e.to_string()))),
+    };
+    let shown: Arc<str> = unscoped(parsed, name).to_string().into();
+    let layout = evaluated.layout();
+    let local_watch = LocalWatch {
+        arm_addr: local.arm_pc.wrapping_add(bias),
+        offset: evaluated.addr - BASE,
+        shown,
+        local,
+    };
+    let planned = PlannedWatch {
+        id,
+        label: text.into(),
+        addr: 0,
+        len: evaluated.len,
+        access,
+        pieces: Vec::new(),
+        kernel_address: false,
+        layout: layout.map(Arc::new),
+        layout_offset: 0,
+        value_type: Some(expression_type(&evaluated)),
+        chain: None,
+        local: Some(Arc::new(local_watch)),
+    };
+    // Entry, value pieces and return must fit a thread's debug registers at once.
+    let value = frame_value_pieces(&planned);
+    if value + 2 > DEBUG_REGISTERS {
+        return Some(Err(refuse(format!(
+            "a live frame needs {} debug registers (its entry, {value} for the value, its \
+             return) and a thread has {DEBUG_REGISTERS}: watch one member or element",
+            value + 2
+        ))));
+    }
+    Some(Ok(planned))
+}
+
+/// Debug registers per thread (x86 DR0-DR3).
+const DEBUG_REGISTERS: usize = 4;
+
+/// The value pieces of a local's watch in a frame, for an aligned local.
+fn frame_value_pieces(watch: &PlannedWatch) -> usize {
+    value_pieces(0, watch.len, watch.layout.as_deref(), watch.access).map_or(1, |p| p.len())
+}
+
+/// How a watched frame ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeEnd {
+    /// The function returned (the return breakpoint, with `rsp` back at the CFA).
+    Returned,
+    /// The thread was found above the frame, or in a new frame at its place, without the
+    /// function having returned (`longjmp`, an exception).
+    Abandoned,
+    /// The thread exited with the frame live.
+    ThreadExited,
+}
+
+impl ScopeEnd {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScopeEnd::Returned => "returned",
+            ScopeEnd::Abandoned => "left-without-return",
+            ScopeEnd::ThreadExited => "thread-exited",
+        }
+    }
+}
+
+/// A watched local's frame ended: its watch instance is over.
+#[derive(Debug, Clone)]
+pub struct ScopeEvent {
+    /// The watch.
+    pub watch: WatchId,
+    /// The expression as gdb names it (`b`).
+    pub variable: Arc<str>,
+    /// The function.
+    pub function: String,
+    /// The frame.
+    pub frame: FrameRef,
+    /// Process id.
+    pub pid: i32,
+    /// The frame's thread.
+    pub tid: i32,
+    /// Nanoseconds since arming.
+    pub time_ns: u64,
+    /// How it ended.
+    pub ended: ScopeEnd,
+    /// Accesses in this frame.
+    pub hits: u64,
+    /// Of those, the ones reported.
+    pub reported: u64,
+}
+
+impl ScopeEvent {
+    /// One text line: `b left scope: recurse returned (frame 1, thread 4102)`.
+    pub fn text(&self) -> String {
+        let how = match self.ended {
+            ScopeEnd::Returned => format!("{} returned", self.function),
+            ScopeEnd::Abandoned => format!("{} was left without returning", self.function),
+            ScopeEnd::ThreadExited => "the thread exited".to_string(),
+        };
+        format!(
+            "{} left scope: {how} (frame {}, thread {}; {} reported of {} accesses)",
+            self.variable, self.frame.instance, self.tid, self.reported, self.hits
+        )
+    }
+
+    /// One JSON object: `{"type":"scope","time_ns":..,"pid":..,"tid":..,"watch_id":..,
+    /// "variable":"b","function":"recurse","frame":{"instance":1,"cfa":"0x..","address":
+    /// "0x.."},"ended":"returned","hits":N,"reported":N}`.
+    pub fn json_line(&self) -> String {
+        let mut out = Vec::with_capacity(256);
+        let mut o = json::Object::open(&mut out);
+        o.str("type", "scope");
+        o.u64("time_ns", self.time_ns);
+        o.u64("pid", self.pid as u64);
+        o.u64("tid", self.tid as u64);
+        o.u64("watch_id", self.watch.index() as u64);
+        o.str("variable", &self.variable);
+        o.str("function", &self.function);
+        {
+            let mut f = json::Object::open(o.key("frame"));
+            f.u64("instance", self.frame.instance);
+            f.hex("cfa", self.frame.cfa);
+            f.hex("address", self.frame.address);
+            f.close();
+        }
+        o.str("ended", self.ended.name());
+        o.u64("hits", self.hits);
+        o.u64("reported", self.reported);
+        o.close();
+        String::from_utf8(out).expect("the JSON writer writes UTF-8")
+    }
+}
+
+/// One debug-register piece of a live frame's local.
+struct FramePiece {
+    addr: u64,
+    len: u64,
+    slot_mask: u8,
+    member: Option<Arc<str>>,
+    last_value: Option<u64>,
+}
+
+/// A thread's live watched frame.
+struct LiveFrame {
+    frame: FrameRef,
+    return_addr: u64,
+    return_mask: u8,
+    entry_mask: u8,
+    pieces: Vec<FramePiece>,
+    last: LastValue,
+    hits: u64,
+    reported: u64,
+}
+
+fn read_u64(pid: i32, addr: u64) -> Option<u64> {
+    memory::read_value(pid, addr, 8).ok()
+}
+
+fn target_error(what: &str) -> impl Fn(hwbp_linux::ptrace::TracerError) -> Error + '_ {
+    move |e| Error::wrap(ErrorKind::Target, format!("{what}: {e}"), e)
+}
+
+/// Runs a plan whose watch is a local's; see the module docs.
+pub(crate) fn run_stop(
+    mut plan: WatchPlan,
+    opts: &WatchOptions,
+    stop: &StopHandle,
+    sink: &mut dyn HitSink,
+) -> Result<Summary> {
+    let [watch] = plan.watches.as_slice() else {
+        return Err(Error::bad_input(
+            "a local's watch runs alone for now: give it a run of its own, without other \
+             watches",
+        ));
+    };
+    let watch = watch.clone();
+    let local = Arc::clone(
+        watch
+            .local
+            .as_ref()
+            .expect("run_stop is for a local's watch"),
+    );
+    let entry_request = WatchRequest::new(local.arm_addr, 1, Access::Execute);
+    let (idle_registers, _) = DebugRegisterSet::allocate(&[entry_request])
+        .map_err(|e| Error::bad_input(e.to_string()))?;
+    let Some((pid, tids, launched)) = crate::stop::take_threads(&mut plan) else {
+        return Err(Error::bad_input(
+            "a local lives in one process's threads: give -p PID or -- CMD, not -a/-C",
+        ));
+    };
+    let is_launched = launched.is_some();
+    let launched_pid = is_launched.then_some(pid);
+    let mut tracer = crate::stop::start_tracer(launched, pid, &tids, idle_registers)?;
+    let armed_at = Instant::now();
+    let armed = sink.notice(&Notice::Armed {
+        description: format!(
+            "{} in each frame of {} (entry {:#x}) in {} in stop mode",
+            local.shown,
+            local.local.function,
+            local.arm_addr,
+            if is_launched {
+                format!("the command (pid {pid})")
+            } else {
+                format!("process {pid}")
+            },
+        ),
+    });
+    let deadline = opts.duration;
+    let waker = crate::stop::WakeOnStop::spawn(&tracer, stop, deadline, armed_at);
+    let mut cache = SymbolCache::new(
+        plan.symbols.clone().map(|s| (pid, s)),
+        None,
+        crate::perf::code_reader(),
+    );
+    let mut run = FrameRun {
+        plan: &plan,
+        watch: &watch,
+        local: &local,
+        opts,
+        pid,
+        armed_at,
+        frames: HashMap::new(),
+        started: 0,
+        hits: 0,
+        reported: 0,
+        names: ThreadNames::from_proc(),
+        stray_traps: 0,
+    };
+    let result: Result<String> = armed.map_err(Error::from).and_then(|()| loop {
+        if stop.is_stopped() {
+            return Ok("interrupted".to_owned());
+        }
+        if deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+            return Ok("duration elapsed".to_owned());
+        }
+        if opts.max_hits.is_some_and(|m| run.reported >= m) {
+            return Ok("max hits reached".to_owned());
+        }
+        if opts.frames.is_some_and(|n| run.started >= n) && run.frames.is_empty() {
+            return Ok(format!(
+                "{} watched",
+                crate::plan::plural(run.started as usize, "frame")
+            ));
+        }
+        let event = tracer
+            .next_event()
+            .map_err(target_error("stop-mode tracing failed"))?;
+        match event {
+            StopEvent::Hit { tid, slots, ip } => {
+                let regs = tracer
+                    .registers(tid)
+                    .map_err(|e| target_error("stop-mode tracing failed")(e.into()))?;
+                let (frame_pointer, stack_pointer, registers) =
+                    (regs.frame_pointer, regs.stack_pointer, regs.registers);
+                let at = ThreadStop {
+                    tid,
+                    slots,
+                    ip,
+                    frame_pointer,
+                    stack_pointer,
+                    registers,
+                };
+                let flow = run.on_hit(&mut tracer, &mut cache, sink, &at);
+                tracer
+                    .resume(tid)
+                    .map_err(|e| target_error("cannot resume a thread")(e.into()))?;
+                if flow? {
+                    return Ok("stopped by the hit sink".to_owned());
+                }
+                sink.idle()?;
+            }
+            StopEvent::ThreadExited { tid } => {
+                if let Some(frame) = run.frames.remove(&tid) {
+                    run.end(sink, tid, frame, ScopeEnd::ThreadExited)?;
+                }
+            }
+            StopEvent::Exited(exit) => {
+                return Ok(if is_launched {
+                    format!("the command {exit}")
+                } else {
+                    format!("the target {exit}")
+                });
+            }
+            StopEvent::Exec => {
+                return Ok("the target exec'd another program (its frames are gone)".into())
+            }
+            StopEvent::StrayTrap { .. } => run.stray_traps += 1,
+            StopEvent::ThreadStarted { .. } | StopEvent::Interrupted => {}
+        }
+    });
+    let detached = tracer.detach();
+    waker.finish();
+    // Detached (or gone): a launched command is ended unless kept running, on errors too.
+    let command = launched_pid
+        .map(|pid| crate::launched::settle(pid, None, opts.keep_running, sink))
+        .transpose();
+    let ended_by = result?;
+    detached.map_err(target_error(
+        "cannot restore the target's debug registers and detach",
+    ))?;
+    let live = run.frames.len();
+    let totals = WatchTotals {
+        id: watch.id,
+        watch: watch.label.to_string(),
+        address: format!(
+            "{} in {} frames of {}{}",
+            local.shown,
+            run.started,
+            local.local.function,
+            if live > 0 {
+                format!(", {live} live at the end")
+            } else {
+                String::new()
+            }
+        ),
+        len: watch.len,
+        hits: run.hits,
+        reported: run.reported,
+        lost: 0,
+        placement: Placement::Pinned,
+        hits_seen: None,
+        coverage: None,
+        estimate: None,
+        lower_bound: false,
+        never_armed: Vec::new(),
+        never_armed_reason: None,
+    };
+    Ok(Summary {
+        kind: "summary",
+        watchpoints: vec![totals],
+        lost_records: 0,
+        queue_dropped: 0,
+        queue_peak_bytes: 0,
+        throttled: 0,
+        stray_traps: run.stray_traps,
+        handler: None,
+        duration_s: armed_at.elapsed().as_secs_f64(),
+        ended_by,
+        processes: Vec::new(),
+        pending: Vec::new(),
+        command: command?,
+    })
+}
+
+/// A thread stopped at a hit ([`StopEvent::Hit`]'s fields).
+struct ThreadStop {
+    tid: i32,
+    slots: u8,
+    ip: u64,
+    frame_pointer: u64,
+    stack_pointer: u64,
+    registers: [u64; 16],
+}
+
+/// The state of one run over a local's frames.
+struct FrameRun<'a> {
+    plan: &'a WatchPlan,
+    watch: &'a PlannedWatch,
+    local: &'a LocalWatch,
+    opts: &'a WatchOptions,
+    pid: i32,
+    armed_at: Instant,
+    /// Live frames by thread.
+    frames: HashMap<i32, LiveFrame>,
+    /// Frames armed so far (the last instance number).
+    started: u64,
+    hits: u64,
+    reported: u64,
+    names: ThreadNames,
+    stray_traps: u64,
+}
+
+impl FrameRun<'_> {
+    fn time_ns(&self) -> u64 {
+        self.armed_at.elapsed().as_nanos() as u64
+    }
+
+    /// Ends thread `tid`'s frame: the scope event.
+    fn end(
+        &mut self,
+        sink: &mut dyn HitSink,
+        tid: i32,
+        frame: LiveFrame,
+        ended: ScopeEnd,
+    ) -> Result<()> {
+        let event = ScopeEvent {
+            watch: self.watch.id,
+            variable: Arc::clone(&self.local.shown),
+            function: self.local.local.function.clone(),
+            frame: frame.frame,
+            pid: self.pid,
+            tid,
+            time_ns: self.time_ns(),
+            ended,
+            hits: frame.hits,
+            reported: frame.reported,
+        };
+        sink.scope(&event)?;
+        Ok(())
+    }
+
+    /// Ends thread `tid`'s live frame, stopped now: its registers back to the entry
+    /// breakpoint alone, and the scope event.
+    fn close(
+        &mut self,
+        tracer: &mut StopTracer,
+        sink: &mut dyn HitSink,
+        tid: i32,
+        ended: ScopeEnd,
+    ) -> Result<()> {
+        let Some(frame) = self.frames.remove(&tid) else {
+            return Ok(());
+        };
+        // With every frame --frames allows watched, the entry is disarmed too, so the thread
+        // does not trap again while the run detaches.
+        let done = self.opts.frames.is_some_and(|n| self.started >= n);
+        let none = DebugRegisterSet {
+            addresses: [0; 4],
+            dr7: 0,
+        };
+        tracer
+            .set_thread_registers(tid, done.then_some(none))
+            .map_err(target_error("cannot disarm the frame's watch"))?;
+        self.end(sink, tid, frame, ended)
+    }
+
+    /// Arms a frame for thread `tid`, stopped at the arming address with `registers`.
+    fn arm(&mut self, tracer: &mut StopTracer, tid: i32, registers: &[u64; 16]) -> Result<()> {
+        let Some((cfa, local_addr)) = self.local.local.locate(registers) else {
+            return Ok(());
+        };
+        let Some(return_addr) = read_u64(self.pid, cfa.wrapping_sub(8)) else {
+            return Ok(());
+        };
+        let addr = local_addr.wrapping_add(self.local.offset);
+        let layout = self.watch.layout.as_deref();
+        let pieces = value_pieces(addr, self.watch.len, layout, self.watch.access)?;
+        let mut requests = vec![WatchRequest::new(self.local.arm_addr, 1, Access::Execute)];
+        requests.extend(
+            pieces
+                .iter()
+                .map(|&(a, len)| WatchRequest::new(a, len, self.watch.access)),
+        );
+        requests.push(WatchRequest::new(return_addr, 1, Access::Execute));
+        let (set, allocated) = DebugRegisterSet::allocate(&requests).map_err(|e| {
+            Error::new(
+                ErrorKind::BadInput,
+                format!(
+                    "watch '{}': the frame at CFA {cfa:#x} needs {} debug registers (entry, \
+                     value, return): {e}",
+                    self.watch.label,
+                    requests.len()
+                ),
+            )
+        })?;
+        tracer
+            .set_thread_registers(tid, Some(set))
+            .map_err(target_error("cannot arm the frame's watch"))?;
+        self.started += 1;
+        let several = pieces.len() > 1;
+        let frame_pieces = pieces
+            .iter()
+            .zip(&allocated[1..])
+            .map(|(&(a, len), alloc)| FramePiece {
+                addr: a,
+                len,
+                slot_mask: alloc.slot_mask(),
+                member: several.then(|| self.watch.member_at(a - addr, len).into()),
+                last_value: memory::read_value(self.pid, a, len as usize).ok(),
+            })
+            .collect();
+        let mut whole = vec![0u8; self.watch.len as usize];
+        let last = memory::read_memory(self.pid, addr, &mut whole)
+            .ok()
+            .map(|_| whole);
+        self.frames.insert(
+            tid,
+            LiveFrame {
+                frame: FrameRef {
+                    instance: self.started,
+                    cfa,
+                    address: addr,
+                },
+                return_addr,
+                return_mask: allocated.last().expect("return request").slot_mask(),
+                entry_mask: allocated[0].slot_mask(),
+                pieces: frame_pieces,
+                last: LastValue(last),
+                hits: 0,
+                reported: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// One stop of a thread; true when the sink asked to end the run.
+    fn on_hit(
+        &mut self,
+        tracer: &mut StopTracer,
+        cache: &mut SymbolCache,
+        sink: &mut dyn HitSink,
+        at: &ThreadStop,
+    ) -> Result<bool> {
+        let (tid, slots, ip, stack_pointer) = (at.tid, at.slots, at.ip, at.stack_pointer);
+        // A frame the thread left without returning: it is above it, or a new frame holds
+        // its return-address slot.
+        if let Some(frame) = self.frames.get(&tid) {
+            let cfa = frame.frame.cfa;
+            if stack_pointer > cfa || read_u64(self.pid, cfa - 8) != Some(frame.return_addr) {
+                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
+            }
+        }
+        let at_entry = ip == self.local.arm_addr;
+        if let Some(frame) = self.frames.get(&tid) {
+            if at_entry && slots & frame.entry_mask != 0 {
+                let deeper = self
+                    .local
+                    .local
+                    .locate(&at.registers)
+                    .is_some_and(|(cfa, _)| cfa < frame.frame.cfa);
+                if deeper {
+                    // A recursive call: gdb watches the outermost frame only.
+                    return Ok(false);
+                }
+                // At or above the live frame: it was left without returning.
+                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
+            } else if slots & frame.return_mask != 0 && ip == frame.return_addr {
+                if stack_pointer == frame.frame.cfa {
+                    self.close(tracer, sink, tid, ScopeEnd::Returned)?;
+                }
+                return Ok(false);
+            } else {
+                return self.report(tracer, cache, sink, at);
+            }
+        }
+        if at_entry && self.opts.frames.is_none_or(|n| self.started < n) {
+            self.arm(tracer, tid, &at.registers)?;
+        }
+        Ok(false)
+    }
+
+    /// The accesses of a data hit in the stopped thread's live frame.
+    fn report(
+        &mut self,
+        tracer: &mut StopTracer,
+        cache: &mut SymbolCache,
+        sink: &mut dyn HitSink,
+        at: &ThreadStop,
+    ) -> Result<bool> {
+        let (tid, slots, ip) = (at.tid, at.slots, at.ip);
+        let pid = self.pid;
+        let single_thread = tracer.thread_count() == 1;
+        let store = if single_thread {
+            None
+        } else {
+            crate::stop::decode_at(cache, pid, ip)
+        };
+        let watch = self.watch;
+        let frames = if self.opts.callchain {
+            tracer.frame_pointer_backtrace(at.frame_pointer, MAX_FRAMES)
+        } else {
+            Vec::new()
+        };
+        let time_ns = self.time_ns();
+        let comm = self.names.name(pid, tid);
+        let Some(frame) = self.frames.get_mut(&tid) else {
+            return Ok(false);
+        };
+        let mut whole = vec![0u8; watch.len as usize];
+        let new_bytes = memory::read_memory(pid, frame.frame.address, &mut whole)
+            .ok()
+            .map(|_| whole);
+        let old_bytes = frame.last.0.clone();
+        let typed = watch.value_type.as_ref().map(|ty| {
+            frame
+                .last
+                .update(ty, new_bytes.clone(), self.plan.symbols.as_deref())
+        });
+        for piece in frame.pieces.iter_mut().filter(|p| p.slot_mask & slots != 0) {
+            frame.hits += 1;
+            self.hits += 1;
+            let (new, source) = crate::stop::stopped_value(
+                store.as_ref(),
+                &at.registers,
+                pid,
+                (piece.addr, piece.len),
+                single_thread,
+            );
+            let old = piece.last_value;
+            if new.is_some() {
+                piece.last_value = new;
+            }
+            let unchanged = if typed.is_some() {
+                old_bytes == new_bytes
+            } else {
+                old.is_some() && old == new
+            };
+            if self.opts.changes_only && unchanged {
+                continue;
+            }
+            if let Some(c) = self.opts.condition {
+                let holds = match &new_bytes {
+                    Some(bytes) if watch.value_type.is_some() && watch.len <= 8 => {
+                        c.for_watch(watch, watch.len).holds(bytes)
+                    }
+                    _ => new.is_some_and(|n| c.for_watch(watch, piece.len).holds(&n.to_le_bytes())),
+                };
+                if !holds {
+                    continue;
+                }
+            }
+            if self.opts.max_hits.is_some_and(|m| self.reported >= m) {
+                break;
+            }
+            let code = cache.code(pid, ip, false, false);
+            let mut callchain = Vec::new();
+            if self.opts.callchain {
+                callchain.push(match &code.location {
+                    Some(loc) => format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into(),
+                    None => format!("{ip:#x}").into(),
+                });
+                for &addr in &frames {
+                    cache.push_frames(pid, addr, false, true, &mut callchain);
+                }
+            }
+            let hit = Hit {
+                watch: watch.id,
+                time_ns,
+                cpu: None,
+                pid,
+                tid,
+                comm: Arc::clone(&comm),
+                access: watch.access,
+                kernel: false,
+                ip,
+                code,
+                member: piece.member.clone(),
+                value: Some(HitValue { old, new, source }),
+                callchain,
+                typed: typed.clone(),
+                frame: Some(frame.frame),
+            };
+            frame.reported += 1;
+            self.reported += 1;
+            if sink.hit(&hit)?.is_break() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
