@@ -188,7 +188,7 @@ fn debug_file_frame(elf: &Path, data: &[u8]) -> Option<Vec<u8>> {
     Some(section.uncompressed_data().ok()?.into_owned())
 }
 
-/// Unwinds hits of any process: one [`ProcessUnwinder`] per process, built when first needed
+/// Unwinds hits of any process: one `ProcessUnwinder` per process, built when first needed
 /// (the target's from its symbols, others loaded from `/proc`).
 #[derive(Default)]
 pub struct StackUnwinder {

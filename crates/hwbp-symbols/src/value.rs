@@ -426,7 +426,7 @@ fn char_literal(out: &mut String, c: u8) {
 }
 
 /// The string a `char *` points to as gdb prints it after the pointer: `bytes` are the
-/// bytes read there, at most [`PRINT_MAX`]; up to the first NUL as [`string_literal`] does,
+/// bytes read there, at most `PRINT_MAX`; up to the first NUL as `string_literal` does,
 /// or, with no NUL in `PRINT_MAX` bytes, those and `...` (`'x' <repeats 200 times>...`).
 pub fn format_c_string(bytes: &[u8]) -> String {
     let mut out = String::new();

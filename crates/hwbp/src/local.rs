@@ -1,13 +1,13 @@
 //! Watching a local variable while its frame lives (`FUNC::LOCAL`, `FUNC::cfg.len`,
 //! `FUNC::arr[3]`), with gdb's scope semantics, in stop mode.
 //!
-//! The plan ([`plan_local`]) finds the local in DWARF ([`hwbp_symbols::local`]): the
+//! The plan (`plan_local`) finds the local in DWARF ([`hwbp_symbols::local`]): the
 //! function's end of prologue (where gdb's `break FUNC` stops), the CFA rule there from
 //! `.eh_frame`, and the local's `DW_OP_fbreg` offset; an expression rooted at the local is
 //! evaluated relative to it (member and constant-index offsets; one that reads a pointer is
 //! refused).
 //!
-//! The run ([`run_stop`]) arms a hardware execute breakpoint on that address in every thread
+//! The run (`run_stop`) arms a hardware execute breakpoint on that address in every thread
 //! (the debug registers, not `int3`: the stop-mode tracer already owns DR0-DR7 per thread and
 //! an execute breakpoint needs no code patching or single-step over a restored instruction;
 //! the kernel sets `RF` on the resume, arch/x86/kernel/hw_breakpoint.c). A thread that stops

@@ -9,7 +9,7 @@
 //! ([`LastValue`]) and turn them with the new bytes into a [`TypedValue`] on each hit; stop
 //! mode reads the new bytes while the thread is stopped; perf mode advances a watch of
 //! several pieces by the BPF handler's exact bytes of the piece written
-//! ([`crate::shadow`]: nothing read, bytes of a piece not armed print `<unavailable>`), and
+//! (`crate::shadow`: nothing read, bytes of a piece not armed print `<unavailable>`), and
 //! otherwise reads the new bytes after the hit (read-after).
 //! A value that cannot be read (the pointer of a value chain is NULL) prints as gdb prints it,
 //! `<unreadable>`.
@@ -71,7 +71,7 @@ pub struct TypedValue {
     /// The raw bytes after, for values wider than 8 bytes.
     pub bytes_after: Option<Vec<u8>>,
     /// Which of `bytes_before` are known (`None`: all); an unknown byte is one of a piece
-    /// that was not armed ([`crate::shadow`]).
+    /// that was not armed (`crate::shadow`).
     pub known_before: Option<Vec<bool>>,
     /// Which of `bytes_after` are known (`None`: all).
     pub known_after: Option<Vec<bool>>,
