@@ -42,7 +42,7 @@ use crate::hit::{FrameRef, Hit, HitValue, WatchId};
 use crate::json;
 use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{Placement, Summary, WatchTotals};
+use crate::summary::{Summary, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::LastValue;
 use crate::watcher::{StopHandle, WatchOptions};
@@ -452,6 +452,7 @@ pub(crate) fn run_stop(
             StopEvent::ThreadStarted { .. } | StopEvent::Interrupted => {}
         }
     });
+    waker.stop_waking();
     let detached = tracer.detach();
     waker.finish();
     // Detached (or gone): a launched command is ended unless kept running, on errors too.
@@ -463,32 +464,18 @@ pub(crate) fn run_stop(
         "cannot restore the target's debug registers and detach",
     ))?;
     let live = run.frames.len();
-    let totals = WatchTotals {
-        id: watch.id,
-        watch: watch.label.to_string(),
-        address: format!(
-            "{} in {} frames of {}{}",
-            local.shown,
-            run.started,
-            local.local.function,
-            if live > 0 {
-                format!(", {live} live at the end")
-            } else {
-                String::new()
-            }
-        ),
-        len: watch.len,
-        hits: run.hits,
-        reported: run.reported,
-        lost: 0,
-        placement: Placement::Pinned,
-        hits_seen: None,
-        coverage: None,
-        estimate: None,
-        lower_bound: false,
-        never_armed: Vec::new(),
-        never_armed_reason: None,
-    };
+    let address = format!(
+        "{} in {} frames of {}{}",
+        local.shown,
+        run.started,
+        local.local.function,
+        if live > 0 {
+            format!(", {live} live at the end")
+        } else {
+            String::new()
+        }
+    );
+    let totals = WatchTotals::exact(&watch, address, watch.len, run.hits, run.reported);
     Ok(Summary {
         kind: "summary",
         watchpoints: vec![totals],

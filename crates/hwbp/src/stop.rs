@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{Placement, Summary, WatchTotals};
+use crate::summary::{Summary, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::WatchValues;
 use crate::watcher::{StopHandle, WatchOptions};
@@ -248,10 +248,12 @@ pub(crate) fn start_tracer(
     })
 }
 
-/// A thread that wakes the tracer out of `waitpid` when the stop handle is set or the
-/// duration is over.
+/// A thread that wakes the tracer out of `waitpid` every 10 ms while the stop handle is set,
+/// the duration is over, or hits are buffered in the sink ([`WakeOnStop::unflushed`]).
 pub(crate) struct WakeOnStop {
     done: Arc<AtomicBool>,
+    /// Set by the tracer's thread while the sink holds hits not yet written out.
+    pub(crate) unflushed: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -263,20 +265,34 @@ impl WakeOnStop {
         armed_at: Instant,
     ) -> WakeOnStop {
         let done = Arc::new(AtomicBool::new(false));
+        let unflushed = Arc::new(AtomicBool::new(false));
         let waker = tracer.waker();
         let thread = {
             let done = Arc::clone(&done);
+            let unflushed = Arc::clone(&unflushed);
             let stop = stop.clone();
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
-                    if stop.is_stopped() || deadline.is_some_and(|d| armed_at.elapsed() >= d) {
+                    if stop.is_stopped()
+                        || deadline.is_some_and(|d| armed_at.elapsed() >= d)
+                        || unflushed.load(Ordering::Relaxed)
+                    {
                         waker.wake();
                     }
                 }
             })
         };
-        WakeOnStop { done, thread }
+        WakeOnStop {
+            done,
+            unflushed,
+            thread,
+        }
+    }
+
+    /// Wakes the tracer no more (before the detach, which waits for its threads).
+    pub(crate) fn stop_waking(&self) {
+        self.done.store(true, Ordering::SeqCst);
     }
 
     /// Ends the thread.
@@ -321,27 +337,7 @@ pub(crate) fn run(
             piece.last_value = memory::read_value(pid, piece.addr, piece.len as usize).ok();
         }
     }
-    let tracer = match launched {
-        Some(launched) => {
-            let pid = launched.into_traced().map_err(|e| {
-                Error::wrap(
-                    ErrorKind::Target,
-                    format!("cannot keep tracing the launched command: {e}"),
-                    e,
-                )
-            })?;
-            StopTracer::adopt_launched(pid, registers)
-        }
-        None => StopTracer::attach(pid, &tids, registers),
-    }
-    .map_err(|e| {
-        Error::wrap(
-            ErrorKind::Target,
-            format!("cannot arm the stop-mode watch in process {pid}: {e}"),
-            e,
-        )
-    });
-    let mut tracer = match tracer {
+    let mut tracer = match start_tracer(launched, pid, &tids, registers) {
         Ok(tracer) => tracer,
         Err(e) => {
             // The tracer let the command go (or it died with the tracer's drop): end it.
@@ -367,26 +363,9 @@ pub(crate) fn run(
 
     // The stop handle and the duration wake the tracer out of waitpid, and so do hits still
     // buffered in the sink (see `unflushed` below).
-    let done = Arc::new(AtomicBool::new(false));
-    let unflushed = Arc::new(AtomicBool::new(false));
-    let waker = tracer.waker();
     let deadline = opts.duration;
-    let waker_thread = {
-        let done = Arc::clone(&done);
-        let unflushed = Arc::clone(&unflushed);
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-                if stop.is_stopped()
-                    || deadline.is_some_and(|d| armed_at.elapsed() >= d)
-                    || unflushed.load(Ordering::Relaxed)
-                {
-                    waker.wake();
-                }
-            }
-        })
-    };
+    let waker = WakeOnStop::spawn(&tracer, stop, deadline, armed_at);
+    let unflushed = Arc::clone(&waker.unflushed);
 
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
@@ -638,10 +617,10 @@ pub(crate) fn run(
     // Hits still buffered go out however the loop ended.
     let flushed = sink.idle();
     let result = result.and_then(|ended_by| flushed.map(|()| ended_by).map_err(Error::from));
-    done.store(true, Ordering::SeqCst);
+    waker.stop_waking();
     // Put every thread's registers back and let it run, whatever ended the loop.
     let detached = tracer.detach();
-    let _ = waker_thread.join();
+    waker.finish();
     let duration = armed_at.elapsed();
     // Detached (or gone): a launched command is ended unless kept running, on errors too.
     let command = launched_pid
@@ -662,22 +641,7 @@ pub(crate) fn run(
         .map(|w| {
             let mine = pieces.iter().enumerate().filter(|(_, p)| p.watch == w.id);
             let (h, r) = mine.fold((0, 0), |(h, r), (i, _)| (h + hits[i], r + reported[i]));
-            WatchTotals {
-                id: w.id,
-                watch: w.label.to_string(),
-                address: format!("{:#x}", w.addr),
-                len: w.len,
-                hits: h,
-                reported: r,
-                lost: 0,
-                placement: Placement::Pinned,
-                hits_seen: None,
-                coverage: None,
-                estimate: None,
-                lower_bound: false,
-                never_armed: Vec::new(),
-                never_armed_reason: None,
-            }
+            WatchTotals::exact(w, format!("{:#x}", w.addr), w.len, h, r)
         })
         .collect();
     Ok(Summary {

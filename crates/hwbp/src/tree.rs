@@ -692,22 +692,7 @@ const PENDING_ADDRESS: &str = "pending";
 
 /// The totals of a watch no process defined.
 fn pending_totals(watch: &PlannedWatch) -> WatchTotals {
-    WatchTotals {
-        id: watch.id,
-        watch: watch.label.to_string(),
-        address: PENDING_ADDRESS.to_owned(),
-        len: 0,
-        hits: 0,
-        reported: 0,
-        lost: 0,
-        placement: Placement::Pinned,
-        hits_seen: None,
-        coverage: None,
-        estimate: None,
-        lower_bound: false,
-        never_armed: Vec::new(),
-        never_armed_reason: None,
-    }
+    WatchTotals::exact(watch, PENDING_ADDRESS.to_owned(), 0, 0, 0)
 }
 
 /// Adds another process's totals of the same watch (the address stays the first one's).
