@@ -130,6 +130,7 @@ fn load_handler(
         .clamp(4096, 1 << 30);
     if opts.callchain && !opts.aggregate {
         spec.user_stack_bytes = opts.call_graph.stack_bytes();
+        spec.main_stack_top = plan.target.pid().map_or(0, main_stack_top);
         // Room for 4,096 records of that size (32 MiB for 8 KiB stacks): a burst of hits the
         // reader has not reached yet.
         let per_record = spec.user_stack_bytes as usize + 1024;
@@ -228,4 +229,16 @@ pub(crate) fn choose_engine(
         seeded,
         notice: Some(notice),
     })
+}
+
+/// The end of process `pid`'s `[stack]` mapping (`/proc/PID/maps`), `0` when unknown.
+fn main_stack_top(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .ok()
+        .and_then(|maps| {
+            let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+            let range = line.split_whitespace().next()?;
+            u64::from_str_radix(range.split_once('-')?.1, 16).ok()
+        })
+        .unwrap_or(0)
 }

@@ -144,6 +144,10 @@ pub struct HandlerSpec {
     /// pointers) instead. A kernel-mode access has no user registers in its context, so its
     /// user frames always come from `bpf_get_stack`.
     pub user_stack_bytes: u32,
+    /// The end of the watched process's `[stack]` mapping (its main thread's stack top), `0`
+    /// when unknown: a copy from the main thread's `sp` stops there in one read instead of
+    /// trying past it (a read past the top faults, and each retry costs a fault).
+    pub main_stack_top: u64,
 }
 
 impl HandlerSpec {
@@ -157,6 +161,7 @@ impl HandlerSpec {
             wakeup_bytes: 16 * 1024,
             count_keys: 16 * 1024,
             user_stack_bytes: 0,
+            main_stack_top: 0,
         }
     }
 
@@ -397,7 +402,12 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         HandlerMode::Emit { stack } => {
             let wakeup = spec.wakeup_bytes.clamp(1, spec.ring_bytes / 2);
             let stack = stack.then_some(spec.user_stack_bytes);
-            emit_record(&mut asm, stack, i32::try_from(wakeup).unwrap_or(i32::MAX))
+            emit_record(
+                &mut asm,
+                stack,
+                i32::try_from(wakeup).unwrap_or(i32::MAX),
+                spec.main_stack_top,
+            )
         }
         HandlerMode::Count => emit_count(&mut asm),
     }
@@ -472,7 +482,7 @@ fn record_bytes(stack: bool, user_stack_bytes: u32) -> i32 {
 /// r7 (r6 ctx; r8 is free). `bpf_probe_read_user` copies all or nothing, and the stack ends at
 /// a page boundary (the top of a `[stack]` mapping), so the copy tries `bytes`, then the bytes
 /// up to each page boundary below, nearest last, and records the length that read.
-fn copy_user_stack(asm: &mut Asm, bytes: u32) {
+fn copy_user_stack(asm: &mut Asm, bytes: u32, main_stack_top: u64) {
     let done = asm.label("user_stack_copied");
     let bytes = bytes as i32;
     asm.ldx(Size::DW, Reg::R1, Reg::R6, CTX_IP)
@@ -481,6 +491,28 @@ fn copy_user_stack(asm: &mut Asm, bytes: u32) {
         .stx(Size::DW, Reg::R7, OFF_USER_BP, Reg::R1)
         .ldx(Size::DW, Reg::R1, Reg::R6, CTX_SP)
         .stx(Size::DW, Reg::R7, OFF_USER_SP, Reg::R1);
+    if main_stack_top != 0 {
+        // The main thread (tid == tgid) with `sp` less than `bytes` below the stack's top:
+        // copy up to the top, in one read.
+        let general = asm.label("user_stack_general");
+        asm.ldx(Size::DW, Reg::R1, Reg::R7, OFF_PID_TGID)
+            .mov_reg(Reg::R2, Reg::R1)
+            .alu(AluOp::Rsh, Reg::R2, Src::Imm(32))
+            .alu(AluOp::Lsh, Reg::R1, Src::Imm(32))
+            .alu(AluOp::Rsh, Reg::R1, Src::Imm(32))
+            .jmp(Cond::Ne, Reg::R1, Src::Reg(Reg::R2), general)
+            .ldx(Size::DW, Reg::R3, Reg::R7, OFF_USER_SP)
+            .ld_imm64(Reg::R8, main_stack_top)
+            .jmp(Cond::Ge, Reg::R3, Src::Reg(Reg::R8), general)
+            .alu(AluOp::Sub, Reg::R8, Src::Reg(Reg::R3))
+            .jmp(Cond::Gt, Reg::R8, Src::Imm(bytes), general)
+            .mov_reg(Reg::R1, Reg::R7)
+            .alu(AluOp::Add, Reg::R1, Src::Imm(OFF_USER_STACK_DATA.into()))
+            .mov_reg(Reg::R2, Reg::R8)
+            .call(Helper::ProbeReadUser)
+            .jmp(Cond::Eq, Reg::R0, Src::Imm(0), done)
+            .bind(general);
+    }
     let pages = (bytes as u32).div_ceil(4096) as i32;
     for k in (0..=pages).rev() {
         let clamped = asm.label(format!("user_stack_len{k}"));
@@ -506,7 +538,7 @@ fn copy_user_stack(asm: &mut Asm, bytes: u32) {
 
 /// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new. `stack`: with stacks, and how many
 /// user-stack bytes (0: user frames by `bpf_get_stack`).
-fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32) {
+fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32, main_stack_top: u64) {
     let full = asm.label("ring_full");
     let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
@@ -558,7 +590,7 @@ fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32) {
             .st(Size::W, Reg::R7, OFF_KERNEL_STACK_LEN, 0);
         if user_stack_bytes > 0 {
             // A user-mode access: ctx's registers are the user's; unwound in user space.
-            copy_user_stack(asm, user_stack_bytes);
+            copy_user_stack(asm, user_stack_bytes, main_stack_top);
             asm.st(Size::W, Reg::R7, OFF_STACK_LEN, 0).ja(stack_done);
         }
         asm.bind(user_stack);
@@ -1227,6 +1259,32 @@ ring_full_counted:
         assert!(
             text.contains("r1 <<= 56\n  36: r1 s>>= 56\n  37: r1 <<= 32\n  38: r1 >>= 32\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_known_stack_top_bounds_the_main_threads_copy_in_one_read() {
+        let mut s = spec(&[(0x1000, 8)], HandlerMode::Emit { stack: true });
+        s.user_stack_bytes = 8192;
+        let without = s.program().unwrap().to_string();
+        assert!(!without.contains("user_stack_general"), "{without}");
+        s.main_stack_top = 0x7ffd_0000_0000;
+        let text = s.program().unwrap().to_string();
+        for needle in [
+            "r2 >>= 32\n",
+            "if r1 != r2 goto user_stack_general",
+            "r8 = 0x7ffd00000000 ll\n",
+            "if r3 >= r8 goto user_stack_general",
+            "r8 -= r3\n",
+            "if r8 > 8192 goto user_stack_general",
+            "user_stack_general:\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // One more read than without the bound, taken only below the top.
+        assert_eq!(
+            text.matches("call bpf_probe_read_user#112").count(),
+            without.matches("call bpf_probe_read_user#112").count() + 1
         );
     }
 
