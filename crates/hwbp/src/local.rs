@@ -389,6 +389,7 @@ pub(crate) fn run_stop(
         reported: 0,
         names: ThreadNames::from_proc(),
         stray_traps: 0,
+        unwinder: hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s))),
     };
     let result: Result<String> = armed.map_err(Error::from).and_then(|()| loop {
         if stop.is_stopped() {
@@ -519,6 +520,8 @@ struct FrameRun<'a> {
     reported: u64,
     names: ThreadNames,
     stray_traps: u64,
+    /// `-g`: the unwind tables of the process's images, as stop mode's.
+    unwinder: hwbp_symbols::unwind::StackUnwinder,
 }
 
 impl FrameRun<'_> {
@@ -707,10 +710,22 @@ impl FrameRun<'_> {
             crate::stop::decode_at(cache, pid, ip)
         };
         let watch = self.watch;
-        let frames = if self.opts.callchain {
-            tracer.frame_pointer_backtrace(at.frame_pointer, MAX_FRAMES)
+        let (frames, unwind_stopped) = if self.opts.callchain {
+            let start = hwbp_symbols::unwind::StartRegs {
+                ip,
+                sp: at.stack_pointer,
+                bp: at.frame_pointer,
+            };
+            crate::callchain::stopped_return_addresses(
+                tracer,
+                &mut self.unwinder,
+                self.opts.call_graph,
+                pid,
+                start,
+                MAX_FRAMES,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let time_ns = self.time_ns();
         let comm = self.names.name(pid, tid);
@@ -773,6 +788,7 @@ impl FrameRun<'_> {
                 for &addr in &frames {
                     cache.push_frames(pid, addr, false, true, &mut callchain);
                 }
+                callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
             }
             let hit = Hit {
                 watch: watch.id,
