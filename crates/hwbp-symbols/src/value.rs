@@ -1,6 +1,6 @@
-//! Typed values: raw bytes printed by their [`Type`] the way gdb's `print` shows them (C
-//! language, default `print` settings), a diff of two values naming the members that changed,
-//! and `--if` conditions compared in the type.
+//! Typed values: raw bytes decoded by their [`Type`] into a [`Value`] (the data) whose
+//! `Display` is the way gdb's `print` shows it (C language, default `print` settings), a diff
+//! of two values naming the members that changed, and `--if` conditions compared in the type.
 //!
 //! gdb's rules followed (gdb 13 `valprint.c`, `c-valprint.c`, `generic_val_print_enum_1`):
 //! integers by signedness (`-1`, never `4294967295` for an `int`); `char` types as the number
@@ -52,14 +52,15 @@ pub fn format_value_in(
     bytes: &[u8],
     symbolize: &mut Symbolizer<'_>,
 ) -> String {
-    let mut out = String::new();
-    write_value(&mut out, language, ty, bytes, None, symbolize);
-    out
+    Value::decode(language, ty, KnownBytes::all(bytes), symbolize).to_string()
 }
 
 /// gdb's text for bytes whose value is not known (gdb prints data a tracepoint did not
 /// collect so); hwbp prints it for the bytes of a piece that was not armed.
 pub const UNAVAILABLE: &str = "<unavailable>";
+
+/// gdb's text for a value that cannot be read (a NULL pointer on the way to it).
+pub const UNREADABLE: &str = "<unreadable>";
 
 /// [`format_value_in`] for a value of which only some bytes are known: every scalar, pointer and bit-field with an unknown byte prints as
 /// [`UNAVAILABLE`]; a `char` array prints its known runs as strings and the rest as
@@ -70,9 +71,7 @@ pub fn format_value_known(
     value: KnownBytes<'_>,
     symbolize: &mut Symbolizer<'_>,
 ) -> String {
-    let mut out = String::new();
-    write_value(&mut out, language, ty, value.bytes, value.known, symbolize);
-    out
+    Value::decode(language, ty, value, symbolize).to_string()
 }
 
 /// True when every byte of `known` (up to `len`) is known; `None` means all are.
@@ -87,17 +86,19 @@ fn known_from(known: Option<&[bool]>, start: usize) -> Option<&[bool]> {
 
 /// A bit-field's value as gdb prints it: the field's own bits, sign-extended for a signed
 /// type; `bytes` start at the field's byte offset.
-fn bitfield_value(field: &crate::types::Field, bytes: &[u8]) -> String {
+fn bitfield_value(field: &crate::types::Field, bytes: &[u8]) -> Value {
     let Some((first_bit, count)) = field.bits else {
-        return format_untyped(bytes);
+        return Value::untyped(bytes);
     };
     let raw = unsigned(bytes) >> first_bit;
     let mask = if count >= 64 { !0 } else { (1u64 << count) - 1 };
     let v = raw & mask;
-    if field.ty.is_signed() && count > 0 && count < 64 && v >> (count - 1) & 1 == 1 {
-        ((v | !mask) as i64).to_string()
+    if !field.ty.is_signed() {
+        Value::Unsigned(v)
+    } else if count > 0 && count < 64 && v >> (count - 1) & 1 == 1 {
+        Value::Signed((v | !mask) as i64)
     } else {
-        v.to_string()
+        Value::Signed(v as i64)
     }
 }
 
@@ -109,15 +110,7 @@ fn bitfield_width(field: &crate::types::Field) -> usize {
 /// A typeless value: the bytes as an unsigned little-endian integer (up to 8 bytes), or hex
 /// bytes for longer ones.
 pub fn format_untyped(bytes: &[u8]) -> String {
-    if bytes.len() <= 8 {
-        unsigned(bytes).to_string()
-    } else {
-        let mut s = String::from("0x");
-        for b in bytes.iter().rev() {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
-    }
+    Value::untyped(bytes).to_string()
 }
 
 fn unsigned(bytes: &[u8]) -> u64 {
@@ -153,14 +146,177 @@ fn float(bytes: &[u8]) -> Option<f64> {
     }
 }
 
-fn write_value(
-    out: &mut String,
+/// A value decoded from its bytes by its DWARF type: what gdb's `print` shows, as data. Its
+/// [`Display`](fmt::Display) is the text hwbp prints (gdb's C printer, or its Rust printer for
+/// [`Language::Rust`] values); [`Value::decode`] is the one decoder behind every typed text.
+///
+/// ```
+/// use hwbp_symbols::types::{c_base_type, Language};
+/// use hwbp_symbols::value::{KnownBytes, Value};
+/// let int = c_base_type("int").unwrap();
+/// let bytes = (-7i32).to_le_bytes();
+/// let value = Value::decode(Language::C, &int, KnownBytes::all(&bytes), &mut |_| None);
+/// assert_eq!(value, Value::Signed(-7));
+/// assert_eq!(value.to_string(), "-7");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A signed integer (`DW_ATE_signed`, a signed bit-field): `-1`.
+    Signed(i64),
+    /// An unsigned integer of up to 8 bytes (also a value without a type): `4000000000`.
+    Unsigned(u64),
+    /// A `float` (`size` 4, 9 significant digits) or `double` (`size` 8, 17 digits): `1.5`.
+    Float {
+        /// The value (a `float` widened exactly).
+        value: f64,
+        /// Its size in bytes: 4 or 8.
+        size: u8,
+    },
+    /// A `bool` holding 0 or 1: `true`, `false` (other values are [`Value::Unsigned`]).
+    Bool(bool),
+    /// A character: `115 's'`, `-56 '\310'`, `U'é'`, Rust's `'é'`.
+    Char {
+        /// The number (signed for a signed `char`).
+        code: i64,
+        /// How the character is spelled after the number.
+        kind: CharKind,
+    },
+    /// An enum: by its enumerator's name, a flag enum as `(A | B)`, else the number.
+    Enum {
+        /// The number stored.
+        value: i64,
+        /// The name(s) it prints as.
+        name: EnumName,
+    },
+    /// A pointer: `0x4040a0 <nodes+16>` (the symbol when one names the address), `0x0`.
+    Pointer {
+        /// The address held.
+        address: u64,
+        /// `nodes+16`
+        symbol: Option<String>,
+    },
+    /// An array: `{1, 2, 3}` (C), `[1, 2, 3]` (Rust), runs of more than 10 equal elements as
+    /// `0 <repeats 12 times>`, at most gdb's 200 elements printed (then `...`).
+    Array {
+        /// Every element, in order.
+        elements: Vec<Value>,
+        /// The language it prints in.
+        language: Language,
+    },
+    /// A `char` array, printed as a string: `"abc\000\000"` (a trailing NUL dropped); `None`
+    /// for a byte not known (of a piece that was not armed), printed `<unavailable>`.
+    CharArray(Vec<Option<u8>>),
+    /// A struct or union: `{a = 1, b = {c = 2}}` (C), `krate::Settings {id: 42}` and tuple
+    /// structs `krate::Point (3, -4)` (Rust).
+    Struct {
+        /// The type's name (printed in Rust).
+        name: String,
+        /// The members, in order.
+        members: Vec<Member>,
+        /// The language it prints in.
+        language: Language,
+    },
+    /// A `char *` with the C string it points to, or a Rust `&str`, read from the target.
+    String(Box<PointedString>),
+    /// Bytes without a type that says more, wider than 8: `0x` and the little-endian number
+    /// in hex (`long double`, `unsigned __int128`, an opaque type).
+    Bytes(Vec<u8>),
+    /// A value some of whose bytes are not known: gdb's `<unavailable>`.
+    Unavailable,
+    /// A value that could not be read (a NULL pointer on the way): gdb's `<unreadable>`.
+    Unreadable,
+}
+
+/// How a [`Value::Char`] spells its character after the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CharKind {
+    /// A C `char` (signed or unsigned): the byte as a C literal, `'s'`, `'\n'`, `'\310'`.
+    Byte,
+    /// C++ `char16_t`: `u'x'`.
+    Utf16,
+    /// C++ `char32_t` (and other C code points): `U'x'`.
+    Utf32,
+    /// Rust's `char`: `'x'`.
+    Rust,
+}
+
+/// What a [`Value::Enum`] prints as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnumName {
+    /// The enumerator with that value: `MODE_ON`.
+    Exact(String),
+    /// A flag enum's enumerators whose bits are set, and bits no enumerator names:
+    /// `(PERM_R | PERM_W | unknown: 0x8)`; `0` when neither.
+    Flags {
+        /// The enumerators whose bits are set.
+        names: Vec<String>,
+        /// Bits no enumerator names.
+        unknown: u64,
+    },
+    /// No enumerator has the value: the number.
+    None,
+}
+
+/// One member of a [`Value::Struct`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The member's name (a base class's: its type's, `base`); `None` for an anonymous one.
+    pub name: Option<String>,
+    /// A C++ base class, printed `<base> = {...}`.
+    pub base: bool,
+    /// Its value.
+    pub value: Value,
+}
+
+/// A string read from the target behind a pointer at a hit: gdb prints a `char *` as the
+/// pointer and the string (`0x4052a0 "hello"`), a Rust `&str` as the string alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointedString {
+    /// The value read: the `char *` (printed before the string) or the `&str` (not printed).
+    pub pointer: Value,
+    /// The bytes read there: C, up to [`C_STRING_MAX`], printed to the first NUL; Rust, up to
+    /// [`C_STRING_MAX`] of its length.
+    pub bytes: Vec<u8>,
+    /// For a Rust `&str`: its length (past [`C_STRING_MAX`] the text ends with `...`); `None`
+    /// for a C string.
+    pub rust_length: Option<u64>,
+    /// Read after the hit while the target ran on: ` (string read after)`.
+    pub read_after: bool,
+}
+
+impl Value {
+    /// Decodes `value` (at least `ty.size` bytes) by `ty`, values of `language`: every scalar,
+    /// pointer and bit-field with an unknown byte is [`Value::Unavailable`]; `symbolize` names
+    /// pointers' addresses.
+    pub fn decode(
+        language: Language,
+        ty: &Type,
+        value: KnownBytes<'_>,
+        symbolize: &mut Symbolizer<'_>,
+    ) -> Value {
+        decode(language, ty, value.bytes, value.known, symbolize)
+    }
+
+    /// A value without a type: an unsigned little-endian integer of up to 8 bytes, else
+    /// [`Value::Bytes`].
+    pub fn untyped(bytes: &[u8]) -> Value {
+        if bytes.len() <= 8 {
+            Value::Unsigned(unsigned(bytes))
+        } else {
+            Value::Bytes(bytes.to_vec())
+        }
+    }
+}
+
+fn decode(
     lang: Language,
     ty: &Type,
     bytes: &[u8],
     known: Option<&[bool]>,
     symbolize: &mut Symbolizer<'_>,
-) {
+) -> Value {
     let size = usize::try_from(ty.size)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
@@ -170,37 +326,170 @@ fn write_value(
         TypeKind::Struct(_) | TypeKind::Union(_) | TypeKind::Array { .. }
     );
     if !composite && !all_known(known, size) {
-        out.push_str(UNAVAILABLE);
-        return;
+        return Value::Unavailable;
     }
     match &ty.kind {
-        TypeKind::Base(Encoding::Signed) => {
-            let _ = write!(out, "{}", signed(bytes));
-        }
-        TypeKind::Base(Encoding::Unsigned) => {
-            if bytes.len() > 8 {
-                out.push_str(&format_untyped(bytes));
+        TypeKind::Base(Encoding::Signed) => Value::Signed(signed(bytes)),
+        TypeKind::Base(Encoding::Unsigned) => Value::untyped(bytes),
+        TypeKind::Base(Encoding::SignedChar) => Value::Char {
+            code: signed(bytes),
+            kind: CharKind::Byte,
+        },
+        TypeKind::Base(Encoding::UnsignedChar) => Value::Char {
+            code: unsigned(bytes) as i64,
+            kind: CharKind::Byte,
+        },
+        TypeKind::Base(Encoding::Utf) => Value::Char {
+            code: unsigned(bytes) as i64,
+            kind: match (lang, bytes.len()) {
+                (Language::Rust, _) => CharKind::Rust,
+                (_, 2) => CharKind::Utf16,
+                _ => CharKind::Utf32,
+            },
+        },
+        TypeKind::Base(Encoding::Bool) => match unsigned(bytes) {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            n => Value::Unsigned(n),
+        },
+        TypeKind::Base(Encoding::Float) => match (bytes.len(), float(bytes)) {
+            (4, Some(value)) => Value::Float { value, size: 4 },
+            (8, Some(value)) => Value::Float { value, size: 8 },
+            _ => Value::untyped(bytes),
+        },
+        TypeKind::Enum {
+            enumerators, flag, ..
+        } => {
+            let value = integer(ty, bytes) as i64;
+            let name = if let Some(e) = enumerators.iter().find(|e| e.value == value) {
+                EnumName::Exact(e.name.clone())
+            } else if *flag {
+                let mut rest = value as u64;
+                let mut names = Vec::new();
+                for e in enumerators {
+                    let bits = e.value as u64;
+                    if bits != 0 && rest & bits != 0 {
+                        names.push(e.name.clone());
+                        rest &= !bits;
+                    }
+                }
+                EnumName::Flags {
+                    names,
+                    unknown: rest,
+                }
             } else {
-                let _ = write!(out, "{}", unsigned(bytes));
+                EnumName::None
+            };
+            Value::Enum { value, name }
+        }
+        TypeKind::Pointer { .. } => {
+            let address = unsigned(bytes);
+            Value::Pointer {
+                address,
+                symbol: (address != 0).then(|| symbolize(address)).flatten(),
             }
         }
-        TypeKind::Base(Encoding::SignedChar) => {
-            let _ = write!(out, "{} ", signed(bytes));
-            char_literal(out, unsigned(bytes) as u8);
+        TypeKind::Struct(fields) | TypeKind::Union(fields) => {
+            let members = fields
+                .iter()
+                .map(|field| {
+                    let start = usize::try_from(field.offset)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    let field_known = known_from(known, start);
+                    let value = if field.bits.is_none() {
+                        decode(lang, &field.ty, &bytes[start..], field_known, symbolize)
+                    } else if all_known(field_known, bitfield_width(field)) {
+                        bitfield_value(field, &bytes[start..])
+                    } else {
+                        Value::Unavailable
+                    };
+                    let name = match &field.name {
+                        None if field.base => Some(
+                            field
+                                .ty
+                                .name
+                                .split_once(' ')
+                                .map_or(&*field.ty.name, |(_, n)| n)
+                                .to_string(),
+                        ),
+                        name => name.clone(),
+                    };
+                    Member {
+                        name,
+                        base: field.base && field.name.is_none(),
+                        value,
+                    }
+                })
+                .collect();
+            Value::Struct {
+                name: ty.name.clone(),
+                members,
+                language: lang,
+            }
         }
-        TypeKind::Base(Encoding::UnsignedChar) => {
-            let _ = write!(out, "{} ", unsigned(bytes));
-            char_literal(out, unsigned(bytes) as u8);
+        TypeKind::Array { element, count } => {
+            let elem_size = usize::try_from(element.size).unwrap_or(0);
+            let count = usize::try_from(*count).unwrap_or(0);
+            if is_char(element) {
+                let bytes = &bytes[..count.min(bytes.len())];
+                let chars = bytes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| known.is_none_or(|k| k.get(i) == Some(&true)).then_some(*b))
+                    .collect();
+                return Value::CharArray(chars);
+            }
+            let elements = (0..count)
+                .map(|i| {
+                    let start = (i * elem_size).min(bytes.len());
+                    let element_known = known_from(known, start);
+                    decode(lang, element, &bytes[start..], element_known, symbolize)
+                })
+                .collect();
+            Value::Array {
+                elements,
+                language: lang,
+            }
         }
-        TypeKind::Base(Encoding::Utf) => {
-            let code = unsigned(bytes);
+        TypeKind::Opaque => Value::untyped(bytes),
+    }
+}
+
+impl fmt::Display for Value {
+    /// The value as the language prints it (see the module's rules).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        write_value(&mut out, self);
+        f.write_str(&out)
+    }
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Signed(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Unsigned(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float { value, size } => {
+            out.push_str(&format_g(*value, if *size == 4 { 9 } else { 17 }));
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Char { code, kind } => {
             let _ = write!(out, "{code} ");
-            let prefix = match (lang, bytes.len()) {
-                (Language::Rust, _) => "",
-                (_, 2) => "u",
-                _ => "U",
+            let prefix = match kind {
+                CharKind::Byte => {
+                    char_literal(out, *code as u8);
+                    return;
+                }
+                CharKind::Utf16 => "u",
+                CharKind::Utf32 => "U",
+                CharKind::Rust => "",
             };
             out.push_str(prefix);
+            let code = *code as u64;
             match char::from_u32(code as u32) {
                 Some(c) if code < 0x80 => char_literal(out, c as u8),
                 Some(c) if !c.is_control() => {
@@ -211,190 +500,164 @@ fn write_value(
                 }
             }
         }
-        TypeKind::Base(Encoding::Bool) => match unsigned(bytes) {
-            0 => out.push_str("false"),
-            1 => out.push_str("true"),
-            n => {
-                let _ = write!(out, "{n}");
-            }
-        },
-        TypeKind::Base(Encoding::Float) => match (bytes.len(), float(bytes)) {
-            (4, Some(f)) => out.push_str(&format_g(f, 9)),
-            (8, Some(f)) => out.push_str(&format_g(f, 17)),
-            _ => out.push_str(&format_untyped(bytes)),
-        },
-        TypeKind::Enum {
-            enumerators, flag, ..
-        } => {
-            let value = integer(ty, bytes) as i64;
-            if let Some(e) = enumerators.iter().find(|e| e.value == value) {
-                out.push_str(&e.name);
-            } else if *flag {
-                let mut rest = value as u64;
-                let mut parts: Vec<String> = Vec::new();
-                for e in enumerators {
-                    let bits = e.value as u64;
-                    if bits != 0 && rest & bits != 0 {
-                        parts.push(e.name.clone());
-                        rest &= !bits;
-                    }
-                }
-                if rest != 0 {
-                    parts.push(format!("unknown: {rest:#x}"));
+        Value::Enum { value, name } => match name {
+            EnumName::Exact(name) => out.push_str(name),
+            EnumName::Flags { names, unknown } => {
+                let mut parts = names.clone();
+                if *unknown != 0 {
+                    parts.push(format!("unknown: {unknown:#x}"));
                 }
                 if parts.is_empty() {
                     out.push('0');
                 } else {
                     let _ = write!(out, "({})", parts.join(" | "));
                 }
-            } else {
+            }
+            EnumName::None => {
                 let _ = write!(out, "{value}");
             }
-        }
-        TypeKind::Pointer { .. } => {
-            let value = unsigned(bytes);
-            let _ = write!(out, "{value:#x}");
-            if value != 0 {
-                if let Some(name) = symbolize(value) {
-                    let _ = write!(out, " <{name}>");
-                }
+        },
+        Value::Pointer { address, symbol } => {
+            let _ = write!(out, "{address:#x}");
+            if let Some(name) = symbol {
+                let _ = write!(out, " <{name}>");
             }
         }
-        TypeKind::Struct(fields) | TypeKind::Union(fields) => {
-            let tuple = lang == Language::Rust
-                && !fields.is_empty()
-                && fields.iter().all(|f| {
-                    f.name
-                        .as_deref()
-                        .and_then(|n| n.strip_prefix("__"))
-                        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-                });
-            if lang == Language::Rust {
-                out.push_str(&ty.name);
-                if fields.is_empty() {
-                    return;
-                }
-                out.push_str(if tuple { " (" } else { " {" });
+        Value::Struct {
+            name,
+            members,
+            language,
+        } => write_struct(out, name, members, *language),
+        Value::Array { elements, language } => write_array(out, elements, *language),
+        Value::CharArray(chars) => {
+            let bytes: Vec<u8> = chars.iter().map(|c| c.unwrap_or(0)).collect();
+            if chars.iter().all(Option::is_some) {
+                string_literal(out, &bytes);
             } else {
-                out.push('{');
+                let known: Vec<bool> = chars.iter().map(Option::is_some).collect();
+                known_runs_literal(out, &bytes, &known);
             }
-            let mut first = true;
-            for field in fields {
-                if !first {
-                    out.push_str(", ");
-                }
-                first = false;
-                match (&field.name, lang) {
-                    (Some(_), Language::Rust) if tuple => {}
-                    (Some(name), Language::Rust) => {
-                        let _ = write!(out, "{name}: ");
-                    }
-                    (Some(name), _) => {
-                        let _ = write!(out, "{name} = ");
-                    }
-                    (None, _) if field.base => {
-                        let name = field
-                            .ty
-                            .name
-                            .split_once(' ')
-                            .map_or(&*field.ty.name, |(_, n)| n);
-                        let _ = write!(out, "<{name}> = ");
-                    }
-                    (None, _) => {}
-                }
-                let start = usize::try_from(field.offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let field_known = known_from(known, start);
-                if field.bits.is_none() {
-                    write_value(
-                        out,
-                        lang,
-                        &field.ty,
-                        &bytes[start..],
-                        field_known,
-                        symbolize,
-                    );
-                } else if all_known(field_known, bitfield_width(field)) {
-                    out.push_str(&bitfield_value(field, &bytes[start..]));
-                } else {
-                    out.push_str(UNAVAILABLE);
-                }
-            }
-            out.push(if tuple { ')' } else { '}' });
         }
-        TypeKind::Array { element, count } => {
-            let elem_size = usize::try_from(element.size).unwrap_or(0);
-            let count = usize::try_from(*count).unwrap_or(0);
-            if is_char(element) {
-                let bytes = &bytes[..count.min(bytes.len())];
-                match known {
-                    Some(k) if !all_known(known, bytes.len()) => {
-                        known_runs_literal(out, bytes, k);
+        Value::String(string) => {
+            match string.rust_length {
+                None => {
+                    write_value(out, &string.pointer);
+                    out.push(' ');
+                    out.push_str(&format_c_string(&string.bytes));
+                }
+                Some(length) => {
+                    // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the
+                    // limit.
+                    let _ = write!(out, "{:?}", String::from_utf8_lossy(&string.bytes));
+                    if length > C_STRING_MAX as u64 {
+                        out.push_str("...");
                     }
-                    _ => string_literal(out, bytes),
-                }
-                return;
-            }
-            let (open, close) = if lang == Language::Rust {
-                ('[', ']')
-            } else {
-                ('{', '}')
-            };
-            // gdb's value_print_array_elements: a run of more than the threshold prints once
-            // with its count and costs the threshold of the `print elements` budget.
-            let mut element_at = |i: usize| {
-                let start = (i * elem_size).min(bytes.len());
-                let mut text = String::new();
-                let element_known = known_from(known, start);
-                write_value(
-                    &mut text,
-                    lang,
-                    element,
-                    &bytes[start..],
-                    element_known,
-                    symbolize,
-                );
-                text
-            };
-            out.push(open);
-            let mut i = 0;
-            let mut printed = 0;
-            let mut current = (count > 0).then(|| element_at(0));
-            while i < count && printed < PRINT_MAX {
-                let this = current.take().unwrap_or_else(|| element_at(i));
-                let mut run = 1;
-                let mut next = None;
-                while i + run < count {
-                    let candidate = element_at(i + run);
-                    if candidate != this {
-                        next = Some(candidate);
-                        break;
-                    }
-                    run += 1;
-                }
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                if run > REPEAT_THRESHOLD {
-                    let _ = write!(out, "{this} <repeats {run} times>");
-                    i += run;
-                    printed += REPEAT_THRESHOLD;
-                    current = next;
-                } else {
-                    out.push_str(&this);
-                    i += 1;
-                    printed += 1;
-                    current = if run > 1 { Some(this) } else { next };
                 }
             }
-            if i < count {
-                out.push_str("...");
+            if string.read_after {
+                out.push_str(" (string read after)");
             }
-            out.push(close);
         }
-        TypeKind::Opaque => out.push_str(&format_untyped(bytes)),
+        Value::Bytes(bytes) => {
+            out.push_str("0x");
+            for b in bytes.iter().rev() {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+        Value::Unavailable => out.push_str(UNAVAILABLE),
+        Value::Unreadable => out.push_str(UNREADABLE),
     }
+}
+
+/// A struct's members: C's `{a = 1, <base> = {...}}`, Rust's `Name {a: 1}` and tuple
+/// structs' `Name (1, 2)`.
+fn write_struct(out: &mut String, name: &str, members: &[Member], lang: Language) {
+    let tuple = lang == Language::Rust
+        && !members.is_empty()
+        && members.iter().all(|m| {
+            !m.base
+                && m.name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("__"))
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+        });
+    if lang == Language::Rust {
+        out.push_str(name);
+        if members.is_empty() {
+            return;
+        }
+        out.push_str(if tuple { " (" } else { " {" });
+    } else {
+        out.push('{');
+    }
+    for (i, member) in members.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match (&member.name, lang) {
+            (Some(name), _) if member.base => {
+                let _ = write!(out, "<{name}> = ");
+            }
+            (Some(_), Language::Rust) if tuple => {}
+            (Some(name), Language::Rust) => {
+                let _ = write!(out, "{name}: ");
+            }
+            (Some(name), _) => {
+                let _ = write!(out, "{name} = ");
+            }
+            (None, _) => {}
+        }
+        write_value(out, &member.value);
+    }
+    out.push(if tuple { ')' } else { '}' });
+}
+
+/// An array's elements as gdb's `value_print_array_elements` prints them: a run of more than
+/// the threshold prints once with its count and costs the threshold of the `print elements`
+/// budget.
+fn write_array(out: &mut String, elements: &[Value], lang: Language) {
+    let (open, close) = if lang == Language::Rust {
+        ('[', ']')
+    } else {
+        ('{', '}')
+    };
+    let count = elements.len();
+    let element_at = |i: usize| elements[i].to_string();
+    out.push(open);
+    let mut i = 0;
+    let mut printed = 0;
+    let mut current = (count > 0).then(|| element_at(0));
+    while i < count && printed < PRINT_MAX {
+        let this = current.take().unwrap_or_else(|| element_at(i));
+        let mut run = 1;
+        let mut next = None;
+        while i + run < count {
+            let candidate = element_at(i + run);
+            if candidate != this {
+                next = Some(candidate);
+                break;
+            }
+            run += 1;
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if run > REPEAT_THRESHOLD {
+            let _ = write!(out, "{this} <repeats {run} times>");
+            i += run;
+            printed += REPEAT_THRESHOLD;
+            current = next;
+        } else {
+            out.push_str(&this);
+            i += 1;
+            printed += 1;
+            current = if run > 1 { Some(this) } else { next };
+        }
+    }
+    if i < count {
+        out.push_str("...");
+    }
+    out.push(close);
 }
 
 fn escape(out: &mut String, c: u8, quote: u8) {
@@ -579,14 +842,14 @@ pub fn format_g(value: f64, precision: usize) -> String {
 }
 
 /// One member whose value differs between two values of a struct or array type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// `cfg.limits[2].max`
     pub path: String,
-    /// The old value, formatted.
-    pub old: String,
-    /// The new value, formatted.
-    pub new: String,
+    /// The old value.
+    pub old: Value,
+    /// The new value.
+    pub new: Value,
 }
 
 impl fmt::Display for Change {
@@ -678,10 +941,8 @@ impl<'a> KnownBytes<'a> {
         self.bytes == other.bytes && known(self) == known(other)
     }
 
-    fn format(self, lang: Language, ty: &Type, symbolize: &mut Symbolizer<'_>) -> String {
-        let mut out = String::new();
-        write_value(&mut out, lang, ty, self.bytes, self.known, symbolize);
-        out
+    fn decode(self, lang: Language, ty: &Type, symbolize: &mut Symbolizer<'_>) -> Value {
+        decode(lang, ty, self.bytes, self.known, symbolize)
     }
 }
 
@@ -719,15 +980,15 @@ fn diff_into(
                             if s.all_known() {
                                 bitfield_value(field, s.bytes)
                             } else {
-                                UNAVAILABLE.to_string()
+                                Value::Unavailable
                             }
                         };
-                        let (old_text, new_text) = (shown(fo), shown(fnew));
-                        if old_text != new_text {
+                        let (old, new) = (shown(fo), shown(fnew));
+                        if old != new {
                             changes.push(Change {
                                 path: path.clone(),
-                                old: old_text,
-                                new: new_text,
+                                old,
+                                new,
                             });
                         }
                     } else {
@@ -753,8 +1014,8 @@ fn diff_into(
         }
         _ => changes.push(Change {
             path: path.clone(),
-            old: o.format(lang, ty, symbolize),
-            new: n.format(lang, ty, symbolize),
+            old: o.decode(lang, ty, symbolize),
+            new: n.decode(lang, ty, symbolize),
         }),
     }
 }
@@ -854,6 +1115,220 @@ mod tests {
         assert_eq!(format_c_string(b"hi\tx\0junk"), r#""hi\tx""#);
         assert_eq!(format_c_string(b"\0"), r#""""#);
         assert_eq!(format_c_string(&[b'x'; 200]), "'x' <repeats 200 times>...");
+    }
+
+    /// Every variant's text, in C's spelling and (where it differs) Rust's.
+    #[test]
+    fn each_value_prints_as_its_language_prints_it() {
+        let shown = |v: Value| v.to_string();
+        assert_eq!(shown(Value::Signed(-1)), "-1");
+        assert_eq!(shown(Value::Unsigned(4_000_000_000)), "4000000000");
+        assert_eq!(
+            shown(Value::Float {
+                value: 1.5,
+                size: 8
+            }),
+            "1.5"
+        );
+        let f = f64::from(2.71f32);
+        assert_eq!(shown(Value::Float { value: f, size: 4 }), "2.71000004");
+        assert_eq!(
+            shown(Value::Float { value: f, size: 8 }),
+            "2.7100000381469727"
+        );
+        assert_eq!(shown(Value::Bool(true)), "true");
+        assert_eq!(shown(Value::Bool(false)), "false");
+        let char = |code, kind| Value::Char { code, kind };
+        assert_eq!(shown(char(115, CharKind::Byte)), "115 's'");
+        assert_eq!(shown(char(-56, CharKind::Byte)), r"-56 '\310'");
+        assert_eq!(shown(char(10, CharKind::Byte)), r"10 '\n'");
+        assert_eq!(shown(char(0xe9, CharKind::Utf16)), "233 u'é'");
+        assert_eq!(shown(char(0x41, CharKind::Utf32)), "65 U'A'");
+        assert_eq!(shown(char(0xe9, CharKind::Rust)), "233 'é'");
+        assert_eq!(shown(char(0x85, CharKind::Rust)), r"133 '\u{85}'");
+        let en = |value, name| Value::Enum { value, name };
+        assert_eq!(shown(en(1, EnumName::Exact("MODE_ON".into()))), "MODE_ON");
+        assert_eq!(shown(en(7, EnumName::None)), "7");
+        let flags = |names: &[&str], unknown| EnumName::Flags {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            unknown,
+        };
+        assert_eq!(
+            shown(en(3, flags(&["PERM_R", "PERM_W"], 0))),
+            "(PERM_R | PERM_W)"
+        );
+        assert_eq!(
+            shown(en(9, flags(&["PERM_R"], 8))),
+            "(PERM_R | unknown: 0x8)"
+        );
+        assert_eq!(shown(en(0, flags(&[], 0))), "0");
+        let pointer = |address, symbol: Option<&str>| Value::Pointer {
+            address,
+            symbol: symbol.map(str::to_string),
+        };
+        assert_eq!(
+            shown(pointer(0x4040a0, Some("nodes+16"))),
+            "0x4040a0 <nodes+16>"
+        );
+        assert_eq!(shown(pointer(0, None)), "0x0");
+        let array = |elements: Vec<Value>, language| Value::Array { elements, language };
+        let small = vec![Value::Signed(1), Value::Signed(2), Value::Signed(3)];
+        assert_eq!(shown(array(small.clone(), Language::C)), "{1, 2, 3}");
+        assert_eq!(shown(array(small, Language::Rust)), "[1, 2, 3]");
+        let mut run = vec![Value::Signed(0); 12];
+        run.push(Value::Signed(5));
+        assert_eq!(shown(array(run, Language::C)), "{0 <repeats 12 times>, 5}");
+        let many: Vec<Value> = (0..201).map(Value::Signed).collect();
+        assert!(shown(array(many, Language::C)).ends_with(", 199...}"));
+        let chars = |b: &[u8]| Value::CharArray(b.iter().copied().map(Some).collect());
+        assert_eq!(shown(chars(b"abc\0\0")), r#""abc\000""#);
+        assert_eq!(shown(chars(b"\0")), r#""""#);
+        assert_eq!(
+            shown(Value::CharArray(vec![Some(b'a'), None, None])),
+            r#""a", <unavailable>"#
+        );
+        let member = |name: &str, value| Member {
+            name: Some(name.into()),
+            base: false,
+            value,
+        };
+        let inner = Value::Struct {
+            name: "struct in".into(),
+            members: vec![member("c", Value::Signed(2))],
+            language: Language::C,
+        };
+        let base = Member {
+            name: Some("base".into()),
+            base: true,
+            value: Value::Struct {
+                name: "struct base".into(),
+                members: vec![member("x", Value::Signed(0))],
+                language: Language::Cxx,
+            },
+        };
+        let anonymous = Member {
+            name: None,
+            base: false,
+            value: Value::Bool(true),
+        };
+        let s = Value::Struct {
+            name: "struct s".into(),
+            members: vec![
+                base,
+                member("a", Value::Signed(1)),
+                member("b", inner),
+                anonymous,
+            ],
+            language: Language::C,
+        };
+        assert_eq!(shown(s), "{<base> = {x = 0}, a = 1, b = {c = 2}, true}");
+        let settings = Value::Struct {
+            name: "krate::m::Settings".into(),
+            members: vec![
+                member("id", Value::Unsigned(42)),
+                member(
+                    "limits",
+                    array(vec![Value::Signed(1), Value::Signed(2)], Language::Rust),
+                ),
+            ],
+            language: Language::Rust,
+        };
+        assert_eq!(
+            shown(settings),
+            "krate::m::Settings {id: 42, limits: [1, 2]}"
+        );
+        let point = Value::Struct {
+            name: "krate::m::Point".into(),
+            members: vec![
+                member("__0", Value::Signed(3)),
+                member("__1", Value::Signed(-4)),
+            ],
+            language: Language::Rust,
+        };
+        assert_eq!(shown(point), "krate::m::Point (3, -4)");
+        let unit = Value::Struct {
+            name: "krate::Unit".into(),
+            members: Vec::new(),
+            language: Language::Rust,
+        };
+        assert_eq!(shown(unit), "krate::Unit");
+        let c_string = PointedString {
+            pointer: pointer(0x4052a0, None),
+            bytes: b"hi\n\0junk".to_vec(),
+            rust_length: None,
+            read_after: false,
+        };
+        assert_eq!(
+            shown(Value::String(Box::new(c_string.clone()))),
+            r#"0x4052a0 "hi\n""#
+        );
+        let read_after = PointedString {
+            read_after: true,
+            ..c_string
+        };
+        assert_eq!(
+            shown(Value::String(Box::new(read_after))),
+            r#"0x4052a0 "hi\n" (string read after)"#
+        );
+        let rust_str = |bytes: &[u8], length| {
+            Value::String(Box::new(PointedString {
+                pointer: Value::Unsigned(0),
+                bytes: bytes.to_vec(),
+                rust_length: Some(length),
+                read_after: false,
+            }))
+        };
+        assert_eq!(shown(rust_str(b"a\"b\n", 4)), r#""a\"b\n""#);
+        assert_eq!(
+            shown(rust_str(&[b'x'; C_STRING_MAX], 300)),
+            format!("\"{}\"...", "x".repeat(C_STRING_MAX))
+        );
+        assert_eq!(
+            shown(Value::Bytes(vec![0x01, 0x02, 0xff, 0, 0, 0, 0, 0, 0x10])),
+            "0x100000000000ff0201"
+        );
+        assert_eq!(shown(Value::Unavailable), "<unavailable>");
+        assert_eq!(shown(Value::Unreadable), "<unreadable>");
+    }
+
+    /// The decoder gives the data the text is printed from.
+    #[test]
+    fn decoding_gives_the_variant_of_the_type() {
+        let decode = |name: &str, bytes: &[u8]| {
+            let ty = c_base_type(name).unwrap();
+            Value::decode(Language::C, &ty, KnownBytes::all(bytes), &mut |_| None)
+        };
+        assert_eq!(decode("int", &(-5i32).to_le_bytes()), Value::Signed(-5));
+        assert_eq!(
+            decode("unsigned int", &u32::MAX.to_le_bytes()),
+            Value::Unsigned(u64::from(u32::MAX))
+        );
+        assert_eq!(
+            decode("char", &[0xc8]),
+            Value::Char {
+                code: -56,
+                kind: CharKind::Byte
+            }
+        );
+        assert_eq!(
+            decode("double", &1.5f64.to_le_bytes()),
+            Value::Float {
+                value: 1.5,
+                size: 8
+            }
+        );
+        assert_eq!(Value::untyped(&[1, 0, 0, 0]), Value::Unsigned(1));
+        assert_eq!(Value::untyped(&[1; 9]), Value::Bytes(vec![1; 9]));
+        let known = [true, false, true, true];
+        let partly = KnownBytes {
+            bytes: &[0; 4],
+            known: Some(&known),
+        };
+        let int = c_base_type("int").unwrap();
+        assert_eq!(
+            Value::decode(Language::C, &int, partly, &mut |_| None),
+            Value::Unavailable
+        );
     }
 
     #[test]
