@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hwbp_core::Access;
 use hwbp_symbols::cache::CodeInfo;
+use hwbp_symbols::value::Value;
 use serde::Serialize;
 
 use crate::json;
@@ -407,14 +408,14 @@ fn push_opt_u64(out: &mut Vec<u8>, value: Option<u64>) {
 /// The typed fields, in their documented order.
 fn write_typed(o: &mut json::Object<'_>, t: &TypedValue) {
     o.opt_str("value_type", t.value_type.as_deref());
-    o.opt_str("old", t.old.as_deref());
-    o.opt_str("new", t.new.as_deref());
+    o.opt_str("old", t.old.as_ref().map(Value::to_string).as_deref());
+    o.opt_str("new", t.new.as_ref().map(Value::to_string).as_deref());
     if !t.changes.is_empty() {
         json::push_array(o.key("changes"), &t.changes, |out, change| {
             let mut c = json::Object::open(out);
             c.str("member", &change.path);
-            c.str("old", &change.old);
-            c.str("new", &change.new);
+            c.str("old", &change.old.to_string());
+            c.str("new", &change.new.to_string());
             c.close();
         });
     }
@@ -448,7 +449,8 @@ mod tests {
     use crate::typed::TypedValue;
     use hwbp_linux::perf::WatchRequest;
     use hwbp_symbols::process::ModuleOffset;
-    use hwbp_symbols::value::Change;
+    use hwbp_symbols::types::Language;
+    use hwbp_symbols::value::{Change, Member};
     use hwbp_symbols::CodeLocation;
     use serde_json::json;
 
@@ -565,12 +567,20 @@ mod tests {
         hit.callchain = vec!["main+0x5 (a.c:3)".into(), "\u{1}odd".into()];
         hit.typed = Some(TypedValue {
             value_type: None,
-            old: Some("{a = 1}".into()),
+            old: Some(Value::Struct {
+                name: "struct s".into(),
+                members: vec![Member {
+                    name: Some("a".into()),
+                    base: false,
+                    value: Value::Signed(1),
+                }],
+                language: Language::C,
+            }),
             new: None,
             changes: vec![Change {
                 path: "a".into(),
-                old: "1".into(),
-                new: "2 \"q\"".into(),
+                old: Value::Signed(1),
+                new: Value::CharArray(b"q".iter().copied().map(Some).collect()),
             }],
             bytes_before: Some(vec![0, 0xab]),
             bytes_after: Some(vec![0x10]),
@@ -592,7 +602,7 @@ mod tests {
                 "line": null, "value_after": null, "value_before": null, "exact": false,
                 "callchain": ["main+0x5 (a.c:3)", "\u{1}odd"], "value_type": null,
                 "old": "{a = 1}", "new": null,
-                "changes": [{"member": "a", "old": "1", "new": "2 \"q\""}],
+                "changes": [{"member": "a", "old": "1", "new": "\"q\""}],
                 "bytes_before": "00??", "bytes_after": "10", "moved_by": "p", "moved_to": null
             })
         );

@@ -1,7 +1,8 @@
 //! Typed values of a watch: what a hit's raw bytes mean in the watched variable's DWARF type,
-//! printed as gdb's `print` does (`hwbp_symbols::value`: `-1`, `115 's'`, enum names, `0x...
-//! <sym>`, floats), the members of a struct or array that changed (`cfg.limits[2].max: 3 ->
-//! 7`). `--if` in the type is [`crate::condition`]'s.
+//! as data ([`Value`]: `Signed(-1)`, `Char`, `Enum`, `Pointer`, ...) whose `Display` is gdb's
+//! `print` (`hwbp_symbols::value`: `-1`, `115 's'`, enum names, `0x... <sym>`, floats), the
+//! members of a struct or array that changed (`cfg.limits[2].max: 3 -> 7`). `--if` in the
+//! type is [`crate::condition`]'s.
 //!
 //! A [`WatchType`] belongs to a planned watch (from DWARF, for a symbol or an expression; with
 //! `ty: None` for a symbol without DWARF, whose values stay unsigned integers of the symbol's
@@ -19,9 +20,7 @@ use std::sync::Arc;
 use hwbp_core::Access;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
-use hwbp_symbols::value::{
-    diff_values_known, format_untyped, format_value_known, Change, KnownBytes,
-};
+use hwbp_symbols::value::{diff_values_known, Change, KnownBytes, PointedString, Value};
 use hwbp_symbols::ProcessSymbols;
 
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
@@ -30,9 +29,6 @@ use crate::shadow::Shadow;
 
 /// The most bytes of one value hwbp reads, formats and diffs at each hit.
 pub const MAX_TYPED_BYTES: u64 = 4096;
-
-/// gdb's text for a value that cannot be read.
-pub const UNREADABLE: &str = "<unreadable>";
 
 /// The type of a watch's value.
 #[derive(Debug, Clone)]
@@ -54,15 +50,15 @@ impl WatchType {
 }
 
 /// A hit's value in its type. The JSON fields of a hit (see [`crate::Hit::write_json`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TypedValue {
     /// The type's name, `None` when unknown (no DWARF).
     pub value_type: Option<String>,
-    /// The whole value before, as the language prints it (`<unreadable>` when it could not
-    /// be read); `None` before the first reading.
-    pub old: Option<String>,
+    /// The whole value before ([`Value::Unreadable`] when it could not be read); `None`
+    /// before the first reading. Its `Display` is the text hwbp prints.
+    pub old: Option<Value>,
     /// The whole value after.
-    pub new: Option<String>,
+    pub new: Option<Value>,
     /// For structs and arrays: each member that changed, `cfg.limits[2].max: 3 -> 7`.
     pub changes: Vec<Change>,
     /// The raw bytes before, for values wider than 8 bytes (narrower ones are the raw
@@ -98,27 +94,27 @@ impl LastValue {
     }
 }
 
-/// Formats one value of `ty` (`None` bytes: unreadable).
-pub fn format(ty: &WatchType, bytes: Option<&[u8]>, symbols: Option<&ProcessSymbols>) -> String {
-    format_known(ty, bytes.map(KnownBytes::all), symbols)
+/// Decodes one value of `ty` (`None` bytes: unreadable).
+pub fn decode(ty: &WatchType, bytes: Option<&[u8]>, symbols: Option<&ProcessSymbols>) -> Value {
+    decode_known(ty, bytes.map(KnownBytes::all), symbols)
 }
 
-/// [`format`] of a value of which only some bytes may be known.
-fn format_known(
+/// [`decode`] of a value of which only some bytes may be known.
+fn decode_known(
     ty: &WatchType,
     value: Option<KnownBytes<'_>>,
     symbols: Option<&ProcessSymbols>,
-) -> String {
+) -> Value {
     let Some(value) = value else {
-        return UNREADABLE.to_string();
+        return Value::Unreadable;
     };
     let mut symbolize = |addr: u64| symbols.and_then(|s| s.data_symbol(addr));
     match &ty.ty {
         Some(t) if value.bytes.len() as u64 >= t.size => {
-            format_value_known(ty.language, t, value, &mut symbolize)
+            Value::decode(ty.language, t, value, &mut symbolize)
         }
-        _ if value.known.is_some() => hwbp_symbols::value::UNAVAILABLE.to_string(),
-        _ => format_untyped(value.bytes),
+        _ if value.known.is_some() => Value::Unavailable,
+        _ => Value::untyped(value.bytes),
     }
 }
 
@@ -157,8 +153,8 @@ fn describe_known<'a>(
     };
     TypedValue {
         value_type: ty.name().map(str::to_string),
-        old: Some(format_known(ty, old, symbols)),
-        new: Some(format_known(ty, new, symbols)),
+        old: Some(decode_known(ty, old, symbols)),
+        new: Some(decode_known(ty, new, symbols)),
         changes,
         bytes_before: wide(old).map(|v| v.bytes.to_vec()),
         bytes_after: wide(new).map(|v| v.bytes.to_vec()),
@@ -173,9 +169,8 @@ fn describe_known<'a>(
 /// hit, at the watch's current address (a value chain's moves with it).
 pub(crate) struct WatchValues {
     last: Vec<LastValue>,
-    /// Per `char *` or `&str` watch: the last value and its text with the string it
-    /// pointed to.
-    strings: Vec<Option<(Vec<u8>, String)>>,
+    /// Per `char *` or `&str` watch: the last value and it with the string it pointed to.
+    strings: Vec<Option<(Vec<u8>, Value)>>,
     /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
     shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
@@ -209,9 +204,9 @@ impl WatchValues {
                 seed.as_deref(),
             ) {
                 // The string at arming: the `old` of the first hit.
-                let shown = format(ty, Some(bytes), plan.symbols.as_deref());
-                if let Some(text) = values.with_string(kind, &shown, bytes) {
-                    values.strings[w.id.0] = Some((bytes.to_vec(), text));
+                let pointer = decode(ty, Some(bytes), plan.symbols.as_deref());
+                if let Some(string) = values.with_string(kind, pointer, bytes, false) {
+                    values.strings[w.id.0] = Some((bytes.to_vec(), string));
                 }
             }
             values.last[w.id.0] = LastValue(seed);
@@ -394,53 +389,58 @@ impl WatchValues {
         let Some(kind) = watch.value_type.as_deref().and_then(StringKind::of) else {
             return;
         };
-        if let (Some(old), Some((last, text))) = (old, &self.strings[watch.id.0]) {
+        if let (Some(old), Some((last, string))) = (old, &self.strings[watch.id.0]) {
             if old == last.as_slice() {
-                typed.old = Some(text.clone());
+                typed.old = Some(string.clone());
             }
         }
-        let (Some(new), Some(shown)) = (new, typed.new.as_ref()) else {
+        let (Some(new), Some(pointer)) = (new, typed.new.as_ref()) else {
             return;
         };
-        let Some(mut text) = self.with_string(kind, shown, new) else {
+        let Some(string) = self.with_string(kind, pointer.clone(), new, read_after) else {
             return;
         };
-        if read_after {
-            text.push_str(" (string read after)");
-        }
-        typed.new = Some(text.clone());
-        self.strings[watch.id.0] = Some((new.to_vec(), text));
+        typed.new = Some(string.clone());
+        self.strings[watch.id.0] = Some((new.to_vec(), string));
     }
 
-    /// `shown` (the value printed by its type, of bytes `value`) with the string it points
-    /// to, read now; `None` for NULL or unreadable memory.
-    fn with_string(&self, kind: StringKind, shown: &str, value: &[u8]) -> Option<String> {
+    /// `pointer` (the value decoded by its type, of bytes `value`) with the string it points
+    /// to, read now (`read_after`: the target ran on since the hit); `None` for NULL or
+    /// unreadable memory.
+    fn with_string(
+        &self,
+        kind: StringKind,
+        pointer: Value,
+        value: &[u8],
+        read_after: bool,
+    ) -> Option<Value> {
         let word = |at: usize| value.get(at..at + 8).map(raw);
         let pid = self.pid?;
-        match kind {
+        let limit = hwbp_symbols::value::C_STRING_MAX;
+        let (bytes, rust_length) = match kind {
             StringKind::CPointer => {
-                let pointer = word(0).filter(|p| *p != 0)?;
-                let mut buf = vec![0u8; hwbp_symbols::value::C_STRING_MAX];
-                let n = memory::read_memory(pid, pointer, &mut buf).ok()?;
-                let string = hwbp_symbols::value::format_c_string(&buf[..n]);
-                Some(format!("{shown} {string}"))
+                let address = word(0).filter(|p| *p != 0)?;
+                let mut buf = vec![0u8; limit];
+                let n = memory::read_memory(pid, address, &mut buf).ok()?;
+                buf.truncate(n);
+                (buf, None)
             }
             StringKind::RustStr { data_ptr, length } => {
-                let pointer = word(data_ptr).filter(|p| *p != 0)?;
+                let address = word(data_ptr).filter(|p| *p != 0)?;
                 let length = word(length)?;
-                let limit = hwbp_symbols::value::C_STRING_MAX;
                 let mut buf = vec![0u8; usize::try_from(length).map_or(limit, |l| l.min(limit))];
-                if memory::read_memory(pid, pointer, &mut buf).ok()? < buf.len() {
+                if memory::read_memory(pid, address, &mut buf).ok()? < buf.len() {
                     return None;
                 }
-                // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the limit.
-                let mut string = format!("{:?}", String::from_utf8_lossy(&buf));
-                if length > limit as u64 {
-                    string.push_str("...");
-                }
-                Some(string)
+                (buf, Some(length))
             }
-        }
+        };
+        Some(Value::String(Box::new(PointedString {
+            pointer,
+            bytes,
+            rust_length,
+            read_after,
+        })))
     }
 
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
