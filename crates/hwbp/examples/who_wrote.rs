@@ -35,7 +35,7 @@ fn who_wrote(spec: &str, command: &[String]) -> Result<(), hwbp::Error> {
         .target(Target::launch(command))
         .build()?;
     let options = WatchOptions::default();
-    let summary = Watcher::new(plan, options).run(hwbp::from_fn(|hit| {
+    let summary = Watcher::new(plan, options).run(hwbp::from_fn(|hit, _watch| {
         let value = match hit.value.and_then(|v| v.new) {
             Some(v) => v.to_string(),
             None => "?".to_string(),

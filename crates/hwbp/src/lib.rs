@@ -5,18 +5,18 @@
 //!
 //! ```no_run
 //! use std::ops::ControlFlow;
-//! use hwbp::{Target, WatchOptions, WatchPlan, Watcher};
+//! use hwbp::{Target, Value, WatchOptions, WatchPlan, Watcher};
 //!
 //! # fn main() -> Result<(), hwbp::Error> {
 //! let plan = WatchPlan::builder()
 //!     .watch("counter")                             // a symbol, 0xADDR/LEN:w, mem:..., ...
 //!     .target(Target::launch(["./prog", "--fast"])) // or Target::Process(pid), ...
 //!     .build()?;                                    // bad input fails here, nothing armed
-//! let watches = plan.watches().to_vec();
-//! let summary = Watcher::new(plan, WatchOptions::default()).run(hwbp::from_fn(|hit| {
-//!     let value = hit.value.and_then(|v| v.new);
-//!     println!("{} {} wrote {value:?} at {}", hit.tid, hit.comm, hit.location());
-//!     let _ = &watches[hit.watch.index()];          // the watch: label, address, length
+//! let summary = Watcher::new(plan, WatchOptions::default()).run(hwbp::from_fn(|hit, watch| {
+//!     // `watch`: the hit's watch (label, address, length, type); `new`: a typed Value.
+//!     if let Some(Value::Signed(v)) = hit.typed.as_ref().and_then(|t| t.new.as_ref()) {
+//!         println!("{} {} set {} to {v} at {}", hit.tid, hit.comm, watch.label, hit.location());
+//!     }
 //!     Ok(ControlFlow::Continue(()))
 //! }))?;
 //! println!("{} hits", summary.watchpoints[0].hits);
@@ -83,12 +83,18 @@ pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
 };
+pub use typed::{TypedValue, WatchType};
 pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
 
 /// An access mode: read, write, read/write, execute.
 pub use hwbp_core::Access;
 /// The code location of a hit's accessing instruction (from `hwbp-symbols`).
 pub use hwbp_symbols::cache::CodeInfo;
+/// The source language typed values print in (C, C++, Rust).
+pub use hwbp_symbols::types::Language;
+/// Typed values as data ([`Value`]; its `Display` is gdb's text), a changed member, and the
+/// parts of a value.
+pub use hwbp_symbols::value::{Change, CharKind, EnumName, Member, PointedString, Value};
 /// Where an address is in the code: function, offset, file and line.
 pub use hwbp_symbols::CodeLocation;
 

@@ -391,7 +391,7 @@ pub(crate) fn run_stop(
         stray_traps: 0,
         unwinder: hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s))),
     };
-    let result: Result<String> = armed.map_err(Error::from).and_then(|()| loop {
+    let result: Result<String> = armed.and_then(|()| loop {
         if stop.is_stopped() {
             return Ok("interrupted".to_owned());
         }
@@ -809,7 +809,7 @@ impl FrameRun<'_> {
             };
             frame.reported += 1;
             self.reported += 1;
-            if sink.hit(&hit)?.is_break() {
+            if sink.hit(&hit, watch)?.is_break() {
                 return Ok(true);
             }
         }

@@ -1079,6 +1079,7 @@ fn deliver(
                 Queued::Progress { elapsed, counts } => sink.progress(&Progress {
                     elapsed,
                     counts: &counts,
+                    watches: &plan.watches,
                 }),
                 Queued::Counts(counts) => {
                     let counts = d.counts(plan, opts, counts);
@@ -1104,7 +1105,7 @@ fn deliver(
                     };
                     d.reported[piece] += 1;
                     d.total_reported += 1;
-                    match sink.hit(&hit) {
+                    match sink.hit(&hit, &plan.watches[hit.watch.0]) {
                         Ok(std::ops::ControlFlow::Break(())) => {
                             consumer.store(CONSUMER_BREAK, Ordering::SeqCst);
                             Ok(())
@@ -1121,13 +1122,13 @@ fn deliver(
             };
             if let Err(e) = result {
                 consumer.store(CONSUMER_FAILED, Ordering::SeqCst);
-                failure = Some(e.into());
+                failure = Some(e);
             }
         }
         if idle && failure.is_none() {
             if let Err(e) = sink.idle() {
                 consumer.store(CONSUMER_FAILED, Ordering::SeqCst);
-                failure = Some(e.into());
+                failure = Some(e);
             }
         }
         if state == Taken::Closed {

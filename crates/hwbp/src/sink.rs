@@ -1,17 +1,20 @@
 //! [`HitSink`]: where a watcher delivers hits, start-up notices and interval progress, in the
-//! caller's thread. One required method; [`from_fn`] turns a closure into a sink. A sink says
-//! whether to go on with [`ControlFlow`], and its I/O errors end the run (a closed pipe is a
-//! normal end for a CLI).
+//! caller's thread. One required method, which gets each hit with its [`PlannedWatch`] (label,
+//! address, type: no copy of the plan needed); [`from_fn`] turns a closure into a sink. A sink
+//! says whether to go on with [`ControlFlow`], and its errors ([`crate::Error`]; an
+//! `io::Error` converts with `?`, as [`ErrorKind::Output`](crate::ErrorKind::Output)) end the
+//! run (a closed pipe is a normal end for a CLI).
 
-use std::io;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hwbp_symbols::cache::CodeInfo;
 
+use crate::error::Result;
 use crate::hit::{Hit, WatchId};
 use crate::local::ScopeEvent;
+use crate::plan::PlannedWatch;
 
 /// Something the watcher says about the run, apart from hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +40,15 @@ pub enum Notice {
 }
 
 /// Counts so far, at each interval (`WatchOptions::interval`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Progress<'a> {
     /// Time since arming.
     pub elapsed: Duration,
     /// Accesses so far per watch (plan order): the kernel's exact counts where every piece of
     /// the watch kept a register, else the hits received.
     pub counts: &'a [u64],
+    /// The plan's watches, in the order of `counts`.
+    pub watches: &'a [PlannedWatch],
 }
 
 /// Hits of one watch piece by one thread at one instruction, counted in the kernel
@@ -74,22 +79,23 @@ pub struct HitCount {
 
 /// Receives what a watcher produces.
 pub trait HitSink {
-    /// One hit. `Break` ends the run (the summary still comes).
-    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>>;
+    /// One hit of `watch` (the plan's watch [`Hit::watch`] names). `Break` ends the run (the
+    /// summary still comes).
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> Result<ControlFlow<()>>;
 
     /// A notice; ignored by default.
-    fn notice(&mut self, _notice: &Notice) -> io::Result<()> {
+    fn notice(&mut self, _notice: &Notice) -> Result<()> {
         Ok(())
     }
 
     /// Interval counts; ignored by default.
-    fn progress(&mut self, _progress: &Progress<'_>) -> io::Result<()> {
+    fn progress(&mut self, _progress: &Progress<'_>) -> Result<()> {
         Ok(())
     }
 
     /// Called when the watcher has nothing to deliver for a moment (a good time to flush
     /// buffered output); ignored by default.
-    fn idle(&mut self) -> io::Result<()> {
+    fn idle(&mut self) -> Result<()> {
         Ok(())
     }
 
@@ -97,33 +103,33 @@ pub trait HitSink {
     /// count since arming, per (watch piece, thread, instruction), at each interval and once
     /// at the end (the last call holds the totals). Those hits are not delivered to
     /// [`hit`](Self::hit). Ignored by default.
-    fn counts(&mut self, _counts: &[HitCount]) -> io::Result<()> {
+    fn counts(&mut self, _counts: &[HitCount]) -> Result<()> {
         Ok(())
     }
 
     /// A watched local's frame ended ([`crate::local`]); ignored by default.
-    fn scope(&mut self, _event: &ScopeEvent) -> io::Result<()> {
+    fn scope(&mut self, _event: &ScopeEvent) -> Result<()> {
         Ok(())
     }
 }
 
 impl<S: HitSink + ?Sized> HitSink for &mut S {
-    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>> {
-        (**self).hit(hit)
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> Result<ControlFlow<()>> {
+        (**self).hit(hit, watch)
     }
-    fn notice(&mut self, notice: &Notice) -> io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> Result<()> {
         (**self).notice(notice)
     }
-    fn progress(&mut self, progress: &Progress<'_>) -> io::Result<()> {
+    fn progress(&mut self, progress: &Progress<'_>) -> Result<()> {
         (**self).progress(progress)
     }
-    fn idle(&mut self) -> io::Result<()> {
+    fn idle(&mut self) -> Result<()> {
         (**self).idle()
     }
-    fn counts(&mut self, counts: &[HitCount]) -> io::Result<()> {
+    fn counts(&mut self, counts: &[HitCount]) -> Result<()> {
         (**self).counts(counts)
     }
-    fn scope(&mut self, event: &ScopeEvent) -> io::Result<()> {
+    fn scope(&mut self, event: &ScopeEvent) -> Result<()> {
         (**self).scope(event)
     }
 }
@@ -131,13 +137,13 @@ impl<S: HitSink + ?Sized> HitSink for &mut S {
 /// A sink made from a closure over hits; see [`from_fn`].
 pub struct FnSink<F>(F);
 
-impl<F: FnMut(&Hit) -> io::Result<ControlFlow<()>>> HitSink for FnSink<F> {
-    fn hit(&mut self, hit: &Hit) -> io::Result<ControlFlow<()>> {
-        (self.0)(hit)
+impl<F: FnMut(&Hit, &PlannedWatch) -> Result<ControlFlow<()>>> HitSink for FnSink<F> {
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> Result<ControlFlow<()>> {
+        (self.0)(hit, watch)
     }
 }
 
-/// A sink that calls `f` for every hit.
-pub fn from_fn<F: FnMut(&Hit) -> io::Result<ControlFlow<()>>>(f: F) -> FnSink<F> {
+/// A sink that calls `f` for every hit, with its watch.
+pub fn from_fn<F: FnMut(&Hit, &PlannedWatch) -> Result<ControlFlow<()>>>(f: F) -> FnSink<F> {
     FnSink(f)
 }

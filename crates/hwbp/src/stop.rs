@@ -380,7 +380,7 @@ pub(crate) fn run(
     let mut reported = vec![0u64; pieces.len()];
     let mut total_reported = 0u64;
     let mut stray_traps = 0u64;
-    let result: Result<String> = armed.map_err(Error::from).and_then(|()| loop {
+    let result: Result<String> = armed.and_then(|()| loop {
         if stop.is_stopped() {
             return Ok("interrupted".to_owned());
         }
@@ -584,7 +584,7 @@ pub(crate) fn run(
                     // Buffered by the sink (a write per hit would be a quarter of a hit's
                     // syscalls); the waker interrupts the wait within 10 ms to let it out.
                     unflushed.store(true, Ordering::Relaxed);
-                    if sink.hit(&hit)?.is_break() {
+                    if sink.hit(&hit, &plan.watches[hit.watch.0])?.is_break() {
                         return Ok("stopped by the hit sink".to_owned());
                     }
                 }
@@ -616,7 +616,7 @@ pub(crate) fn run(
     });
     // Hits still buffered go out however the loop ended.
     let flushed = sink.idle();
-    let result = result.and_then(|ended_by| flushed.map(|()| ended_by).map_err(Error::from));
+    let result = result.and_then(|ended_by| flushed.map(|()| ended_by));
     waker.stop_waking();
     // Put every thread's registers back and let it run, whatever ended the loop.
     let detached = tracer.detach();

@@ -160,14 +160,14 @@ struct ForwardSink {
 }
 
 impl HitSink for ForwardSink {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<std::ops::ControlFlow<()>> {
+    fn hit(&mut self, hit: &Hit, _: &PlannedWatch) -> Result<std::ops::ControlFlow<()>> {
         let mut hit = hit.clone();
         hit.watch = self.ids[hit.watch.0];
         let _ = self.to.send(Forwarded::Hit(Box::new(hit)));
         Ok(std::ops::ControlFlow::Continue(()))
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> Result<()> {
         let _ = self.to.send(Forwarded::Notice(notice.clone()));
         if matches!(notice, Notice::Armed { .. }) {
             let _ = self.to.send(Forwarded::Armed(self.run));
@@ -175,7 +175,7 @@ impl HitSink for ForwardSink {
         Ok(())
     }
 
-    fn counts(&mut self, counts: &[HitCount]) -> std::io::Result<()> {
+    fn counts(&mut self, counts: &[HitCount]) -> Result<()> {
         let counts = counts
             .iter()
             .map(|c| HitCount {
@@ -614,7 +614,7 @@ impl TreeRun<'_> {
                         return Ok(());
                     }
                     self.reported += 1;
-                    let flow = self.sink.hit(&hit)?;
+                    let flow = self.sink.hit(&hit, &self.watches[hit.watch.0])?;
                     if flow.is_break() || self.max_hits.is_some_and(|m| self.reported >= m) {
                         self.limit_reached = true;
                     }

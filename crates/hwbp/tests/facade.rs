@@ -20,7 +20,7 @@ struct Collect {
 }
 
 impl HitSink for Collect {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+    fn hit(&mut self, hit: &Hit, _: &hwbp::PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
         self.hits.push(hit.clone());
         Ok(match self.limit {
             Some(limit) if self.hits.len() >= limit => ControlFlow::Break(()),
@@ -28,7 +28,7 @@ impl HitSink for Collect {
         })
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> hwbp::Result<()> {
         if matches!(notice, Notice::Armed { .. }) {
             let _ = self.armed.send(());
         }
@@ -154,7 +154,7 @@ fn bad_input_is_refused_before_anything_is_armed() {
         ..WatchOptions::default()
     };
     let error = Watcher::new(plan, options)
-        .run(hwbp::from_fn(|_| Ok(ControlFlow::Continue(()))))
+        .run(hwbp::from_fn(|_, _| Ok(ControlFlow::Continue(()))))
         .unwrap_err();
     assert!(error.is_bad_input());
     assert!(error.to_string().contains("power of two"), "{error}");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use hwbp::{Hit, HitSink, HitValue, Target, WatchOptions, WatchPlan, Watcher};
+use hwbp::{Hit, HitSink, HitValue, PlannedWatch, Target, WatchOptions, WatchPlan, Watcher};
 use serde::Serialize;
 
 use crate::output::{write_summary_text, Output, PrintingSink};
@@ -87,14 +87,14 @@ pub fn run_target() -> anyhow::Result<()> {
 pub const DEMO_SPEC: &str = "hwbp::cmd::demo::ACCOUNT_BALANCE:w";
 
 /// Prints each hit as `hwbp watch` does, at once, and keeps them for the verdict.
-struct DemoSink<'a> {
-    printing: PrintingSink<'a>,
+struct DemoSink {
+    printing: PrintingSink,
     hits: Vec<Hit>,
 }
 
-impl HitSink for DemoSink<'_> {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
-        let go_on = self.printing.hit(hit)?;
+impl HitSink for DemoSink {
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
+        let go_on = self.printing.hit(hit, watch)?;
         self.printing.out.flush()?;
         self.hits.push(hit.clone());
         Ok(go_on)
@@ -134,10 +134,9 @@ pub fn run(args: crate::args::DemoArgs) -> anyhow::Result<()> {
         ring_pages: 64,
         ..WatchOptions::default()
     };
-    let watches = plan.watches().to_vec();
     let mut sink = DemoSink {
         // The demo prints its own story instead of the start-up notices.
-        printing: PrintingSink::new(Output::open(None, true)?, args.json, &watches, false),
+        printing: PrintingSink::new(Output::open(None, true)?, args.json, false),
         hits: Vec::new(),
     };
     let summary = Watcher::new(plan, options)

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use anyhow::Context;
-use hwbp::{ksym, Hit, HitSink, Notice, WatchOptions, Watcher};
+use hwbp::{ksym, Hit, HitSink, Notice, PlannedWatch, WatchOptions, Watcher};
 
 use crate::args::KsymArgs;
 use crate::exit::usage;
@@ -44,12 +44,10 @@ struct KsymSink<W: Write> {
     by_function: Vec<BTreeMap<String, u64>>,
     /// watch -> the text printed for it in trace lines (`symbol+off`).
     names: Vec<String>,
-    /// watch -> its access letters.
-    access: Vec<&'static str>,
 }
 
 impl<W: Write> HitSink for KsymSink<W> {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
         let ip = format!("{:#x}", hit.ip);
         let caller = match (hit.code.function(), hit.code.offset()) {
             (Some(f), Some(off)) => format!("{f}+{off:#x}"),
@@ -67,19 +65,19 @@ impl<W: Write> HitSink for KsymSink<W> {
                 hit.tid,
                 hit.cpu.unwrap_or_default(),
                 self.names[i],
-                access_column(self.access[i])
+                access_column(watch.access.letters())
             )?;
         }
         Ok(ControlFlow::Continue(()))
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> hwbp::Result<()> {
         print_notice(notice, true);
         Ok(())
     }
 
-    fn idle(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    fn idle(&mut self) -> hwbp::Result<()> {
+        Ok(self.out.flush()?)
     }
 }
 
@@ -113,7 +111,6 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
     for note in notes {
         eprintln!("hwbp: {note}");
     }
-    let access = plan.watches().iter().map(|w| w.access.letters()).collect();
     let options = WatchOptions {
         max_hits: args.max_hits,
         duration: args.duration.map(Duration::from_secs_f64),
@@ -126,7 +123,6 @@ pub fn run(args: KsymArgs) -> anyhow::Result<()> {
         quiet: args.quiet,
         by_function: vec![BTreeMap::new(); filters.len()],
         names,
-        access,
     };
     if !args.quiet {
         writeln!(

@@ -14,19 +14,15 @@ use crate::exit::usage;
 use crate::output::print_notice;
 
 /// Writes every hit into the recording.
-struct RecordingSink<'a> {
+struct RecordingSink {
     writer: RecordingWriter,
-    watches: &'a [PlannedWatch],
     /// The first write error: the watch ends, the file keeps what was written.
     failed: Option<hwbp::record::RecordError>,
 }
 
-impl HitSink for RecordingSink<'_> {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
-        match self
-            .writer
-            .write_hit_json(hit, &self.watches[hit.watch.index()])
-        {
+impl HitSink for RecordingSink {
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
+        match self.writer.write_hit_json(hit, watch) {
             Ok(()) => Ok(ControlFlow::Continue(())),
             Err(e) => {
                 self.failed = Some(e);
@@ -35,12 +31,12 @@ impl HitSink for RecordingSink<'_> {
         }
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> hwbp::Result<()> {
         print_notice(notice, true);
         Ok(())
     }
 
-    fn idle(&mut self) -> std::io::Result<()> {
+    fn idle(&mut self) -> hwbp::Result<()> {
         if let Err(e) = self.writer.flush() {
             self.failed.get_or_insert(e);
         }
@@ -111,18 +107,16 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         ));
     };
     let (plan, options) = super::watch::plan_and_options(watch)?;
-    let watches = plan.watches().to_vec();
     let mut header = Header::new(
         std::env::args().collect(),
         recorded_target(&watch.common.target, &plan),
-        watches.iter().map(watch_info).collect(),
+        plan.watches().iter().map(watch_info).collect(),
     );
     header.mode = Some(if watch.stop { "stop" } else { "perf" }.to_string());
     let writer = RecordingWriter::create(&path, &header)
         .with_context(|| format!("cannot start the recording {}", path.display()))?;
     let mut sink = RecordingSink {
         writer,
-        watches: &watches,
         failed: None,
     };
     let summary = Watcher::new(plan, options)

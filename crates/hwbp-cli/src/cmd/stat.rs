@@ -43,8 +43,7 @@ struct IntervalLine<'a> {
 }
 
 /// Counts hits per watch id and prints interval lines.
-struct CountingSink<'a> {
-    watches: &'a [PlannedWatch],
+struct CountingSink {
     breakdown: Vec<Breakdown>,
     previous: Vec<u64>,
     out: Output,
@@ -78,8 +77,8 @@ fn code_key(code: &CodeInfo, ip: u64, kernel: bool) -> String {
     }
 }
 
-impl HitSink for CountingSink<'_> {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+impl HitSink for CountingSink {
+    fn hit(&mut self, hit: &Hit, _: &PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
         let b = &mut self.breakdown[hit.watch.index()];
         *b.threads
             .entry(format!("{} ({})", hit.tid, hit.comm))
@@ -91,7 +90,7 @@ impl HitSink for CountingSink<'_> {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn counts(&mut self, counts: &[HitCount]) -> std::io::Result<()> {
+    fn counts(&mut self, counts: &[HitCount]) -> hwbp::Result<()> {
         // Every count since arming: the tables start over.
         for b in &mut self.breakdown {
             *b = Breakdown::default();
@@ -111,14 +110,14 @@ impl HitSink for CountingSink<'_> {
         Ok(())
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> hwbp::Result<()> {
         print_notice(notice, true);
         Ok(())
     }
 
-    fn progress(&mut self, progress: &Progress<'_>) -> std::io::Result<()> {
+    fn progress(&mut self, progress: &Progress<'_>) -> hwbp::Result<()> {
         let elapsed = progress.elapsed.as_secs_f64();
-        for (i, watch) in self.watches.iter().enumerate() {
+        for (i, watch) in progress.watches.iter().enumerate() {
             let now = progress.counts[i];
             let delta = now - self.previous[i].min(now);
             if self.json {
@@ -195,11 +194,10 @@ pub fn run(args: StatArgs) -> anyhow::Result<()> {
     options.read_values = false;
     options.aggregate = true;
     options.interval = args.interval_ms.map(Duration::from_millis);
-    let watches = plan.watches().to_vec();
+    let watch_count = plan.watches().len();
     let mut sink = CountingSink {
-        watches: &watches,
-        breakdown: vec![Breakdown::default(); watches.len()],
-        previous: vec![0; watches.len()],
+        breakdown: vec![Breakdown::default(); watch_count],
+        previous: vec![0; watch_count],
         out: Output::open(common.output.as_deref(), true)?,
         json: common.json,
     };

@@ -38,9 +38,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let (plan, options) = plan_and_options(&args)?;
     let out = Output::open(common.output.as_deref(), plan.target().is_launched())?;
     let watcher = Watcher::new(plan, options).with_stop_handle(stop_handle());
-    // The watcher owns the plan while it runs; the sink keeps the watches' labels.
-    let watches = watcher.plan().watches().to_vec();
-    let mut sink = PrintingSink::new(out, common.json, &watches, true);
+    let mut sink = PrintingSink::new(out, common.json, true);
     let summary = watcher.run(&mut sink)?;
     sink.finish(&summary)?;
     Ok(())

@@ -101,10 +101,9 @@ impl Output {
 pub fn write_hit_text(
     out: &mut Vec<u8>,
     hit: &Hit,
-    watches: &[PlannedWatch],
+    watch: &PlannedWatch,
     note_unknown_type: bool,
 ) -> std::io::Result<()> {
-    let watch = &watches[hit.watch.index()];
     let secs = hit.time_ns as f64 / 1e9;
     let cpu = match hit.cpu {
         Some(cpu) => format!(" [{cpu:03}]"),
@@ -293,13 +292,11 @@ fn write_process_rows(out: &mut Vec<u8>, summary: &Summary) -> std::io::Result<(
 }
 
 /// Prints hits as they come, text or JSON, then the summary; notices go to stderr.
-pub struct PrintingSink<'a> {
+pub struct PrintingSink {
     /// Where hits go.
     pub out: Output,
     /// JSON lines instead of text.
     pub json: bool,
-    /// The plan's watches (labels and addresses).
-    pub watches: &'a [PlannedWatch],
     /// Print the start-up notices on stderr.
     pub announce: bool,
     /// The JSON writer, with its cached fragments.
@@ -308,10 +305,9 @@ pub struct PrintingSink<'a> {
     type_noted: Vec<bool>,
 }
 
-impl HitSink for PrintingSink<'_> {
-    fn hit(&mut self, hit: &Hit) -> std::io::Result<ControlFlow<()>> {
+impl HitSink for PrintingSink {
+    fn hit(&mut self, hit: &Hit, watch: &PlannedWatch) -> hwbp::Result<ControlFlow<()>> {
         if self.json {
-            let watch = &self.watches[hit.watch.index()];
             let writer = &mut self.hit_json;
             self.out.lines(|buf| {
                 writer.write(hit, watch, buf);
@@ -319,27 +315,26 @@ impl HitSink for PrintingSink<'_> {
                 Ok(())
             })?;
         } else {
-            let watches = self.watches;
             let i = hit.watch.index();
             if self.type_noted.len() <= i {
                 self.type_noted.resize(i + 1, false);
             }
             // An integer of the symbol's size reads as what it is; a wider value without a
             // type (raw bytes) says why, on its first hit.
-            let note = !self.type_noted[i] && !matches!(watches[i].len, 1 | 2 | 4 | 8);
+            let note = !self.type_noted[i] && !matches!(watch.len, 1 | 2 | 4 | 8);
             self.type_noted[i] |= note;
             self.out
-                .lines(|buf| write_hit_text(buf, hit, watches, note))?;
+                .lines(|buf| write_hit_text(buf, hit, watch, note))?;
         }
         Ok(ControlFlow::Continue(()))
     }
 
-    fn notice(&mut self, notice: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, notice: &Notice) -> hwbp::Result<()> {
         print_notice(notice, self.announce);
         Ok(())
     }
 
-    fn scope(&mut self, event: &hwbp::ScopeEvent) -> std::io::Result<()> {
+    fn scope(&mut self, event: &hwbp::ScopeEvent) -> hwbp::Result<()> {
         let line = if self.json {
             event.json_line()
         } else {
@@ -349,21 +344,21 @@ impl HitSink for PrintingSink<'_> {
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
-    fn idle(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    fn idle(&mut self) -> hwbp::Result<()> {
+        Ok(self.out.flush()?)
     }
 }
 
-impl<'a> PrintingSink<'a> {
+impl PrintingSink {
     /// Prints to `out`, as JSON lines when `json`; notices on stderr when `announce`.
-    pub fn new(out: Output, json: bool, watches: &'a [PlannedWatch], announce: bool) -> Self {
+    pub fn new(out: Output, json: bool, announce: bool) -> Self {
         PrintingSink {
             out,
             json,
-            watches,
             announce,
             hit_json: hwbp::HitJsonWriter::new(),
             type_noted: Vec::new(),
