@@ -81,7 +81,8 @@ pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, Wa
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
-    CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
+    CommandFate, EndedBy, Fate, HandlerTotals, Placement, ProcessTotals, Summary, SummaryKind,
+    WatchTotals,
 };
 pub use typed::{TypedValue, WatchType};
 pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};

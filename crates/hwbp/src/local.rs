@@ -42,7 +42,7 @@ use crate::hit::{FrameRef, Hit, HitValue, WatchId};
 use crate::json;
 use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{Summary, WatchTotals};
+use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::LastValue;
 use crate::watcher::{StopHandle, WatchOptions};
@@ -391,21 +391,18 @@ pub(crate) fn run_stop(
         stray_traps: 0,
         unwinder: hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s))),
     };
-    let result: Result<String> = armed.and_then(|()| loop {
+    let result: Result<EndedBy> = armed.and_then(|()| loop {
         if stop.is_stopped() {
-            return Ok("interrupted".to_owned());
+            return Ok(EndedBy::Interrupted);
         }
         if deadline.is_some_and(|d| armed_at.elapsed() >= d) {
-            return Ok("duration elapsed".to_owned());
+            return Ok(EndedBy::Duration);
         }
         if opts.max_hits.is_some_and(|m| run.reported >= m) {
-            return Ok("max hits reached".to_owned());
+            return Ok(EndedBy::MaxHits);
         }
         if opts.frames.is_some_and(|n| run.started >= n) && run.frames.is_empty() {
-            return Ok(format!(
-                "{} watched",
-                crate::plan::plural(run.started as usize, "frame")
-            ));
+            return Ok(EndedBy::Frames(run.started));
         }
         let event = tracer
             .next_event()
@@ -430,7 +427,7 @@ pub(crate) fn run_stop(
                     .resume(tid)
                     .map_err(|e| target_error("cannot resume a thread")(e.into()))?;
                 if flow? {
-                    return Ok("stopped by the hit sink".to_owned());
+                    return Ok(EndedBy::Sink);
                 }
                 sink.idle()?;
             }
@@ -440,15 +437,17 @@ pub(crate) fn run_stop(
                 }
             }
             StopEvent::Exited(exit) => {
+                let status = exit.to_string();
                 return Ok(if is_launched {
-                    format!("the command {exit}")
+                    EndedBy::Command {
+                        status,
+                        stray_trap: false,
+                    }
                 } else {
-                    format!("the target {exit}")
+                    EndedBy::Target { status }
                 });
             }
-            StopEvent::Exec => {
-                return Ok("the target exec'd another program (its frames are gone)".into())
-            }
+            StopEvent::Exec => return Ok(EndedBy::Exec { frames: true }),
             StopEvent::StrayTrap { .. } => run.stray_traps += 1,
             StopEvent::ThreadStarted { .. } | StopEvent::Interrupted => {}
         }
@@ -478,7 +477,7 @@ pub(crate) fn run_stop(
     );
     let totals = WatchTotals::exact(&watch, address, watch.len, run.hits, run.reported);
     Ok(Summary {
-        kind: "summary",
+        kind: SummaryKind::Summary,
         watchpoints: vec![totals],
         lost_records: 0,
         queue_dropped: 0,

@@ -50,7 +50,6 @@ use hwbp_core::Access;
 use hwbp_linux::bpf::handler::CountKey;
 use hwbp_linux::bpf::{HandlerMode, HandlerPiece, HandlerRecord};
 use hwbp_linux::hotplug::{CpuSelection, HotplugNote, SessionHotplug};
-use hwbp_linux::launch::ProcessExit;
 use hwbp_linux::session::{self, EventScope, Record, SessionOptions, WatchSession};
 use hwbp_linux::sys::perf::EventTarget;
 use hwbp_linux::{memory, probe, target};
@@ -65,7 +64,7 @@ use crate::plan::{plural, PlannedTarget, WatchPlan};
 use crate::queue::{HitQueue, Taken};
 use crate::rotation::PiecePlacement;
 use crate::sink::{HitCount, HitSink, Notice, Progress};
-use crate::summary::{HandlerTotals, Summary};
+use crate::summary::{EndedBy, HandlerTotals, Summary, SummaryKind};
 use crate::threads::ThreadNames;
 use crate::watcher::{monotonic_ns, StopHandle, WatchOptions};
 
@@ -80,13 +79,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Records wait no longer than without it: the handler wakes the reader only at 16 KiB, so a
 /// slow stream waits for the poll timeout anyway.
 const HANDLER_BATCH_PAUSE: Duration = Duration::from_millis(5);
-
-/// Why a watched program may die of SIGTRAP without anyone sending one: some virtual machines
-/// deliver a watchpoint hit as a debug exception with an empty DR6, which the kernel cannot match
-/// to a watchpoint, so it counts nothing and sends SIGTRAP (seen with perf and bpftrace too).
-pub(crate) const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it, likely a debug \
-     exception the kernel could not match to a watchpoint: some virtual machines raise these \
-     under busy watchpoints, and that hit was not counted)";
 
 /// The frame that ends a chain whose unwinding stopped before the outermost frame.
 pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
@@ -255,7 +247,7 @@ const CONSUMER_FAILED: u8 = 3;
 /// What the drain thread hands back at the end.
 struct DrainEnd {
     placement: PiecePlacement,
-    ended_by: String,
+    ended_by: EndedBy,
     lost_records: u64,
     throttled: u64,
     dropped: u64,
@@ -558,13 +550,9 @@ fn run_plan(
         ..
     } = &mut plan.target
     {
-        if ended_by == "target exited" {
+        if ended_by == EndedBy::TargetExited {
             if let Ok(exit) = launched.wait() {
-                ended_by = format!("the command {exit}");
-                if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP)
-                {
-                    ended_by.push_str(STRAY_TRAP_HINT);
-                }
+                ended_by = EndedBy::command(exit);
                 command = Some(crate::launched::exited(launched.pid(), exit));
             }
         }
@@ -589,7 +577,7 @@ fn run_plan(
         })
         .collect();
     Ok(Summary {
-        kind: "summary",
+        kind: SummaryKind::Summary,
         watchpoints,
         lost_records: end.lost_records,
         queue_dropped: end.dropped,
@@ -678,26 +666,26 @@ impl Drain<'_> {
             self.push(&mut batch);
             self.progress()?;
             match self.consumer.load(Ordering::SeqCst) {
-                CONSUMER_MAX_HITS => break "max hits reached",
-                CONSUMER_BREAK => break "stopped by the hit sink",
-                CONSUMER_FAILED => break "output failed",
+                CONSUMER_MAX_HITS => break EndedBy::MaxHits,
+                CONSUMER_BREAK => break EndedBy::Sink,
+                CONSUMER_FAILED => break EndedBy::OutputFailed,
                 _ => {}
             }
             if self.stop.is_stopped() {
-                break "interrupted";
+                break EndedBy::Interrupted;
             }
             if self
                 .opts
                 .duration
                 .is_some_and(|d| self.armed_at.elapsed() >= d)
             {
-                break "duration elapsed";
+                break EndedBy::Duration;
             }
             if target_exec {
-                break "target exec'd a new program; the address watched was the old program's";
+                break EndedBy::Exec { frames: false };
             }
             if outcome.all_exited {
-                break "target exited";
+                break EndedBy::TargetExited;
             }
             let session = &mut self.session;
             let handler = self.handler.as_ref();
@@ -799,7 +787,7 @@ impl Drain<'_> {
         drop(handler);
         Ok(DrainEnd {
             placement,
-            ended_by: ended_by.to_string(),
+            ended_by,
             lost_records,
             throttled,
             dropped,

@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{Summary, WatchTotals};
+use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::WatchValues;
 use crate::watcher::{StopHandle, WatchOptions};
@@ -380,15 +380,15 @@ pub(crate) fn run(
     let mut reported = vec![0u64; pieces.len()];
     let mut total_reported = 0u64;
     let mut stray_traps = 0u64;
-    let result: Result<String> = armed.and_then(|()| loop {
+    let result: Result<EndedBy> = armed.and_then(|()| loop {
         if stop.is_stopped() {
-            return Ok("interrupted".to_owned());
+            return Ok(EndedBy::Interrupted);
         }
         if deadline.is_some_and(|d| armed_at.elapsed() >= d) {
-            return Ok("duration elapsed".to_owned());
+            return Ok(EndedBy::Duration);
         }
         if opts.max_hits.is_some_and(|m| total_reported >= m) {
-            return Ok("max hits reached".to_owned());
+            return Ok(EndedBy::MaxHits);
         }
         let event = tracer.next_event().map_err(|e| {
             Error::wrap(
@@ -585,23 +585,23 @@ pub(crate) fn run(
                     // syscalls); the waker interrupts the wait within 10 ms to let it out.
                     unflushed.store(true, Ordering::Relaxed);
                     if sink.hit(&hit, &plan.watches[hit.watch.0])?.is_break() {
-                        return Ok("stopped by the hit sink".to_owned());
+                        return Ok(EndedBy::Sink);
                     }
                 }
             }
             StopEvent::Exited(exit) => {
                 command_exit = Some(exit);
+                let status = exit.to_string();
                 return Ok(if is_launched {
-                    format!("the command {exit}")
+                    EndedBy::Command {
+                        status,
+                        stray_trap: false,
+                    }
                 } else {
-                    format!("the target {exit}")
+                    EndedBy::Target { status }
                 });
             }
-            StopEvent::Exec => {
-                return Ok(
-                    "the target exec'd another program (its watch addresses are gone)".into(),
-                )
-            }
+            StopEvent::Exec => return Ok(EndedBy::Exec { frames: false }),
             // A debug exception that matched no watchpoint (these VMs raise them under busy
             // watchpoints): swallowed by the tracer, counted as an access not attributed.
             StopEvent::StrayTrap { .. } => stray_traps += 1,
@@ -645,7 +645,7 @@ pub(crate) fn run(
         })
         .collect();
     Ok(Summary {
-        kind: "summary",
+        kind: SummaryKind::Summary,
         watchpoints,
         lost_records: 0,
         queue_dropped: 0,

@@ -4,8 +4,10 @@
 //!
 //! The JSON form (`"type": "summary"`) is part of hwbp's interface; see each field.
 
+use std::fmt;
+
 use crate::plan::PlannedWatch;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::hit::WatchId;
 
@@ -168,12 +170,119 @@ pub fn lower_bound_text(never_armed: &[String], reason: Option<&str>) -> String 
     text
 }
 
+/// The `type` of a [`Summary`]'s JSON object: always `"summary"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryKind {
+    /// `"summary"`
+    #[default]
+    Summary,
+}
+
+/// Why a run ended. Its `Display`, and its JSON (`ended_by`), is the reason in words:
+/// `interrupted`, `the command exited with status 0`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndedBy {
+    /// Stopped through the [`crate::StopHandle`] (Ctrl-C in the CLI): `interrupted`.
+    Interrupted,
+    /// [`crate::WatchOptions::duration`] elapsed: `duration elapsed`.
+    Duration,
+    /// [`crate::WatchOptions::max_hits`] were reported: `max hits reached`.
+    MaxHits,
+    /// The sink returned `ControlFlow::Break`: `stopped by the hit sink`.
+    Sink,
+    /// The sink failed (perf mode; the run's error says why): `output failed`.
+    OutputFailed,
+    /// [`crate::WatchOptions::frames`] frames of a watched local ended: `2 frames watched`.
+    Frames(u64),
+    /// Every watched thread exited (a target hwbp attached to, in perf mode): `target
+    /// exited`.
+    TargetExited,
+    /// The command hwbp launched ended: `the command exited with status 0`, `the command
+    /// killed by signal 9 (SIGKILL)`.
+    Command {
+        /// How it ended, in words (`exited with status 0`).
+        status: String,
+        /// It died of a SIGTRAP hwbp's watchpoints may have caused (some virtual machines
+        /// raise debug exceptions the kernel cannot match): the text says so.
+        stray_trap: bool,
+    },
+    /// Stop mode: the process hwbp attached to ended: `the target exited with status 0`.
+    Target {
+        /// How it ended, in words.
+        status: String,
+    },
+    /// The target exec'd another program: the addresses watched (or, `frames`, the watched
+    /// local's frames) were the old program's.
+    Exec {
+        /// A watched local's frames were lost (else the watched addresses).
+        frames: bool,
+    },
+}
+
+/// Why a watched program may die of SIGTRAP without anyone sending one: some virtual machines
+/// deliver a watchpoint hit as a debug exception with an empty DR6, which the kernel cannot match
+/// to a watchpoint, so it counts nothing and sends SIGTRAP (seen with perf and bpftrace too).
+const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it, likely a debug \
+     exception the kernel could not match to a watchpoint: some virtual machines raise these \
+     under busy watchpoints, and that hit was not counted)";
+
+impl EndedBy {
+    /// The launched command ended with `exit` (perf mode: a SIGTRAP may be a stray debug
+    /// exception).
+    pub(crate) fn command(exit: hwbp_linux::launch::ProcessExit) -> EndedBy {
+        use hwbp_linux::launch::ProcessExit;
+        EndedBy::Command {
+            status: exit.to_string(),
+            stray_trap: matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP),
+        }
+    }
+}
+
+impl fmt::Display for EndedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndedBy::Interrupted => f.write_str("interrupted"),
+            EndedBy::Duration => f.write_str("duration elapsed"),
+            EndedBy::MaxHits => f.write_str("max hits reached"),
+            EndedBy::Sink => f.write_str("stopped by the hit sink"),
+            EndedBy::OutputFailed => f.write_str("output failed"),
+            EndedBy::Frames(n) => {
+                let s = if *n == 1 { "" } else { "s" };
+                write!(f, "{n} frame{s} watched")
+            }
+            EndedBy::TargetExited => f.write_str("target exited"),
+            EndedBy::Command { status, stray_trap } => {
+                write!(f, "the command {status}")?;
+                if *stray_trap {
+                    f.write_str(STRAY_TRAP_HINT)?;
+                }
+                Ok(())
+            }
+            EndedBy::Target { status } => write!(f, "the target {status}"),
+            EndedBy::Exec { frames: true } => {
+                f.write_str("the target exec'd another program (its frames are gone)")
+            }
+            EndedBy::Exec { frames: false } => f.write_str(
+                "target exec'd a new program; the address watched was the old program's",
+            ),
+        }
+    }
+}
+
+impl Serialize for EndedBy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// The end-of-run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// Always `"summary"`.
+    /// Always [`SummaryKind::Summary`].
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: SummaryKind,
     /// One entry per watch, in plan order.
     pub watchpoints: Vec<WatchTotals>,
     /// Samples the kernel dropped (`PERF_RECORD_LOST`), over all watchpoints.
@@ -195,7 +304,7 @@ pub struct Summary {
     /// Seconds the watch was armed.
     pub duration_s: f64,
     /// Why the run ended.
-    pub ended_by: String,
+    pub ended_by: EndedBy,
     /// What became of the command hwbp launched (absent for a process, thread or CPUs it
     /// attached to: those are never ended).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -299,5 +408,64 @@ impl Summary {
     /// The totals of watch `id`.
     pub fn watch(&self, id: WatchId) -> Option<&WatchTotals> {
         self.watchpoints.get(id.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ended_by` and `type` in JSON are the texts they were before they were enums.
+    #[test]
+    fn end_reasons_serialise_as_their_words() {
+        let json = |e: &EndedBy| serde_json::to_value(e).unwrap();
+        let cases = [
+            (EndedBy::Interrupted, "interrupted"),
+            (EndedBy::Duration, "duration elapsed"),
+            (EndedBy::MaxHits, "max hits reached"),
+            (EndedBy::Sink, "stopped by the hit sink"),
+            (EndedBy::OutputFailed, "output failed"),
+            (EndedBy::Frames(1), "1 frame watched"),
+            (EndedBy::Frames(2), "2 frames watched"),
+            (EndedBy::TargetExited, "target exited"),
+            (
+                EndedBy::Command {
+                    status: "exited with status 0".into(),
+                    stray_trap: false,
+                },
+                "the command exited with status 0",
+            ),
+            (
+                EndedBy::Target {
+                    status: "exited with status 3".into(),
+                },
+                "the target exited with status 3",
+            ),
+            (
+                EndedBy::Exec { frames: false },
+                "target exec'd a new program; the address watched was the old program's",
+            ),
+            (
+                EndedBy::Exec { frames: true },
+                "the target exec'd another program (its frames are gone)",
+            ),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(json(&reason), text);
+        }
+        let trapped = EndedBy::command(hwbp_linux::launch::ProcessExit::Signaled {
+            signal: nix::libc::SIGTRAP,
+            core_dumped: false,
+        });
+        let text = trapped.to_string();
+        assert!(
+            text.starts_with("the command killed by signal 5 (SIGTRAP) (if nothing"),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::to_value(SummaryKind::Summary).unwrap(),
+            "summary"
+        );
     }
 }

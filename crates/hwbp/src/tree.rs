@@ -36,7 +36,6 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hwbp_linux::launch::ProcessExit;
 use hwbp_linux::tree::{ProcessTree, TreeEvent};
 use hwbp_symbols::{ProcessSymbols, SymbolError};
 
@@ -44,7 +43,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, WatchId};
 use crate::plan::{self, ParsedSpec, PlanOptions, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitCount, HitSink, Notice};
-use crate::summary::{Placement, ProcessTotals, Summary, WatchTotals};
+use crate::summary::{EndedBy, Placement, ProcessTotals, Summary, SummaryKind, WatchTotals};
 use crate::watcher::{Mode, StopHandle, WatchOptions};
 
 /// The dynamic linker's notification function (glibc's ld.so exports it; `r_debug.r_brk`
@@ -321,7 +320,7 @@ impl TreeRun<'_> {
         opts: &WatchOptions,
         stop: &StopHandle,
         started: Instant,
-    ) -> Result<String> {
+    ) -> Result<EndedBy> {
         let target_error = |e: hwbp_linux::launch::LaunchError| {
             Error::wrap(ErrorKind::Target, "cannot follow the launched command", e)
         };
@@ -330,13 +329,13 @@ impl TreeRun<'_> {
         loop {
             self.take_forwarded(from)?;
             if self.limit_reached {
-                return Ok("max hits reached".into());
+                return Ok(EndedBy::MaxHits);
             }
             if stop.is_stopped() {
-                return Ok("interrupted".into());
+                return Ok(EndedBy::Interrupted);
             }
             if opts.duration.is_some_and(|d| started.elapsed() >= d) {
-                return Ok("duration elapsed".into());
+                return Ok(EndedBy::Duration);
             }
             match tree.next_event(EVENT_WAIT).map_err(target_error)? {
                 Some(TreeEvent::ImageReady { pid }) => {
@@ -374,8 +373,8 @@ impl TreeRun<'_> {
                     && self.runs.iter().flatten().all(|r| r.thread.is_finished()) =>
                 {
                     return Ok(match tree.root_exit() {
-                        Some(exit) if tree.root_is_launched() => ended_by_exit(exit),
-                        _ => "target exited".into(),
+                        Some(exit) if tree.root_is_launched() => EndedBy::command(exit),
+                        _ => EndedBy::TargetExited,
                     });
                 }
                 None => {}
@@ -649,7 +648,7 @@ impl TreeRun<'_> {
 
     fn summary(
         self,
-        ended_by: String,
+        ended_by: EndedBy,
         duration: Duration,
         command: Option<crate::summary::CommandFate>,
     ) -> Summary {
@@ -666,7 +665,7 @@ impl TreeRun<'_> {
             .map(|(_, w)| w.label.to_string())
             .collect();
         Summary {
-            kind: "summary",
+            kind: SummaryKind::Summary,
             watchpoints,
             lost_records: self.lost_records,
             queue_dropped: self.queue_dropped,
@@ -728,15 +727,6 @@ fn program_of(pid: i32) -> String {
 fn loader_notify_address(pid: i32) -> Option<u64> {
     let symbols = ProcessSymbols::load(pid as u32).ok()?;
     symbols.resolve(LOADER_NOTIFY_SYMBOL).ok().map(|s| s.addr)
-}
-
-/// The summary's `ended_by` for the launched command's end.
-fn ended_by_exit(exit: ProcessExit) -> String {
-    let mut text = format!("the command {exit}");
-    if matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP) {
-        text.push_str(crate::perf::STRAY_TRAP_HINT);
-    }
-    text
 }
 
 /// Waits (1 s at most) until process `pid` is in a stop (`T` in `/proc/PID/stat`).

@@ -69,7 +69,7 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
     stop.stop();
     let (summary, hits) = runner.join().unwrap();
     target.finish().unwrap();
-    assert_eq!(summary.ended_by, "interrupted");
+    assert_eq!(summary.ended_by, hwbp::EndedBy::Interrupted);
     for id in [WatchId(0), WatchId(1)] {
         let totals = summary.watch(id).unwrap();
         assert_eq!((totals.hits, totals.reported, totals.lost), (50, 50, 0));
@@ -119,7 +119,7 @@ fn a_sink_that_breaks_ends_the_run_with_its_summary() {
     let (summary, seen) = runner.join().unwrap();
     target.finish().unwrap();
     assert_eq!(seen, 3);
-    assert_eq!(summary.ended_by, "stopped by the hit sink");
+    assert_eq!(summary.ended_by, hwbp::EndedBy::Sink);
     assert_eq!(summary.watchpoints[0].reported, 3);
 }
 

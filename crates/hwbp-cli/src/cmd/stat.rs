@@ -168,7 +168,7 @@ struct StatReport<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     duration_s: f64,
-    ended_by: &'a str,
+    ended_by: &'a hwbp::EndedBy,
     queue_dropped: u64,
     watchpoints: Vec<StatWatch<'a>>,
     /// A launched command's process tree: hits per process and watch.

@@ -226,8 +226,8 @@ pub fn totals_notes(w: &WatchTotals) -> Vec<String> {
 pub fn write_summary_notes(out: &mut Vec<u8>, summary: &Summary) -> std::io::Result<()> {
     if let Some(command) = &summary.command {
         // A command whose exit ended the run is told by the summary's first line already.
-        let told =
-            command.fate == hwbp::Fate::Exited && summary.ended_by.starts_with("the command");
+        let told = command.fate == hwbp::Fate::Exited
+            && matches!(summary.ended_by, hwbp::EndedBy::Command { .. });
         if !told {
             writeln!(out, "  {}", command.text())?;
         }
