@@ -10,7 +10,7 @@
 //! with no known type (an address, a symbol without DWARF) is an integer of the watched
 //! width whose signedness the literal's spelling chooses (decimal signed, `0x` unsigned), and
 //! [`Condition::untyped_notice`] says so. In perf mode the resolved test runs in the kernel
-//! ([`ResolvedCondition::to_handler`], the BPF hit handler), in stop mode in hwbp
+//! (`ResolvedCondition::to_handler`, the BPF hit handler), in stop mode in hwbp
 //! ([`ResolvedCondition::holds`]): the same answers by construction.
 
 pub use hwbp_core::compare::CompareOp;
@@ -70,8 +70,8 @@ impl ResolvedCondition {
 
     /// The same test for the in-kernel hit handler; `None` for a float (the handler compares
     /// integers).
-    pub fn to_handler(&self) -> Option<IntCondition> {
-        match *self {
+    pub(crate) fn to_handler(self) -> Option<IntCondition> {
+        match self {
             ResolvedCondition::Int(c) => Some(c),
             ResolvedCondition::Float { .. } => None,
         }

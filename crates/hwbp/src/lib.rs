@@ -36,20 +36,22 @@
 //! ## Modules
 //! - [`plan`]: [`WatchPlan`], [`Target`], [`PlanOptions`]: specs to validated pieces.
 //! - [`watcher`]: [`Watcher`], [`WatchOptions`], [`Mode`], [`StopHandle`].
-//! - [`hit`], [`summary`], [`sink`]: what comes out, and where it goes.
-//! - [`rotation`]: more pieces than debug registers (the rotation executor and its totals).
-//! - [`threads`]: thread names from the kernel's COMM/FORK records.
+//! - [`hit`], [`summary`], [`sink`]: what comes out ([`Hit`], [`Summary`], [`EndedBy`]), and
+//!   where it goes ([`HitSink`], which gets each hit with its [`PlannedWatch`]).
+//! - Typed values: a hit's [`TypedValue`] holds the old and new [`Value`] (`Signed`, `Char`,
+//!   `Enum`, `Pointer`, `Struct`, ...), decoded by the watch's DWARF type ([`WatchType`]);
+//!   `Display` prints them as the language does (gdb's C printer, or its Rust one).
 //! - [`condition`]: `--if` tests on values.
+//! - [`local`]: watches of a function's local, frame by frame.
 //! - [`ksym`]: the kernel-symbol tracer's filters and plan (`hwbp ksym`).
-//! - [`slots`]: who holds the debug registers, per CPU and thread (`hwbp slots`); CPU lists.
-//! - [`typed`]: values in their DWARF type, as the language prints them; members changed.
-//! - [`chain`]: gdb's value chain for expressions through pointers.
+//! - [`slots`]: who holds the debug registers, per CPU and thread (`hwbp slots`); CPU lists;
+//!   [`placement`] and [`PiecePlacement`]: how a plan's pieces would share them.
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
 //!   writer, the report tables, folded stacks and the HTML page.
 #![forbid(unsafe_code)]
 
 mod callchain;
-pub mod chain;
+mod chain;
 pub mod condition;
 mod engine;
 pub mod error;
@@ -62,23 +64,24 @@ mod perf;
 pub mod plan;
 mod queue;
 pub mod record;
-pub mod rotation;
+mod rotation;
 mod shadow;
 pub mod sink;
 pub mod slots;
 mod stop;
 pub mod summary;
-pub mod threads;
+mod threads;
 mod tree;
-pub mod typed;
+mod typed;
 pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{FrameRef, Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use local::{ScopeEnd, ScopeEvent};
-pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
+pub use plan::{Piece, PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
+pub use rotation::PiecePlacement;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, EndedBy, Fate, HandlerTotals, Placement, ProcessTotals, Summary, SummaryKind,
@@ -87,12 +90,15 @@ pub use summary::{
 pub use typed::{TypedValue, WatchType};
 pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
 
+/// How pieces share the debug registers ([`PiecePlacement::plan`]): pinned, flexible, rotating.
+pub use hwbp_core::sched::RotationPlan;
 /// An access mode: read, write, read/write, execute.
 pub use hwbp_core::Access;
 /// The code location of a hit's accessing instruction (from `hwbp-symbols`).
 pub use hwbp_symbols::cache::CodeInfo;
-/// The source language typed values print in (C, C++, Rust).
-pub use hwbp_symbols::types::Language;
+/// A watch's DWARF type ([`WatchType::ty`], [`Condition::resolve`]) and the source language
+/// its values print in.
+pub use hwbp_symbols::types::{Encoding, Enumerator, Field, Language, Type, TypeKind};
 /// Typed values as data ([`Value`]; its `Display` is gdb's text), a changed member, and the
 /// parts of a value.
 pub use hwbp_symbols::value::{Change, CharKind, EnumName, Member, PointedString, Value};
@@ -101,6 +107,6 @@ pub use hwbp_symbols::CodeLocation;
 
 /// How many debug registers a new watch would get now on the plan's target (trial-open), and
 /// how the plan's pieces would be placed: what `hwbp slots SPEC...` prints.
-pub fn placement(plan: &WatchPlan) -> Result<rotation::PiecePlacement> {
+pub fn placement(plan: &WatchPlan) -> Result<PiecePlacement> {
     perf::placement(plan)
 }

@@ -52,7 +52,7 @@ const MAX_FRAMES: usize = 64;
 
 /// A watch of a local variable: where its frames start and where it is in each.
 #[derive(Debug, Clone)]
-pub struct LocalWatch {
+pub(crate) struct LocalWatch {
     /// The local in DWARF (link-time addresses).
     pub local: FrameLocal,
     /// Runtime address of the breakpoint that arms a frame.

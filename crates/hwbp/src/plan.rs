@@ -123,8 +123,9 @@ pub struct PlannedWatch {
     pub len: u64,
     /// Access mode.
     pub access: Access,
-    /// The debug-register pieces (one, unless the region needed splitting).
-    pub pieces: Vec<WatchRequest>,
+    /// The debug-register pieces (one, unless the region needed splitting); see
+    /// [`pieces`](Self::pieces).
+    pub(crate) pieces: Vec<WatchRequest>,
     /// The address is in kernel space.
     pub kernel_address: bool,
     /// The DWARF layout of the variable watched, when the watch needs several pieces and the
@@ -136,15 +137,48 @@ pub struct PlannedWatch {
     /// `None` for an address, or a symbol watched at an offset or another length.
     pub value_type: Option<Arc<WatchType>>,
     /// For an expression through pointers (without `-l`): the pointers it read, watched as the
-    /// pieces after the value's ([`ValueChain::value_pieces`]), and how to move the value when
+    /// pieces after the value's (`ValueChain::value_pieces`), and how to move the value when
     /// one changes.
-    pub chain: Option<Arc<ValueChain>>,
+    pub(crate) chain: Option<Arc<ValueChain>>,
     /// For a local variable (`FUNC::LOCAL`): its frames, armed at each entry of FUNC
     /// ([`crate::local`]); `addr` and `pieces` are then per frame, not here.
-    pub local: Option<Arc<crate::local::LocalWatch>>,
+    pub(crate) local: Option<Arc<crate::local::LocalWatch>>,
+}
+
+/// One debug-register piece of a watch: an aligned region of 1, 2, 4 or 8 bytes (an execute
+/// breakpoint's length is the architecture's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Piece {
+    /// Its start address.
+    pub addr: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// What fires it.
+    pub access: Access,
 }
 
 impl PlannedWatch {
+    /// The debug-register pieces, in order (one, unless the region needed splitting; none
+    /// for a watch that waits for its image, or a local's, whose pieces are per frame).
+    pub fn pieces(&self) -> impl ExactSizeIterator<Item = Piece> + '_ {
+        self.pieces.iter().map(|p| Piece {
+            addr: p.addr,
+            len: p.len,
+            access: p.access,
+        })
+    }
+
+    /// True for an expression through pointers whose value hwbp moves when a pointer changes
+    /// (gdb's value chain).
+    pub fn is_value_chain(&self) -> bool {
+        self.chain.is_some()
+    }
+
+    /// True for a watch of a function's local ([`crate::local`]), armed per frame.
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
     /// Names the part of the watch at byte `offset` from its start: the DWARF path of the
     /// field or element (`cfg.limits[2].max`, or `first..last` when a piece spans several
     /// members), else `+0xNN`. `len` is the piece's length.
@@ -185,7 +219,7 @@ impl PlannedWatch {
         ))
     }
 
-    /// The member of piece `piece` (an index into [`pieces`](Self::pieces)), for a watch of
+    /// The member of piece `piece` (an index into [`pieces`](Self::pieces())), for a watch of
     /// several pieces; `None` for a one-piece watch.
     pub fn piece_member(&self, piece: usize) -> Option<String> {
         if self.pieces.len() < 2 {
@@ -560,7 +594,7 @@ impl WatchPlan {
     /// A plan of watches made by the caller (e.g. the ksym tracer's kernel filters) on
     /// `target`, with `kernel_symbols` to name kernel code. The watches' ids are renumbered in
     /// order.
-    pub fn from_watches(
+    pub(crate) fn from_watches(
         mut watches: Vec<PlannedWatch>,
         target: PlannedTarget,
         kernel_symbols: Option<KernelSymbols>,
@@ -607,11 +641,6 @@ impl WatchPlan {
                 all: false,
             },
         )
-    }
-
-    /// The target process's symbols, when there is a process.
-    pub fn symbols(&self) -> Option<&ProcessSymbols> {
-        self.symbols.as_deref()
     }
 }
 

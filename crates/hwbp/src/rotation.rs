@@ -55,7 +55,8 @@ pub struct PiecePlacement {
 impl PiecePlacement {
     /// Places the pieces of `watches` on `free` debug registers (`None`: the kernel would not
     /// say, so one pinned event per piece, and the kernel's refusal, if any, names what is full).
-    pub fn new(
+    #[cfg(test)]
+    pub(crate) fn new(
         watches: &[PlannedWatch],
         free: Option<usize>,
         options: &PlanOptions,
@@ -65,7 +66,7 @@ impl PiecePlacement {
 
     /// As [`new`](Self::new), with turns of `first_round_ns` until every flexible piece has
     /// had one (for a command hwbp launched, which may end within a few quanta).
-    pub fn with_first_round(
+    pub(crate) fn with_first_round(
         watches: &[PlannedWatch],
         free: Option<usize>,
         options: &PlanOptions,
@@ -128,29 +129,29 @@ impl PiecePlacement {
     }
 
     /// Every piece, in plan order.
-    pub fn pieces(&self) -> &[WatchRequest] {
+    pub(crate) fn pieces(&self) -> &[WatchRequest] {
         &self.pieces
     }
 
     /// The watch of piece `piece`, and the piece's index in that watch.
-    pub fn owner(&self, piece: usize) -> (WatchId, usize) {
+    pub(crate) fn owner(&self, piece: usize) -> (WatchId, usize) {
         self.owner[piece]
     }
 
     /// The register piece `piece` keeps for the whole run, `None` for a rotating piece.
-    pub fn register_of(&self, piece: usize) -> Option<usize> {
+    pub(crate) fn register_of(&self, piece: usize) -> Option<usize> {
         self.fixed_register[piece]
     }
 
     /// The session's watches: register `r`'s first piece, for every register that has one.
-    pub fn session_requests(&self) -> Vec<WatchRequest> {
+    pub(crate) fn session_requests(&self) -> Vec<WatchRequest> {
         (0..self.sched.registers())
             .map_while(|r| self.sched.piece_on(r).map(|p| self.pieces[p]))
             .collect()
     }
 
     /// True when every piece keeps its own register for the whole run.
-    pub fn is_static(&self) -> bool {
+    pub(crate) fn is_static(&self) -> bool {
         self.fixed_register.iter().all(Option::is_some)
     }
 
@@ -160,7 +161,7 @@ impl PiecePlacement {
     }
 
     /// The one-line notice when some pieces are flexible, `None` when all are pinned.
-    pub fn notice(&self) -> Option<String> {
+    pub(crate) fn notice(&self) -> Option<String> {
         if self.is_static()
             && (0..self.pieces.len()).all(|p| self.sched.placement(p) == Sched::Pinned)
         {
@@ -182,12 +183,12 @@ impl PiecePlacement {
     }
 
     /// Starts the accounting of armed time (the session's watches are the pieces `start` arms).
-    pub fn start(&mut self, now_ns: u64) {
+    pub(crate) fn start(&mut self, now_ns: u64) {
         let _ = self.sched.start(now_ns);
     }
 
     /// How long the run loop may wait before the next rotation is due.
-    pub fn time_to_rotation(&self, now_ns: u64) -> Duration {
+    pub(crate) fn time_to_rotation(&self, now_ns: u64) -> Duration {
         match self.sched.next_rotation_ns() {
             Some(next) if !self.rotation_stopped => {
                 Duration::from_nanos(next.saturating_sub(now_ns))
@@ -199,7 +200,7 @@ impl PiecePlacement {
     /// Rotates if a quantum has passed: calls `modify(register, piece)` for every rotating
     /// register. If a move fails, rotation stops there (the estimates then cover the time until
     /// now) and the error is returned for a notice.
-    pub fn rotate<E>(
+    pub(crate) fn rotate<E>(
         &mut self,
         now_ns: u64,
         mut modify: impl FnMut(usize, &WatchRequest) -> std::result::Result<(), E>,
@@ -227,24 +228,24 @@ impl PiecePlacement {
 
     /// The (ended, started) pieces of every move [`rotate`](Self::rotate) made since the
     /// last call.
-    pub fn take_moves(&mut self) -> Vec<(usize, usize)> {
+    pub(crate) fn take_moves(&mut self) -> Vec<(usize, usize)> {
         std::mem::take(&mut self.moves)
     }
 
     /// True when piece `piece` is on a register now.
-    pub fn is_armed(&self, piece: usize) -> bool {
+    pub(crate) fn is_armed(&self, piece: usize) -> bool {
         (0..self.sched.registers()).any(|r| self.sched.piece_on(r) == Some(piece))
     }
 
     /// Ends the accounting of armed time.
-    pub fn stop(&mut self, now_ns: u64) {
+    pub(crate) fn stop(&mut self, now_ns: u64) {
         let _ = self.sched.stop(now_ns);
     }
 
     /// The piece a sample on session watch `register` at breakpoint address `addr` belongs to:
     /// the register's own piece, or for a rotating register the flexible piece at that
     /// address. Counts it as seen.
-    pub fn charge_hit(&mut self, register: usize, addr: u64) -> usize {
+    pub(crate) fn charge_hit(&mut self, register: usize, addr: u64) -> usize {
         let piece = if let Some(Some(piece)) = self.register_piece.get(register) {
             *piece
         } else if let Some(&piece) = self.rotating_by_addr.get(&addr) {
@@ -259,18 +260,18 @@ impl PiecePlacement {
 
     /// Counts one hit of piece `piece` as seen (a record of the in-kernel handler, which
     /// names the piece by its address, `ctx->addr`).
-    pub fn charge_piece(&mut self, piece: usize) {
+    pub(crate) fn charge_piece(&mut self, piece: usize) {
         self.hits_seen[piece] += 1;
     }
 
     /// Sets the hits seen of piece `piece` (the in-kernel handler's count map, which holds
     /// every count since arming).
-    pub fn set_seen(&mut self, piece: usize, seen: u64) {
+    pub(crate) fn set_seen(&mut self, piece: usize, seen: u64) {
         self.hits_seen[piece] = seen;
     }
 
     /// Records the kernel's count of `register` at the end.
-    pub fn register_count(&mut self, register: usize, count: u64) {
+    pub(crate) fn register_count(&mut self, register: usize, count: u64) {
         if let Some(slot) = self.register_counts.get_mut(register) {
             *slot += count;
         }
@@ -278,7 +279,11 @@ impl PiecePlacement {
 
     /// Hits so far per watch (`watches` of them): the exact counts where every piece keeps a
     /// register (`register_counts` given, per session watch), else the hits seen.
-    pub fn progress_counts(&self, watches: usize, register_counts: Option<&[u64]>) -> Vec<u64> {
+    pub(crate) fn progress_counts(
+        &self,
+        watches: usize,
+        register_counts: Option<&[u64]>,
+    ) -> Vec<u64> {
         let mut counts = vec![0; watches];
         for (p, &(watch, _)) in self.owner.iter().enumerate() {
             counts[watch.0] += match (register_counts, self.fixed_register[p]) {
@@ -292,7 +297,7 @@ impl PiecePlacement {
     /// The totals of `watch`: `reported` is the hits delivered per piece (all pieces, plan
     /// order), `max_hits` whether the run stopped at a hit limit (then nothing is "lost"),
     /// `ran_for` how long the run was armed.
-    pub fn totals(
+    pub(crate) fn totals(
         &self,
         watch: &PlannedWatch,
         reported: &[u64],

@@ -70,10 +70,11 @@ fn recorded_target(args: &TargetArgs, plan: &WatchPlan) -> RecordedTarget {
 
 /// The header's entry for one watch, with its members when DWARF named them.
 fn watch_info(watch: &PlannedWatch) -> WatchInfo {
-    let members = (0..watch.pieces.len())
-        .filter_map(|i| {
+    let members = watch
+        .pieces()
+        .enumerate()
+        .filter_map(|(i, piece)| {
             let name = watch.piece_member(i)?;
-            let piece = &watch.pieces[i];
             Some(Member {
                 name,
                 offset: piece.addr - watch.addr,
@@ -85,7 +86,7 @@ fn watch_info(watch: &PlannedWatch) -> WatchInfo {
         id: watch.id.index() as u32,
         spec: watch.label.to_string(),
         // A watch that waits for its image has an address per process, in the summary.
-        address: if watch.pieces.is_empty() {
+        address: if watch.pieces().len() == 0 {
             "pending".to_owned()
         } else {
             format!("{:#x}", watch.addr)

@@ -158,7 +158,7 @@ pub fn write_hit_text(
 /// `note_unknown_type` and the type is unknown.
 fn write_typed(
     out: &mut Vec<u8>,
-    typed: &hwbp::typed::TypedValue,
+    typed: &hwbp::TypedValue,
     note_unknown_type: bool,
 ) -> std::io::Result<()> {
     if typed.changes.is_empty() {
