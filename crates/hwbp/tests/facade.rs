@@ -35,7 +35,7 @@ impl HitSink for Collect {
         Ok(())
     }
 }
-use hwbp_fixtures::{Fixture, SEQUENCE, WRITER};
+use hwbp_fixtures::{Fixture, SEQUENCE, TYPED, WRITER};
 
 #[test]
 fn two_identical_specs_are_two_watches_with_their_own_counts() {
@@ -218,4 +218,77 @@ fn the_who_wrote_example_prints_thread_function_line_and_value_per_write() {
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim(), "3 writes; the command exited with status 0");
+}
+
+/// Runs the `typed_values` example on `typed` watching `spec` and feeds it each command in
+/// turn, waiting for the fixture's `done` and the example's lines for that write (each write
+/// is seen before the next), which must be exactly `expected`; returns the example's stderr.
+fn run_typed_values(spec: &str, writes: &[(&str, &[&str])]) -> String {
+    let example = who_wrote().with_file_name("typed_values");
+    let mut example = Command::new(example)
+        .args([spec, "--", TYPED])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = example.stdin.take().unwrap();
+    let mut lines = BufReader::new(example.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.starts_with("ready pid="), "{ready}");
+    for (command, expected) in writes {
+        writeln!(stdin, "{command}").unwrap();
+        let (mut done, mut printed) = (false, Vec::new());
+        while !done || printed.len() < expected.len() {
+            let line = lines.next().unwrap().unwrap();
+            if line.starts_with("done") {
+                done = true;
+            } else {
+                printed.push(line);
+            }
+        }
+        assert_eq!(printed, *expected, "after {command}");
+    }
+    drop(stdin);
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.is_empty(), "{rest:?}");
+    let output = example.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stderr).trim().to_string()
+}
+
+#[test]
+fn the_typed_values_example_reads_an_int32_as_a_signed_value() {
+    let stderr = run_typed_values(
+        "cfg.limits[2].max",
+        &[
+            (
+                "max 7",
+                &["cfg.limits[2].max (int32_t) = signed 7, was 5, in main (typed.c:122)"],
+            ),
+            (
+                "max -3",
+                &[
+                    "cfg.limits[2].max (int32_t) = signed -3, was 7, in main (typed.c:122)",
+                    "cfg.limits[2].max went negative: -3",
+                ],
+            ),
+        ],
+    );
+    assert_eq!(stderr, "2 hits; the command exited with status 0");
+}
+
+#[test]
+fn the_typed_values_example_reads_a_structs_members() {
+    let stderr = run_typed_values(
+        "cfg.limits[2]",
+        &[(
+            "max -9",
+            &[
+                "cfg.limits[2] (struct limit) = {min: signed 4, max: signed -9}, was {min = 4, \
+               max = 5}, in main (typed.c:122)",
+            ],
+        )],
+    );
+    assert_eq!(stderr, "1 hits; the command exited with status 0");
 }
