@@ -62,18 +62,6 @@ pub const UNAVAILABLE: &str = "<unavailable>";
 /// gdb's text for a value that cannot be read (a NULL pointer on the way to it).
 pub const UNREADABLE: &str = "<unreadable>";
 
-/// [`format_value_in`] for a value of which only some bytes are known: every scalar, pointer and bit-field with an unknown byte prints as
-/// [`UNAVAILABLE`]; a `char` array prints its known runs as strings and the rest as
-/// [`UNAVAILABLE`].
-pub fn format_value_known(
-    language: Language,
-    ty: &Type,
-    value: KnownBytes<'_>,
-    symbolize: &mut Symbolizer<'_>,
-) -> String {
-    Value::decode(language, ty, value, symbolize).to_string()
-}
-
 /// True when every byte of `known` (up to `len`) is known; `None` means all are.
 fn all_known(known: Option<&[bool]>, len: usize) -> bool {
     known.is_none_or(|k| k.iter().take(len).all(|b| *b))
@@ -288,8 +276,9 @@ pub struct PointedString {
 
 impl Value {
     /// Decodes `value` (at least `ty.size` bytes) by `ty`, values of `language`: every scalar,
-    /// pointer and bit-field with an unknown byte is [`Value::Unavailable`]; `symbolize` names
-    /// pointers' addresses.
+    /// pointer and bit-field with an unknown byte is [`Value::Unavailable`] (printed
+    /// [`UNAVAILABLE`]; a `char` array prints its known runs as strings and the rest so);
+    /// `symbolize` names pointers' addresses.
     pub fn decode(
         language: Language,
         ty: &Type,
@@ -895,7 +884,7 @@ pub fn diff_values_known(
 }
 
 /// The bytes of a value and which of them are known (`known[i]` for `bytes[i]`; `None`:
-/// all), for [`format_value_known`] and [`diff_values_known`].
+/// all), for [`Value::decode`] and [`diff_values_known`].
 #[derive(Debug, Clone, Copy)]
 pub struct KnownBytes<'a> {
     /// The bytes (an unknown one holds anything).
@@ -1066,7 +1055,7 @@ mod tests {
             known: Some(&known),
         };
         assert_eq!(
-            format_value_known(Language::C, &ty, value, &mut |_| None),
+            Value::decode(Language::C, &ty, value, &mut |_| None).to_string(),
             r#"{a = 1, b = <unavailable>, name = "abc\000", <unavailable>}"#
         );
         // b becomes known (still 0): a change from unavailable; a's bytes are the same.

@@ -9,26 +9,12 @@
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 
+mod common;
+
 use hwbp::{EnumName, Target, Value, WatchOptions, WatchPlan, Watcher};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (spec, command) = match args.split_first() {
-        Some((spec, [dashes, command @ ..])) if dashes == "--" && !command.is_empty() => {
-            (spec, command)
-        }
-        _ => {
-            eprintln!("usage: typed_values EXPR -- CMD ARGS...");
-            return ExitCode::from(2);
-        }
-    };
-    match typed_values(spec, command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("typed_values: {error}");
-            ExitCode::from(if error.is_bad_input() { 2 } else { 1 })
-        }
-    }
+    common::main_with("typed_values EXPR -- CMD ARGS...", typed_values)
 }
 
 /// What a value is, read from the data: `signed -3`, `MODE_ON (1)`, `{min: signed 4, max:

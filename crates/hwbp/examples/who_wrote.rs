@@ -7,26 +7,12 @@
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 
+mod common;
+
 use hwbp::{Target, WatchOptions, WatchPlan, Watcher};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (spec, command) = match args.split_first() {
-        Some((spec, [dashes, command @ ..])) if dashes == "--" && !command.is_empty() => {
-            (spec, command)
-        }
-        _ => {
-            eprintln!("usage: who_wrote SPEC -- CMD ARGS...");
-            return ExitCode::from(2);
-        }
-    };
-    match who_wrote(spec, command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("who_wrote: {error}");
-            ExitCode::from(if error.is_bad_input() { 2 } else { 1 })
-        }
-    }
+    common::main_with("who_wrote SPEC -- CMD ARGS...", who_wrote)
 }
 
 fn who_wrote(spec: &str, command: &[String]) -> Result<(), hwbp::Error> {

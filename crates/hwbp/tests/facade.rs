@@ -161,33 +161,42 @@ fn bad_input_is_refused_before_anything_is_armed() {
     target.finish().unwrap();
 }
 
-/// The `who_wrote` example, built by `cargo test`/`cargo nextest` next to the test binaries.
-fn who_wrote() -> std::path::PathBuf {
+/// Starts example `name` (built by `cargo test`/`cargo nextest` next to the test binaries)
+/// with `args`: the child, its stdin and its stdout's lines.
+fn spawn_example(
+    name: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let deps = std::env::current_exe().unwrap();
     let example = deps
         .parent()
         .and_then(|d| d.parent())
-        .map(|d| d.join("examples/who_wrote"))
+        .map(|d| d.join("examples").join(name))
         .unwrap();
     assert!(
         example.exists(),
-        "{} is missing: build it with cargo build -p hwbp --example who_wrote",
+        "{} is missing: build it with cargo build -p hwbp --example {name}",
         example.display()
     );
-    example
-}
-
-#[test]
-fn the_who_wrote_example_prints_thread_function_line_and_value_per_write() {
-    let mut example = Command::new(who_wrote())
-        .args(["counter", "--", WRITER])
+    let mut child = Command::new(example)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = example.stdin.take().unwrap();
-    let mut lines = BufReader::new(example.stdout.take().unwrap()).lines();
+    let stdin = child.stdin.take().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdin, lines)
+}
+
+#[test]
+fn the_who_wrote_example_prints_thread_function_line_and_value_per_write() {
+    let (example, mut stdin, mut lines) = spawn_example("who_wrote", &["counter", "--", WRITER]);
     let mut next = || lines.next().unwrap().unwrap();
     let ready = next();
     assert!(ready.starts_with("ready pid="), "{ready}");
@@ -224,16 +233,7 @@ fn the_who_wrote_example_prints_thread_function_line_and_value_per_write() {
 /// turn, waiting for the fixture's `done` and the example's lines for that write (each write
 /// is seen before the next), which must be exactly `expected`; returns the example's stderr.
 fn run_typed_values(spec: &str, writes: &[(&str, &[&str])]) -> String {
-    let example = who_wrote().with_file_name("typed_values");
-    let mut example = Command::new(example)
-        .args([spec, "--", TYPED])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = example.stdin.take().unwrap();
-    let mut lines = BufReader::new(example.stdout.take().unwrap()).lines();
+    let (example, mut stdin, mut lines) = spawn_example("typed_values", &[spec, "--", TYPED]);
     let ready = lines.next().unwrap().unwrap();
     assert!(ready.starts_with("ready pid="), "{ready}");
     for (command, expected) in writes {
