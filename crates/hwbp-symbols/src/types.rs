@@ -21,6 +21,14 @@
 //! qualified path gdb prints, `krate::module::Settings`). Each variable carries its unit's
 //! [`Language`] (`DW_AT_language`), which selects C or Rust value syntax.
 //!
+//! The same model names the bytes of a value: [`Type::member_path`] gives the member or
+//! element at a byte offset (`cfg.limits[2].max`, so a hit on a whole-struct watch names its
+//! field) and [`Type::leaves`] the scalar members, elements and bit-fields a wide watch is
+//! split along; [`ModuleDebug::global_type`] finds a global's type by name.
+//!
+//! A module has DWARF when its `.debug_info` has content: a missing, empty or `NOBITS`
+//! section means none, and its separate debug file is looked for.
+//!
 //! Specifications and abstract origins are followed within a unit and across units
 //! (`DW_FORM_ref_addr`, as gcc's LTO output links its LTRANS units to the early-debug ones).
 //! Not read: DWARF type units, split DWARF (`.dwo`), dwz's supplementary files
@@ -28,6 +36,7 @@
 //! `DW_TAG_variant_part` (their data members are listed, not the variants).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,12 +45,67 @@ use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Un
 use object::{Object, ObjectSection};
 
 use crate::debuglink::{find_debug_file, DebugSearch, DebugSource};
-use crate::dwarf::{DwarfError, Member, Shape, TypeLayout};
 
 pub(crate) type R = gimli::EndianArcSlice<RunTimeEndian>;
 
-/// Types nested deeper than this are malformed DWARF (or a loop); we stop there.
-const MAX_DEPTH: u32 = 48;
+/// Types nested deeper than this are malformed DWARF (or a loop); we stop there. Pointer
+/// targets are read only on dereference, so only typedefs, qualifiers, members and array
+/// dimensions count.
+const MAX_DEPTH: u32 = 64;
+
+/// Why a module's DWARF, or a variable's type in it, could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DwarfError {
+    /// The module file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an ELF file object can parse, or a section could not be decompressed.
+    #[error("{path} is not a usable ELF file: {reason}")]
+    Elf {
+        /// The file.
+        path: PathBuf,
+        /// What the ELF parser said.
+        reason: String,
+    },
+    /// The module has no DWARF: no `.debug_info` with content (missing, empty or `NOBITS`)
+    /// and no separate debug file.
+    #[error(
+        "{path} has no DWARF debug info, so fields cannot be named (offsets are shown instead); \
+         rebuild it with -g (or debug = true in Cargo)"
+    )]
+    NoDebugInfo {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No global variable of that name in the DWARF.
+    #[error(
+        "no global variable '{name}' in the debug info of {path}{}",
+        if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.join(", ")) }
+    )]
+    NoSuchVariable {
+        /// The name asked for.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Close names that do exist.
+        near: Vec<String>,
+    },
+    /// The DWARF could not be parsed, or uses a form we do not follow.
+    #[error("cannot read the debug info of {path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
 
 /// The source language of a compile unit (`DW_AT_language`, DWARF 5 §3.1.1, Table 3.1), which
 /// decides how values print ([`crate::value::format_value_in`]).
@@ -291,50 +355,122 @@ impl Type {
         names
     }
 
-    /// The layout [`crate::dwarf::VariableLayout`] names members with.
-    pub fn to_layout(&self) -> TypeLayout {
-        let shape = match &self.kind {
+    /// Names the member or element covering byte `offset` of a value of this type, its path
+    /// rooted at `root`: `cfg.limits[2].max`, `m[1][2]`. A union's byte is named after the first
+    /// member covering it; anonymous members (C11) and base classes add no component, and a
+    /// bit-field is named for every byte holding its bits. Padding is named after the innermost
+    /// enclosing part plus an offset (`cfg+0x6`), bytes past the end as `cfg+0x40`.
+    pub fn member_path(&self, root: &str, offset: u64) -> String {
+        let mut path = root.to_string();
+        if offset >= self.size {
+            let _ = write!(path, "+{offset:#x}");
+        } else {
+            self.push_member_path(offset, &mut path);
+        }
+        path
+    }
+
+    /// Appends to `path` the part of this type covering `offset` (inside the type).
+    fn push_member_path(&self, offset: u64, path: &mut String) {
+        match &self.kind {
             TypeKind::Struct(fields) | TypeKind::Union(fields) => {
-                let members = fields
+                let covering = fields
                     .iter()
-                    .map(|f| Member {
-                        name: f.name.clone(),
-                        offset: f.offset,
-                        bits: f.bits,
-                        layout: f.ty.to_layout(),
-                    })
-                    .collect();
-                if matches!(self.kind, TypeKind::Union(_)) {
-                    Shape::Union(members)
-                } else {
-                    Shape::Struct(members)
+                    .find(|f| f.offset <= offset && offset < f.offset + f.size());
+                match covering {
+                    Some(field) => {
+                        if let Some(name) = &field.name {
+                            path.push('.');
+                            path.push_str(name);
+                        }
+                        if field.bits.is_none() {
+                            field.ty.push_member_path(offset - field.offset, path);
+                        }
+                    }
+                    None => {
+                        let _ = write!(path, "+{offset:#x}");
+                    }
                 }
             }
             TypeKind::Array { element, count } => {
-                let inner = element.to_layout();
-                match inner.shape {
-                    Shape::Array { element, counts } => Shape::Array {
-                        element,
-                        counts: std::iter::once(*count).chain(counts).collect(),
-                    },
-                    shape => Shape::Array {
-                        element: Box::new(TypeLayout {
-                            name: inner.name,
-                            size: inner.size,
-                            shape,
-                        }),
-                        counts: vec![*count],
-                    },
+                if element.size == 0 || offset / element.size >= *count {
+                    let _ = write!(path, "+{offset:#x}");
+                    return;
                 }
+                let _ = write!(path, "[{}]", offset / element.size);
+                element.push_member_path(offset % element.size, path);
             }
-            _ => Shape::Scalar,
-        };
-        TypeLayout {
-            name: self.name.clone(),
-            size: self.size,
-            shape,
+            _ => {}
         }
     }
+
+    /// Every leaf of a value of this type (scalar member, array element, bit-field) in
+    /// declaration order, with its path rooted at `root`. O(number of leaves): a large array
+    /// yields one leaf per element.
+    pub fn leaves(&self, root: &str) -> Vec<Leaf> {
+        let mut out = Vec::new();
+        let mut path = root.to_string();
+        self.collect_leaves(0, &mut path, &mut out);
+        out
+    }
+
+    fn collect_leaves(&self, base: u64, path: &mut String, out: &mut Vec<Leaf>) {
+        match &self.kind {
+            TypeKind::Struct(fields) | TypeKind::Union(fields) => {
+                for field in fields {
+                    let len = path.len();
+                    if let Some(name) = &field.name {
+                        path.push('.');
+                        path.push_str(name);
+                    }
+                    if field.bits.is_some() {
+                        out.push(Leaf {
+                            offset: base + field.offset,
+                            size: field.size(),
+                            path: path.clone(),
+                        });
+                    } else {
+                        field.ty.collect_leaves(base + field.offset, path, out);
+                    }
+                    path.truncate(len);
+                }
+            }
+            TypeKind::Array { element, count } => {
+                for index in 0..*count {
+                    let len = path.len();
+                    let _ = write!(path, "[{index}]");
+                    element.collect_leaves(base + index * element.size, path, out);
+                    path.truncate(len);
+                }
+            }
+            _ => out.push(Leaf {
+                offset: base,
+                size: self.size,
+                path: path.clone(),
+            }),
+        }
+    }
+}
+
+impl Field {
+    /// Bytes the member covers: its type's size, or for a bit-field the bytes holding its bits.
+    pub fn size(&self) -> u64 {
+        match self.bits {
+            Some((first, count)) => (first + count).div_ceil(8),
+            None => self.ty.size,
+        }
+    }
+}
+
+/// One leaf of a value ([`Type::leaves`]): a scalar member or array element, or a bit-field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Leaf {
+    /// Byte offset from the value's start.
+    pub offset: u64,
+    /// Size in bytes (a bit-field's: the bytes holding its bits).
+    pub size: u64,
+    /// C-style access path: `cfg.limits[2].max`.
+    pub path: String,
 }
 
 /// Where a variable lives, from its `DW_AT_location` (DWARF 5 §2.5, §2.6).
@@ -596,6 +732,29 @@ impl ModuleDebug {
     pub fn variable_type(&self, var: &Variable) -> Option<Type> {
         let offset = var.ty?;
         Some(self.build(var.unit, offset, 0))
+    }
+
+    /// The type of the global variable `name`: file-scope or namespace-level (`cfg`,
+    /// `ns::inner::var`, a Rust static's path), matched by its own name or its qualified one;
+    /// a definition's over an `extern` declaration's (a definition elsewhere, e.g. built
+    /// without -g). [`DwarfError::NoSuchVariable`] with the closest global names otherwise.
+    pub fn global_type(&self, name: &str) -> Result<Type, DwarfError> {
+        let segments: Vec<String> = name.split("::").map(String::from).collect();
+        let globals = || self.variables.iter().filter(|v| v.function.is_none());
+        let found = globals()
+            .filter(|v| v.ty.is_some() && (v.name == name || v.path_matches(&segments)))
+            .min_by_key(|v| v.location == VarLocation::Declaration);
+        if let Some(ty) = found.and_then(|var| self.variable_type(var)) {
+            return Ok(ty);
+        }
+        let mut names: Vec<String> = globals().map(Variable::qualified).collect();
+        names.sort();
+        names.dedup();
+        Err(DwarfError::NoSuchVariable {
+            name: name.to_string(),
+            path: self.path.clone(),
+            near: crate::near_matches(name, names.iter().map(String::as_str), 3),
+        })
     }
 
     /// Resolves a pointer target built by this module.
@@ -1385,6 +1544,40 @@ pub fn c_base_type(name: &str) -> Option<Type> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn array_of(element: Type, count: u64) -> Type {
+        Type {
+            name: format!("{} [{count}]", element.name),
+            size: element.size * count,
+            kind: TypeKind::Array {
+                element: Box::new(element),
+                count,
+            },
+        }
+    }
+
+    #[test]
+    fn indices_of_an_element_in_a_multi_dimensional_array() {
+        let char_type = || c_base_type("char").unwrap();
+        let int_type = || c_base_type("int").unwrap();
+        let m = array_of(array_of(int_type(), 3), 2);
+        assert_eq!(m.member_path("m", 5 * 4), "m[1][2]");
+        assert_eq!(m.member_path("m", 5 * 4 + 3), "m[1][2]");
+        assert_eq!(array_of(int_type(), 8).member_path("v", 7 * 4), "v[7]");
+        let c = array_of(array_of(array_of(char_type(), 4), 3), 2);
+        assert_eq!(c.member_path("c", 13), "c[1][0][1]");
+        assert_eq!(c.member_path("c", 24), "c+0x18");
+        let leaves = c.leaves("c");
+        assert_eq!(leaves.len(), 24);
+        assert_eq!(
+            leaves[13],
+            Leaf {
+                offset: 13,
+                size: 1,
+                path: "c[1][0][1]".into()
+            }
+        );
+    }
 
     #[test]
     fn c_base_types_in_any_word_order() {

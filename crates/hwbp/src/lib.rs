@@ -89,6 +89,9 @@ pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_ST
 pub use hwbp_core::Access;
 /// The code location of a hit's accessing instruction (from `hwbp-symbols`).
 pub use hwbp_symbols::cache::CodeInfo;
+/// A watched value's DWARF type ([`typed::WatchType::ty`], [`PlannedWatch::layout`]): what it
+/// is made of, and the member or element at a byte offset ([`Type::member_path`]).
+pub use hwbp_symbols::types::Type;
 /// Where an address is in the code: function, offset, file and line.
 pub use hwbp_symbols::CodeLocation;
 

@@ -38,9 +38,9 @@ use hwbp_core::Access;
 use hwbp_linux::launch::{self, LaunchedProcess};
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::{memory, probe, target};
-use hwbp_symbols::dwarf::VariableLayout;
 use hwbp_symbols::eval::{self, EvalError, LoadedModule, Scope};
 use hwbp_symbols::expr::{self, Expr};
+use hwbp_symbols::types::Type;
 use hwbp_symbols::{KernelSymbols, ModuleInfo, ProcessSymbols};
 
 use crate::chain::{self, ValueChain};
@@ -127,9 +127,10 @@ pub struct PlannedWatch {
     pub pieces: Vec<WatchRequest>,
     /// The address is in kernel space.
     pub kernel_address: bool,
-    /// The DWARF layout of the variable watched, when the watch needs several pieces and the
-    /// symbol's type is known: names the field or element of each hit.
-    pub layout: Option<Arc<VariableLayout>>,
+    /// The type of the variable watched (its [`WatchType::ty`] known) and the name its member
+    /// paths start from, when the watch needs several pieces: names the field or element of
+    /// each hit.
+    pub layout: Option<Arc<WatchType>>,
     /// Offset of [`addr`](Self::addr) inside the variable of [`layout`](Self::layout).
     pub layout_offset: u64,
     /// The value's type, for a symbol or expression (`ty: None` for a symbol without DWARF);
@@ -149,10 +150,14 @@ impl PlannedWatch {
     /// field or element (`cfg.limits[2].max`, or `first..last` when a piece spans several
     /// members), else `+0xNN`. `len` is the piece's length.
     pub fn member_at(&self, offset: u64, len: u64) -> String {
-        match &self.layout {
-            Some(layout) => {
-                let start = layout.name_at(self.layout_offset + offset);
-                let end = layout.name_at(self.layout_offset + offset + len.max(1) - 1);
+        match self
+            .layout
+            .as_ref()
+            .and_then(|l| Some((l.ty.as_ref()?, l.root.as_str())))
+        {
+            Some((ty, root)) => {
+                let start = ty.member_path(root, self.layout_offset + offset);
+                let end = ty.member_path(root, self.layout_offset + offset + len.max(1) - 1);
                 if start == end {
                     start
                 } else {
@@ -484,29 +489,31 @@ pub(crate) fn plan_watches(
             let exclude_kernel = spec.exclude_kernel
                 || (!kernel_address && (options.user_only || !kernel_mode_allowed));
             let exclude_user = spec.exclude_user || kernel_address;
-            // The symbol's DWARF type, when the whole symbol is watched.
-            let value_type = match (&resolved_symbol, modules.as_mut()) {
-                (Some((sym, 0)), Some(modules))
-                    if len == sym.size && spec.access != Access::Execute =>
-                {
+            let whole_symbol = matches!(&resolved_symbol, Some((sym, 0)) if len == sym.size)
+                && spec.access != Access::Execute;
+            let mut pieces = split(&spec.text, spec.access, addr, len)?;
+            // The symbol's DWARF type, read once: the value's type when the whole symbol is
+            // watched, and what a watch of several pieces is split along and names hits by.
+            let symbol_type = match (&resolved_symbol, modules.as_mut()) {
+                (Some((sym, _)), Some(modules)) if whole_symbol || pieces.len() > 1 => {
                     Some(Arc::new(modules.symbol_type(sym)))
                 }
                 _ => None,
             };
-            let mut pieces = split(&spec.text, spec.access, addr, len)?;
+            let value_type = symbol_type.clone().filter(|_| whole_symbol);
             let mut layout = None;
             let mut layout_offset = 0;
-            if pieces.len() > 1 {
-                if let Some((sym, offset)) = &resolved_symbol {
-                    if let Ok(found) = VariableLayout::of_symbol(sym) {
-                        if let Some(leaf_pieces) = split_by_leaves(&found, *offset, addr, len) {
-                            if leaf_pieces.len() <= pieces.len() * LEAF_SPLIT_FACTOR {
-                                pieces = leaf_pieces;
-                            }
+            if let (true, Some((_, offset)), Some(found)) =
+                (pieces.len() > 1, &resolved_symbol, symbol_type)
+            {
+                if let Some(ty) = &found.ty {
+                    if let Some(leaf_pieces) = split_by_leaves(ty, *offset, addr, len) {
+                        if leaf_pieces.len() <= pieces.len() * LEAF_SPLIT_FACTOR {
+                            pieces = leaf_pieces;
                         }
-                        layout = Some(Arc::new(found));
-                        layout_offset = *offset;
                     }
+                    layout = Some(found);
+                    layout_offset = *offset;
                 }
             }
             let requests = validate_pieces(
@@ -633,17 +640,12 @@ fn choose_len(spec: &WatchSpec, addr: u64, symbol_size: Option<u64>) -> u64 {
     }
 }
 
-/// Splits `[addr, addr+len)` along the leaf members of `layout` (`addr` is at `offset` in
-/// the variable), each leaf into aligned pieces, so no piece spans two members. Bytes between
-/// leaves (padding) are left out. `None` when the layout covers none of the region.
-fn split_by_leaves(
-    layout: &VariableLayout,
-    offset: u64,
-    addr: u64,
-    len: u64,
-) -> Option<Vec<(u64, u64)>> {
+/// Splits `[addr, addr+len)` along the leaf members of `ty` (`addr` is at `offset` in the
+/// variable), each leaf into aligned pieces, so no piece spans two members. Bytes between
+/// leaves (padding) are left out. `None` when the type covers none of the region.
+fn split_by_leaves(ty: &Type, offset: u64, addr: u64, len: u64) -> Option<Vec<(u64, u64)>> {
     let end = offset.checked_add(len)?;
-    let mut leaves = layout.leaves();
+    let mut leaves = ty.leaves("");
     leaves.sort_by_key(|leaf| leaf.offset);
     let mut pieces = Vec::new();
     let mut covered_to = offset;
@@ -697,7 +699,7 @@ fn split(label: &str, access: Access, addr: u64, len: u64) -> Result<Vec<(u64, u
 pub(crate) fn value_pieces(
     addr: u64,
     len: u64,
-    layout: Option<&VariableLayout>,
+    layout: Option<&WatchType>,
     access: Access,
 ) -> Result<Vec<(u64, u64)>> {
     value_pieces_of(&format!("{addr:#x}"), addr, len, layout, access)
@@ -707,12 +709,13 @@ fn value_pieces_of(
     label: &str,
     addr: u64,
     len: u64,
-    layout: Option<&VariableLayout>,
+    layout: Option<&WatchType>,
     access: Access,
 ) -> Result<Vec<(u64, u64)>> {
     let pieces = split(label, access, addr, len)?;
     if pieces.len() > 1 {
-        if let Some(leaf_pieces) = layout.and_then(|l| split_by_leaves(l, 0, addr, len)) {
+        let ty = layout.and_then(|l| l.ty.as_ref());
+        if let Some(leaf_pieces) = ty.and_then(|t| split_by_leaves(t, 0, addr, len)) {
             if leaf_pieces.len() <= pieces.len() * LEAF_SPLIT_FACTOR {
                 return Ok(leaf_pieces);
             }
@@ -916,12 +919,12 @@ fn plan_expression(
              symbol or an address (e.g. main:x)"
         )));
     }
-    let layout = evaluated.layout();
+    let layout = expression_layout(&evaluated);
     let value = value_pieces_of(
         text,
         point.value_addr,
         evaluated.len,
-        layout.as_ref(),
+        layout.as_deref(),
         access,
     )?;
     let value_count = value.len();
@@ -946,7 +949,7 @@ fn plan_expression(
         access,
         pieces: requests,
         kernel_address: false,
-        layout: layout.map(Arc::new),
+        layout,
         layout_offset: 0,
         value_type: Some(expression_type(&evaluated)),
         chain,
@@ -961,6 +964,17 @@ pub(crate) fn expression_type(evaluated: &eval::Evaluated) -> Arc<WatchType> {
         language: evaluated.language,
         root: evaluated.expr.clone(),
     })
+}
+
+/// The layout of an evaluated expression's value (`None` without a type), its member paths
+/// starting from the expression ([`eval::Evaluated::member_root`]).
+pub(crate) fn expression_layout(evaluated: &eval::Evaluated) -> Option<Arc<WatchType>> {
+    evaluated.ty.as_ref()?;
+    Some(Arc::new(WatchType {
+        ty: evaluated.ty.clone(),
+        language: evaluated.language,
+        root: evaluated.member_root(),
+    }))
 }
 
 /// The names the specs need from the program's symbol tables: each symbol, and the root
