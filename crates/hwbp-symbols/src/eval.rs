@@ -33,9 +33,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::dwarf::{DwarfError, VariableLayout};
 use crate::expr::{CastType, Expr, NamePath};
-use crate::types::{Language, ModuleDebug, Type, TypeKind, TypeRef, VarLocation, Variable};
+use crate::types::{
+    DwarfError, Language, ModuleDebug, Type, TypeKind, TypeRef, VarLocation, Variable,
+};
 use crate::{ModuleInfo, ProcessSymbols};
 
 /// One module's DWARF at its place in a process.
@@ -112,25 +113,21 @@ pub struct Evaluated {
 }
 
 impl Evaluated {
-    /// A layout rooted at the expression's text, to name the member at an offset.
-    pub fn layout(&self) -> Option<VariableLayout> {
-        let ty = self.ty.as_ref()?;
-        let root = if self.expr.starts_with('*') || self.expr.starts_with('&') {
+    /// The expression as member paths start from it: its text, parenthesized when it
+    /// starts with `*` or `&` (`(*head).next`).
+    pub fn member_root(&self) -> String {
+        if self.expr.starts_with('*') || self.expr.starts_with('&') {
             format!("({})", self.expr)
         } else {
             self.expr.clone()
-        };
-        Some(VariableLayout {
-            name: root,
-            layout: ty.to_layout(),
-        })
+        }
     }
 
     /// The member covering byte `offset` of the value: `cfg.limits[2].max`, or
     /// `expr+0x10` without a type.
     pub fn member_at(&self, offset: u64) -> String {
-        match self.layout() {
-            Some(layout) => layout.name_at(offset),
+        match &self.ty {
+            Some(ty) => ty.member_path(&self.member_root(), offset),
             None if offset == 0 => self.expr.clone(),
             None => format!("{}+{offset:#x}", self.expr),
         }

@@ -9,12 +9,11 @@
 //!   `function+0x12 (file.c:31)` (DWARF lines through blazesym), and finds the accessing
 //!   instruction before an x86 trap IP. Works from the ELF files and the snapshot, so hits are
 //!   symbolized after the process has exited.
-//! - [`dwarf`]: [`dwarf::VariableLayout`], a global variable's type layout from DWARF, to name
-//!   the field or element (`cfg.limits[2].max`) at a byte offset.
 //! - [`kernel`]: [`KernelSymbols`] from `/proc/kallsyms`, a `System.map` or a `vmlinux`.
 //! - [`expr`]: watch expressions (`cfg.limits[2].max`, `conn->state`, `'file.c'::var`,
 //!   `*(T *)0xADDR`): parser, AST, telling them apart from specs.
-//! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s.
+//! - [`types`]: [`types::ModuleDebug`], a module's DWARF variables and [`types::Type`]s, which
+//!   also name the field or element (`cfg.limits[2].max`) at a byte offset.
 //! - [`eval`]: [`eval::evaluate`] an expression to address, length, type and the pointers read.
 //! - [`value`]: typed values as gdb prints them, diffs of structs/arrays, typed `--if`.
 //! - [`debuglink`]: separate debug files (build ID, `.gnu_debuglink`, debuginfod cache).
@@ -49,7 +48,6 @@
 
 pub mod cache;
 pub mod debuglink;
-pub mod dwarf;
 mod elf;
 mod error;
 pub mod eval;

@@ -1,12 +1,14 @@
-//! `hwbp_symbols::dwarf` on real gcc output: a C program with a 64-byte struct (nested struct,
-//! array of structs, char array, anonymous union), a bit-field/2-D array struct and qualified
-//! typedefs, compiled with `gcc -g` into a temporary directory.
+//! Naming the bytes of a global with `hwbp_symbols::types` ([`Type::member_path`],
+//! [`Type::leaves`], [`ModuleDebug::global_type`]) on real gcc output: a C program with a
+//! 64-byte struct (nested struct, array of structs, char array, anonymous union), a
+//! bit-field/2-D array struct and qualified typedefs, compiled with `gcc -g` into a temporary
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use hwbp_symbols::dwarf::{DwarfError, LeafMember, Shape, VariableLayout};
+use hwbp_symbols::types::{DwarfError, Leaf, ModuleDebug, Type};
 use hwbp_symbols::{ResolvedSymbol, SymbolKind};
 
 const SOURCE: &str = r#"
@@ -71,15 +73,20 @@ fn build(debug: bool) -> PathBuf {
     out
 }
 
-fn layout(path: &Path, name: &str) -> VariableLayout {
-    VariableLayout::from_module(path, name).unwrap()
+/// The type of global `name` in the ELF file at `path`.
+fn layout(path: &Path, name: &str) -> Type {
+    global_type(path, name).unwrap()
+}
+
+fn global_type(path: &Path, name: &str) -> Result<Type, DwarfError> {
+    ModuleDebug::load(path)?.global_type(name)
 }
 
 #[test]
 fn names_every_byte_of_a_64_byte_struct() {
     let cfg = layout(&program(true), "cfg");
-    assert_eq!(cfg.size(), 64);
-    assert_eq!(cfg.layout.name, "config_t");
+    assert_eq!(cfg.size, 64);
+    assert_eq!(cfg.name, "config_t");
     let expected = [
         (0, "cfg.id"),
         (3, "cfg.id"),
@@ -103,17 +110,17 @@ fn names_every_byte_of_a_64_byte_struct() {
         (64, "cfg+0x40"),
     ];
     for (offset, name) in expected {
-        assert_eq!(cfg.name_at(offset), name, "offset {offset}");
+        assert_eq!(cfg.member_path("cfg", offset), name, "offset {offset}");
     }
 }
 
 #[test]
 fn flat_leaves_of_the_struct_in_order() {
     let cfg = layout(&program(true), "cfg");
-    let leaves = cfg.leaves();
+    let leaves = cfg.leaves("cfg");
     // id, flags, range.{min,max}, limits[0..3].{min,max}, name[0..12], word, bytes[0..4], ratio
     assert_eq!(leaves.len(), 1 + 1 + 2 + 6 + 12 + 1 + 4 + 1);
-    let leaf = |offset, size, path: &str| LeafMember {
+    let leaf = |offset, size, path: &str| Leaf {
         offset,
         size,
         path: path.to_string(),
@@ -141,24 +148,26 @@ fn flat_leaves_of_the_struct_in_order() {
 #[test]
 fn qualifiers_and_typedefs_are_looked_through() {
     let frozen = layout(&program(true), "frozen");
-    assert_eq!(frozen.size(), 64);
-    assert_eq!(frozen.layout.name, "volatile const config_t");
-    assert!(matches!(frozen.layout.shape, Shape::Struct(ref m) if m.len() == 7));
-    assert_eq!(frozen.name_at(36), "frozen.limits[2].max");
+    assert_eq!(frozen.size, 64);
+    // The model names a qualified type by the type it qualifies, as values print it.
+    assert_eq!(frozen.name, "config_t");
+    assert_eq!(frozen.fields().map(<[_]>::len), Some(7));
+    assert_eq!(frozen.member_path("frozen", 36), "frozen.limits[2].max");
 }
 
 #[test]
 fn two_dimensional_arrays_and_bit_fields() {
     let mat = layout(&program(true), "mat");
-    assert_eq!(mat.size(), 16);
-    assert_eq!(mat.name_at(0), "mat.grid[0][0]");
-    assert_eq!(mat.name_at(6), "mat.grid[1][0]");
-    assert_eq!(mat.name_at(10), "mat.grid[1][2]");
-    assert_eq!(mat.name_at(12), "mat.low");
-    assert_eq!(mat.name_at(13), "mat.wide");
-    assert_eq!(mat.name_at(14), "mat.wide");
-    assert_eq!(mat.name_at(15), "mat+0xf");
-    let leaves = mat.leaves();
+    assert_eq!(mat.size, 16);
+    let name_at = |offset| mat.member_path("mat", offset);
+    assert_eq!(name_at(0), "mat.grid[0][0]");
+    assert_eq!(name_at(6), "mat.grid[1][0]");
+    assert_eq!(name_at(10), "mat.grid[1][2]");
+    assert_eq!(name_at(12), "mat.low");
+    assert_eq!(name_at(13), "mat.wide");
+    assert_eq!(name_at(14), "mat.wide");
+    assert_eq!(name_at(15), "mat+0xf");
+    let leaves = mat.leaves("mat");
     let paths: Vec<(u64, u64, &str)> = leaves
         .iter()
         .map(|l| (l.offset, l.size, l.path.as_str()))
@@ -183,12 +192,9 @@ fn two_dimensional_arrays_and_bit_fields() {
 fn scalars_and_resolved_symbols() {
     let path = program(true);
     let counter = layout(&path, "counter");
-    assert_eq!(
-        (counter.size(), counter.layout.name.as_str()),
-        (8, "long int")
-    );
-    assert_eq!(counter.name_at(5), "counter");
-    assert_eq!(counter.leaves().len(), 1);
+    assert_eq!((counter.size, counter.name.as_str()), (8, "long int"));
+    assert_eq!(counter.member_path("counter", 5), "counter");
+    assert_eq!(counter.leaves("counter").len(), 1);
     let symbol = ResolvedSymbol {
         name: "cfg".to_string(),
         addr: 0x4000,
@@ -197,14 +203,14 @@ fn scalars_and_resolved_symbols() {
         kind: SymbolKind::Data,
     };
     assert_eq!(
-        VariableLayout::of_symbol(&symbol).unwrap().name_at(20),
+        layout(&symbol.module, &symbol.name).member_path(&symbol.name, 20),
         "cfg.limits[0].max"
     );
 }
 
 #[test]
 fn missing_variable_and_missing_debug_info_are_explained() {
-    let err = VariableLayout::from_module(&program(true), "countr").unwrap_err();
+    let err = global_type(&program(true), "countr").unwrap_err();
     assert!(
         matches!(err, DwarfError::NoSuchVariable { ref near, .. } if near == &["counter".to_string()])
     );
@@ -212,7 +218,7 @@ fn missing_variable_and_missing_debug_info_are_explained() {
         err.to_string().ends_with("; did you mean counter?"),
         "{err}"
     );
-    let err = VariableLayout::from_module(&program(false), "cfg").unwrap_err();
+    let err = global_type(&program(false), "cfg").unwrap_err();
     assert!(matches!(err, DwarfError::NoDebugInfo { .. }), "{err}");
     assert!(err.to_string().contains("rebuild it with -g"), "{err}");
 }
@@ -239,20 +245,22 @@ fn rust_static_by_path() {
     let field = |p: *const u8| p as u64 - base;
     let exe = std::env::current_exe().unwrap();
     let settings = layout(&exe, "dwarf_layout::rust_static_by_path::SETTINGS");
-    assert_eq!(settings.size(), std::mem::size_of::<Settings>() as u64);
+    assert_eq!(settings.size, std::mem::size_of::<Settings>() as u64);
+    let name_at =
+        |offset| settings.member_path("dwarf_layout::rust_static_by_path::SETTINGS", offset);
     let right_1 = field(std::ptr::addr_of!(SETTINGS.pairs[1].right).cast());
     let left_0 = field(std::ptr::addr_of!(SETTINGS.pairs[0].left).cast());
     let level = field(std::ptr::addr_of!(SETTINGS.level).cast());
     assert_eq!(
-        settings.name_at(right_1 + 7),
+        name_at(right_1 + 7),
         "dwarf_layout::rust_static_by_path::SETTINGS.pairs[1].right"
     );
     assert_eq!(
-        settings.name_at(left_0),
+        name_at(left_0),
         "dwarf_layout::rust_static_by_path::SETTINGS.pairs[0].left"
     );
     assert_eq!(
-        settings.name_at(level),
+        name_at(level),
         "dwarf_layout::rust_static_by_path::SETTINGS.level"
     );
     std::hint::black_box(&SETTINGS);

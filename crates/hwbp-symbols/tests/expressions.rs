@@ -811,9 +811,12 @@ fn separate_debug_files_are_found_as_gdb_finds_them() {
     assert_eq!(found.debug_source(), DebugSource::DebugLink);
     assert_eq!(found.debug_file(), dir.join("typed.debug"));
     assert_eq!(limits_max(found), expected);
-    // The layouts that name a whole-struct watch's fields find it too.
-    let layout = hwbp_symbols::dwarf::VariableLayout::from_module(&stripped, "cfg").unwrap();
-    assert_eq!(layout.name_at(28), "cfg.limits[1].max");
+    // The default search (a whole-struct watch's field names) finds it too.
+    let cfg = ModuleDebug::load(&stripped)
+        .unwrap()
+        .global_type("cfg")
+        .unwrap();
+    assert_eq!(cfg.member_path("cfg", 28), "cfg.limits[1].max");
     std::fs::create_dir_all(dir.join(".debug")).unwrap();
     std::fs::rename(&debug, dir.join(".debug/typed.debug")).unwrap();
     let found = ModuleDebug::load_with(&stripped, &none).unwrap();
@@ -823,7 +826,7 @@ fn separate_debug_files_are_found_as_gdb_finds_them() {
     std::fs::write(dir.join(".debug/typed.debug"), b"not the debug file").unwrap();
     let err = ModuleDebug::load_with(&stripped, &none).unwrap_err();
     assert!(
-        matches!(err, hwbp_symbols::dwarf::DwarfError::NoDebugInfo { .. }),
+        matches!(err, hwbp_symbols::types::DwarfError::NoDebugInfo { .. }),
         "{err}"
     );
 

@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use hwbp_linux::memory;
 use hwbp_linux::perf::WatchRequest;
-use hwbp_symbols::dwarf::VariableLayout;
 use hwbp_symbols::eval::{evaluate, EvalError, Evaluated, LoadedModule, Scope};
 use hwbp_symbols::expr::Expr;
 use hwbp_symbols::ProcessSymbols;
 
 use crate::error::Result;
 use crate::hit::WatchId;
+use crate::typed::WatchType;
 
 /// Where a NULL pointer's target is evaluated: page 1, below every `mmap_min_addr`, so a
 /// watch parked there never fires.
@@ -59,7 +59,7 @@ pub struct ValueChain {
     modules: Vec<LoadedModule>,
     symbols: Option<Arc<ProcessSymbols>>,
     /// The layout the value's pieces follow.
-    layout: Option<VariableLayout>,
+    layout: Option<Arc<WatchType>>,
     /// The value's length.
     len: u64,
     /// Access and flags every piece has.
@@ -117,7 +117,7 @@ impl ValueChain {
             expr,
             modules,
             symbols,
-            layout: evaluated.layout(),
+            layout: crate::plan::expression_layout(evaluated),
             len: evaluated.len,
             template,
             pointer_names: evaluated
@@ -148,7 +148,7 @@ impl ValueChain {
         let pieces = crate::plan::value_pieces(
             point.value_addr,
             self.len,
-            self.layout.as_ref(),
+            self.layout.as_deref(),
             self.template.access,
         )
         .ok()?;

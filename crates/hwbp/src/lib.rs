@@ -96,8 +96,9 @@ pub use hwbp_core::sched::RotationPlan;
 pub use hwbp_core::Access;
 /// The code location of a hit's accessing instruction (from `hwbp-symbols`).
 pub use hwbp_symbols::cache::CodeInfo;
-/// A watch's DWARF type ([`WatchType::ty`], [`Condition::resolve`]) and the source language
-/// its values print in.
+/// A watched value's DWARF type ([`WatchType::ty`], [`PlannedWatch::layout`], [`Condition::resolve`]):
+/// what it is made of, and the member or element at a byte offset ([`Type::member_path`]);
+/// the source language its values print in.
 pub use hwbp_symbols::types::{Encoding, Enumerator, Field, Language, Type, TypeKind};
 /// Typed values as data ([`Value`]; its `Display` is gdb's text), a changed member, and the
 /// parts of a value.

@@ -40,7 +40,7 @@ use hwbp_symbols::local::{find_local, FrameLocal, LocalError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{FrameRef, Hit, HitValue, WatchId};
 use crate::json;
-use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
+use crate::plan::{expression_layout, expression_type, value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
 use crate::threads::ThreadNames;
@@ -164,7 +164,7 @@ pub(crate) fn plan_local(
         Err(e) => return Some(Err(refuse(e.to_string()))),
     };
     let shown: Arc<str> = unscoped(parsed, name).to_string().into();
-    let layout = evaluated.layout();
+    let layout = expression_layout(&evaluated);
     let local_watch = LocalWatch {
         arm_addr: local.arm_pc.wrapping_add(bias),
         offset: evaluated.addr - BASE,
@@ -179,7 +179,7 @@ pub(crate) fn plan_local(
         access,
         pieces: Vec::new(),
         kernel_address: false,
-        layout: layout.map(Arc::new),
+        layout,
         layout_offset: 0,
         value_type: Some(expression_type(&evaluated)),
         chain: None,
