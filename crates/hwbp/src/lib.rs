@@ -50,6 +50,7 @@
 
 mod callchain;
 pub mod chain;
+mod clock;
 pub mod condition;
 mod engine;
 pub mod error;
@@ -58,6 +59,7 @@ mod json;
 pub mod ksym;
 mod launched;
 pub mod local;
+mod options;
 mod perf;
 pub mod plan;
 mod queue;
@@ -77,13 +79,14 @@ pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{FrameRef, Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
 pub use local::{ScopeEnd, ScopeEvent};
+pub use options::{CallGraph, Mode, StopHandle, WatchOptions, DEFAULT_STACK_BYTES};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,
 };
-pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
+pub use watcher::Watcher;
 
 /// An access mode: read, write, read/write, execute.
 pub use hwbp_core::Access;

@@ -40,12 +40,12 @@ use hwbp_symbols::local::{find_local, FrameLocal, LocalError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{FrameRef, Hit, HitValue, WatchId};
 use crate::json;
+use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{expression_type, value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Summary, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::LastValue;
-use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;

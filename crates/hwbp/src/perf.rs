@@ -58,16 +58,17 @@ use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use hwbp_symbols::store::DecodedStore;
 use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
+use crate::clock::monotonic_ns;
 use crate::engine::{choose_engine, ActiveHandler, Engine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{plural, PlannedTarget, WatchPlan};
 use crate::queue::{HitQueue, Taken};
 use crate::rotation::PiecePlacement;
 use crate::sink::{HitCount, HitSink, Notice, Progress};
 use crate::summary::{HandlerTotals, Summary};
 use crate::threads::ThreadNames;
-use crate::watcher::{monotonic_ns, StopHandle, WatchOptions};
 
 /// How often the drain thread wakes when no ring has reached its wake-up watermark: bounds the
 /// delay between a hit and its value read.

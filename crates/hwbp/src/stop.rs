@@ -27,12 +27,12 @@ use hwbp_symbols::store::{decode_store, DecodedStore};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Summary, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::WatchValues;
-use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;

@@ -42,10 +42,10 @@ use hwbp_symbols::{ProcessSymbols, SymbolError};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, WatchId};
+use crate::options::{Mode, StopHandle, WatchOptions};
 use crate::plan::{self, ParsedSpec, PlanOptions, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitCount, HitSink, Notice};
 use crate::summary::{Placement, ProcessTotals, Summary, WatchTotals};
-use crate::watcher::{Mode, StopHandle, WatchOptions};
 
 /// The dynamic linker's notification function (glibc's ld.so exports it; `r_debug.r_brk`
 /// points at it).
