@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 mod callchain;
+mod capture;
 pub mod chain;
 mod clock;
 pub mod condition;

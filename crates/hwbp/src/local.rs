@@ -374,7 +374,7 @@ pub(crate) fn run_stop(
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
         None,
-        crate::perf::code_reader(),
+        crate::capture::code_reader(),
     );
     let mut run = FrameRun {
         plan: &plan,
@@ -707,7 +707,7 @@ impl FrameRun<'_> {
         let store = if single_thread {
             None
         } else {
-            crate::stop::decode_at(cache, pid, ip)
+            crate::capture::decode_at(cache, pid, ip)
         };
         let watch = self.watch;
         let (frames, unwind_stopped) = if self.opts.callchain {
@@ -745,7 +745,7 @@ impl FrameRun<'_> {
         for piece in frame.pieces.iter_mut().filter(|p| p.slot_mask & slots != 0) {
             frame.hits += 1;
             self.hits += 1;
-            let (new, source) = crate::stop::stopped_value(
+            let (new, source) = crate::capture::stopped_value(
                 store.as_ref(),
                 &at.registers,
                 pid,
@@ -788,7 +788,7 @@ impl FrameRun<'_> {
                 for &addr in &frames {
                     cache.push_frames(pid, addr, false, true, &mut callchain);
                 }
-                callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
+                callchain.extend(unwind_stopped.as_deref().map(crate::capture::unwind_marker));
             }
             let hit = Hit {
                 watch: watch.id,

@@ -58,6 +58,7 @@ use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use hwbp_symbols::store::DecodedStore;
 use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
+use crate::capture::{code_reader, unwind_marker};
 use crate::clock::monotonic_ns;
 use crate::engine::{choose_engine, ActiveHandler, Engine};
 use crate::error::{Error, ErrorKind, Result};
@@ -88,11 +89,6 @@ const HANDLER_BATCH_PAUSE: Duration = Duration::from_millis(5);
 pub(crate) const STRAY_TRAP_HINT: &str = " (if nothing in the program raised it, likely a debug \
      exception the kernel could not match to a watchpoint: some virtual machines raise these \
      under busy watchpoints, and that hit was not counted)";
-
-/// The frame that ends a chain whose unwinding stopped before the outermost frame.
-pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
-    format!("[unwinding stopped: {why}]").into()
-}
 
 /// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
 /// read from a frame that was no frame record) ends the chain with a marker instead, and
@@ -316,14 +312,6 @@ pub(crate) fn placement(plan: &WatchPlan) -> Result<PiecePlacement> {
     };
     let first_round = plan.target.is_launched().then_some(LAUNCHED_FIRST_ROUND_NS);
     PiecePlacement::with_first_round(&plan.watches, free, &plan.options, first_round)
-}
-
-/// Reads `len` bytes of process `pid` for the symbol cache.
-pub(crate) fn code_reader() -> hwbp_symbols::cache::CodeReader {
-    Box::new(|pid, addr, len| {
-        let mut buf = vec![0u8; len];
-        memory::read_memory(pid, addr, &mut buf).ok().map(|_| buf)
-    })
 }
 
 /// The process of thread `tid` (CPU-wide watches see any process): `Tgid` of
@@ -1179,7 +1167,7 @@ impl Delivery<'_> {
                 let cache = &mut *self.cache;
                 self.stores
                     .entry((hit.pid, hit.ip))
-                    .or_insert_with(|| crate::stop::decode_at(cache, hit.pid, hit.ip))
+                    .or_insert_with(|| crate::capture::decode_at(cache, hit.pid, hit.ip))
                     .and_then(|store| store.value_at(&registers, watch.addr, watch.len))
             }
             _ => None,

@@ -23,7 +23,7 @@ use hwbp_linux::memory;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
-use hwbp_symbols::store::{decode_store, DecodedStore};
+use hwbp_symbols::store::DecodedStore;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
@@ -124,17 +124,6 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
     Ok((registers, pieces))
 }
 
-/// The store that trapped at `ip` (the instruction after it), decoded from the code.
-pub(crate) fn decode_at(cache: &mut SymbolCache, pid: i32, ip: u64) -> Option<DecodedStore> {
-    cache
-        .code(pid, ip, false, false)
-        .instruction
-        .and_then(|start| {
-            let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
-            decode_store(start, &bytes)
-        })
-}
-
 /// When `pieces[index]` watches a pointer of a value chain: evaluates the expression again
 /// (the writer is stopped) and moves the chain's pieces; true when any moved.
 fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32) -> bool {
@@ -158,29 +147,6 @@ fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32
     !moves.is_empty()
 }
 
-/// The value of `len` bytes at `addr` after a hit of a stopped thread with `registers`: the
-/// decoded store's when it wrote them, else read now (exact with one thread, read-after with
-/// several).
-pub(crate) fn stopped_value(
-    store: Option<&DecodedStore>,
-    registers: &[u64; 16],
-    pid: i32,
-    (addr, len): (u64, u64),
-    single_thread: bool,
-) -> (Option<u64>, ValueSource) {
-    match store.and_then(|st| st.value_at(registers, addr, len)) {
-        Some(v) => (Some(v), ValueSource::DecodedStore),
-        None => (
-            memory::read_value(pid, addr, len as usize).ok(),
-            if single_thread {
-                ValueSource::Stopped
-            } else {
-                ValueSource::ReadAfter
-            },
-        ),
-    }
-}
-
 /// The store that trapped at `ip`, decoded once per IP.
 fn decoded_store(
     stores: &mut HashMap<u64, Option<DecodedStore>>,
@@ -191,7 +157,7 @@ fn decoded_store(
     if let Some(store) = stores.get(&ip) {
         return *store;
     }
-    let decoded = decode_at(cache, pid, ip);
+    let decoded = crate::capture::decode_at(cache, pid, ip);
     stores.insert(ip, decoded);
     decoded
 }
@@ -370,7 +336,7 @@ pub(crate) fn run(
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
         None,
-        crate::perf::code_reader(),
+        crate::capture::code_reader(),
     );
     let mut unwinder =
         hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s)));
@@ -557,7 +523,8 @@ pub(crate) fn run(
                         for &addr in &frames {
                             cache.push_frames(pid, addr, false, true, &mut callchain);
                         }
-                        callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
+                        callchain
+                            .extend(unwind_stopped.as_deref().map(crate::capture::unwind_marker));
                     }
                     let mut hit = Hit {
                         watch: piece.watch,

@@ -4,7 +4,6 @@
 //!
 //! The JSON form (`"type": "summary"`) is part of hwbp's interface; see each field.
 
-use crate::plan::PlannedWatch;
 use serde::{Deserialize, Serialize};
 
 use crate::hit::WatchId;
@@ -78,33 +77,6 @@ pub struct WatchTotals {
 }
 
 impl WatchTotals {
-    /// The totals of a watch whose pieces kept their registers the whole run (stop mode, a
-    /// local's frames, a watch that never armed): `hits` counted, `reported` of them, exact.
-    pub fn exact(
-        watch: &PlannedWatch,
-        address: String,
-        len: u64,
-        hits: u64,
-        reported: u64,
-    ) -> Self {
-        WatchTotals {
-            id: watch.id,
-            watch: watch.label.to_string(),
-            address,
-            len,
-            hits,
-            reported,
-            lost: 0,
-            placement: Placement::Pinned,
-            hits_seen: None,
-            coverage: None,
-            estimate: None,
-            lower_bound: false,
-            never_armed: Vec::new(),
-            never_armed_reason: None,
-        }
-    }
-
     /// The flexible part in words: `flexible: 1234 hits seen, armed 11.1% of the time,
     /// estimate 11106`; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
