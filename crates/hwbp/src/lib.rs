@@ -74,6 +74,7 @@ pub mod summary;
 pub mod threads;
 mod tree;
 pub mod typed;
+mod values;
 pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};

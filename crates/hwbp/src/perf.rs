@@ -369,7 +369,7 @@ fn run_plan(
     let mut placement = placement(plan)?;
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
     let chains = crate::chain::PerfChains::new(plan, &placement)?;
-    let mut typed_values = crate::typed::WatchValues::new(plan, plan.target.pid());
+    let mut typed_values = crate::values::WatchValues::new(plan, plan.target.pid());
     for piece in (0..placement.pieces().len()).filter(|p| !placement.is_armed(*p)) {
         // Not armed until its first turn: its bytes are unknown until then.
         let (watch, index) = placement.owner(piece);
@@ -1028,7 +1028,7 @@ struct Delivery<'a> {
     pid_of: HashMap<i32, i32>,
     /// Per piece: the count map's total (count mode), added to `reported` at the end.
     counted: Vec<u64>,
-    typed_values: &'a mut crate::typed::WatchValues,
+    typed_values: &'a mut crate::values::WatchValues,
 }
 
 /// Takes what the drain thread queues and hands it to the sink until the queue closes; returns

@@ -32,7 +32,7 @@ use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{Summary, WatchTotals};
 use crate::threads::ThreadNames;
-use crate::typed::WatchValues;
+use crate::values::WatchValues;
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;
