@@ -56,6 +56,7 @@ pub mod condition;
 mod engine;
 pub mod error;
 pub mod hit;
+mod hit_json;
 mod json;
 pub mod ksym;
 mod launched;
@@ -79,7 +80,8 @@ pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
-pub use hit::{FrameRef, Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
+pub use hit::{FrameRef, Hit, HitValue, ValueSource, WatchId};
+pub use hit_json::HitJsonWriter;
 pub use local::{ScopeEnd, ScopeEvent};
 pub use options::{CallGraph, Mode, StopHandle, WatchOptions, DEFAULT_STACK_BYTES};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
