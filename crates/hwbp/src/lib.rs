@@ -76,6 +76,7 @@ pub mod threads;
 mod tree;
 pub mod typed;
 mod values;
+mod watch_condition;
 pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};
