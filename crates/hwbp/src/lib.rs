@@ -67,6 +67,7 @@ pub mod plan;
 mod queue;
 pub mod record;
 pub mod rotation;
+mod scope;
 mod shadow;
 pub mod sink;
 pub mod slots;
@@ -83,10 +84,10 @@ pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use hit::{FrameRef, Hit, HitValue, ValueSource, WatchId};
 pub use hit_json::HitJsonWriter;
-pub use local::{ScopeEnd, ScopeEvent};
 pub use options::{CallGraph, Mode, StopHandle, WatchOptions, DEFAULT_STACK_BYTES};
 pub use plan::{PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
+pub use scope::{ScopeEnd, ScopeEvent};
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, Fate, HandlerTotals, Placement, ProcessTotals, Summary, WatchTotals,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hwbp_symbols::cache::CodeInfo;
 
 use crate::hit::{Hit, WatchId};
-use crate::local::ScopeEvent;
+use crate::scope::ScopeEvent;
 
 /// Something the watcher says about the run, apart from hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
