@@ -50,7 +50,6 @@
 
 mod callchain;
 mod capture;
-pub mod chain;
 mod clock;
 pub mod condition;
 mod engine;
@@ -64,6 +63,7 @@ pub mod local;
 mod options;
 mod perf;
 pub mod plan;
+pub use plan::chain;
 mod queue;
 pub mod record;
 pub mod rotation;

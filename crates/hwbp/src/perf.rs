@@ -58,6 +58,8 @@ use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use hwbp_symbols::store::DecodedStore;
 use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
+mod chains;
+
 use crate::capture::{code_reader, unwind_marker};
 use crate::clock::monotonic_ns;
 use crate::engine::{choose_engine, ActiveHandler, Engine};
@@ -368,7 +370,7 @@ fn run_plan(
         target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
     let mut placement = placement(plan)?;
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
-    let chains = crate::chain::PerfChains::new(plan, &placement)?;
+    let chains = chains::PerfChains::new(plan, &placement)?;
     let mut typed_values = crate::values::WatchValues::new(plan, plan.target.pid());
     for piece in (0..placement.pieces().len()).filter(|p| !placement.is_armed(*p)) {
         // Not armed until its first turn: its bytes are unknown until then.
@@ -614,7 +616,7 @@ struct Drain<'a> {
     dropped: u64,
     next_interval: Option<Duration>,
     /// Value chains to move when one of their pointers is written.
-    chains: &'a crate::chain::PerfChains,
+    chains: &'a chains::PerfChains,
     /// Unwinds the user stacks hits carry, before they are queued (the bytes are not kept).
     unwinder: StackUnwinder,
 }

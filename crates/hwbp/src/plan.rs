@@ -28,6 +28,8 @@
 //! expression gets its DWARF type ([`crate::typed::WatchType`]; unknown for a symbol without
 //! debug info).
 
+pub mod chain;
+
 use std::ffi::OsString;
 use std::sync::Arc;
 
@@ -43,7 +45,7 @@ use hwbp_symbols::eval::{self, EvalError, LoadedModule, Scope};
 use hwbp_symbols::expr::{self, Expr};
 use hwbp_symbols::{KernelSymbols, ModuleInfo, ProcessSymbols};
 
-use crate::chain::{self, ValueChain};
+use self::chain::ValueChain;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::WatchId;
 use crate::typed::WatchType;
