@@ -29,6 +29,7 @@
 //! debug info).
 
 pub mod chain;
+pub(crate) mod local;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ pub struct PlannedWatch {
     pub chain: Option<Arc<ValueChain>>,
     /// For a local variable (`FUNC::LOCAL`): its frames, armed at each entry of FUNC
     /// ([`crate::local`]); `addr` and `pieces` are then per frame, not here.
-    pub local: Option<Arc<crate::local::LocalWatch>>,
+    pub local: Option<Arc<local::LocalWatch>>,
 }
 
 impl PlannedWatch {
@@ -907,7 +908,7 @@ fn plan_expression(
         result = attempt(&scope_modules);
     }
     if let Err(EvalError::NoFixedAddress { .. } | EvalError::UnknownVariable { .. }) = &result {
-        if let Some(planned) = crate::local::plan_local(id, text, parsed, access, &scope_modules) {
+        if let Some(planned) = local::plan_local(id, text, parsed, access, &scope_modules) {
             return planned;
         }
     }
