@@ -30,6 +30,7 @@
 
 pub mod chain;
 pub(crate) mod local;
+pub(crate) mod pending;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -291,7 +292,7 @@ pub struct WatchPlan {
     pub(crate) options: PlanOptions,
     /// For a launched command whose image does not define every watched name: what the
     /// process-tree watcher plans again in each process ([`crate::tree`]).
-    pub(crate) tree: Option<crate::tree::TreePlan>,
+    pub(crate) tree: Option<pending::TreePlan>,
 }
 
 /// Builds a [`WatchPlan`]; see [`WatchPlan::builder`].
@@ -354,11 +355,11 @@ impl PlanBuilder {
         let whole_process = matches!(target, Target::Process(_) | Target::Launch(_));
         let target = resolve_target(target)?;
         if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
-            let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
+            let undefined = pending::undefined_names(*pid, &names_needed(&specs), true);
             if !undefined.is_empty() || self.options.follow_children {
                 // Armed in each process of the command's tree (or in the attached process)
                 // once it maps an image defining them (crate::tree).
-                return Ok(crate::tree::pending_plan(
+                return Ok(pending::pending_plan(
                     self.specs,
                     specs,
                     target,
