@@ -52,7 +52,6 @@ mod callchain;
 mod capture;
 mod clock;
 pub mod condition;
-mod engine;
 pub mod error;
 pub mod hit;
 mod hit_json;

@@ -59,10 +59,10 @@ use hwbp_symbols::store::DecodedStore;
 use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
 mod chains;
+mod engine;
 
 use crate::capture::{code_reader, unwind_marker};
 use crate::clock::monotonic_ns;
-use crate::engine::{choose_engine, ActiveHandler, Engine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::options::{StopHandle, WatchOptions};
@@ -72,6 +72,7 @@ use crate::rotation::PiecePlacement;
 use crate::sink::{HitCount, HitSink, Notice, Progress};
 use crate::summary::{HandlerTotals, Summary};
 use crate::threads::ThreadNames;
+use engine::{choose_engine, ActiveHandler, Engine};
 
 /// How often the drain thread wakes when no ring has reached its wake-up watermark: bounds the
 /// delay between a hit and its value read.
