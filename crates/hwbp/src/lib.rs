@@ -52,6 +52,7 @@ mod callchain;
 mod capture;
 mod clock;
 pub mod condition;
+mod dispatch;
 pub mod error;
 pub mod hit;
 mod hit_json;

@@ -86,6 +86,8 @@ pub(crate) fn run_stop(
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
+    // What stop mode refuses, it refuses for a local too (crate::dispatch sends it here).
+    crate::stop::check(&plan)?;
     let [watch] = plan.watches.as_slice() else {
         return Err(Error::bad_input(
             "a local's watch runs alone for now: give it a run of its own, without other \

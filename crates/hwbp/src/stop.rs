@@ -53,7 +53,7 @@ struct StopPiece {
 }
 
 /// Refuses what stop mode cannot do, before anything is armed.
-fn check(plan: &WatchPlan) -> Result<()> {
+pub(crate) fn check(plan: &WatchPlan) -> Result<()> {
     if matches!(plan.target, PlannedTarget::Cpus { .. }) {
         return Err(Error::bad_input(
             "--stop stops threads of one process: give -p PID, -t TID or -- CMD, not -a/-C",
@@ -276,9 +276,6 @@ pub(crate) fn run(
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
     check(&plan)?;
-    if plan.watches.iter().any(|w| w.local.is_some()) {
-        return crate::local::run_stop(plan, opts, stop, sink);
-    }
     let (registers, mut pieces) = allocate(&plan)?;
     let followed = match &plan.target {
         PlannedTarget::Threads {

@@ -410,10 +410,7 @@ impl TreeRun<'_> {
         }
         let thread = std::thread::Builder::new()
             .name(format!("hwbp-pid-{pid}"))
-            .spawn(move || match opts.mode {
-                Mode::Perf => crate::perf::run(sub_plan, &opts, &run_stop, &mut sink),
-                Mode::Stop => crate::stop::run(sub_plan, &opts, &run_stop, &mut sink),
-            })
+            .spawn(move || crate::dispatch::run(sub_plan, &opts, &run_stop, &mut sink))
             .map_err(|e| Error::wrap(ErrorKind::Kernel, "cannot start a watcher thread", e))?;
         let index = self.runs.len();
         self.runs.push(Some(ProcessRun {

@@ -83,10 +83,7 @@ impl Watcher {
                 }
             }
         }
-        match options.mode {
-            Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
-            Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),
-        }
+        crate::dispatch::run(plan, &options, &stop, &mut sink)
     }
 }
 
