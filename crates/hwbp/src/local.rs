@@ -34,8 +34,9 @@ use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
 
+use crate::capture::Trap;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hit::{FrameRef, Hit, HitValue};
+use crate::hit::{FrameRef, HitValue};
 use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
@@ -503,11 +504,10 @@ impl FrameRun<'_> {
             frame.hits += 1;
             self.hits += 1;
             let (new, source) = crate::capture::stopped_value(
-                store.as_ref(),
-                &at.registers,
-                pid,
+                store.as_ref().map(|store| (store, &at.registers)),
                 (piece.addr, piece.len),
                 single_thread,
+                |addr, len| memory::read_value(pid, addr, len as usize).ok(),
             );
             let old = piece.last_value;
             if new.is_some() {
@@ -535,35 +535,28 @@ impl FrameRun<'_> {
             if self.opts.max_hits.is_some_and(|m| self.reported >= m) {
                 break;
             }
-            let code = cache.code(pid, ip, false, false);
-            let mut callchain = Vec::new();
-            if self.opts.callchain {
-                callchain.push(match &code.location {
-                    Some(loc) => format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into(),
-                    None => format!("{ip:#x}").into(),
-                });
-                for &addr in &frames {
-                    cache.push_frames(pid, addr, false, true, &mut callchain);
-                }
-                callchain.extend(unwind_stopped.as_deref().map(crate::capture::unwind_marker));
-            }
-            let hit = Hit {
-                watch: watch.id,
-                time_ns,
-                cpu: None,
-                pid,
-                tid,
-                comm: Arc::clone(&comm),
-                access: watch.access,
-                kernel: false,
-                ip,
-                code,
-                member: piece.member.clone(),
-                value: Some(HitValue { old, new, source }),
-                callchain,
-                typed: typed.clone(),
-                frame: Some(frame.frame),
+            let code = crate::capture::code_at(cache, self.opts, pid, ip, false, false);
+            let callchain = if self.opts.callchain {
+                let at = (ip, &*code);
+                let stopped = unwind_stopped.as_deref();
+                crate::capture::stopped_callchain(cache, pid, at, &frames, stopped)
+            } else {
+                Vec::new()
             };
+            let trap = Trap::stopped(time_ns, pid, tid, ip);
+            let value = Some(HitValue { old, new, source });
+            let member = piece.member.clone();
+            let mut hit = crate::capture::hit(
+                watch,
+                trap,
+                Arc::clone(&comm),
+                code,
+                member,
+                value,
+                callchain,
+            );
+            hit.typed = typed.clone();
+            hit.frame = Some(frame.frame);
             frame.reported += 1;
             self.reported += 1;
             if sink.hit(&hit)?.is_break() {

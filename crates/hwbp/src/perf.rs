@@ -61,7 +61,7 @@ mod engine;
 mod queued;
 mod targets;
 
-use crate::capture::code_reader;
+use crate::capture::{code_reader, DecodedStores};
 use crate::clock::monotonic_ns;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::WatchId;
@@ -295,7 +295,7 @@ fn run_plan(
                 total_reported: 0,
                 armed_ns,
                 seeded,
-                stores: HashMap::new(),
+                stores: DecodedStores::default(),
                 pid_of: HashMap::new(),
                 counted: vec![0; n_pieces],
                 typed_values: &mut typed_values,

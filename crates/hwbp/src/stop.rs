@@ -13,7 +13,6 @@
 //! the new value. However the run ends, every thread gets its previous debug registers back and
 //! runs on ([`StopTracer::detach`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,14 +22,16 @@ use hwbp_linux::memory;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
-use hwbp_symbols::store::DecodedStore;
 
+use crate::capture::{
+    code_at, pinned_totals, stopped_callchain, stopped_value, DecodedStores, Trap,
+};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::hit::{HitValue, ValueSource, WatchId};
 use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{Summary, WatchTotals};
+use crate::summary::Summary;
 use crate::threads::ThreadNames;
 use crate::values::WatchValues;
 
@@ -145,21 +146,6 @@ fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32
         moved.last_value = memory::read_value(pid, request.addr, request.len as usize).ok();
     }
     !moves.is_empty()
-}
-
-/// The store that trapped at `ip`, decoded once per IP.
-fn decoded_store(
-    stores: &mut HashMap<u64, Option<DecodedStore>>,
-    cache: &mut SymbolCache,
-    pid: i32,
-    ip: u64,
-) -> Option<DecodedStore> {
-    if let Some(store) = stores.get(&ip) {
-        return *store;
-    }
-    let decoded = crate::capture::decode_at(cache, pid, ip);
-    stores.insert(ip, decoded);
-    decoded
 }
 
 /// The plan's process, its threads and the launched command, taken out of the plan (`None`
@@ -338,7 +324,7 @@ pub(crate) fn run(
     let mut unwinder =
         hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s)));
     let mut names = ThreadNames::from_proc();
-    let mut stores = HashMap::new();
+    let mut stores = DecodedStores::default();
     let mut hits = vec![0u64; pieces.len()];
     let mut reported = vec![0u64; pieces.len()];
     let mut total_reported = 0u64;
@@ -368,7 +354,7 @@ pub(crate) fn run(
                 let store = if single_thread {
                     None
                 } else {
-                    decoded_store(&mut stores, &mut cache, pid, ip)
+                    stores.at(&mut cache, pid, ip)
                 };
                 // The registers cost a request: only for a store's source or a callchain.
                 let stopped = if store.is_some() || opts.callchain {
@@ -392,20 +378,14 @@ pub(crate) fn run(
                     let value = if execute || !opts.read_values {
                         None
                     } else {
-                        let decoded = store.zip(stopped).and_then(|(st, regs)| {
-                            st.value_at(&regs.registers, piece.addr, piece.len)
-                        });
-                        let (new, source) = match decoded {
-                            Some(v) => (Some(v), ValueSource::DecodedStore),
-                            None => (
-                                tracer.read_value(tid, piece.addr, piece.len),
-                                if single_thread {
-                                    ValueSource::Stopped
-                                } else {
-                                    ValueSource::ReadAfter
-                                },
-                            ),
-                        };
+                        let (new, source) = stopped_value(
+                            store
+                                .as_ref()
+                                .zip(stopped.as_ref().map(|regs| &regs.registers)),
+                            (piece.addr, piece.len),
+                            single_thread,
+                            |addr, len| tracer.read_value(tid, addr, len),
+                        );
                         let old = piece.last_value;
                         if new.is_some() {
                             piece.last_value = new;
@@ -505,41 +485,18 @@ pub(crate) fn run(
                         }
                     }
                     let execute = watch.access == Access::Execute;
-                    let code = cache.code(pid, ip, false, execute);
-                    let mut callchain = Vec::with_capacity(frames.len() + 1);
-                    if opts.callchain {
-                        callchain.push(match &code.location {
-                            Some(loc) => {
-                                format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into()
-                            }
-                            None => match &code.module_offset {
-                                Some(offset) => format!("{ip:#x} {offset}").into(),
-                                None => format!("{ip:#x}").into(),
-                            },
-                        });
-                        for &addr in &frames {
-                            cache.push_frames(pid, addr, false, true, &mut callchain);
-                        }
-                        callchain
-                            .extend(unwind_stopped.as_deref().map(crate::capture::unwind_marker));
-                    }
-                    let mut hit = Hit {
-                        watch: piece.watch,
-                        time_ns,
-                        cpu: None,
-                        pid,
-                        tid,
-                        comm: names.name(pid, tid),
-                        access: watch.access,
-                        kernel: false,
-                        ip,
-                        code,
-                        member: piece.member.clone(),
-                        value,
-                        callchain,
-                        typed: None,
-                        frame: None,
+                    let code = code_at(&mut cache, opts, pid, ip, false, execute);
+                    let callchain = if opts.callchain {
+                        let at = (ip, &*code);
+                        stopped_callchain(&mut cache, pid, at, &frames, unwind_stopped.as_deref())
+                    } else {
+                        Vec::new()
                     };
+                    let trap = Trap::stopped(time_ns, pid, tid, ip);
+                    let comm = names.name(pid, tid);
+                    let member = piece.member.clone();
+                    let mut hit =
+                        crate::capture::hit(watch, trap, comm, code, member, value, callchain);
                     if let Some(observed) = observed {
                         observed.apply(&mut hit, ValueSource::Stopped);
                     }
@@ -599,15 +556,8 @@ pub(crate) fn run(
         )
     })?;
 
-    let watchpoints = plan
-        .watches
-        .iter()
-        .map(|w| {
-            let mine = pieces.iter().enumerate().filter(|(_, p)| p.watch == w.id);
-            let (h, r) = mine.fold((0, 0), |(h, r), (i, _)| (h + hits[i], r + reported[i]));
-            WatchTotals::exact(w, format!("{:#x}", w.addr), w.len, h, r)
-        })
-        .collect();
+    let owners: Vec<WatchId> = pieces.iter().map(|p| p.watch).collect();
+    let watchpoints = pinned_totals(&plan.watches, &owners, &hits, &reported);
     Ok(Summary {
         kind: "summary",
         watchpoints,

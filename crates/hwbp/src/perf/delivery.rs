@@ -9,14 +9,13 @@ use std::sync::Arc;
 use hwbp_core::Access;
 use hwbp_linux::bpf::handler::CountKey;
 use hwbp_linux::bpf::{HandlerPiece, HandlerRecord};
-use hwbp_linux::session::{self};
+use hwbp_linux::session;
 use hwbp_symbols::cache::{CodeInfo, SymbolCache};
-use hwbp_symbols::store::DecodedStore;
 
 use super::queued::{Queued, CONSUMER_BREAK, CONSUMER_FAILED, CONSUMER_MAX_HITS, CONSUMER_RUNNING};
 use super::targets::process_of;
 use super::POLL_INTERVAL;
-use crate::capture::unwind_marker;
+use crate::capture::{code_at, unwind_marker, DecodedStores, Trap};
 use crate::error::{Error, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::options::WatchOptions;
@@ -59,7 +58,7 @@ pub(super) struct Delivery<'a> {
     /// Per piece: the handler knows its value at arming (else the first `old` is unknown).
     pub(super) seeded: Vec<bool>,
     /// Decoded trapping stores per (pid, ip), for the fallback's register values.
-    pub(super) stores: HashMap<(i32, u64), Option<DecodedStore>>,
+    pub(super) stores: DecodedStores,
     /// Process of a thread seen in the count map (CPU-wide watches).
     pub(super) pid_of: HashMap<i32, i32>,
     /// Per piece: the count map's total (count mode), added to `reported` at the end.
@@ -180,18 +179,10 @@ impl Delivery<'_> {
         value: Option<u64>,
         unwind_stopped: Option<String>,
     ) -> Hit {
-        let (id, index) = self.piece_owner[piece];
+        let (id, _) = self.piece_owner[piece];
         let watch = &plan.watches[id.0];
-        let code = if opts.symbolize {
-            self.cache.code(
-                hit.pid,
-                hit.ip,
-                hit.kernel_mode,
-                watch.access == Access::Execute,
-            )
-        } else {
-            Arc::new(CodeInfo::default())
-        };
+        let execute = watch.access == Access::Execute;
+        let code = code_at(self.cache, opts, hit.pid, hit.ip, hit.kernel_mode, execute);
         // The fallback: a plain `mov` store's value from the user registers at the trap.
         let decoded = match hit.registers {
             Some(registers)
@@ -200,10 +191,8 @@ impl Delivery<'_> {
                     && watch.pieces.len() == 1
                     && watch.access != Access::Execute =>
             {
-                let cache = &mut *self.cache;
                 self.stores
-                    .entry((hit.pid, hit.ip))
-                    .or_insert_with(|| crate::capture::decode_at(cache, hit.pid, hit.ip))
+                    .at(self.cache, hit.pid, hit.ip)
                     .and_then(|store| store.value_at(&registers, watch.addr, watch.len))
             }
             _ => None,
@@ -233,24 +222,34 @@ impl Delivery<'_> {
             }
             callchain.extend(unwind_stopped.map(|why| unwind_marker(&why)));
         }
-        let mut out = Hit {
-            watch: id,
+        let trap = Trap {
             time_ns: hit.time_ns.saturating_sub(self.armed_ns),
             cpu: Some(hit.cpu),
             pid: hit.pid,
             tid: hit.tid,
-            comm: self.names.name(hit.pid, hit.tid),
-            access: watch.access,
             kernel: hit.kernel_mode,
             ip: hit.ip,
-            code,
-            member: self.piece_members[piece].clone(),
-            value,
-            callchain,
-            typed: None,
-            frame: None,
         };
         // Hook 3 of 3: the value in its type.
+        self.typed_hit(plan, piece, trap, code, value, callchain)
+    }
+
+    /// The hit of placement piece `piece` at `trap`, with its value in its type: the end of
+    /// both paths (samples and handler records).
+    fn typed_hit(
+        &mut self,
+        plan: &WatchPlan,
+        piece: usize,
+        trap: Trap,
+        code: Arc<CodeInfo>,
+        value: Option<HitValue>,
+        callchain: Vec<Arc<str>>,
+    ) -> Hit {
+        let (id, index) = self.piece_owner[piece];
+        let comm = self.names.name(trap.pid, trap.tid);
+        let member = self.piece_members[piece].clone();
+        let watch = &plan.watches[id.0];
+        let mut out = crate::capture::hit(watch, trap, comm, code, member, value, callchain);
         self.typed_values.annotate(plan, &mut out, index);
         out
     }
@@ -266,14 +265,14 @@ impl Delivery<'_> {
         piece: usize,
         unwind_stopped: Option<String>,
     ) -> Hit {
-        let (id, _) = self.piece_owner[piece];
-        let watch = &plan.watches[id.0];
-        let code = if opts.symbolize {
-            self.cache
-                .code(record.pid, record.ip, record.kernel_mode, false)
-        } else {
-            Arc::new(CodeInfo::default())
-        };
+        let code = code_at(
+            self.cache,
+            opts,
+            record.pid,
+            record.ip,
+            record.kernel_mode,
+            false,
+        );
         let value = (opts.read_values && !record.value_unreadable).then(|| {
             let seeded = std::mem::replace(&mut self.seeded[piece], true);
             HitValue {
@@ -297,27 +296,16 @@ impl Delivery<'_> {
         } else {
             Vec::new()
         };
-        let mut out = Hit {
-            watch: id,
+        let trap = Trap {
             time_ns: record.time_ns.saturating_sub(self.armed_ns),
             cpu: Some(record.cpu),
             pid: record.pid,
             tid: record.tid,
-            comm: self.names.name(record.pid, record.tid),
-            access: watch.access,
             kernel: record.kernel_mode,
             ip: record.ip,
-            code,
-            member: self.piece_members[piece].clone(),
-            value,
-            callchain,
-            typed: None,
-            frame: None,
         };
         // The value in its type (the handler's exact new value, typed).
-        let (_, index) = self.piece_owner[piece];
-        self.typed_values.annotate(plan, &mut out, index);
-        out
+        self.typed_hit(plan, piece, trap, code, value, callchain)
     }
 
     /// The count map, symbolized; the pieces' reported counts become its sums.
@@ -344,11 +332,7 @@ impl Delivery<'_> {
                         .or_insert_with(|| process_of(key.tid))
                 });
                 let kernel = HandlerPiece::new(key.ip, 1).is_kernel();
-                let code = if opts.symbolize {
-                    self.cache.code(pid, key.ip, kernel, false)
-                } else {
-                    Arc::new(CodeInfo::default())
-                };
+                let code = code_at(self.cache, opts, pid, key.ip, kernel, false);
                 HitCount {
                     watch: id,
                     member: self.piece_members[piece].clone(),
