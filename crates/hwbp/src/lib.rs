@@ -46,6 +46,29 @@
 //! - [`chain`]: gdb's value chain for expressions through pointers.
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
 //!   writer, the report tables, folded stacks and the HTML page.
+//!
+//! ## Layers
+//! Each module imports only modules of its own layer or lower ones, and no two modules import
+//! each other, directly or around a circle (`tests/layers.rs` reads the sources and fails
+//! when one does). Bottom to top:
+//! 1. **data**: plain data and pure functions of it. `error`, `json` (the JSON writer's
+//!    primitives), `hit` (ids, hits, values), `typed` (a watch's DWARF type, typed values and
+//!    their formatting), `scope` (a local's frame ended), `summary` (totals), `condition`
+//!    (the pure `--if` test), `queue` (the bounded hit queue), `options` ([`WatchOptions`],
+//!    [`Mode`], [`CallGraph`], [`StopHandle`]), `clock`, `threads`, `sink` (where hits go).
+//! 2. **plan**: [`plan`] (with its parts `plan::chain`, `plan::local` and `plan::pending`:
+//!    value chains, locals' watches, watches that wait for their image), and what reads a plan
+//!    without running it: `watch_condition` (`--if` against the planned watches),
+//!    `hit_json` (a hit's JSON line, which names its watch), [`ksym`], [`slots`], [`record`].
+//! 3. **capture**: what the engines share to turn traps into hits and counts into totals:
+//!    `capture` (the one place a [`Hit`] is made, symbolizing, decoded stores, a stopped
+//!    thread's value and callchain, pinned totals), `values` (each watch's values during a
+//!    run), `shadow`, [`rotation`], `callchain`, `launched` (ending a launched command).
+//! 4. **engine**: `perf` (perf events: `perf/queued`, `perf/targets`, `perf/drain`,
+//!    `perf/delivery`, `perf/engine`, `perf/chains`), `stop` (ptrace debug registers),
+//!    `local` (a local's frames), `dispatch` (which of them runs a plan), `tree` (a process
+//!    tree, a run per process).
+//! 5. **watcher**: [`watcher`], the public runner.
 #![forbid(unsafe_code)]
 
 mod callchain;
