@@ -1,7 +1,8 @@
 //! The library facade on the real kernel, as a Rust program uses it: a plan from specs and a
 //! target, a watcher, typed hits through a sink, a typed summary; and the `who_wrote` example.
 //!
-//! Per-thread breakpoints only (perf mode): these tests may run in parallel.
+//! Per-thread breakpoints (perf mode) may run in parallel; the `exclusive_` test traces with
+//! ptrace (stop mode).
 
 use std::io::{BufRead, BufReader, Write};
 use std::ops::ControlFlow;
@@ -88,6 +89,59 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
             assert_eq!(values, (1..=50).collect::<Vec<u64>>());
         }
     }
+}
+
+/// Runs a stop-mode watch of `value` in `target` with `symbolize` while it writes 1..=5.
+fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
+    let plan = WatchPlan::builder()
+        .watch("value")
+        .target(Target::Process(target.pid()))
+        .build()
+        .unwrap();
+    let options = WatchOptions {
+        mode: hwbp::Mode::Stop,
+        symbolize,
+        ..WatchOptions::default()
+    };
+    let watcher = Watcher::new(plan, options);
+    let stop = watcher.stop_handle();
+    let (armed, is_armed) = channel();
+    let runner = std::thread::spawn(move || {
+        let mut sink = Collect {
+            hits: Vec::new(),
+            armed,
+            limit: Some(5),
+        };
+        let summary = watcher.run(&mut sink).unwrap();
+        (summary, sink.hits)
+    });
+    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    target.command("go 5").unwrap();
+    let (summary, hits) = runner.join().unwrap();
+    stop.stop();
+    assert_eq!(summary.ended_by, "stopped by the hit sink");
+    let values: Vec<Option<u64>> = hits.iter().map(|h| h.value.and_then(|v| v.new)).collect();
+    assert_eq!(values, (1..=5).map(Some).collect::<Vec<_>>(), "exact values either way");
+    hits
+}
+
+#[test]
+fn exclusive_stop_mode_symbolizes_only_when_asked() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let plain = stop_mode_hits(&mut target, false);
+    assert!(
+        plain
+            .iter()
+            .all(|h| h.code.function().is_none() && h.code.location.is_none()),
+        "symbolize: false leaves the code unnamed: {:?}",
+        plain[0].code
+    );
+    assert!(plain.iter().all(|h| h.location().starts_with("0x")));
+    let named = stop_mode_hits(&mut target, true);
+    assert!(named
+        .iter()
+        .all(|h| h.code.function() == Some("store_value")));
+    target.finish().unwrap();
 }
 
 fn target_pid(hits: &[Hit]) -> i32 {
