@@ -121,7 +121,11 @@ fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
     stop.stop();
     assert_eq!(summary.ended_by, "stopped by the hit sink");
     let values: Vec<Option<u64>> = hits.iter().map(|h| h.value.and_then(|v| v.new)).collect();
-    assert_eq!(values, (1..=5).map(Some).collect::<Vec<_>>(), "exact values either way");
+    assert_eq!(
+        values,
+        (1..=5).map(Some).collect::<Vec<_>>(),
+        "exact values either way"
+    );
     hits
 }
 
