@@ -102,7 +102,8 @@ pub struct Hit {
     pub value: Option<HitValue>,
     /// The callchain, innermost first, each frame symbolized where possible.
     pub callchain: Vec<Arc<str>>,
-    /// The value in its type, for a watch of a symbol or expression ([`PlannedWatch::value_type`]).
+    /// The value in its type, for a watch of a symbol or expression
+    /// ([`PlannedWatch::value_type`](crate::plan::PlannedWatch::value_type)).
     pub typed: Option<TypedValue>,
     /// For a watch of a local variable: the frame whose copy was accessed.
     pub frame: Option<FrameRef>,
