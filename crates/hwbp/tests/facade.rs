@@ -38,6 +38,26 @@ impl HitSink for Collect {
 }
 use hwbp_fixtures::{Fixture, SEQUENCE, WRITER};
 
+/// Runs `watcher` on a thread of its own (the target is a process, not a launch) into a
+/// [`Collect`] that breaks after `limit` hits; returns once the watch is armed.
+fn run_when_armed(
+    watcher: Watcher,
+    limit: Option<usize>,
+) -> std::thread::JoinHandle<(hwbp::Summary, Vec<Hit>)> {
+    let (armed, is_armed) = channel();
+    let runner = std::thread::spawn(move || {
+        let mut sink = Collect {
+            hits: Vec::new(),
+            armed,
+            limit,
+        };
+        let summary = watcher.run(&mut sink).unwrap();
+        (summary, sink.hits)
+    });
+    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    runner
+}
+
 #[test]
 fn two_identical_specs_are_two_watches_with_their_own_counts() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
@@ -52,18 +72,7 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
     assert_eq!(plan.watches()[0].addr, target.addr());
     let watcher = Watcher::new(plan, WatchOptions::default());
     let stop = watcher.stop_handle();
-    let (armed, is_armed) = channel();
-    // The watcher runs on its own thread here (the target is a process, not a launch).
-    let runner = std::thread::spawn(move || {
-        let mut sink = Collect {
-            hits: Vec::new(),
-            armed,
-            limit: None,
-        };
-        let summary = watcher.run(&mut sink).unwrap();
-        (summary, sink.hits)
-    });
-    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    let runner = run_when_armed(watcher, None);
     target.command("go 50").unwrap();
     // The values are read after each drained batch (every 10 ms at the latest).
     std::thread::sleep(Duration::from_millis(200));
@@ -91,13 +100,18 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
     }
 }
 
-/// Runs a stop-mode watch of `value` in `target` with `symbolize` while it writes 1..=5.
-fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
-    let plan = WatchPlan::builder()
+/// A plan watching the fixture's `value` in its process.
+fn value_plan(target: &Fixture) -> WatchPlan {
+    WatchPlan::builder()
         .watch("value")
         .target(Target::Process(target.pid()))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs a stop-mode watch of `value` in `target` with `symbolize` while it writes 1..=5.
+fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
+    let plan = value_plan(target);
     let options = WatchOptions {
         mode: hwbp::Mode::Stop,
         symbolize,
@@ -105,17 +119,7 @@ fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
     };
     let watcher = Watcher::new(plan, options);
     let stop = watcher.stop_handle();
-    let (armed, is_armed) = channel();
-    let runner = std::thread::spawn(move || {
-        let mut sink = Collect {
-            hits: Vec::new(),
-            armed,
-            limit: Some(5),
-        };
-        let summary = watcher.run(&mut sink).unwrap();
-        (summary, sink.hits)
-    });
-    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    let runner = run_when_armed(watcher, Some(5));
     target.command("go 5").unwrap();
     let (summary, hits) = runner.join().unwrap();
     stop.stop();
@@ -155,11 +159,7 @@ fn target_pid(hits: &[Hit]) -> i32 {
 #[test]
 fn a_sink_that_breaks_ends_the_run_with_its_summary() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
-    let plan = WatchPlan::builder()
-        .watch("value")
-        .target(Target::Process(target.pid()))
-        .build()
-        .unwrap();
+    let plan = value_plan(&target);
     let (armed, is_armed) = channel();
     let runner = std::thread::spawn(move || {
         let mut sink = Collect {
@@ -202,11 +202,7 @@ fn bad_input_is_refused_before_anything_is_armed() {
     assert!(pending.is_pending());
     let error = WatchPlan::builder().watch("value").build().unwrap_err();
     assert!(error.to_string().starts_with("no target"), "{error}");
-    let plan = WatchPlan::builder()
-        .watch("value")
-        .target(Target::Process(target.pid()))
-        .build()
-        .unwrap();
+    let plan = value_plan(&target);
     let options = WatchOptions {
         ring_pages: 3,
         ..WatchOptions::default()
