@@ -6,7 +6,7 @@
 use hwbp_linux::ptrace::StopTracer;
 use hwbp_symbols::unwind::{StackUnwinder, StartRegs};
 
-use crate::watcher::CallGraph;
+use crate::options::CallGraph;
 
 /// Return addresses of the stopped thread (outermost last, the ip itself not included), and
 /// why unwinding stopped before the outermost frame, if it did.

@@ -48,23 +48,51 @@
 //!   [`placement`] and [`PiecePlacement`]: how a plan's pieces would share them.
 //! - [`record`]: the recording file format (`hwbp record` / `hwbp report`), its reader and
 //!   writer, the report tables, folded stacks and the HTML page.
+//!
+//! ## Layers
+//! Each module imports only modules of its own layer or lower ones, and no two modules import
+//! each other, directly or around a circle (`tests/layers.rs` reads the sources and fails
+//! when one does). Bottom to top:
+//! 1. **data**: plain data and pure functions of it. `error`, `json` (the JSON writer's
+//!    primitives), `hit` (ids, hits, values), `typed` (a watch's DWARF type, typed values and
+//!    their formatting), `scope` (a local's frame ended), `summary` (totals), `condition`
+//!    (the pure `--if` test), `queue` (the bounded hit queue), `options` ([`WatchOptions`],
+//!    [`Mode`], [`CallGraph`], [`StopHandle`]), `clock`, `threads`.
+//! 2. **plan**: [`plan`] (with its parts `plan::chain`, `plan::local` and `plan::pending`:
+//!    value chains, locals' watches, watches that wait for their image), and what reads a plan
+//!    without running it: `sink` (where hits go, each with its [`PlannedWatch`]),
+//!    `watch_condition` (`--if` against the planned watches),
+//!    `hit_json` (a hit's JSON line, which names its watch), [`ksym`], [`slots`], [`record`].
+//! 3. **capture**: what the engines share to turn traps into hits and counts into totals:
+//!    `capture` (the one place a [`Hit`] is made, symbolizing, decoded stores, a stopped
+//!    thread's value and callchain, pinned totals), `values` (each watch's values during a
+//!    run), `shadow`, `rotation`, `callchain`, `launched` (ending a launched command).
+//! 4. **engine**: `perf` (perf events: `perf/queued`, `perf/targets`, `perf/drain`,
+//!    `perf/delivery`, `perf/engine`, `perf/chains`), `stop` (ptrace debug registers),
+//!    `local` (a local's frames), `dispatch` (which of them runs a plan), `tree` (a process
+//!    tree, a run per process).
+//! 5. **watcher**: [`watcher`], the public runner.
 #![forbid(unsafe_code)]
 
 mod callchain;
-mod chain;
+mod capture;
+mod clock;
 pub mod condition;
-mod engine;
+mod dispatch;
 pub mod error;
 pub mod hit;
+mod hit_json;
 mod json;
 pub mod ksym;
 mod launched;
 pub mod local;
+mod options;
 mod perf;
 pub mod plan;
 mod queue;
 pub mod record;
 mod rotation;
+mod scope;
 mod shadow;
 pub mod sink;
 pub mod slots;
@@ -73,22 +101,26 @@ pub mod summary;
 mod threads;
 mod tree;
 mod typed;
+mod values;
+mod watch_condition;
 pub mod watcher;
 
 pub use condition::{CompareOp, Condition, ResolvedCondition};
 pub use error::{Error, ErrorKind, Result};
-pub use hit::{FrameRef, Hit, HitJsonWriter, HitValue, ValueSource, WatchId};
-pub use local::{ScopeEnd, ScopeEvent};
+pub use hit::{FrameRef, Hit, HitValue, ValueSource, WatchId};
+pub use hit_json::HitJsonWriter;
+pub use options::{CallGraph, Mode, StopHandle, WatchOptions, DEFAULT_STACK_BYTES};
 pub use plan::{Piece, PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use rotation::PiecePlacement;
+pub use scope::{ScopeEnd, ScopeEvent};
 pub use sink::{from_fn, HitCount, HitSink, Notice, Progress};
 pub use summary::{
     CommandFate, EndedBy, Fate, HandlerTotals, Placement, ProcessTotals, Summary, SummaryKind,
     WatchTotals,
 };
 pub use typed::{TypedValue, WatchType};
-pub use watcher::{CallGraph, Mode, StopHandle, WatchOptions, Watcher, DEFAULT_STACK_BYTES};
+pub use watcher::Watcher;
 
 /// How pieces share the debug registers ([`PiecePlacement::plan`]): pinned, flexible, rotating.
 pub use hwbp_core::sched::RotationPlan;

@@ -1,7 +1,7 @@
 //! Watching a local variable while its frame lives (`FUNC::LOCAL`, `FUNC::cfg.len`,
 //! `FUNC::arr[3]`), with gdb's scope semantics, in stop mode.
 //!
-//! The plan (`plan_local`) finds the local in DWARF ([`hwbp_symbols::local`]): the
+//! The plan (`crate::plan::local`) finds the local in DWARF ([`hwbp_symbols::local`]): the
 //! function's end of prologue (where gdb's `break FUNC` stops), the CFA rule there from
 //! `.eh_frame`, and the local's `DW_OP_fbreg` offset; an expression rooted at the local is
 //! evaluated relative to it (member and constant-index offsets; one that reads a pointer is
@@ -33,267 +33,23 @@ use hwbp_linux::memory;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
-use hwbp_symbols::eval::{evaluate_rooted, EvalError, LoadedModule, Scope};
-use hwbp_symbols::expr::{Expr, NamePath};
-use hwbp_symbols::local::{find_local, FrameLocal, LocalError};
 
+use crate::capture::Trap;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hit::{FrameRef, Hit, HitValue, WatchId};
-use crate::json;
-use crate::plan::{expression_layout, expression_type, value_pieces, PlannedWatch, WatchPlan};
+use crate::hit::{FrameRef, HitValue};
+use crate::options::{StopHandle, WatchOptions};
+use crate::plan::{value_pieces, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
 use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::LastValue;
-use crate::watcher::{StopHandle, WatchOptions};
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;
 
-/// A watch of a local variable: where its frames start and where it is in each.
-#[derive(Debug, Clone)]
-pub(crate) struct LocalWatch {
-    /// The local in DWARF (link-time addresses).
-    pub local: FrameLocal,
-    /// Runtime address of the breakpoint that arms a frame.
-    pub arm_addr: u64,
-    /// Offset of the watched expression from the local's first byte.
-    pub offset: u64,
-    /// The expression without its function scope, as gdb names it (`b`, `cfg.len`).
-    pub shown: Arc<str>,
-}
+pub(crate) use crate::plan::local::LocalWatch;
 
-impl PlannedWatch {
-    /// For a local's watch: how its registers are spent, `watch 'recurse::b' takes 1 debug
-    /// register while no frame of recurse is live (its entry), 3 in a thread with a live frame
-    /// (entry, 1 for the value, return)`; the value's pieces are counted for an aligned local.
-    pub fn local_note(&self) -> Option<String> {
-        let local = self.local.as_ref()?;
-        let value =
-            value_pieces(0, self.len, self.layout.as_deref(), self.access).map_or(1, |p| p.len());
-        Some(format!(
-            "watch '{}' takes 1 debug register while no frame of {} is live (its entry), {} in \
-             a thread with a live frame (entry, {} for the value, return)",
-            self.label,
-            local.local.function,
-            value + 2,
-            value
-        ))
-    }
-}
-
-/// The root variable of an expression (`b` of `b.x[2]`), when it reads no pointer on the way.
-fn root_name(expr: &Expr) -> Option<&NamePath> {
-    match expr {
-        Expr::Name(path) => Some(path),
-        Expr::Member(base, _) | Expr::Index(base, _) => root_name(base),
-        _ => None,
-    }
-}
-
-/// `expr` with its root named by the local's own name (`b.x` for `f::b.x`), as gdb shows it.
-fn unscoped(expr: &Expr, name: &str) -> Expr {
-    match expr {
-        Expr::Name(_) => Expr::Name(NamePath {
-            quoted: None,
-            segments: vec![name.to_string()],
-        }),
-        Expr::Member(base, member) => Expr::Member(Box::new(unscoped(base, name)), member.clone()),
-        Expr::Index(base, index) => Expr::Index(Box::new(unscoped(base, name)), *index),
-        other => other.clone(),
-    }
-}
-
-/// `(file, function, local)` of a `FUNC::LOCAL`, `'file.c'::FUNC::LOCAL` or `'FUNC'::LOCAL`.
-fn split_path(path: &NamePath) -> Option<(Option<&str>, String, &str)> {
-    let (local, scope) = path.segments.split_last()?;
-    match (path.quoted.as_deref(), scope.is_empty()) {
-        (Some(q), true) if !q.contains('.') => Some((None, q.to_string(), local)),
-        (quoted, false) => Some((quoted, scope.join("::"), local)),
-        _ => None,
-    }
-}
-
-/// Plans `parsed` as a local's watch when its root is a function's local (`None`: it is not,
-/// and the evaluator's own error stands).
-pub(crate) fn plan_local(
-    id: WatchId,
-    text: &str,
-    parsed: &Expr,
-    access: Access,
-    modules: &[LoadedModule],
-) -> Option<Result<PlannedWatch>> {
-    let refuse = |e: String| Error::bad_input(format!("watch '{text}': {e}"));
-    let path = root_name(parsed)?;
-    let (file, function, name) = split_path(path)?;
-    let mut found = None;
-    for module in modules {
-        match find_local(&module.debug, file, &function, name) {
-            Ok(local) => {
-                found = Some((local, module.bias));
-                break;
-            }
-            Err(LocalError::NotFound { .. }) => {}
-            Err(e) => return Some(Err(refuse(e.to_string()))),
-        }
-    }
-    let (local, bias) = found?;
-    if !matches!(access, Access::Write | Access::ReadWrite) {
-        return Some(Err(refuse(
-            "a local is watched for writes (:w) or reads and writes (:rw)".into(),
-        )));
-    }
-    let Some(ty) = local.ty.clone() else {
-        return Some(Err(refuse(format!(
-            "'{name}' in {function} has no type in the debug info"
-        ))));
-    };
-    // Evaluated as if the local were at BASE: member and index offsets only.
-    const BASE: u64 = 0x1000_0000_0000;
-    let scope = Scope {
-        modules,
-        symbols: None,
-    };
-    let evaluated = match evaluate_rooted(parsed, &scope, &mut |_, _| false, path, BASE, &ty) {
-        Ok(e) => e,
-        Err(e @ EvalError::Unreadable { .. }) | Err(e @ EvalError::NullPointer { .. }) => {
-            return Some(Err(refuse(format!(
-                "{e}; a local's watch follows no pointer yet: watch the local itself"
-            ))))
-        }
-        Err(e) => return Some(Err(refuse(e.to_string()))),
-    };
-    let shown: Arc<str> = unscoped(parsed, name).to_string().into();
-    let layout = expression_layout(&evaluated);
-    let local_watch = LocalWatch {
-        arm_addr: local.arm_pc.wrapping_add(bias),
-        offset: evaluated.addr - BASE,
-        shown,
-        local,
-    };
-    let planned = PlannedWatch {
-        id,
-        label: text.into(),
-        addr: 0,
-        len: evaluated.len,
-        access,
-        pieces: Vec::new(),
-        kernel_address: false,
-        layout,
-        layout_offset: 0,
-        value_type: Some(expression_type(&evaluated)),
-        chain: None,
-        local: Some(Arc::new(local_watch)),
-    };
-    // Entry, value pieces and return must fit a thread's debug registers at once.
-    let value = frame_value_pieces(&planned);
-    if value + 2 > DEBUG_REGISTERS {
-        return Some(Err(refuse(format!(
-            "a live frame needs {} debug registers (its entry, {value} for the value, its \
-             return) and a thread has {DEBUG_REGISTERS}: watch one member or element",
-            value + 2
-        ))));
-    }
-    Some(Ok(planned))
-}
-
-/// Debug registers per thread (x86 DR0-DR3).
-const DEBUG_REGISTERS: usize = 4;
-
-/// The value pieces of a local's watch in a frame, for an aligned local.
-fn frame_value_pieces(watch: &PlannedWatch) -> usize {
-    value_pieces(0, watch.len, watch.layout.as_deref(), watch.access).map_or(1, |p| p.len())
-}
-
-/// How a watched frame ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeEnd {
-    /// The function returned (the return breakpoint, with `rsp` back at the CFA).
-    Returned,
-    /// The thread was found above the frame, or in a new frame at its place, without the
-    /// function having returned (`longjmp`, an exception).
-    Abandoned,
-    /// The thread exited with the frame live.
-    ThreadExited,
-}
-
-impl ScopeEnd {
-    /// The JSON name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScopeEnd::Returned => "returned",
-            ScopeEnd::Abandoned => "left-without-return",
-            ScopeEnd::ThreadExited => "thread-exited",
-        }
-    }
-}
-
-/// A watched local's frame ended: its watch instance is over.
-#[derive(Debug, Clone)]
-pub struct ScopeEvent {
-    /// The watch.
-    pub watch: WatchId,
-    /// The expression as gdb names it (`b`).
-    pub variable: Arc<str>,
-    /// The function.
-    pub function: String,
-    /// The frame.
-    pub frame: FrameRef,
-    /// Process id.
-    pub pid: i32,
-    /// The frame's thread.
-    pub tid: i32,
-    /// Nanoseconds since arming.
-    pub time_ns: u64,
-    /// How it ended.
-    pub ended: ScopeEnd,
-    /// Accesses in this frame.
-    pub hits: u64,
-    /// Of those, the ones reported.
-    pub reported: u64,
-}
-
-impl ScopeEvent {
-    /// One text line: `b left scope: recurse returned (frame 1, thread 4102)`.
-    pub fn text(&self) -> String {
-        let how = match self.ended {
-            ScopeEnd::Returned => format!("{} returned", self.function),
-            ScopeEnd::Abandoned => format!("{} was left without returning", self.function),
-            ScopeEnd::ThreadExited => "the thread exited".to_string(),
-        };
-        format!(
-            "{} left scope: {how} (frame {}, thread {}; {} reported of {} accesses)",
-            self.variable, self.frame.instance, self.tid, self.reported, self.hits
-        )
-    }
-
-    /// One JSON object: `{"type":"scope","time_ns":..,"pid":..,"tid":..,"watch_id":..,
-    /// "variable":"b","function":"recurse","frame":{"instance":1,"cfa":"0x..","address":
-    /// "0x.."},"ended":"returned","hits":N,"reported":N}`.
-    pub fn json_line(&self) -> String {
-        let mut out = Vec::with_capacity(256);
-        let mut o = json::Object::open(&mut out);
-        o.str("type", "scope");
-        o.u64("time_ns", self.time_ns);
-        o.u64("pid", self.pid as u64);
-        o.u64("tid", self.tid as u64);
-        o.u64("watch_id", self.watch.index() as u64);
-        o.str("variable", &self.variable);
-        o.str("function", &self.function);
-        {
-            let mut f = json::Object::open(o.key("frame"));
-            f.u64("instance", self.frame.instance);
-            f.hex("cfa", self.frame.cfa);
-            f.hex("address", self.frame.address);
-            f.close();
-        }
-        o.str("ended", self.ended.name());
-        o.u64("hits", self.hits);
-        o.u64("reported", self.reported);
-        o.close();
-        String::from_utf8(out).expect("the JSON writer writes UTF-8")
-    }
-}
+pub use crate::scope::{ScopeEnd, ScopeEvent};
 
 /// One debug-register piece of a live frame's local.
 struct FramePiece {
@@ -331,6 +87,8 @@ pub(crate) fn run_stop(
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
+    // What stop mode refuses, it refuses for a local too (crate::dispatch sends it here).
+    crate::stop::check(&plan)?;
     let [watch] = plan.watches.as_slice() else {
         return Err(Error::bad_input(
             "a local's watch runs alone for now: give it a run of its own, without other \
@@ -374,7 +132,7 @@ pub(crate) fn run_stop(
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
         None,
-        crate::perf::code_reader(),
+        crate::capture::code_reader(),
     );
     let mut run = FrameRun {
         plan: &plan,
@@ -706,7 +464,7 @@ impl FrameRun<'_> {
         let store = if single_thread {
             None
         } else {
-            crate::stop::decode_at(cache, pid, ip)
+            crate::capture::decode_at(cache, pid, ip)
         };
         let watch = self.watch;
         let (frames, unwind_stopped) = if self.opts.callchain {
@@ -744,12 +502,11 @@ impl FrameRun<'_> {
         for piece in frame.pieces.iter_mut().filter(|p| p.slot_mask & slots != 0) {
             frame.hits += 1;
             self.hits += 1;
-            let (new, source) = crate::stop::stopped_value(
-                store.as_ref(),
-                &at.registers,
-                pid,
+            let (new, source) = crate::capture::stopped_value(
+                store.as_ref().map(|store| (store, &at.registers)),
                 (piece.addr, piece.len),
                 single_thread,
+                |addr, len| memory::read_value(pid, addr, len as usize).ok(),
             );
             let old = piece.last_value;
             if new.is_some() {
@@ -777,35 +534,28 @@ impl FrameRun<'_> {
             if self.opts.max_hits.is_some_and(|m| self.reported >= m) {
                 break;
             }
-            let code = cache.code(pid, ip, false, false);
-            let mut callchain = Vec::new();
-            if self.opts.callchain {
-                callchain.push(match &code.location {
-                    Some(loc) => format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into(),
-                    None => format!("{ip:#x}").into(),
-                });
-                for &addr in &frames {
-                    cache.push_frames(pid, addr, false, true, &mut callchain);
-                }
-                callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
-            }
-            let hit = Hit {
-                watch: watch.id,
-                time_ns,
-                cpu: None,
-                pid,
-                tid,
-                comm: Arc::clone(&comm),
-                access: watch.access,
-                kernel: false,
-                ip,
-                code,
-                member: piece.member.clone(),
-                value: Some(HitValue { old, new, source }),
-                callchain,
-                typed: typed.clone(),
-                frame: Some(frame.frame),
+            let code = crate::capture::code_at(cache, self.opts, pid, ip, false, false);
+            let callchain = if self.opts.callchain {
+                let at = (ip, &*code);
+                let stopped = unwind_stopped.as_deref();
+                crate::capture::stopped_callchain(cache, pid, at, &frames, stopped)
+            } else {
+                Vec::new()
             };
+            let trap = Trap::stopped(time_ns, pid, tid, ip);
+            let value = Some(HitValue { old, new, source });
+            let member = piece.member.clone();
+            let mut hit = crate::capture::hit(
+                watch,
+                trap,
+                Arc::clone(&comm),
+                code,
+                member,
+                value,
+                callchain,
+            );
+            hit.typed = typed.clone();
+            hit.frame = Some(frame.frame);
             frame.reported += 1;
             self.reported += 1;
             if sink.hit(&hit, watch)?.is_break() {

@@ -3,7 +3,7 @@
 //! `changes` are the value as that write left it, without reading the process again.
 //!
 //! The shadow is seeded by the one read made when the watch is armed
-//! ([`crate::typed::WatchValues::new`]) and advanced by each piece's exact write: the BPF hit
+//! ([`crate::values::WatchValues::new`]) and advanced by each piece's exact write: the BPF hit
 //! handler's old and new bytes of the piece it trapped on (`value_before`/`value_after`), in
 //! the order hwbp receives the records. No syscall per hit: a record carries all it needs.
 //!

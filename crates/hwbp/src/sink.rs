@@ -13,8 +13,8 @@ use hwbp_symbols::cache::CodeInfo;
 
 use crate::error::Result;
 use crate::hit::{Hit, WatchId};
-use crate::local::ScopeEvent;
 use crate::plan::PlannedWatch;
+use crate::scope::ScopeEvent;
 
 /// Something the watcher says about the run, apart from hits.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,6 @@
 //! the new value. However the run ends, every thread gets its previous debug registers back and
 //! runs on ([`StopTracer::detach`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,16 +22,18 @@ use hwbp_linux::memory;
 use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::ptrace::{DebugRegisterSet, StopEvent, StopTracer};
 use hwbp_symbols::cache::SymbolCache;
-use hwbp_symbols::store::{decode_store, DecodedStore};
 
+use crate::capture::{
+    code_at, pinned_totals, stopped_callchain, stopped_value, DecodedStores, Trap,
+};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hit::{Hit, HitValue, ValueSource, WatchId};
+use crate::hit::{HitValue, ValueSource, WatchId};
+use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{plural, PlannedTarget, PlannedWatch, WatchPlan};
 use crate::sink::{HitSink, Notice};
-use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
+use crate::summary::{EndedBy, Summary, SummaryKind};
 use crate::threads::ThreadNames;
-use crate::typed::WatchValues;
-use crate::watcher::{StopHandle, WatchOptions};
+use crate::values::WatchValues;
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;
@@ -53,7 +54,7 @@ struct StopPiece {
 }
 
 /// Refuses what stop mode cannot do, before anything is armed.
-fn check(plan: &WatchPlan) -> Result<()> {
+pub(crate) fn check(plan: &WatchPlan) -> Result<()> {
     if matches!(plan.target, PlannedTarget::Cpus { .. }) {
         return Err(Error::bad_input(
             "--stop stops threads of one process: give -p PID, -t TID or -- CMD, not -a/-C",
@@ -124,17 +125,6 @@ fn allocate(plan: &WatchPlan) -> Result<(DebugRegisterSet, Vec<StopPiece>)> {
     Ok((registers, pieces))
 }
 
-/// The store that trapped at `ip` (the instruction after it), decoded from the code.
-pub(crate) fn decode_at(cache: &mut SymbolCache, pid: i32, ip: u64) -> Option<DecodedStore> {
-    cache
-        .code(pid, ip, false, false)
-        .instruction
-        .and_then(|start| {
-            let bytes = cache.read_code(pid, start, usize::try_from(ip - start).ok()?)?;
-            decode_store(start, &bytes)
-        })
-}
-
 /// When `pieces[index]` watches a pointer of a value chain: evaluates the expression again
 /// (the writer is stopped) and moves the chain's pieces; true when any moved.
 fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32) -> bool {
@@ -156,44 +146,6 @@ fn move_chain(plan: &WatchPlan, pieces: &mut [StopPiece], index: usize, pid: i32
         moved.last_value = memory::read_value(pid, request.addr, request.len as usize).ok();
     }
     !moves.is_empty()
-}
-
-/// The value of `len` bytes at `addr` after a hit of a stopped thread with `registers`: the
-/// decoded store's when it wrote them, else read now (exact with one thread, read-after with
-/// several).
-pub(crate) fn stopped_value(
-    store: Option<&DecodedStore>,
-    registers: &[u64; 16],
-    pid: i32,
-    (addr, len): (u64, u64),
-    single_thread: bool,
-) -> (Option<u64>, ValueSource) {
-    match store.and_then(|st| st.value_at(registers, addr, len)) {
-        Some(v) => (Some(v), ValueSource::DecodedStore),
-        None => (
-            memory::read_value(pid, addr, len as usize).ok(),
-            if single_thread {
-                ValueSource::Stopped
-            } else {
-                ValueSource::ReadAfter
-            },
-        ),
-    }
-}
-
-/// The store that trapped at `ip`, decoded once per IP.
-fn decoded_store(
-    stores: &mut HashMap<u64, Option<DecodedStore>>,
-    cache: &mut SymbolCache,
-    pid: i32,
-    ip: u64,
-) -> Option<DecodedStore> {
-    if let Some(store) = stores.get(&ip) {
-        return *store;
-    }
-    let decoded = decode_at(cache, pid, ip);
-    stores.insert(ip, decoded);
-    decoded
 }
 
 /// The plan's process, its threads and the launched command, taken out of the plan (`None`
@@ -310,9 +262,6 @@ pub(crate) fn run(
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
     check(&plan)?;
-    if plan.watches.iter().any(|w| w.local.is_some()) {
-        return crate::local::run_stop(plan, opts, stop, sink);
-    }
     let (registers, mut pieces) = allocate(&plan)?;
     let followed = match &plan.target {
         PlannedTarget::Threads {
@@ -370,12 +319,12 @@ pub(crate) fn run(
     let mut cache = SymbolCache::new(
         plan.symbols.clone().map(|s| (pid, s)),
         None,
-        crate::perf::code_reader(),
+        crate::capture::code_reader(),
     );
     let mut unwinder =
         hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s)));
     let mut names = ThreadNames::from_proc();
-    let mut stores = HashMap::new();
+    let mut stores = DecodedStores::default();
     let mut hits = vec![0u64; pieces.len()];
     let mut reported = vec![0u64; pieces.len()];
     let mut total_reported = 0u64;
@@ -405,7 +354,7 @@ pub(crate) fn run(
                 let store = if single_thread {
                     None
                 } else {
-                    decoded_store(&mut stores, &mut cache, pid, ip)
+                    stores.at(&mut cache, pid, ip)
                 };
                 // The registers cost a request: only for a store's source or a callchain.
                 let stopped = if store.is_some() || opts.callchain {
@@ -429,20 +378,14 @@ pub(crate) fn run(
                     let value = if execute || !opts.read_values {
                         None
                     } else {
-                        let decoded = store.zip(stopped).and_then(|(st, regs)| {
-                            st.value_at(&regs.registers, piece.addr, piece.len)
-                        });
-                        let (new, source) = match decoded {
-                            Some(v) => (Some(v), ValueSource::DecodedStore),
-                            None => (
-                                tracer.read_value(tid, piece.addr, piece.len),
-                                if single_thread {
-                                    ValueSource::Stopped
-                                } else {
-                                    ValueSource::ReadAfter
-                                },
-                            ),
-                        };
+                        let (new, source) = stopped_value(
+                            store
+                                .as_ref()
+                                .zip(stopped.as_ref().map(|regs| &regs.registers)),
+                            (piece.addr, piece.len),
+                            single_thread,
+                            |addr, len| tracer.read_value(tid, addr, len),
+                        );
                         let old = piece.last_value;
                         if new.is_some() {
                             piece.last_value = new;
@@ -542,40 +485,18 @@ pub(crate) fn run(
                         }
                     }
                     let execute = watch.access == Access::Execute;
-                    let code = cache.code(pid, ip, false, execute);
-                    let mut callchain = Vec::with_capacity(frames.len() + 1);
-                    if opts.callchain {
-                        callchain.push(match &code.location {
-                            Some(loc) => {
-                                format!("{:#x} {loc}", code.instruction.unwrap_or(ip)).into()
-                            }
-                            None => match &code.module_offset {
-                                Some(offset) => format!("{ip:#x} {offset}").into(),
-                                None => format!("{ip:#x}").into(),
-                            },
-                        });
-                        for &addr in &frames {
-                            cache.push_frames(pid, addr, false, true, &mut callchain);
-                        }
-                        callchain.extend(unwind_stopped.as_deref().map(crate::perf::unwind_marker));
-                    }
-                    let mut hit = Hit {
-                        watch: piece.watch,
-                        time_ns,
-                        cpu: None,
-                        pid,
-                        tid,
-                        comm: names.name(pid, tid),
-                        access: watch.access,
-                        kernel: false,
-                        ip,
-                        code,
-                        member: piece.member.clone(),
-                        value,
-                        callchain,
-                        typed: None,
-                        frame: None,
+                    let code = code_at(&mut cache, opts, pid, ip, false, execute);
+                    let callchain = if opts.callchain {
+                        let at = (ip, &*code);
+                        stopped_callchain(&mut cache, pid, at, &frames, unwind_stopped.as_deref())
+                    } else {
+                        Vec::new()
                     };
+                    let trap = Trap::stopped(time_ns, pid, tid, ip);
+                    let comm = names.name(pid, tid);
+                    let member = piece.member.clone();
+                    let mut hit =
+                        crate::capture::hit(watch, trap, comm, code, member, value, callchain);
                     if let Some(observed) = observed {
                         observed.apply(&mut hit, ValueSource::Stopped);
                     }
@@ -635,15 +556,8 @@ pub(crate) fn run(
         )
     })?;
 
-    let watchpoints = plan
-        .watches
-        .iter()
-        .map(|w| {
-            let mine = pieces.iter().enumerate().filter(|(_, p)| p.watch == w.id);
-            let (h, r) = mine.fold((0, 0), |(h, r), (i, _)| (h + hits[i], r + reported[i]));
-            WatchTotals::exact(w, format!("{:#x}", w.addr), w.len, h, r)
-        })
-        .collect();
+    let owners: Vec<WatchId> = pieces.iter().map(|p| p.watch).collect();
+    let watchpoints = pinned_totals(&plan.watches, &owners, &hits, &reported);
     Ok(Summary {
         kind: SummaryKind::Summary,
         watchpoints,

@@ -6,7 +6,6 @@
 
 use std::fmt;
 
-use crate::plan::PlannedWatch;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::hit::WatchId;
@@ -80,33 +79,6 @@ pub struct WatchTotals {
 }
 
 impl WatchTotals {
-    /// The totals of a watch whose pieces kept their registers the whole run (stop mode, a
-    /// local's frames, a watch that never armed): `hits` counted, `reported` of them, exact.
-    pub fn exact(
-        watch: &PlannedWatch,
-        address: String,
-        len: u64,
-        hits: u64,
-        reported: u64,
-    ) -> Self {
-        WatchTotals {
-            id: watch.id,
-            watch: watch.label.to_string(),
-            address,
-            len,
-            hits,
-            reported,
-            lost: 0,
-            placement: Placement::Pinned,
-            hits_seen: None,
-            coverage: None,
-            estimate: None,
-            lower_bound: false,
-            never_armed: Vec::new(),
-            never_armed_reason: None,
-        }
-    }
-
     /// The flexible part in words: `flexible: 1234 hits seen, armed 11.1% of the time,
     /// estimate 11106`; empty for pinned watches.
     pub fn flexible_text(&self) -> String {

@@ -1,7 +1,8 @@
 //! The library facade on the real kernel, as a Rust program uses it: a plan from specs and a
 //! target, a watcher, typed hits through a sink, a typed summary; and the `who_wrote` example.
 //!
-//! Per-thread breakpoints only (perf mode): these tests may run in parallel.
+//! Per-thread breakpoints (perf mode) may run in parallel; the `exclusive_` test traces with
+//! ptrace (stop mode).
 
 use std::io::{BufRead, BufReader, Write};
 use std::ops::ControlFlow;
@@ -37,6 +38,26 @@ impl HitSink for Collect {
 }
 use hwbp_fixtures::{Fixture, SEQUENCE, TYPED, WRITER};
 
+/// Runs `watcher` on a thread of its own (the target is a process, not a launch) into a
+/// [`Collect`] that breaks after `limit` hits; returns once the watch is armed.
+fn run_when_armed(
+    watcher: Watcher,
+    limit: Option<usize>,
+) -> std::thread::JoinHandle<(hwbp::Summary, Vec<Hit>)> {
+    let (armed, is_armed) = channel();
+    let runner = std::thread::spawn(move || {
+        let mut sink = Collect {
+            hits: Vec::new(),
+            armed,
+            limit,
+        };
+        let summary = watcher.run(&mut sink).unwrap();
+        (summary, sink.hits)
+    });
+    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    runner
+}
+
 #[test]
 fn two_identical_specs_are_two_watches_with_their_own_counts() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
@@ -51,18 +72,7 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
     assert_eq!(plan.watches()[0].addr, target.addr());
     let watcher = Watcher::new(plan, WatchOptions::default());
     let stop = watcher.stop_handle();
-    let (armed, is_armed) = channel();
-    // The watcher runs on its own thread here (the target is a process, not a launch).
-    let runner = std::thread::spawn(move || {
-        let mut sink = Collect {
-            hits: Vec::new(),
-            armed,
-            limit: None,
-        };
-        let summary = watcher.run(&mut sink).unwrap();
-        (summary, sink.hits)
-    });
-    is_armed.recv_timeout(Duration::from_secs(30)).unwrap();
+    let runner = run_when_armed(watcher, None);
     target.command("go 50").unwrap();
     // The values are read after each drained batch (every 10 ms at the latest).
     std::thread::sleep(Duration::from_millis(200));
@@ -90,6 +100,58 @@ fn two_identical_specs_are_two_watches_with_their_own_counts() {
     }
 }
 
+/// A plan watching the fixture's `value` in its process.
+fn value_plan(target: &Fixture) -> WatchPlan {
+    WatchPlan::builder()
+        .watch("value")
+        .target(Target::Process(target.pid()))
+        .build()
+        .unwrap()
+}
+
+/// Runs a stop-mode watch of `value` in `target` with `symbolize` while it writes 1..=5.
+fn stop_mode_hits(target: &mut Fixture, symbolize: bool) -> Vec<Hit> {
+    let plan = value_plan(target);
+    let options = WatchOptions {
+        mode: hwbp::Mode::Stop,
+        symbolize,
+        ..WatchOptions::default()
+    };
+    let watcher = Watcher::new(plan, options);
+    let stop = watcher.stop_handle();
+    let runner = run_when_armed(watcher, Some(5));
+    target.command("go 5").unwrap();
+    let (summary, hits) = runner.join().unwrap();
+    stop.stop();
+    assert_eq!(summary.ended_by, hwbp::EndedBy::Sink);
+    let values: Vec<Option<u64>> = hits.iter().map(|h| h.value.and_then(|v| v.new)).collect();
+    assert_eq!(
+        values,
+        (1..=5).map(Some).collect::<Vec<_>>(),
+        "exact values either way"
+    );
+    hits
+}
+
+#[test]
+fn exclusive_stop_mode_symbolizes_only_when_asked() {
+    let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
+    let plain = stop_mode_hits(&mut target, false);
+    assert!(
+        plain
+            .iter()
+            .all(|h| h.code.function().is_none() && h.code.location.is_none()),
+        "symbolize: false leaves the code unnamed: {:?}",
+        plain[0].code
+    );
+    assert!(plain.iter().all(|h| h.location().starts_with("0x")));
+    let named = stop_mode_hits(&mut target, true);
+    assert!(named
+        .iter()
+        .all(|h| h.code.function() == Some("store_value")));
+    target.finish().unwrap();
+}
+
 fn target_pid(hits: &[Hit]) -> i32 {
     hits[0].pid
 }
@@ -97,11 +159,7 @@ fn target_pid(hits: &[Hit]) -> i32 {
 #[test]
 fn a_sink_that_breaks_ends_the_run_with_its_summary() {
     let mut target = Fixture::spawn(SEQUENCE, &[]).unwrap();
-    let plan = WatchPlan::builder()
-        .watch("value")
-        .target(Target::Process(target.pid()))
-        .build()
-        .unwrap();
+    let plan = value_plan(&target);
     let (armed, is_armed) = channel();
     let runner = std::thread::spawn(move || {
         let mut sink = Collect {
@@ -144,11 +202,7 @@ fn bad_input_is_refused_before_anything_is_armed() {
     assert!(pending.is_pending());
     let error = WatchPlan::builder().watch("value").build().unwrap_err();
     assert!(error.to_string().starts_with("no target"), "{error}");
-    let plan = WatchPlan::builder()
-        .watch("value")
-        .target(Target::Process(target.pid()))
-        .build()
-        .unwrap();
+    let plan = value_plan(&target);
     let options = WatchOptions {
         ring_pages: 3,
         ..WatchOptions::default()

@@ -14,7 +14,7 @@ use hwbp_symbols::eval::{self, EvalError, LoadedModule, Scope};
 use hwbp_symbols::expr::Expr;
 use hwbp_symbols::{KernelSymbols, ProcessSymbols};
 
-use crate::chain::{self, ValueChain};
+use super::chain::{self, ValueChain};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hit::WatchId;
 
@@ -254,7 +254,7 @@ fn plan_expression(
         result = attempt(&scope_modules);
     }
     if let Err(EvalError::NoFixedAddress { .. } | EvalError::UnknownVariable { .. }) = &result {
-        if let Some(planned) = crate::local::plan_local(id, text, parsed, access, &scope_modules) {
+        if let Some(planned) = super::local::plan_local(id, text, parsed, access, &scope_modules) {
             return planned;
         }
     }

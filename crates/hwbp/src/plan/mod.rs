@@ -42,10 +42,14 @@ use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::target;
 use hwbp_symbols::{KernelSymbols, ProcessSymbols};
 
-use crate::chain::ValueChain;
+use self::chain::ValueChain;
 use crate::error::{Error, Result};
 use crate::hit::WatchId;
 use crate::typed::WatchType;
+
+pub(crate) mod chain;
+pub(crate) mod local;
+pub(crate) mod pending;
 
 mod build;
 mod pieces;
@@ -152,7 +156,7 @@ pub struct PlannedWatch {
     pub(crate) chain: Option<Arc<ValueChain>>,
     /// For a local variable (`FUNC::LOCAL`): its frames, armed at each entry of FUNC
     /// ([`crate::local`]); `addr` and `pieces` are then per frame, not here.
-    pub(crate) local: Option<Arc<crate::local::LocalWatch>>,
+    pub(crate) local: Option<Arc<local::LocalWatch>>,
 }
 
 /// One debug-register piece of a watch: an aligned region of 1, 2, 4 or 8 bytes (an execute
@@ -336,7 +340,7 @@ pub struct WatchPlan {
     pub(crate) options: PlanOptions,
     /// For a launched command whose image does not define every watched name: what the
     /// process-tree watcher plans again in each process ([`crate::tree`]).
-    pub(crate) tree: Option<crate::tree::TreePlan>,
+    pub(crate) tree: Option<pending::TreePlan>,
 }
 
 /// Builds a [`WatchPlan`]; see [`WatchPlan::builder`].
@@ -399,11 +403,11 @@ impl PlanBuilder {
         let whole_process = matches!(target, Target::Process(_) | Target::Launch(_));
         let target = resolve_target(target)?;
         if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
-            let undefined = crate::tree::undefined_names(*pid, &names_needed(&specs), true);
+            let undefined = pending::undefined_names(*pid, &names_needed(&specs), true);
             if !undefined.is_empty() || self.options.follow_children {
                 // Armed in each process of the command's tree (or in the attached process)
                 // once it maps an image defining them (crate::tree).
-                return Ok(crate::tree::pending_plan(
+                return Ok(pending::pending_plan(
                     self.specs,
                     specs,
                     target,

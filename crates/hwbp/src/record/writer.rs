@@ -31,7 +31,7 @@ pub struct RecordingWriter {
     hits: u64,
     bytes: u64,
     summary: bool,
-    hit_json: crate::HitJsonWriter,
+    hit_json: crate::hit_json::HitJsonWriter,
 }
 
 /// What [`RecordingWriter::finish`] wrote.
@@ -67,7 +67,7 @@ impl RecordingWriter {
             hits: 0,
             bytes: 0,
             summary: false,
-            hit_json: crate::HitJsonWriter::new(),
+            hit_json: crate::hit_json::HitJsonWriter::new(),
         };
         writer.push("header", "the header", header)?;
         writer.flush()?;
@@ -83,9 +83,13 @@ impl RecordingWriter {
         self.maybe_flush()
     }
 
-    /// Appends one hit of the watcher, written by a [`crate::HitJsonWriter`] (no value tree in
+    /// Appends one hit of the watcher, written by a [`crate::hit_json::HitJsonWriter`] (no value tree in
     /// between: this is the path `hwbp record` takes for every hit).
-    pub fn write_hit_json(&mut self, hit: &crate::Hit, watch: &crate::PlannedWatch) -> Result<()> {
+    pub fn write_hit_json(
+        &mut self,
+        hit: &crate::hit::Hit,
+        watch: &crate::plan::PlannedWatch,
+    ) -> Result<()> {
         if self.buf.is_empty() {
             self.oldest = Some(Instant::now());
         }

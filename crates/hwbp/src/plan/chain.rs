@@ -22,8 +22,6 @@ use hwbp_symbols::eval::{evaluate, EvalError, Evaluated, LoadedModule, Scope};
 use hwbp_symbols::expr::Expr;
 use hwbp_symbols::ProcessSymbols;
 
-use crate::error::Result;
-use crate::hit::WatchId;
 use crate::typed::WatchType;
 
 /// Where a NULL pointer's target is evaluated: page 1, below every `mmap_min_addr`, so a
@@ -145,7 +143,7 @@ impl ValueChain {
     /// pointer. `None` when the value at its new address needs a different number of pieces
     /// (a misaligned object): the watch then stays where it was.
     pub fn requests(&self, point: &ChainPoint) -> Option<Vec<WatchRequest>> {
-        let pieces = crate::plan::value_pieces(
+        let pieces = super::value_pieces(
             point.value_addr,
             self.len,
             self.layout.as_deref(),
@@ -203,65 +201,5 @@ impl ValueChain {
             .checked_sub(self.value_pieces)
             .and_then(|i| self.pointer_names.get(i))
             .cloned()
-    }
-}
-
-/// The chains of a perf-mode run, moved by the drain thread when a pointer piece fires.
-pub(crate) struct PerfChains {
-    /// (watch, its first piece's index in the placement, the chain).
-    chains: Vec<(WatchId, usize, Arc<ValueChain>)>,
-}
-
-impl PerfChains {
-    /// The chains of `plan`; refuses a chain whose pieces would rotate (a moved register must
-    /// stay the piece's).
-    pub(crate) fn new(
-        plan: &crate::WatchPlan,
-        placement: &crate::rotation::PiecePlacement,
-    ) -> Result<PerfChains> {
-        let mut chains = Vec::new();
-        let mut first = 0;
-        for w in &plan.watches {
-            if let Some(chain) = &w.chain {
-                if !placement.is_static() {
-                    return Err(crate::Error::bad_input(format!(
-                        "watch '{}': its value chain needs all {} pieces (value and pointers) \
-                         on registers of their own, but the plan rotates pieces: watch fewer \
-                         things at once, or use -l/--location to watch the current address only",
-                        w.label,
-                        w.pieces.len()
-                    )));
-                }
-                chains.push((w.id, first, Arc::clone(chain)));
-            }
-            first += w.pieces.len();
-        }
-        Ok(PerfChains { chains })
-    }
-
-    /// A hit on placement piece `piece` of process `pid`: when it is a chain's pointer,
-    /// re-evaluates and moves the chain's pieces (`modify(piece, request)`).
-    pub(crate) fn on_hit<E>(
-        &self,
-        piece: usize,
-        pid: i32,
-        mut modify: impl FnMut(usize, &WatchRequest) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
-        for (_, first, chain) in &self.chains {
-            let Some(index) = piece.checked_sub(*first) else {
-                continue;
-            };
-            if index >= chain.value_pieces + chain.pointer_names.len()
-                || !chain.is_pointer_piece(index)
-            {
-                continue;
-            }
-            if let Some(point) = chain.reevaluate(pid) {
-                for (i, request) in chain.move_to(point).unwrap_or_default() {
-                    modify(first + i, &request)?;
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -11,9 +11,9 @@ use hwbp_linux::bpf::{
 use hwbp_linux::{memory, target};
 
 use crate::error::{Error, Result};
+use crate::options::WatchOptions;
 use crate::plan::WatchPlan;
 use crate::rotation::PiecePlacement;
-use crate::watcher::WatchOptions;
 
 /// The in-kernel handler in use, and how its pieces map to the plan's.
 pub(crate) struct ActiveHandler {
