@@ -96,7 +96,7 @@ pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
 /// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
 /// read from a frame that was no frame record) ends the chain with a marker instead, and
 /// returns false.
-fn push_frame(
+pub(crate) fn push_frame(
     cache: &mut SymbolCache,
     pid: i32,
     addr: u64,

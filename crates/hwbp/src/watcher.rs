@@ -256,6 +256,10 @@ impl Watcher {
             }
         }
         match options.mode {
+            // A local's frames: perf events per frame, the entry and the return by ptrace.
+            Mode::Perf if plan.watches().iter().any(|w| w.local.is_some()) => {
+                crate::local::run_perf(plan, &options, &stop, &mut sink)
+            }
             Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
             Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),
         }
@@ -264,14 +268,6 @@ impl Watcher {
 
 /// Option checks that need the plan, before anything is armed.
 fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
-    if let Some(w) = plan.watches().iter().find(|w| w.local.is_some()) {
-        if options.mode != Mode::Stop {
-            return Err(Error::bad_input(format!(
-                "watch '{}': a local is watched in stop mode only for now: add --stop",
-                w.label
-            )));
-        }
-    }
     if options.ring_pages == 0 || !options.ring_pages.is_power_of_two() {
         return Err(Error::bad_input(format!(
             "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",
