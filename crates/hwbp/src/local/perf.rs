@@ -228,10 +228,11 @@ impl FrameRun<'_> {
             .collect();
         // Entry and return are the thread's debug registers; a free one guards the return slot.
         let guard_addr = cfa.wrapping_sub(8);
-        let guard = (pieces.len() + 3 <= DEBUG_REGISTERS && guard_addr % 8 == 0).then(|| {
-            handler_pieces.push(HandlerPiece::new(guard_addr, 8));
-            (handler_pieces.len() - 1) as u32
-        });
+        let guard =
+            (pieces.len() + 3 <= DEBUG_REGISTERS && guard_addr.is_multiple_of(8)).then(|| {
+                handler_pieces.push(HandlerPiece::new(guard_addr, 8));
+                (handler_pieces.len() - 1) as u32
+            });
         let in_use: Vec<usize> = self
             .frames
             .values()
