@@ -437,3 +437,67 @@ fn exclusive_slots_says_what_a_locals_frames_take() {
     // struct cfg {int len, cap;}: one aligned 8-byte piece.
     assert!(text.contains("watch 'shape::cfg' takes 1 debug register while no frame of shape is live (its entry), 3 in a thread"), "{text}");
 }
+
+#[test]
+fn exclusive_a_recorded_local_reports_its_frames() {
+    for mode in MODES {
+        let path = std::env::temp_dir().join(format!(
+            "hwbp-locals-{}-{}.hwbp",
+            std::process::id(),
+            mode.len()
+        ));
+        let out = Command::new(HWBP)
+            .args(["record", "step::acc", "--changes-only", "-o"])
+            .arg(&path)
+            .args(mode)
+            .args(["--", LOCALS, "calls"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records = json_lines(&text);
+        assert_eq!(records[0]["watches"][0]["address"], "frame");
+        // Each frame's hits, then its scope record.
+        let kinds: Vec<&str> = records[1..]
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .filter(|k| *k != "thread")
+            .collect();
+        let frame = ["hit", "hit", "hit", "scope"];
+        assert_eq!(
+            kinds,
+            [&frame[..], &frame, &frame, &["summary"]].concat(),
+            "{mode:?}"
+        );
+        let report = Command::new(HWBP)
+            .args(["report"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_success(&report);
+        let shown = String::from_utf8_lossy(&report.stdout);
+        for instance in 1..=3 {
+            assert!(
+                shown.contains(&format!(
+                    "acc left scope: step returned (frame {instance}, thread "
+                )),
+                "{shown}"
+            );
+        }
+        assert!(shown.contains("; 3 reported of 4 accesses)"), "{shown}");
+        let json = Command::new(HWBP)
+            .args(["report", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let rep: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(rep["watchpoints"][0]["hits"], 12);
+        let ends: Vec<&Value> = rep["scopes"].as_array().unwrap().iter().collect();
+        assert_eq!(ends.len(), 3);
+        assert!(ends
+            .iter()
+            .all(|e| e["ended"] == "returned" && e["reported"] == 3));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -80,11 +80,17 @@ impl PlannedWatch {
             value_pieces(0, self.len, self.layout.as_deref(), self.access).map_or(1, |p| p.len());
         Some(format!(
             "watch '{}' takes 1 debug register while no frame of {} is live (its entry), {} in \
-             a thread with a live frame (entry, {} for the value, return)",
+             a thread with a live frame (entry, {} for the value, return){}",
             self.label,
             local.local.function,
             value + 2,
-            value
+            value,
+            if value + 3 <= DEBUG_REGISTERS {
+                "; without --stop the value is a perf event and one more register, when free, \
+                 watches the return-address slot (a frame left by longjmp)"
+            } else {
+                "; without --stop the value is a perf event"
+            }
         ))
     }
 }
@@ -235,6 +241,42 @@ impl ScopeEnd {
     }
 }
 
+impl ScopeEnd {
+    /// The end named `name` ([`ScopeEnd::name`]).
+    pub fn from_name(name: &str) -> Option<ScopeEnd> {
+        [
+            ScopeEnd::Returned,
+            ScopeEnd::Abandoned,
+            ScopeEnd::ThreadExited,
+        ]
+        .into_iter()
+        .find(|e| e.name() == name)
+    }
+
+    /// How `function`'s frame ended, in words: `recurse returned`.
+    pub fn describe(self, function: &str) -> String {
+        match self {
+            ScopeEnd::Returned => format!("{function} returned"),
+            ScopeEnd::Abandoned => format!("{function} was left without returning"),
+            ScopeEnd::ThreadExited => "the thread exited".to_string(),
+        }
+    }
+}
+
+/// A scope event's text line (live, and read back from a recording).
+pub(crate) fn scope_text(
+    variable: &str,
+    how: &str,
+    instance: u64,
+    tid: i32,
+    (reported, hits): (u64, u64),
+) -> String {
+    format!(
+        "{variable} left scope: {how} (frame {instance}, thread {tid}; {reported} reported of \
+         {hits} accesses)"
+    )
+}
+
 /// A watched local's frame ended: its watch instance is over.
 #[derive(Debug, Clone)]
 pub struct ScopeEvent {
@@ -263,14 +305,12 @@ pub struct ScopeEvent {
 impl ScopeEvent {
     /// One text line: `b left scope: recurse returned (frame 1, thread 4102)`.
     pub fn text(&self) -> String {
-        let how = match self.ended {
-            ScopeEnd::Returned => format!("{} returned", self.function),
-            ScopeEnd::Abandoned => format!("{} was left without returning", self.function),
-            ScopeEnd::ThreadExited => "the thread exited".to_string(),
-        };
-        format!(
-            "{} left scope: {how} (frame {}, thread {}; {} reported of {} accesses)",
-            self.variable, self.frame.instance, self.tid, self.reported, self.hits
+        scope_text(
+            &self.variable,
+            &self.ended.describe(&self.function),
+            self.frame.instance,
+            self.tid,
+            (self.reported, self.hits),
         )
     }
 
