@@ -618,7 +618,25 @@ struct FrameAccess<'b> {
     piece_len: u64,
 }
 
-impl FrameAccess<'_> {
+impl<'b> FrameAccess<'b> {
+    /// The access with the whole value's bytes before and after, and the piece's values.
+    fn of(
+        typed: bool,
+        old_bytes: &'b Option<Vec<u8>>,
+        new_bytes: &'b Option<Vec<u8>>,
+        (old, new): (Option<u64>, Option<u64>),
+        piece_len: u64,
+    ) -> Self {
+        FrameAccess {
+            typed,
+            old_bytes: old_bytes.as_deref(),
+            new_bytes: new_bytes.as_deref(),
+            old,
+            new,
+            piece_len,
+        }
+    }
+
     /// True when the access is reported: it changed the value (with `--changes-only`), and
     /// the new value satisfies `--if`, compared in the watched value's type; the same in
     /// both modes.
@@ -732,8 +750,16 @@ impl FrameRun<'_> {
         let Some(frame) = self.frames.remove(&tid) else {
             return Ok(false);
         };
-        // With every frame --frames allows watched, the entry is disarmed too, so the thread
-        // does not trap again while the run detaches.
+        self.entry_only(tracer, tid)?;
+        let time_ns = self.time_ns();
+        self.end(sink, tid, frame, ended, time_ns)?;
+        Ok(false)
+    }
+
+    /// Puts stopped thread `tid`'s registers back to the entry breakpoint alone; with every
+    /// frame --frames allows watched, the entry is disarmed too, so the thread does not trap
+    /// again while the run detaches.
+    fn entry_only(&self, tracer: &mut StopTracer, tid: i32) -> Result<()> {
         let done = self.opts.frames.is_some_and(|n| self.started >= n);
         let none = DebugRegisterSet {
             addresses: [0; 4],
@@ -741,10 +767,7 @@ impl FrameRun<'_> {
         };
         tracer
             .set_thread_registers(tid, done.then_some(none))
-            .map_err(target_error("cannot disarm the frame's watch"))?;
-        let time_ns = self.time_ns();
-        self.end(sink, tid, frame, ended, time_ns)?;
-        Ok(false)
+            .map_err(target_error("cannot disarm the frame's watch"))
     }
 
     /// Arms a frame for thread `tid`, stopped at the arming address with `registers`: in stop
@@ -884,14 +907,7 @@ impl FrameRun<'_> {
         }
         if self.reset.remove(&tid) {
             // Its frame ended while it ran: the return breakpoint goes.
-            let done = self.opts.frames.is_some_and(|n| self.started >= n);
-            let none = DebugRegisterSet {
-                addresses: [0; 4],
-                dr7: 0,
-            };
-            tracer
-                .set_thread_registers(tid, done.then_some(none))
-                .map_err(target_error("cannot disarm the frame's watch"))?;
+            self.entry_only(tracer, tid)?;
         }
         if at_entry && self.opts.frames.is_none_or(|n| self.started < n) {
             self.arm(tracer, tid, &at.registers)?;
@@ -962,14 +978,13 @@ impl FrameRun<'_> {
             if new.is_some() {
                 piece.last_value = new;
             }
-            let access = FrameAccess {
-                typed: typed.is_some(),
-                old_bytes: old_bytes.as_deref(),
-                new_bytes: new_bytes.as_deref(),
-                old,
-                new,
-                piece_len: piece.len,
-            };
+            let access = FrameAccess::of(
+                typed.is_some(),
+                &old_bytes,
+                &new_bytes,
+                (old, new),
+                piece.len,
+            );
             if !access.passes(self.opts, watch) {
                 continue;
             }

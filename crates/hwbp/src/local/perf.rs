@@ -406,14 +406,13 @@ impl FrameRun<'_> {
                 .last
                 .update(ty, new_bytes.clone(), self.plan.symbols.as_deref())
         });
-        let access = FrameAccess {
-            typed: typed.is_some(),
-            old_bytes: old_bytes.as_deref(),
-            new_bytes: new_bytes.as_deref(),
-            old,
-            new,
-            piece_len: piece.len,
-        };
+        let access = FrameAccess::of(
+            typed.is_some(),
+            &old_bytes,
+            &new_bytes,
+            (old, new),
+            piece.len,
+        );
         if !access.passes(self.opts, watch)
             || self.opts.max_hits.is_some_and(|m| self.reported >= m)
         {
