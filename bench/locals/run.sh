@@ -11,8 +11,9 @@
 #   4. gdb: `break f`, and at each stop there `watch acc` (a Python loop continuing at every
 #      stop; gdb deletes the watchpoint when the frame returns, through its scope breakpoint).
 # Per write: one call of f writing acc WRITES times, (wall(WRITES) - wall(1)) / (WRITES - 1),
-# for hwbp on the local (perf mode), hwbp on a global written WRITES times (perf mode,
-# `watch bench_global`), and gdb's `watch acc` in that one frame.
+# for hwbp on the local (perf mode, then --stop), hwbp on a global written WRITES times (perf
+# mode, `watch bench_global`), and gdb's `watch acc` in that one frame (WRITES / 10 writes:
+# gdb stops at each).
 #
 # Usage: bench/locals/run.sh [--calls N] [--writes N] [--repeats R] [--hwbp PATH]
 # Prints a Markdown table on stdout. Needs gcc, gdb (with Python), python3; run as root (the
@@ -108,6 +109,7 @@ rows = [
     ("per call", "hwbp watch f::acc --stop", hw("f::acc", "--stop"), calls, lambda n: [str(n), "1"]),
     ("per call", "gdb break f + watch acc", gdb, calls, lambda n: [str(n), "1"]),
     ("per write", "hwbp watch f::acc (perf mode)", hw("f::acc"), writes, lambda n: ["1", str(n)]),
+    ("per write", "hwbp watch f::acc --stop", hw("f::acc", "--stop"), writes, lambda n: ["1", str(n)]),
     ("per write", "hwbp watch bench_global (perf mode)", hw("bench_global"), writes, lambda n: ["1", str(n), "g"]),
     ("per write", "gdb watch acc", gdb, writes, lambda n: ["1", str(n)]),
 ]

@@ -311,7 +311,7 @@ pub(crate) fn run(
 ) -> Result<Summary> {
     check(&plan)?;
     if plan.watches.iter().any(|w| w.local.is_some()) {
-        return crate::local::run_stop(plan, opts, stop, sink);
+        return crate::local::run(plan, opts, stop, sink);
     }
     let (registers, mut pieces) = allocate(&plan)?;
     let followed = match &plan.target {

@@ -258,7 +258,7 @@ impl Watcher {
         match options.mode {
             // A local's frames: perf events per frame, the entry and the return by ptrace.
             Mode::Perf if plan.watches().iter().any(|w| w.local.is_some()) => {
-                crate::local::run_perf(plan, &options, &stop, &mut sink)
+                crate::local::run(plan, &options, &stop, &mut sink)
             }
             Mode::Perf => crate::perf::run(plan, &options, &stop, &mut sink),
             Mode::Stop => crate::stop::run(plan, &options, &stop, &mut sink),

@@ -7,7 +7,7 @@
 //! evaluated relative to it (member and constant-index offsets; one that reads a pointer is
 //! refused).
 //!
-//! The run (`run_stop`) arms a hardware execute breakpoint on that address in every thread
+//! The run (`run`, with `--stop`) arms a hardware execute breakpoint on that address in every thread
 //! (the debug registers, not `int3`: the stop-mode tracer already owns DR0-DR7 per thread and
 //! an execute breakpoint needs no code patching or single-step over a restored instruction;
 //! the kernel sets `RF` on the resume, arch/x86/kernel/hw_breakpoint.c). A thread that stops
@@ -24,7 +24,7 @@
 //! a [`ScopeEvent`]; the next entry arms a new instance unless
 //! [`WatchOptions::frames`](crate::WatchOptions::frames) frames have been watched.
 //!
-//! Without `--stop` (`run_perf`, [`perf`]) the same run arms each frame's data pieces as
+//! Without `--stop` ([`perf`]) the same run arms each frame's data pieces as
 //! per-thread perf breakpoint events with the in-kernel BPF hit handler instead: only the
 //! entry and the return stop the thread; the writes are the handler's records.
 
@@ -373,24 +373,14 @@ fn target_error(what: &str) -> impl Fn(hwbp_linux::ptrace::TracerError) -> Error
     move |e| Error::wrap(ErrorKind::Target, format!("{what}: {e}"), e)
 }
 
-/// Runs a plan whose watch is a local's in stop mode; see the module docs.
-pub(crate) fn run_stop(
+/// Runs a plan whose watch is a local's, in the options' mode; see the module docs.
+pub(crate) fn run(
     plan: WatchPlan,
     opts: &WatchOptions,
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
-    run_frames(plan, opts, stop, sink, false)
-}
-
-/// Runs a plan whose watch is a local's in perf mode ([`perf`]).
-pub(crate) fn run_perf(
-    plan: WatchPlan,
-    opts: &WatchOptions,
-    stop: &StopHandle,
-    sink: &mut dyn HitSink,
-) -> Result<Summary> {
-    run_frames(plan, opts, stop, sink, true)
+    run_frames(plan, opts, stop, sink, opts.mode == crate::Mode::Perf)
 }
 
 fn run_frames(
@@ -407,12 +397,7 @@ fn run_frames(
         ));
     };
     let watch = watch.clone();
-    let local = Arc::clone(
-        watch
-            .local
-            .as_ref()
-            .expect("run_stop is for a local's watch"),
-    );
+    let local = Arc::clone(watch.local.as_ref().expect("a local's watch"));
     let entry_request = WatchRequest::new(local.arm_addr, 1, Access::Execute);
     let (idle_registers, _) = DebugRegisterSet::allocate(&[entry_request])
         .map_err(|e| Error::bad_input(e.to_string()))?;
