@@ -78,7 +78,7 @@ pub(super) struct PerfFrames {
     user_stack_bytes: u32,
     callchain: bool,
     uses: u64,
-    /// Records lost: full rings of handlers dropped so far, and records of no live frame.
+    /// Records lost to full rings of handlers dropped so far.
     lost: u64,
 }
 
@@ -298,23 +298,22 @@ impl FrameRun<'_> {
             return;
         };
         let frames = &self.frames;
-        let mut orphans = 0;
         for (index, kept) in perf.handlers.iter_mut().enumerate() {
             let Some(kept) = kept else { continue };
             kept.handler.poll_records(&mut |record| {
-                let owner = frames
+                // A record of no live frame was written after its frame's return slot was
+                // (between that record and the closing of the events): not the local's.
+                if let Some(frame) = frames
                     .get(&record.tid)
-                    .filter(|f| f.perf.as_ref().is_some_and(|p| p.handler == index));
-                match owner {
-                    Some(frame) => perf.pending.push(Pending {
+                    .filter(|f| f.perf.as_ref().is_some_and(|p| p.handler == index))
+                {
+                    perf.pending.push(Pending {
                         instance: frame.frame.instance,
                         record,
-                    }),
-                    None => orphans += 1,
+                    });
                 }
             });
         }
-        perf.lost += orphans;
     }
 
     /// Perf mode: reads the rings and delivers, by time, the records up to `until_ns`
