@@ -2,9 +2,12 @@
 //! `hwbp` binary and the `locals` fixture (built -O0): the outermost frame of a recursion
 //! against gdb's own `break FUNC` / `watch LOCAL` (the same new values, inner frames' writes
 //! not reported, the frame's end), one instance per call, two threads' frames live at once,
-//! frames left by `longjmp`, `--frames`, `--changes-only` and `--if`.
+//! frames left by `longjmp`, `--frames`, `--changes-only` and `--if`; each in both modes:
+//! with `--stop` (every write stops the thread) and without (the writes are the BPF hit
+//! handler's records; only the entry and the return stop the thread), with the same hits and
+//! scope events.
 //!
-//! ptrace (stop mode, launched commands): every test name starts with `exclusive_`.
+//! ptrace and BPF (launched commands): every test name starts with `exclusive_`.
 
 use std::process::{Command, Stdio};
 
@@ -14,16 +17,24 @@ use serde_json::Value;
 mod support;
 use support::{assert_success, json_lines, HWBP};
 
-/// `hwbp watch SPEC --stop --json EXTRA -- locals MODE`: hits and scope events in order, and
-/// the summary.
+/// The two modes: stop mode, then perf mode (no flag).
+const MODES: [&[&str]; 2] = [&["--stop"], &[]];
+
+/// `EXTRA` in mode `mode` (one of [`MODES`]).
+fn with(mode: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    [mode, extra].concat()
+}
+
+/// `hwbp watch SPEC --json EXTRA -- locals MODE`: hits and scope events in order, and the
+/// summary.
 fn run(spec: &str, extra: &[&str], mode: &str) -> (Vec<Value>, Value) {
     run_program(spec, extra, &[LOCALS, mode])
 }
 
-/// `hwbp watch SPEC --stop --json EXTRA -- ARGV...`.
+/// `hwbp watch SPEC --json EXTRA -- ARGV...`.
 fn run_program(spec: &str, extra: &[&str], argv: &[&str]) -> (Vec<Value>, Value) {
     let out = Command::new(HWBP)
-        .args(["watch", spec, "--stop", "--json"])
+        .args(["watch", spec, "--json"])
         .args(extra)
         .arg("--")
         .args(argv)
@@ -93,7 +104,16 @@ fn exclusive_the_outermost_frame_of_a_recursion_changes_as_gdb_reports_it() {
     let (gdb, gdb_left) = gdb_local("recurse", "b", &[LOCALS, "recurse"]);
     assert!(gdb_left, "gdb saw the frame end");
     assert_eq!(gdb.len(), 4, "gdb: {gdb:?}");
-    let (events, summary) = run("recurse::b", &["--changes-only"], "recurse");
+    let mut by_mode = Vec::new();
+    for mode in MODES {
+        let (events, summary) = run("recurse::b", &with(mode, &["--changes-only"]), "recurse");
+        outermost_frame_as_gdb(&gdb, &events, &summary);
+        by_mode.push(pairs(&events)[1..].to_vec());
+    }
+    assert_eq!(by_mode[0], by_mode[1], "stop mode, then perf mode");
+}
+
+fn outermost_frame_as_gdb(gdb: &[(String, String)], events: &[Value], summary: &Value) {
     let hits: Vec<&Value> = events.iter().filter(|e| e["type"] == "hit").collect();
     // The first old value is the uninitialized slot (the stack differs under gdb); every
     // other old value and every new value is gdb's.
@@ -109,13 +129,13 @@ fn exclusive_the_outermost_frame_of_a_recursion_changes_as_gdb_reports_it() {
     assert_eq!(ours.len(), gdb.len(), "{events:?}");
     assert_eq!(ours[1..], gdb[1..]);
     assert_eq!(ours[0].1, gdb[0].1);
-    assert_eq!(news(&events, 1), ["30", "31", "125", "250"]);
+    assert_eq!(news(events, 1), ["30", "31", "125", "250"]);
     // One frame: recurse(3)'s; the inner frames' b (other addresses) are not reported.
     let cfa = &hits[0]["frame"]["cfa"];
     assert!(hits
         .iter()
         .all(|h| h["frame"]["instance"] == 1 && h["frame"]["cfa"] == *cfa));
-    let scope = scopes(&events);
+    let scope = scopes(events);
     assert_eq!(scope.len(), 1, "{events:?}");
     assert_eq!(scope[0]["ended"], "returned");
     assert_eq!(scope[0]["variable"], "b");
@@ -129,7 +149,13 @@ fn exclusive_the_outermost_frame_of_a_recursion_changes_as_gdb_reports_it() {
 
 #[test]
 fn exclusive_each_call_is_its_own_frame_and_frames_limits_them() {
-    let (events, summary) = run("step::acc", &[], "calls");
+    for mode in MODES {
+        each_call_is_its_own_frame(mode);
+    }
+}
+
+fn each_call_is_its_own_frame(mode: &[&'static str]) {
+    let (events, summary) = run("step::acc", mode, "calls");
     for i in 0..3u64 {
         let n = i as i64;
         // acc = i; acc += zero (unchanged); acc += 100; acc *= 2.
@@ -150,7 +176,11 @@ fn exclusive_each_call_is_its_own_frame_and_frames_limits_them() {
         .all(|s| s["ended"] == "returned" && s["hits"] == 4));
     assert_eq!(summary["watchpoints"][0]["hits"], 12);
 
-    let (events, summary) = run("step::acc", &["--frames", "2", "--changes-only"], "calls");
+    let (events, summary) = run(
+        "step::acc",
+        &with(mode, &["--frames", "2", "--changes-only"]),
+        "calls",
+    );
     assert_eq!(news(&events, 1), ["0", "100", "200"]);
     assert_eq!(news(&events, 2), ["1", "101", "202"]);
     assert!(news(&events, 3).is_empty());
@@ -160,14 +190,37 @@ fn exclusive_each_call_is_its_own_frame_and_frames_limits_them() {
 
 #[test]
 fn exclusive_if_on_a_local_tests_the_new_value() {
-    let (events, _) = run("recurse::b", &["--if", ">100"], "recurse");
-    assert_eq!(news(&events, 1), ["125", "250"]);
-    assert_eq!(scopes(&events).len(), 1);
+    for mode in MODES {
+        let (events, summary) = run("recurse::b", &with(mode, &["--if", ">100"]), "recurse");
+        assert_eq!(news(&events, 1), ["125", "250"], "{mode:?}");
+        let scope = scopes(&events);
+        assert_eq!(scope.len(), 1);
+        // Every write of the frame counted, the two that hold reported.
+        assert_eq!(
+            (&scope[0]["hits"], &scope[0]["reported"]),
+            (&4.into(), &2.into())
+        );
+        assert_eq!(summary["watchpoints"][0]["reported"], 2);
+        // --changes-only and --if together: acc += zero changes nothing and is dropped.
+        let (events, _) = run(
+            "step::acc",
+            &with(mode, &["--changes-only", "--if", ">=100"]),
+            "calls",
+        );
+        assert_eq!(news(&events, 1), ["100", "200"], "{mode:?}");
+        assert_eq!(news(&events, 3), ["102", "204"], "{mode:?}");
+    }
 }
 
 #[test]
 fn exclusive_two_threads_have_frames_of_their_own_at_once() {
-    let (events, _) = run("work::v", &[], "threads");
+    for mode in MODES {
+        two_threads_at_once(mode);
+    }
+}
+
+fn two_threads_at_once(mode: &[&'static str]) {
+    let (events, _) = run("work::v", mode, "threads");
     let scope = scopes(&events);
     assert_eq!(scope.len(), 2, "{events:?}");
     let mut by_id = Vec::new();
@@ -209,7 +262,13 @@ fn exclusive_two_threads_have_frames_of_their_own_at_once() {
 
 #[test]
 fn exclusive_a_frame_left_by_longjmp_ends_at_the_threads_next_stop() {
-    let (events, _) = run("leaper::x", &[], "longjmp");
+    for mode in MODES {
+        left_by_longjmp(mode);
+    }
+}
+
+fn left_by_longjmp(mode: &[&'static str]) {
+    let (events, _) = run("leaper::x", mode, "longjmp");
     assert_eq!(news(&events, 1), ["1", "11"]);
     assert_eq!(news(&events, 2), ["2", "12"]);
     let scope = scopes(&events);
@@ -227,13 +286,19 @@ fn exclusive_a_frame_left_by_longjmp_ends_at_the_threads_next_stop() {
 
 #[test]
 fn exclusive_expressions_rooted_at_a_local_and_scoped_names() {
+    for mode in MODES {
+        expressions_rooted_at_a_local(mode);
+    }
+}
+
+fn expressions_rooted_at_a_local(mode: &[&'static str]) {
     // A struct member, an array element, gdb's 'file.c'::FUNC::LOCAL and 'FUNC'::LOCAL.
-    let (events, _) = run("shape::cfg.len", &[], "shape");
+    let (events, _) = run("shape::cfg.len", mode, "shape");
     assert_eq!(news(&events, 1), ["0", "3", "4"]);
-    let (events, _) = run("'locals.c'::shape::arr[3]", &[], "shape");
+    let (events, _) = run("'locals.c'::shape::arr[3]", mode, "shape");
     assert_eq!(news(&events, 1), ["0", "10"]);
     assert_eq!(scopes(&events)[0]["variable"], "arr[3]");
-    let (events, _) = run("shape::cfg", &[], "shape");
+    let (events, _) = run("shape::cfg", mode, "shape");
     // One 8-byte piece: each hit names the member that changed.
     let fields: Vec<&str> = events
         .iter()
@@ -253,14 +318,23 @@ fn exclusive_expressions_rooted_at_a_local_and_scoped_names() {
             "shape::cfg.len"
         ]
     );
-    let (events, _) = run("'recurse'::b", &["--changes-only"], "recurse");
+    let (events, _) = run("'recurse'::b", &with(mode, &["--changes-only"]), "recurse");
     assert_eq!(news(&events, 1), ["30", "31", "125", "250"]);
 }
 
-/// `hwbp watch SPEC --stop -- PROGRAM calls`: refused with exit 2 and one line.
+/// `hwbp watch SPEC --stop -- PROGRAM calls`, and without `--stop`: refused with exit 2 and
+/// the same line.
 fn refused(spec: &str, program: &str) -> String {
+    let lines: Vec<String> = MODES.iter().map(|m| refused_in(m, spec, program)).collect();
+    assert_eq!(lines[0], lines[1]);
+    lines[0].clone()
+}
+
+fn refused_in(mode: &[&str], spec: &str, program: &str) -> String {
     let out = Command::new(HWBP)
-        .args(["watch", spec, "--stop", "--", program, "calls"])
+        .args(["watch", spec])
+        .args(mode)
+        .args(["--", program, "calls"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -286,14 +360,6 @@ fn exclusive_locals_without_memory_of_their_own_are_refused_in_one_line() {
     ));
     assert!(refused("helper::h", LOCALS_O2)
         .contains("helper is inlined everywhere, so no frame of its own holds 'h'"));
-    // Perf mode is not built for locals yet: the refusal names the flag that works.
-    let out = Command::new(HWBP)
-        .args(["watch", "recurse::b", "--", LOCALS, "recurse"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("add --stop"));
 }
 
 /// The hits' `(old, new)` after the first (whose old value is the slot before the frame).
@@ -312,19 +378,25 @@ fn pairs(events: &[Value]) -> Vec<(String, String)> {
 
 #[test]
 fn exclusive_a_cxx_methods_local_and_a_rust_functions_local() {
+    for mode in MODES {
+        cxx_and_rust_locals(mode);
+    }
+}
+
+fn cxx_and_rust_locals(mode: &[&'static str]) {
     use hwbp_fixtures::{CXX_LOCALS, RUST_LOCALS};
     // C++: shop::Counter::bump(int), defined outside its class (DW_AT_specification).
-    let (events, _) = run_program("shop::Counter::bump::t", &[], &[CXX_LOCALS]);
+    let (events, _) = run_program("shop::Counter::bump::t", mode, &[CXX_LOCALS]);
     assert_eq!(news(&events, 1), ["0", "2", "6"]);
     assert_eq!(news(&events, 2), ["6", "11", "33"]);
     assert_eq!(scopes(&events).len(), 2);
     // Rust: a crate-qualified function whose frame base is rsp (DW_OP_reg7).
-    let (events, _) = run_program("rust_locals::tally::sum", &[], &[RUST_LOCALS]);
+    let (events, _) = run_program("rust_locals::tally::sum", mode, &[RUST_LOCALS]);
     assert_eq!(news(&events, 1), ["1", "8", "16"]);
     assert_eq!(news(&events, 2), ["2", "9", "18"]);
     let (events, _) = run_program(
         "rust_locals::tally::sum",
-        &["--changes-only", "--frames", "1"],
+        &with(mode, &["--changes-only", "--frames", "1"]),
         &[RUST_LOCALS],
     );
     let want: Vec<(String, String)> = vec![("1".into(), "8".into()), ("8".into(), "16".into())];
@@ -364,4 +436,68 @@ fn exclusive_slots_says_what_a_locals_frames_take() {
     );
     // struct cfg {int len, cap;}: one aligned 8-byte piece.
     assert!(text.contains("watch 'shape::cfg' takes 1 debug register while no frame of shape is live (its entry), 3 in a thread"), "{text}");
+}
+
+#[test]
+fn exclusive_a_recorded_local_reports_its_frames() {
+    for mode in MODES {
+        let path = std::env::temp_dir().join(format!(
+            "hwbp-locals-{}-{}.hwbp",
+            std::process::id(),
+            mode.len()
+        ));
+        let out = Command::new(HWBP)
+            .args(["record", "step::acc", "--changes-only", "-o"])
+            .arg(&path)
+            .args(mode)
+            .args(["--", LOCALS, "calls"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records = json_lines(&text);
+        assert_eq!(records[0]["watches"][0]["address"], "frame");
+        // Each frame's hits, then its scope record.
+        let kinds: Vec<&str> = records[1..]
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .filter(|k| *k != "thread")
+            .collect();
+        let frame = ["hit", "hit", "hit", "scope"];
+        assert_eq!(
+            kinds,
+            [&frame[..], &frame, &frame, &["summary"]].concat(),
+            "{mode:?}"
+        );
+        let report = Command::new(HWBP)
+            .args(["report"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_success(&report);
+        let shown = String::from_utf8_lossy(&report.stdout);
+        for instance in 1..=3 {
+            assert!(
+                shown.contains(&format!(
+                    "acc left scope: step returned (frame {instance}, thread "
+                )),
+                "{shown}"
+            );
+        }
+        assert!(shown.contains("; 3 reported of 4 accesses)"), "{shown}");
+        let json = Command::new(HWBP)
+            .args(["report", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let rep: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(rep["watchpoints"][0]["hits"], 12);
+        let ends: Vec<&Value> = rep["scopes"].as_array().unwrap().iter().collect();
+        assert_eq!(ends.len(), 3);
+        assert!(ends
+            .iter()
+            .all(|e| e["ended"] == "returned" && e["reported"] == 3));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

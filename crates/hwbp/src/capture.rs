@@ -162,6 +162,27 @@ pub(crate) fn pinned_totals(
         .collect()
 }
 
+/// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
+/// read from a frame that was no frame record) ends the chain with a marker instead, and
+/// returns false.
+pub(crate) fn push_frame(
+    cache: &mut SymbolCache,
+    pid: i32,
+    addr: u64,
+    kernel: bool,
+    after: bool,
+    out: &mut Vec<Arc<str>>,
+) -> bool {
+    if addr == 0 {
+        out.push(unwind_marker(
+            "no frame record (code without frame pointers)",
+        ));
+        return false;
+    }
+    cache.push_frames(pid, addr, kernel, after, out);
+    true
+}
+
 /// The frame that ends a chain whose unwinding stopped before the outermost frame.
 pub(crate) fn unwind_marker(why: &str) -> Arc<str> {
     format!("[unwinding stopped: {why}]").into()

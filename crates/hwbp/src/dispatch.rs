@@ -1,6 +1,6 @@
 //! Which engine runs a resolved plan: perf events ([`Mode::Perf`], `crate::perf`), the
 //! ptrace debug registers ([`Mode::Stop`], `crate::stop`), or, for a plan that watches a
-//! function's local (stop mode only for now), the frame-by-frame tracer of `crate::local`.
+//! function's local (either mode), the frame-by-frame tracer of `crate::local`.
 //! The watcher and each process of a tree (`crate::tree`) start a run here.
 
 use crate::error::Result;
@@ -16,11 +16,13 @@ pub(crate) fn run(
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
+    if plan.watches.iter().any(|w| w.local.is_some()) {
+        // A local's frames, in either mode: the entry and the return by ptrace; the writes
+        // stop the thread (`--stop`) or are perf events with the BPF hit handler.
+        return crate::local::run(plan, opts, stop, sink);
+    }
     match opts.mode {
         Mode::Perf => crate::perf::run(plan, opts, stop, sink),
-        Mode::Stop if plan.watches.iter().any(|w| w.local.is_some()) => {
-            crate::local::run_stop(plan, opts, stop, sink)
-        }
         Mode::Stop => crate::stop::run(plan, opts, stop, sink),
     }
 }

@@ -27,6 +27,40 @@ impl ScopeEnd {
             ScopeEnd::ThreadExited => "thread-exited",
         }
     }
+
+    /// The end named `name` ([`ScopeEnd::name`]).
+    pub fn from_name(name: &str) -> Option<ScopeEnd> {
+        [
+            ScopeEnd::Returned,
+            ScopeEnd::Abandoned,
+            ScopeEnd::ThreadExited,
+        ]
+        .into_iter()
+        .find(|e| e.name() == name)
+    }
+
+    /// How `function`'s frame ended, in words: `recurse returned`.
+    pub fn describe(self, function: &str) -> String {
+        match self {
+            ScopeEnd::Returned => format!("{function} returned"),
+            ScopeEnd::Abandoned => format!("{function} was left without returning"),
+            ScopeEnd::ThreadExited => "the thread exited".to_string(),
+        }
+    }
+}
+
+/// A scope event's text line (live, and read back from a recording).
+pub(crate) fn scope_text(
+    variable: &str,
+    how: &str,
+    instance: u64,
+    tid: i32,
+    (reported, hits): (u64, u64),
+) -> String {
+    format!(
+        "{variable} left scope: {how} (frame {instance}, thread {tid}; {reported} reported of \
+         {hits} accesses)"
+    )
 }
 
 /// A watched local's frame ended: its watch instance is over.
@@ -57,14 +91,12 @@ pub struct ScopeEvent {
 impl ScopeEvent {
     /// One text line: `b left scope: recurse returned (frame 1, thread 4102)`.
     pub fn text(&self) -> String {
-        let how = match self.ended {
-            ScopeEnd::Returned => format!("{} returned", self.function),
-            ScopeEnd::Abandoned => format!("{} was left without returning", self.function),
-            ScopeEnd::ThreadExited => "the thread exited".to_string(),
-        };
-        format!(
-            "{} left scope: {how} (frame {}, thread {}; {} reported of {} accesses)",
-            self.variable, self.frame.instance, self.tid, self.reported, self.hits
+        scope_text(
+            &self.variable,
+            &self.ended.describe(&self.function),
+            self.frame.instance,
+            self.tid,
+            (self.reported, self.hits),
         )
     }
 

@@ -89,14 +89,6 @@ impl Watcher {
 
 /// Option checks that need the plan, before anything is armed.
 fn check(plan: &WatchPlan, options: &WatchOptions) -> Result<()> {
-    if let Some(w) = plan.watches().iter().find(|w| w.local.is_some()) {
-        if options.mode != Mode::Stop {
-            return Err(Error::bad_input(format!(
-                "watch '{}': a local is watched in stop mode only for now: add --stop",
-                w.label
-            )));
-        }
-    }
     if options.ring_pages == 0 || !options.ring_pages.is_power_of_two() {
         return Err(Error::bad_input(format!(
             "--ring-pages {} is not a power of two: use e.g. 64, 256 or 1024",

@@ -36,6 +36,13 @@ impl HitSink for RecordingSink {
         Ok(())
     }
 
+    fn scope(&mut self, event: &hwbp::ScopeEvent) -> hwbp::Result<()> {
+        if let Err(e) = self.writer.write_scope(event) {
+            self.failed.get_or_insert(e);
+        }
+        Ok(())
+    }
+
     fn idle(&mut self) -> hwbp::Result<()> {
         if let Err(e) = self.writer.flush() {
             self.failed.get_or_insert(e);
@@ -85,8 +92,11 @@ fn watch_info(watch: &PlannedWatch) -> WatchInfo {
     WatchInfo {
         id: watch.id.index() as u32,
         spec: watch.label.to_string(),
-        // A watch that waits for its image has an address per process, in the summary.
-        address: if watch.pieces().len() == 0 {
+        // A local has an address per frame, in its hits and scope records; a watch that
+        // waits for its image has one per process, in the summary.
+        address: if watch.is_local() {
+            "frame".to_owned()
+        } else if watch.pieces().len() == 0 {
             "pending".to_owned()
         } else {
             format!("{:#x}", watch.addr)

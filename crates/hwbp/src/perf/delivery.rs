@@ -15,7 +15,7 @@ use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 use super::queued::{Queued, CONSUMER_BREAK, CONSUMER_FAILED, CONSUMER_MAX_HITS, CONSUMER_RUNNING};
 use super::targets::process_of;
 use super::POLL_INTERVAL;
-use crate::capture::{code_at, unwind_marker, DecodedStores, Trap};
+use crate::capture::{code_at, push_frame, unwind_marker, DecodedStores, Trap};
 use crate::error::{Error, Result};
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
 use crate::options::WatchOptions;
@@ -23,27 +23,6 @@ use crate::plan::{PlannedTarget, WatchPlan};
 use crate::queue::{HitQueue, Taken};
 use crate::sink::{HitCount, HitSink, Progress};
 use crate::threads::ThreadNames;
-
-/// Appends the frames of one callchain address; a frame-pointer walk's `0` (a return address
-/// read from a frame that was no frame record) ends the chain with a marker instead, and
-/// returns false.
-pub(super) fn push_frame(
-    cache: &mut SymbolCache,
-    pid: i32,
-    addr: u64,
-    kernel: bool,
-    after: bool,
-    out: &mut Vec<Arc<str>>,
-) -> bool {
-    if addr == 0 {
-        out.push(unwind_marker(
-            "no frame record (code without frame pointers)",
-        ));
-        return false;
-    }
-    cache.push_frames(pid, addr, kernel, after, out);
-    true
-}
 
 /// The caller's side of a run: names, symbols, values, counts.
 pub(super) struct Delivery<'a> {

@@ -37,11 +37,17 @@ impl PlannedWatch {
             value_pieces(0, self.len, self.layout.as_deref(), self.access).map_or(1, |p| p.len());
         Some(format!(
             "watch '{}' takes 1 debug register while no frame of {} is live (its entry), {} in \
-             a thread with a live frame (entry, {} for the value, return)",
+             a thread with a live frame (entry, {} for the value, return){}",
             self.label,
             local.local.function,
             value + 2,
-            value
+            value,
+            if value + 3 <= DEBUG_REGISTERS {
+                "; without --stop the value is a perf event and one more register, when free, \
+                 watches the return-address slot (a frame left by longjmp)"
+            } else {
+                "; without --stop the value is a perf event"
+            }
         ))
     }
 }
@@ -162,7 +168,7 @@ pub(crate) fn plan_local(
 }
 
 /// Debug registers per thread (x86 DR0-DR3).
-const DEBUG_REGISTERS: usize = 4;
+pub(crate) const DEBUG_REGISTERS: usize = hwbp_core::arch::native::DEBUG_REGISTERS as usize;
 
 /// The value pieces of a local's watch in a frame, for an aligned local.
 fn frame_value_pieces(watch: &PlannedWatch) -> usize {

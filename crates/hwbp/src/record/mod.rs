@@ -27,7 +27,7 @@ pub use format::{
     Header, Hit, Member, Record, Summary, Target, ThreadName, WatchInfo, WatchTotals, FORMAT_NAME,
     FORMAT_VERSION,
 };
-pub use reader::{Cut, Recording, RecordingReader};
+pub use reader::{Cut, Recording, RecordingReader, ScopeRecord};
 pub use writer::{RecordingStats, RecordingWriter};
 
 use std::path::PathBuf;

@@ -284,6 +284,50 @@ pub struct Recording {
     pub cut: Option<Cut>,
     /// Records of types this hwbp does not know, skipped.
     pub skipped: u64,
+    /// The ends of watched locals' frames, in file order.
+    pub scopes: Vec<ScopeRecord>,
+}
+
+/// The end of a watched local's frame, as `hwbp watch --json` prints it
+/// ([`crate::ScopeEvent::json_line`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ScopeRecord {
+    /// Nanoseconds since arming.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: i32,
+    /// The frame's thread.
+    pub tid: i32,
+    /// The watch's id in the header.
+    pub watch_id: u32,
+    /// The expression as gdb names it (`b`).
+    pub variable: String,
+    /// The function.
+    pub function: String,
+    /// The frame: `instance`, `cfa`, `address`.
+    pub frame: serde_json::Value,
+    /// How it ended: `returned`, `left-without-return`, `thread-exited`.
+    pub ended: String,
+    /// Accesses in the frame.
+    pub hits: u64,
+    /// Of those, the ones reported.
+    pub reported: u64,
+}
+
+impl ScopeRecord {
+    /// The line `hwbp watch` printed for it: `b left scope: recurse returned (frame 1, thread
+    /// 4102; 4 reported of 4 accesses)`.
+    pub fn text(&self) -> String {
+        let how = crate::scope::ScopeEnd::from_name(&self.ended)
+            .map_or_else(|| self.ended.clone(), |e| e.describe(&self.function));
+        crate::scope::scope_text(
+            &self.variable,
+            &how,
+            self.frame["instance"].as_u64().unwrap_or(0),
+            self.tid,
+            (self.reported, self.hits),
+        )
+    }
 }
 
 impl Recording {
@@ -298,11 +342,18 @@ impl Recording {
         let mut threads = Vec::new();
         let mut summary = None;
         let mut skipped = 0;
+        let mut scopes = Vec::new();
         while let Some(record) = reader.next_record()? {
             match record {
                 Record::Hit(hit) => hits.push(*hit),
                 Record::Thread(thread) => threads.push(thread),
                 Record::Summary(s) => summary = Some(s),
+                Record::Other(value) if value["type"] == "scope" => {
+                    match serde_json::from_value::<ScopeRecord>(value) {
+                        Ok(scope) => scopes.push(scope),
+                        Err(_) => skipped += 1,
+                    }
+                }
                 Record::Other(_) => skipped += 1,
             }
         }
@@ -314,6 +365,7 @@ impl Recording {
             threads,
             summary,
             skipped,
+            scopes,
         })
     }
 

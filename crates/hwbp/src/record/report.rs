@@ -33,15 +33,7 @@ impl Filter {
 
     /// True when `hit` passes; `watch_id` is the id of its watch, if the header has it.
     pub fn matches(&self, hit: &Hit, watch_id: Option<u32>) -> bool {
-        if !self.watches.is_empty()
-            && !self
-                .watches
-                .iter()
-                .any(|w| *w == hit.watch || watch_id.is_some_and(|id| w.parse::<u32>() == Ok(id)))
-        {
-            return false;
-        }
-        if self.tid.is_some_and(|tid| tid != hit.tid) {
+        if !self.keeps(&hit.watch, watch_id, hit.tid, hit.time_ns) {
             return false;
         }
         if let Some(text) = &self.function {
@@ -50,7 +42,23 @@ impl Filter {
                 return false;
             }
         }
-        let secs = hit.time_ns as f64 / 1e9;
+        true
+    }
+
+    /// The watch, thread and time range tests (a hit's, or a frame end's).
+    fn keeps(&self, watch: &str, watch_id: Option<u32>, tid: i32, time_ns: u64) -> bool {
+        if !self.watches.is_empty()
+            && !self
+                .watches
+                .iter()
+                .any(|w| *w == watch || watch_id.is_some_and(|id| w.parse::<u32>() == Ok(id)))
+        {
+            return false;
+        }
+        if self.tid.is_some_and(|want| want != tid) {
+            return false;
+        }
+        let secs = time_ns as f64 / 1e9;
         if self.from_s.is_some_and(|from| secs < from) {
             return false;
         }
@@ -189,6 +197,10 @@ pub struct Report {
     pub filter: Option<String>,
     /// Per watch, in the header's order (then watches only hits name).
     pub watchpoints: Vec<WatchReport>,
+    /// The watched locals' frames that ended (`hwbp watch`'s scope events), in time order,
+    /// under the filter's watch, thread and time range.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<super::ScopeRecord>,
 }
 
 /// Computes the report of `recording` under `filter`.
@@ -262,6 +274,20 @@ pub fn report(recording: &Recording, filter: &Filter) -> Report {
         cut,
         filter: (!filter.is_empty()).then(|| filter.describe()),
         watchpoints: watches,
+        scopes: recording
+            .scopes
+            .iter()
+            .filter(|scope| {
+                let spec = recording
+                    .header
+                    .watches
+                    .iter()
+                    .find(|w| w.id == scope.watch_id)
+                    .map_or("", |w| w.spec.as_str());
+                filter.keeps(spec, Some(scope.watch_id), scope.tid, scope.time_ns)
+            })
+            .cloned()
+            .collect(),
     }
 }
 
@@ -285,7 +311,14 @@ impl Report {
         } else if self.cut.is_some() {
             writeln!(out, "hwbp report: counts are of the recorded hits")?;
         }
-        write_watch_tables(out, &self.watchpoints)
+        write_watch_tables(out, &self.watchpoints)?;
+        if !self.scopes.is_empty() {
+            writeln!(out)?;
+            for scope in &self.scopes {
+                writeln!(out, "{:12.6} {}", scope.time_ns as f64 / 1e9, scope.text())?;
+            }
+        }
+        Ok(())
     }
 }
 

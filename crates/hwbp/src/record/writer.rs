@@ -99,6 +99,17 @@ impl RecordingWriter {
         self.maybe_flush()
     }
 
+    /// Appends the end of a watched local's frame: the object `hwbp watch --json` prints for
+    /// it (`"type":"scope"`).
+    pub fn write_scope(&mut self, event: &crate::scope::ScopeEvent) -> Result<()> {
+        if self.buf.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        self.buf.extend_from_slice(event.json_line().as_bytes());
+        self.buf.push(b'\n');
+        self.maybe_flush()
+    }
+
     /// Appends a thread's name.
     pub fn write_thread(&mut self, thread: &ThreadName) -> Result<()> {
         self.push("thread", "a thread name", thread)?;

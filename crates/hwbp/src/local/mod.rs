@@ -7,7 +7,7 @@
 //! evaluated relative to it (member and constant-index offsets; one that reads a pointer is
 //! refused).
 //!
-//! The run (`run_stop`) arms a hardware execute breakpoint on that address in every thread
+//! The run (`run`, with `--stop`) arms a hardware execute breakpoint on that address in every thread
 //! (the debug registers, not `int3`: the stop-mode tracer already owns DR0-DR7 per thread and
 //! an execute breakpoint needs no code patching or single-step over a restored instruction;
 //! the kernel sets `RF` on the resume, arch/x86/kernel/hw_breakpoint.c). A thread that stops
@@ -23,8 +23,13 @@
 //! return address slot overwritten (left by `longjmp`), or when the thread exits. Each end is
 //! a [`ScopeEvent`]; the next entry arms a new instance unless
 //! [`WatchOptions::frames`](crate::WatchOptions::frames) frames have been watched.
+//!
+//! Without `--stop` ([`perf`]) the same run arms each frame's data pieces as
+//! per-thread perf breakpoint events with the in-kernel BPF hit handler instead: only the
+//! entry and the return stop the thread; the writes are the handler's records.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +48,8 @@ use crate::sink::{HitSink, Notice};
 use crate::summary::{EndedBy, Summary, SummaryKind, WatchTotals};
 use crate::threads::ThreadNames;
 use crate::typed::LastValue;
+
+mod perf;
 
 /// Frames walked for callchains.
 const MAX_FRAMES: usize = 64;
@@ -70,6 +77,8 @@ struct LiveFrame {
     last: LastValue,
     hits: u64,
     reported: u64,
+    /// Perf mode: the frame's data events and handler.
+    perf: Option<perf::PerfFrame>,
 }
 
 fn read_u64(pid: i32, addr: u64) -> Option<u64> {
@@ -80,12 +89,28 @@ fn target_error(what: &str) -> impl Fn(hwbp_linux::ptrace::TracerError) -> Error
     move |e| Error::wrap(ErrorKind::Target, format!("{what}: {e}"), e)
 }
 
-/// Runs a plan whose watch is a local's; see the module docs.
-pub(crate) fn run_stop(
+/// Runs a plan whose watch is a local's, in the options' mode; see the module docs.
+pub(crate) fn run(
+    plan: WatchPlan,
+    opts: &WatchOptions,
+    stop: &StopHandle,
+    sink: &mut dyn HitSink,
+) -> Result<Summary> {
+    run_frames(
+        plan,
+        opts,
+        stop,
+        sink,
+        opts.mode == crate::options::Mode::Perf,
+    )
+}
+
+fn run_frames(
     mut plan: WatchPlan,
     opts: &WatchOptions,
     stop: &StopHandle,
     sink: &mut dyn HitSink,
+    perf_mode: bool,
 ) -> Result<Summary> {
     // What stop mode refuses, it refuses for a local too (crate::dispatch sends it here).
     crate::stop::check(&plan)?;
@@ -96,15 +121,14 @@ pub(crate) fn run_stop(
         ));
     };
     let watch = watch.clone();
-    let local = Arc::clone(
-        watch
-            .local
-            .as_ref()
-            .expect("run_stop is for a local's watch"),
-    );
+    let local = Arc::clone(watch.local.as_ref().expect("a local's watch"));
     let entry_request = WatchRequest::new(local.arm_addr, 1, Access::Execute);
     let (idle_registers, _) = DebugRegisterSet::allocate(&[entry_request])
         .map_err(|e| Error::bad_input(e.to_string()))?;
+    // Perf mode needs the handler: refused before anything is armed.
+    let perf_frames = perf_mode
+        .then(|| perf::PerfFrames::new(&watch, opts))
+        .transpose()?;
     let Some((pid, tids, launched)) = crate::stop::take_threads(&mut plan) else {
         return Err(Error::bad_input(
             "a local lives in one process's threads: give -p PID or -- CMD, not -a/-C",
@@ -114,19 +138,32 @@ pub(crate) fn run_stop(
     let launched_pid = is_launched.then_some(pid);
     let mut tracer = crate::stop::start_tracer(launched, pid, &tids, idle_registers)?;
     let armed_at = Instant::now();
-    let armed = sink.notice(&Notice::Armed {
-        description: format!(
-            "{} in each frame of {} (entry {:#x}) in {} in stop mode",
-            local.shown,
-            local.local.function,
-            local.arm_addr,
-            if is_launched {
-                format!("the command (pid {pid})")
-            } else {
-                format!("process {pid}")
-            },
-        ),
-    });
+    let armed_ns = crate::clock::monotonic_ns();
+    let armed = sink
+        .notice(&Notice::Armed {
+            description: format!(
+                "{} in each frame of {} (entry {:#x}) in {} in {}",
+                local.shown,
+                local.local.function,
+                local.arm_addr,
+                if is_launched {
+                    format!("the command (pid {pid})")
+                } else {
+                    format!("process {pid}")
+                },
+                if perf_mode {
+                    "perf mode (the entry and the return stop the thread, the writes do not)"
+                } else {
+                    "stop mode"
+                }
+            ),
+        })
+        .and_then(|()| match perf_mode {
+            true => sink.notice(&Notice::Engine(
+                "values: in-kernel BPF handler (exact)".to_string(),
+            )),
+            false => Ok(()),
+        });
     let deadline = opts.duration;
     let waker = crate::stop::WakeOnStop::spawn(&tracer, stop, deadline, armed_at);
     let mut cache = SymbolCache::new(
@@ -148,6 +185,9 @@ pub(crate) fn run_stop(
         names: ThreadNames::from_proc(),
         stray_traps: 0,
         unwinder: hwbp_symbols::unwind::StackUnwinder::new(plan.symbols.clone().map(|s| (pid, s))),
+        perf: perf_frames,
+        armed_ns,
+        reset: std::collections::HashSet::new(),
     };
     let result: Result<EndedBy> = armed.and_then(|()| loop {
         if stop.is_stopped() {
@@ -161,6 +201,13 @@ pub(crate) fn run_stop(
         }
         if opts.frames.is_some_and(|n| run.started >= n) && run.frames.is_empty() {
             return Ok(EndedBy::Frames(run.started));
+        }
+        if let Some(perf) = &run.perf {
+            // Wake every 10 ms while frames are live: their records are delivered then.
+            waker.unflushed.store(
+                !run.frames.is_empty() || perf.has_pending(),
+                Ordering::Relaxed,
+            );
         }
         let event = tracer
             .next_event()
@@ -190,9 +237,22 @@ pub(crate) fn run_stop(
                 sink.idle()?;
             }
             StopEvent::ThreadExited { tid } => {
-                if let Some(frame) = run.frames.remove(&tid) {
-                    run.end(sink, tid, frame, ScopeEnd::ThreadExited)?;
+                if run.frames.contains_key(&tid) {
+                    if run.close_perf_events(&mut cache, sink, tid)? {
+                        return Ok(EndedBy::Sink);
+                    }
+                    if let Some(frame) = run.frames.remove(&tid) {
+                        let time_ns = run.time_ns();
+                        run.end(sink, tid, frame, ScopeEnd::ThreadExited, time_ns)?;
+                    }
                 }
+                run.reset.remove(&tid);
+            }
+            StopEvent::Interrupted if run.perf.is_some() => {
+                if run.deliver_records(&mut cache, sink, None)? {
+                    return Ok(EndedBy::Sink);
+                }
+                sink.idle()?;
             }
             StopEvent::Exited(exit) => {
                 let status = exit.to_string();
@@ -211,6 +271,8 @@ pub(crate) fn run_stop(
         }
     });
     waker.stop_waking();
+    // Perf mode: every data event closed, and what the handlers recorded until then delivered.
+    let result = run.finish_perf(&mut cache, sink).and(result);
     let detached = tracer.detach();
     waker.finish();
     // Detached (or gone): a launched command is ended unless kept running, on errors too.
@@ -233,7 +295,8 @@ pub(crate) fn run_stop(
             String::new()
         }
     );
-    let totals = WatchTotals::exact(&watch, address, watch.len, run.hits, run.reported);
+    let mut totals = WatchTotals::exact(&watch, address, watch.len, run.hits, run.reported);
+    totals.lost = run.perf.as_ref().map_or(0, perf::PerfFrames::lost);
     Ok(Summary {
         kind: SummaryKind::Summary,
         watchpoints: vec![totals],
@@ -249,6 +312,63 @@ pub(crate) fn run_stop(
         pending: Vec::new(),
         command: command?,
     })
+}
+
+/// One access of a frame's local, for `--changes-only` and `--if`.
+struct FrameAccess<'b> {
+    /// The watch has a type: the whole value's bytes decide.
+    typed: bool,
+    old_bytes: Option<&'b [u8]>,
+    new_bytes: Option<&'b [u8]>,
+    /// The piece's own values.
+    old: Option<u64>,
+    new: Option<u64>,
+    piece_len: u64,
+}
+
+impl<'b> FrameAccess<'b> {
+    /// The access with the whole value's bytes before and after, and the piece's values.
+    fn of(
+        typed: bool,
+        old_bytes: &'b Option<Vec<u8>>,
+        new_bytes: &'b Option<Vec<u8>>,
+        (old, new): (Option<u64>, Option<u64>),
+        piece_len: u64,
+    ) -> Self {
+        FrameAccess {
+            typed,
+            old_bytes: old_bytes.as_deref(),
+            new_bytes: new_bytes.as_deref(),
+            old,
+            new,
+            piece_len,
+        }
+    }
+
+    /// True when the access is reported: it changed the value (with `--changes-only`), and
+    /// the new value satisfies `--if`, compared in the watched value's type; the same in
+    /// both modes.
+    fn passes(&self, opts: &WatchOptions, watch: &PlannedWatch) -> bool {
+        let unchanged = if self.typed {
+            self.old_bytes == self.new_bytes
+        } else {
+            self.old.is_some() && self.old == self.new
+        };
+        if opts.changes_only && unchanged {
+            return false;
+        }
+        let Some(c) = opts.condition else {
+            return true;
+        };
+        match self.new_bytes {
+            Some(bytes) if watch.value_type.is_some() && watch.len <= 8 => {
+                c.for_watch(watch, watch.len).holds(bytes)
+            }
+            _ => self
+                .new
+                .is_some_and(|n| c.for_watch(watch, self.piece_len).holds(&n.to_le_bytes())),
+        }
+    }
 }
 
 /// A thread stopped at a hit ([`StopEvent::Hit`]'s fields).
@@ -279,6 +399,13 @@ struct FrameRun<'a> {
     stray_traps: u64,
     /// `-g`: the unwind tables of the process's images, as stop mode's.
     unwinder: hwbp_symbols::unwind::StackUnwinder,
+    /// Perf mode: the handlers and the records not yet delivered.
+    perf: Option<perf::PerfFrames>,
+    /// `CLOCK_MONOTONIC` at arming (the handler's record times are on that clock).
+    armed_ns: u64,
+    /// Perf mode: threads whose frame ended while they ran (its return slot written), whose
+    /// registers go back to the entry alone at their next stop.
+    reset: std::collections::HashSet<i32>,
 }
 
 impl FrameRun<'_> {
@@ -293,6 +420,7 @@ impl FrameRun<'_> {
         tid: i32,
         frame: LiveFrame,
         ended: ScopeEnd,
+        time_ns: u64,
     ) -> Result<()> {
         let event = ScopeEvent {
             watch: self.watch.id,
@@ -301,7 +429,7 @@ impl FrameRun<'_> {
             frame: frame.frame,
             pid: self.pid,
             tid,
-            time_ns: self.time_ns(),
+            time_ns,
             ended,
             hits: frame.hits,
             reported: frame.reported,
@@ -315,15 +443,31 @@ impl FrameRun<'_> {
     fn close(
         &mut self,
         tracer: &mut StopTracer,
+        cache: &mut SymbolCache,
         sink: &mut dyn HitSink,
         tid: i32,
         ended: ScopeEnd,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        if !self.frames.contains_key(&tid) {
+            return Ok(false);
+        }
+        // Perf mode: the data events closed and the frame's records delivered first.
+        if self.close_perf_events(cache, sink, tid)? {
+            return Ok(true);
+        }
         let Some(frame) = self.frames.remove(&tid) else {
-            return Ok(());
+            return Ok(false);
         };
-        // With every frame --frames allows watched, the entry is disarmed too, so the thread
-        // does not trap again while the run detaches.
+        self.entry_only(tracer, tid)?;
+        let time_ns = self.time_ns();
+        self.end(sink, tid, frame, ended, time_ns)?;
+        Ok(false)
+    }
+
+    /// Puts stopped thread `tid`'s registers back to the entry breakpoint alone; with every
+    /// frame --frames allows watched, the entry is disarmed too, so the thread does not trap
+    /// again while the run detaches.
+    fn entry_only(&self, tracer: &mut StopTracer, tid: i32) -> Result<()> {
         let done = self.opts.frames.is_some_and(|n| self.started >= n);
         let none = DebugRegisterSet {
             addresses: [0; 4],
@@ -331,11 +475,12 @@ impl FrameRun<'_> {
         };
         tracer
             .set_thread_registers(tid, done.then_some(none))
-            .map_err(target_error("cannot disarm the frame's watch"))?;
-        self.end(sink, tid, frame, ended)
+            .map_err(target_error("cannot disarm the frame's watch"))
     }
 
-    /// Arms a frame for thread `tid`, stopped at the arming address with `registers`.
+    /// Arms a frame for thread `tid`, stopped at the arming address with `registers`: in stop
+    /// mode its registers get the entry, the value's pieces and the return; in perf mode the
+    /// entry and the return, and the pieces are per-thread perf events with the handler.
     fn arm(&mut self, tracer: &mut StopTracer, tid: i32, registers: &[u64; 16]) -> Result<()> {
         let Some((cfa, local_addr)) = self.local.local.locate(registers) else {
             return Ok(());
@@ -347,11 +492,13 @@ impl FrameRun<'_> {
         let layout = self.watch.layout.as_deref();
         let pieces = value_pieces(addr, self.watch.len, layout, self.watch.access)?;
         let mut requests = vec![WatchRequest::new(self.local.arm_addr, 1, Access::Execute)];
-        requests.extend(
-            pieces
-                .iter()
-                .map(|&(a, len)| WatchRequest::new(a, len, self.watch.access)),
-        );
+        if self.perf.is_none() {
+            requests.extend(
+                pieces
+                    .iter()
+                    .map(|&(a, len)| WatchRequest::new(a, len, self.watch.access)),
+            );
+        }
         requests.push(WatchRequest::new(return_addr, 1, Access::Execute));
         let (set, allocated) = DebugRegisterSet::allocate(&requests).map_err(|e| {
             Error::new(
@@ -364,18 +511,27 @@ impl FrameRun<'_> {
                 ),
             )
         })?;
+        let perf_frame = match self.perf {
+            Some(_) => Some(self.open_perf_frame(tid, &pieces, cfa)?),
+            None => None,
+        };
         tracer
             .set_thread_registers(tid, Some(set))
             .map_err(target_error("cannot arm the frame's watch"))?;
+        self.reset.remove(&tid);
         self.started += 1;
         let several = pieces.len() > 1;
         let frame_pieces = pieces
             .iter()
-            .zip(&allocated[1..])
-            .map(|(&(a, len), alloc)| FramePiece {
+            .enumerate()
+            .map(|(i, &(a, len))| FramePiece {
                 addr: a,
                 len,
-                slot_mask: alloc.slot_mask(),
+                // Perf mode: the data pieces are no register of the thread's.
+                slot_mask: match perf_frame {
+                    Some(_) => 0,
+                    None => allocated[1 + i].slot_mask(),
+                },
                 member: several.then(|| self.watch.member_at(a - addr, len).into()),
                 last_value: memory::read_value(self.pid, a, len as usize).ok(),
             })
@@ -399,6 +555,7 @@ impl FrameRun<'_> {
                 last: LastValue(last),
                 hits: 0,
                 reported: 0,
+                perf: perf_frame,
             },
         );
         Ok(())
@@ -413,12 +570,19 @@ impl FrameRun<'_> {
         at: &ThreadStop,
     ) -> Result<bool> {
         let (tid, slots, ip, stack_pointer) = (at.tid, at.slots, at.ip, at.stack_pointer);
+        // Perf mode: what the handlers recorded before this stop comes first (the stopped
+        // thread's records are all in the rings by now).
+        if self.deliver_records(cache, sink, Some(crate::clock::monotonic_ns()))? {
+            return Ok(true);
+        }
         // A frame the thread left without returning: it is above it, or a new frame holds
         // its return-address slot.
         if let Some(frame) = self.frames.get(&tid) {
             let cfa = frame.frame.cfa;
-            if stack_pointer > cfa || read_u64(self.pid, cfa - 8) != Some(frame.return_addr) {
-                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
+            if (stack_pointer > cfa || read_u64(self.pid, cfa - 8) != Some(frame.return_addr))
+                && self.close(tracer, cache, sink, tid, ScopeEnd::Abandoned)?
+            {
+                return Ok(true);
             }
         }
         let at_entry = ip == self.local.arm_addr;
@@ -434,15 +598,24 @@ impl FrameRun<'_> {
                     return Ok(false);
                 }
                 // At or above the live frame: it was left without returning.
-                self.close(tracer, sink, tid, ScopeEnd::Abandoned)?;
+                if self.close(tracer, cache, sink, tid, ScopeEnd::Abandoned)? {
+                    return Ok(true);
+                }
             } else if slots & frame.return_mask != 0 && ip == frame.return_addr {
                 if stack_pointer == frame.frame.cfa {
-                    self.close(tracer, sink, tid, ScopeEnd::Returned)?;
+                    return self.close(tracer, cache, sink, tid, ScopeEnd::Returned);
                 }
+                return Ok(false);
+            } else if frame.perf.is_some() {
+                // Perf mode stops at the entry and the return only.
                 return Ok(false);
             } else {
                 return self.report(tracer, cache, sink, at);
             }
+        }
+        if self.reset.remove(&tid) {
+            // Its frame ended while it ran: the return breakpoint goes.
+            self.entry_only(tracer, tid)?;
         }
         if at_entry && self.opts.frames.is_none_or(|n| self.started < n) {
             self.arm(tracer, tid, &at.registers)?;
@@ -512,24 +685,15 @@ impl FrameRun<'_> {
             if new.is_some() {
                 piece.last_value = new;
             }
-            let unchanged = if typed.is_some() {
-                old_bytes == new_bytes
-            } else {
-                old.is_some() && old == new
-            };
-            if self.opts.changes_only && unchanged {
+            let access = FrameAccess::of(
+                typed.is_some(),
+                &old_bytes,
+                &new_bytes,
+                (old, new),
+                piece.len,
+            );
+            if !access.passes(self.opts, watch) {
                 continue;
-            }
-            if let Some(c) = self.opts.condition {
-                let holds = match &new_bytes {
-                    Some(bytes) if watch.value_type.is_some() && watch.len <= 8 => {
-                        c.for_watch(watch, watch.len).holds(bytes)
-                    }
-                    _ => new.is_some_and(|n| c.for_watch(watch, piece.len).holds(&n.to_le_bytes())),
-                };
-                if !holds {
-                    continue;
-                }
             }
             if self.opts.max_hits.is_some_and(|m| self.reported >= m) {
                 break;
