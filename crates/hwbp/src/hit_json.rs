@@ -55,9 +55,12 @@ impl Hit {
 pub struct HitJsonWriter {
     /// Per watch index: `,"watch":...,"watch_id":N,"address":"0x..."`.
     watches: Vec<Option<Box<[u8]>>>,
-    /// Recent code locations (most recent last) and their `,"instruction":...,"line":N`.
-    /// Holding the `Arc` keeps its address from being reused while it is a key.
-    code: Vec<(Arc<CodeInfo>, Box<[u8]>)>,
+    /// Recent code locations and their `,"instruction":...,"line":N`. Holding the `Arc`
+    /// keeps its address from being reused while it is a key.
+    code: Recent<Arc<CodeInfo>>,
+    /// Recent callchains (their frames, compared by address: the symbol cache hands out one
+    /// `Arc` per frame text) and their JSON arrays: a hot loop's hits repeat a few chains.
+    callchains: Recent<Vec<Arc<str>>>,
     /// The last thread name and its escaped form.
     comm: Option<(Arc<str>, Box<[u8]>)>,
     /// The last hit's middle part (see [`HitJsonWriter::write_middle`]) and what it was made
@@ -123,6 +126,45 @@ impl MiddleKey {
 /// Code locations a [`HitJsonWriter`] keeps (a hot loop writes from a few).
 const CODE_FRAGMENTS: usize = 16;
 
+/// Callchains a [`HitJsonWriter`] keeps (a hot loop's hits come through a few).
+const CALLCHAIN_FRAGMENTS: usize = 32;
+
+/// Values written recently and their JSON text, most recent last, at most a given number: the
+/// oldest goes when a new one comes.
+#[derive(Debug)]
+struct Recent<K>(Vec<(K, Box<[u8]>)>);
+
+impl<K> Default for Recent<K> {
+    fn default() -> Self {
+        Recent(Vec::new())
+    }
+}
+
+impl<K> Recent<K> {
+    /// The text kept for the value `is` accepts, else `write`'s text kept for `key()`.
+    fn fragment(
+        &mut self,
+        limit: usize,
+        is: impl Fn(&K) -> bool,
+        key: impl FnOnce() -> K,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        let at = match self.0.iter().rposition(|(k, _)| is(k)) {
+            Some(at) => at,
+            None => {
+                if self.0.len() == limit {
+                    self.0.remove(0);
+                }
+                let mut text = Vec::new();
+                write(&mut text);
+                self.0.push((key(), text.into()));
+                self.0.len() - 1
+            }
+        };
+        &self.0[at].1
+    }
+}
+
 impl HitJsonWriter {
     /// A writer with nothing cached.
     pub fn new() -> Self {
@@ -163,9 +205,8 @@ impl HitJsonWriter {
         });
         let mut o = json::Object::continued(out);
         if !hit.callchain.is_empty() {
-            json::push_array(o.key("callchain"), &hit.callchain, |out, frame| {
-                json::push_str(out, frame)
-            });
+            let chain = self.callchain_fragment(&hit.callchain);
+            o.key("callchain").extend_from_slice(chain);
         }
         if let Some(t) = &hit.typed {
             write_typed(&mut o, t);
@@ -240,14 +281,12 @@ impl HitJsonWriter {
     }
 
     fn code_fragment(&mut self, code: &Arc<CodeInfo>) -> &[u8] {
-        let at = match self.code.iter().rposition(|(c, _)| Arc::ptr_eq(c, code)) {
-            Some(at) => at,
-            None => {
-                if self.code.len() == CODE_FRAGMENTS {
-                    self.code.remove(0);
-                }
-                let mut text = Vec::new();
-                let mut o = json::Object::continued(&mut text);
+        self.code.fragment(
+            CODE_FRAGMENTS,
+            |c| Arc::ptr_eq(c, code),
+            || code.clone(),
+            |text| {
+                let mut o = json::Object::continued(text);
                 o.opt_hex("instruction", code.instruction);
                 o.opt_str("function", code.function());
                 if let Some(offset) = &code.module_offset {
@@ -257,11 +296,21 @@ impl HitJsonWriter {
                 let location = code.location.as_ref();
                 o.opt_str("file", location.and_then(|l| l.file.as_deref()));
                 o.opt_u64("line", location.and_then(|l| l.line).map(u64::from));
-                self.code.push((code.clone(), text.into()));
-                self.code.len() - 1
-            }
-        };
-        &self.code[at].1
+            },
+        )
+    }
+
+    /// `callchain`'s JSON array.
+    fn callchain_fragment(&mut self, callchain: &[Arc<str>]) -> &[u8] {
+        self.callchains.fragment(
+            CALLCHAIN_FRAGMENTS,
+            |c| {
+                c.len() == callchain.len()
+                    && c.iter().zip(callchain).all(|(a, b)| Arc::ptr_eq(a, b))
+            },
+            || callchain.to_vec(),
+            |text| json::push_array(text, callchain, |out, frame| json::push_str(out, frame)),
+        )
     }
 }
 
@@ -488,6 +537,41 @@ mod tests {
         hit.typed.as_mut().unwrap().moved_to = Some(0x5000);
         let parsed: serde_json::Value = serde_json::from_str(&hit.json_line(&watch("*p"))).unwrap();
         assert_eq!(parsed["moved_to"], "0x5000");
+    }
+
+    #[test]
+    fn a_reused_writer_writes_each_callchain_as_a_fresh_one_does() {
+        let w = watch("a");
+        let mut writer = HitJsonWriter::new();
+        let frames: Vec<Arc<str>> = (0..50)
+            .map(|i| format!("{i:#x} f{i} (\"a\".c:{i})").into())
+            .collect();
+        // 40 chains (more than the writer keeps) of shared frames, one a prefix of another.
+        let chains: Vec<Vec<Arc<str>>> = (0..40)
+            .map(|c| {
+                (0..1 + c % 6)
+                    .map(|k| frames[(c + 3 * k) % 50].clone())
+                    .collect()
+            })
+            .collect();
+        for i in 0..300usize {
+            let mut hit = plain_hit();
+            hit.callchain = match i % 5 {
+                // Three hot chains.
+                0 | 1 => chains[i % 3].clone(),
+                // The same texts in new `Arc`s.
+                2 => chains[i % 40].iter().map(|f| Arc::from(&**f)).collect(),
+                // Chains that come back after others pushed them out.
+                _ => chains[(i * 7) % 40].clone(),
+            };
+            let mut out = Vec::new();
+            writer.write(&hit, &w, &mut out);
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(line, hit.json_line(&w), "hit {i}");
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let texts: Vec<&str> = hit.callchain.iter().map(|f| &**f).collect();
+            assert_eq!(parsed["callchain"], serde_json::json!(texts), "hit {i}");
+        }
     }
 
     #[test]

@@ -144,9 +144,10 @@ pub struct HandlerSpec {
     /// pointers) instead. A kernel-mode access has no user registers in its context, so its
     /// user frames always come from `bpf_get_stack`.
     pub user_stack_bytes: u32,
-    /// The end of the watched process's `[stack]` mapping (its main thread's stack top), `0`
-    /// when unknown: a copy from the main thread's `sp` stops there in one read instead of
-    /// trying past it (a read past the top faults, and each retry costs a fault).
+    /// Where a copy from the watched process's main thread's `sp` may stop: the top of its
+    /// frames (the entry stack pointer, [`crate::user_stack::main_thread_frames_top`]) or the
+    /// end of its `[stack]` mapping; `0` when unknown. The copy stops there in one read instead
+    /// of trying past it (a read past the mapping faults, and each retry costs a fault).
     pub main_stack_top: u64,
 }
 

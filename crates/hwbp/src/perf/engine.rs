@@ -8,7 +8,7 @@ use hwbp_core::Access;
 use hwbp_linux::bpf::{
     self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, ValueFilter,
 };
-use hwbp_linux::{memory, target};
+use hwbp_linux::{memory, target, user_stack};
 
 use crate::error::{Error, Result};
 use crate::options::WatchOptions;
@@ -231,8 +231,15 @@ pub(crate) fn choose_engine(
     })
 }
 
-/// The end of process `pid`'s `[stack]` mapping (`/proc/PID/maps`), `0` when unknown.
+/// Where a copy of the main thread's stack may stop: its frames' top
+/// ([`user_stack::main_thread_frames_top`], the entry stack pointer), else the end of the
+/// `[stack]` mapping (`/proc/PID/maps`), `0` when neither is known. The frames' top saves the
+/// copy of argv, the environment and the auxiliary vector (kilobytes per hit) that no unwinder
+/// reads.
 fn main_stack_top(pid: i32) -> u64 {
+    if let Some(top) = user_stack::main_thread_frames_top(pid) {
+        return top;
+    }
     std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .ok()
         .and_then(|maps| {
