@@ -99,7 +99,7 @@ pub(crate) fn run(
 ) -> Result<Summary> {
     let result = run_plan(&mut plan, opts, stop, sink);
     let launched = match &mut plan.target {
-        PlannedTarget::Threads { launched, .. } => launched.take(),
+        PlannedTarget::Threads { launched, .. } => launched.take().map(|l| l.0),
         PlannedTarget::Cpus { .. } => None,
     };
     match launched {
@@ -223,7 +223,7 @@ fn run_plan(
         ..
     } = &mut plan.target
     {
-        launched.resume().map_err(|e| {
+        launched.0.resume().map_err(|e| {
             Error::wrap(ErrorKind::Target, "cannot let the launched command run", e)
         })?;
     }
@@ -309,7 +309,7 @@ fn run_plan(
     } = &mut plan.target
     {
         if ended_by == EndedBy::TargetExited {
-            if let Ok(exit) = launched.wait() {
+            if let Ok(exit) = launched.0.wait() {
                 ended_by = EndedBy::command(exit);
                 command = Some(crate::launched::exited(launched.pid(), exit));
             }

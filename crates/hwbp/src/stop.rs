@@ -162,7 +162,7 @@ pub(crate) fn take_threads(
             pid,
             tids,
             launched,
-        } => Some((pid, tids, launched)),
+        } => Some((pid, tids, launched.map(|l| l.0))),
         other => {
             plan.target = other;
             None
@@ -268,6 +268,7 @@ pub(crate) fn run(
             launched: Some(launched),
             ..
         } => launched
+            .0
             .followed()
             .last()
             .map(|p| format!(", followed through exec to {}", p.display())),

@@ -251,6 +251,18 @@ impl PlannedWatch {
     }
 }
 
+/// A command hwbp launched for a plan, held stopped before its first instruction until a
+/// run lets it go (and ended with the run unless [`crate::WatchOptions::keep_running`]).
+#[derive(Debug)]
+pub struct LaunchedCommand(pub(crate) LaunchedProcess);
+
+impl LaunchedCommand {
+    /// Its process id.
+    pub fn pid(&self) -> i32 {
+        self.0.pid()
+    }
+}
+
 /// What a plan runs on, resolved.
 #[derive(Debug)]
 pub enum PlannedTarget {
@@ -262,7 +274,7 @@ pub enum PlannedTarget {
         /// The threads to open events on.
         tids: Vec<i32>,
         /// The launched command, if hwbp started it.
-        launched: Option<LaunchedProcess>,
+        launched: Option<LaunchedCommand>,
     },
     /// Every task on these CPUs; `all` when they are all online CPUs (hotplug is followed).
     Cpus {
@@ -301,7 +313,7 @@ impl PlannedTarget {
                 pid,
                 launched: Some(launched),
                 ..
-            } => match launched.followed().last() {
+            } => match launched.0.followed().last() {
                 Some(program) => format!(
                     "the command (pid {pid}), followed through exec to {}",
                     program.display()

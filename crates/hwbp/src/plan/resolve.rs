@@ -63,7 +63,7 @@ pub(super) fn resolve_target(target: Target) -> Result<PlannedTarget> {
             Ok(PlannedTarget::Threads {
                 pid,
                 tids: vec![pid],
-                launched: Some(launched),
+                launched: Some(super::LaunchedCommand(launched)),
             })
         }
     }
