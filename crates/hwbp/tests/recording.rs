@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use hwbp::record::report::{changes, folded, frame_name, report, Filter};
 use hwbp::record::{
     Cut, Header, Member, Recording, RecordingReader, RecordingWriter, Summary, Target, ThreadName,
-    WatchInfo, WatchTotals, FORMAT_VERSION,
+    WatchInfo, RecordedTotals, FORMAT_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -226,7 +226,7 @@ fn a_recording_reads_back_exactly_what_was_written() {
         rec.summary,
         Some(Summary {
             watchpoints: vec![
-                WatchTotals {
+                RecordedTotals {
                     watch: "counter".into(),
                     address: "0x1000".into(),
                     len: 8,
@@ -239,7 +239,7 @@ fn a_recording_reads_back_exactly_what_was_written() {
                     estimate: None,
                     extra: Default::default(),
                 },
-                WatchTotals {
+                RecordedTotals {
                     watch: "cfg".into(),
                     address: "0x2000".into(),
                     len: 16,

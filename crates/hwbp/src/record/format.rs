@@ -252,9 +252,11 @@ pub struct ThreadName {
     pub name: String,
 }
 
-/// Per-watchpoint totals: one entry of the summary's `watchpoints`.
+/// Per-watchpoint totals as a recording holds them: one entry of the summary record's
+/// `watchpoints`, read back tolerantly (text placement, unknown fields kept), unlike the live
+/// run's [`crate::summary::WatchTotals`] that wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchTotals {
+pub struct RecordedTotals {
     /// The watch spec.
     pub watch: String,
     /// The watched address (`0x...`).
@@ -283,7 +285,7 @@ pub struct WatchTotals {
     pub extra: Map<String, Value>,
 }
 
-impl WatchTotals {
+impl RecordedTotals {
     /// The flexible part in words, as `hwbp stat` prints it; empty for pinned watches.
     pub fn flexible_text(&self) -> String {
         crate::summary::flexible_text(
@@ -299,7 +301,7 @@ impl WatchTotals {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// One entry per watchpoint, in the order given.
-    pub watchpoints: Vec<WatchTotals>,
+    pub watchpoints: Vec<RecordedTotals>,
     /// Samples the kernel dropped.
     #[serde(default)]
     pub lost_records: u64,

@@ -24,7 +24,7 @@ pub mod report;
 mod writer;
 
 pub use format::{
-    Header, Hit, Member, Record, Summary, Target, ThreadName, WatchInfo, WatchTotals, FORMAT_NAME,
+    Header, Hit, Member, Record, Summary, Target, ThreadName, WatchInfo, RecordedTotals, FORMAT_NAME,
     FORMAT_VERSION,
 };
 pub use reader::{Cut, Recording, RecordingReader, ScopeRecord};
