@@ -110,7 +110,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use hit::{FrameRef, Hit, HitValue, ValueSource, WatchId};
 pub use hit_json::HitJsonWriter;
 pub use options::{CallGraph, Mode, StopHandle, WatchOptions, DEFAULT_STACK_BYTES};
-pub use plan::{LaunchedCommand, Piece, PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target, WatchPlan};
+pub use plan::{
+    LaunchedCommand, Piece, PlanBuilder, PlanOptions, PlannedTarget, PlannedWatch, Target,
+    WatchPlan,
+};
 pub use queue::DEFAULT_QUEUE_BYTES;
 pub use rotation::PiecePlacement;
 pub use scope::{ScopeEnd, ScopeEvent};

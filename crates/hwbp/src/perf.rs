@@ -67,13 +67,14 @@ use crate::hit::WatchId;
 use crate::options::{StopHandle, WatchOptions};
 use crate::plan::{plural, PlannedTarget, WatchPlan};
 use crate::queue::HitQueue;
+use crate::rotation::PiecePlacement;
 use crate::sink::{HitSink, Notice};
 use crate::summary::{EndedBy, Summary, SummaryKind};
 use crate::threads::ThreadNames;
 use delivery::{deliver, Delivery};
 use drain::Drain;
 use engine::{choose_engine, Engine};
-use queued::{CloseOnDrop, Queued, CONSUMER_RUNNING};
+use queued::{CloseOnDrop, DrainEnd, Queued, CONSUMER_RUNNING};
 pub(crate) use targets::placement;
 use targets::scopes;
 
@@ -125,8 +126,6 @@ fn run_plan(
     stop: &StopHandle,
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
-    let online =
-        target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
     let mut placement = placement(plan)?;
     // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
     let chains = chains::PerfChains::new(plan, &placement)?;
@@ -139,32 +138,9 @@ fn run_plan(
     if let Some(notice) = placement.notice() {
         sink.notice(&Notice::Rotation(notice))?;
     }
-    let requests = placement.session_requests();
     let target_pid = plan.target.pid();
     let engine = choose_engine(plan, &placement, opts)?;
-    let mut session_opts = SessionOptions {
-        ring_pages: opts.ring_pages,
-        ..SessionOptions::default()
-    };
-    // The handler takes the stacks itself; perf samples only carry execute hits then.
-    session_opts.sample.callchain = opts.callchain;
-    session_opts.sample.regs_user = engine.regs_user;
-    if opts.callchain {
-        session_opts.sample.stack_user = opts.call_graph.stack_bytes();
-    }
-    session_opts.sample.in_kernel_handler = engine.handler.is_some();
-    let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
-    if let Some(active) = &engine.handler {
-        session
-            .attach_handler(active.handler.program_fd())
-            .map_err(|e| {
-                Error::wrap(
-                    ErrorKind::Kernel,
-                    "cannot attach the BPF hit handler to a breakpoint event",
-                    e,
-                )
-            })?;
-    }
+    let mut session = open_session(plan, &placement, opts, &engine)?;
     let Engine {
         handler,
         seeded,
@@ -217,26 +193,7 @@ fn run_plan(
     let armed_at = Instant::now();
     let armed_ns = monotonic_ns();
     placement.start(armed_ns);
-    session.enable()?;
-    if let PlannedTarget::Threads {
-        launched: Some(launched),
-        ..
-    } = &mut plan.target
-    {
-        launched.0.resume().map_err(|e| {
-            Error::wrap(ErrorKind::Target, "cannot let the launched command run", e)
-        })?;
-    }
-    sink.notice(&Notice::Armed {
-        description: format!(
-            "{} on {}",
-            plural(plan.watches.len(), "watchpoint"),
-            plan.target.describe()
-        ),
-    })?;
-    if let Some(notice) = engine_notice {
-        sink.notice(&Notice::Engine(notice))?;
-    }
+    arm(plan, &mut session, sink, engine_notice)?;
 
     let queue: HitQueue<Queued> = HitQueue::new(opts.queue_bytes);
     let consumer = AtomicU8::new(CONSUMER_RUNNING);
@@ -301,6 +258,94 @@ fn run_plan(
     let end = drained?;
     let reported = delivered?;
 
+    Ok(summarize(
+        plan,
+        opts,
+        end,
+        &reported,
+        filtered_in_kernel,
+        queue.peak_bytes(),
+    ))
+}
+
+/// Opens the session of `placement`'s requests on the plan's threads or CPUs, with the sample
+/// fields the engine needs, and attaches the engine's handler to every breakpoint event.
+fn open_session(
+    plan: &WatchPlan,
+    placement: &PiecePlacement,
+    opts: &WatchOptions,
+    engine: &Engine,
+) -> Result<WatchSession> {
+    let online =
+        target::online_cpus().map_err(|e| Error::wrap(ErrorKind::Kernel, e.to_string(), e))?;
+    let requests = placement.session_requests();
+    let mut session_opts = SessionOptions {
+        ring_pages: opts.ring_pages,
+        ..SessionOptions::default()
+    };
+    // The handler takes the stacks itself; perf samples only carry execute hits then.
+    session_opts.sample.callchain = opts.callchain;
+    session_opts.sample.regs_user = engine.regs_user;
+    if opts.callchain {
+        session_opts.sample.stack_user = opts.call_graph.stack_bytes();
+    }
+    session_opts.sample.in_kernel_handler = engine.handler.is_some();
+    let mut session = WatchSession::open(&requests, &scopes(&plan.target), &online, &session_opts)?;
+    if let Some(active) = &engine.handler {
+        session
+            .attach_handler(active.handler.program_fd())
+            .map_err(|e| {
+                Error::wrap(
+                    ErrorKind::Kernel,
+                    "cannot attach the BPF hit handler to a breakpoint event",
+                    e,
+                )
+            })?;
+    }
+    Ok(session)
+}
+
+/// Enables the session, lets a launched command run, and says what is armed and which value
+/// engine runs.
+fn arm(
+    plan: &mut WatchPlan,
+    session: &mut WatchSession,
+    sink: &mut dyn HitSink,
+    engine_notice: Option<String>,
+) -> Result<()> {
+    session.enable()?;
+    if let PlannedTarget::Threads {
+        launched: Some(launched),
+        ..
+    } = &mut plan.target
+    {
+        launched.0.resume().map_err(|e| {
+            Error::wrap(ErrorKind::Target, "cannot let the launched command run", e)
+        })?;
+    }
+    sink.notice(&Notice::Armed {
+        description: format!(
+            "{} on {}",
+            plural(plan.watches.len(), "watchpoint"),
+            plan.target.describe()
+        ),
+    })?;
+    if let Some(notice) = engine_notice {
+        sink.notice(&Notice::Engine(notice))?;
+    }
+    Ok(())
+}
+
+/// The run's summary: each watch's totals from the placement's counts and what was reported,
+/// and how the run ended (a launched command that exited is reaped here and named).
+fn summarize(
+    plan: &mut WatchPlan,
+    opts: &WatchOptions,
+    end: DrainEnd,
+    reported: &[u64],
+    filtered_in_kernel: bool,
+    queue_peak_bytes: usize,
+) -> Summary {
     let mut ended_by = end.ended_by;
     let mut command = None;
     if let PlannedTarget::Threads {
@@ -327,19 +372,19 @@ fn run_plan(
         .watches
         .iter()
         .map(|w| {
-            let mut totals = end.placement.totals(w, &reported, max_hits, end.duration);
+            let mut totals = end.placement.totals(w, reported, max_hits, end.duration);
             if filtered_in_kernel {
                 totals.lost = totals.lost.min(really_lost);
             }
             totals
         })
         .collect();
-    Ok(Summary {
+    Summary {
         kind: SummaryKind::Summary,
         watchpoints,
         lost_records: end.lost_records,
         queue_dropped: end.dropped,
-        queue_peak_bytes: queue.peak_bytes() as u64,
+        queue_peak_bytes: queue_peak_bytes as u64,
         throttled: end.throttled,
         stray_traps: 0,
         handler: end.handler,
@@ -348,5 +393,5 @@ fn run_plan(
         processes: Vec::new(),
         pending: Vec::new(),
         command,
-    })
+    }
 }

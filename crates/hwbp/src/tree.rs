@@ -168,7 +168,7 @@ pub(crate) fn run(
     };
     let mut tree = match launched {
         Some(launched) => {
-            let pid = launched.into_traced().map_err(target_error)?;
+            let pid = launched.0.into_traced().map_err(target_error)?;
             ProcessTree::from_launched(pid).map_err(target_error)?
         }
         None => ProcessTree::attach(pid, &tids, plan.options.follow_children).map_err(|e| {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use hwbp::record::report::{changes, folded, frame_name, report, Filter};
 use hwbp::record::{
-    Cut, Header, Member, Recording, RecordingReader, RecordingWriter, Summary, Target, ThreadName,
-    WatchInfo, RecordedTotals, FORMAT_VERSION,
+    Cut, Header, Member, RecordedTotals, Recording, RecordingReader, RecordingWriter, Summary,
+    Target, ThreadName, WatchInfo, FORMAT_VERSION,
 };
 use serde_json::{json, Value};
 

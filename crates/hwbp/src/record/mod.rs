@@ -24,8 +24,8 @@ pub mod report;
 mod writer;
 
 pub use format::{
-    Header, Hit, Member, Record, Summary, Target, ThreadName, WatchInfo, RecordedTotals, FORMAT_NAME,
-    FORMAT_VERSION,
+    Header, Hit, Member, Record, RecordedTotals, Summary, Target, ThreadName, WatchInfo,
+    FORMAT_NAME, FORMAT_VERSION,
 };
 pub use reader::{Cut, Recording, RecordingReader, ScopeRecord};
 pub use writer::{RecordingStats, RecordingWriter};
