@@ -24,7 +24,7 @@
 //! a [`ScopeEvent`]; the next entry arms a new instance unless
 //! [`WatchOptions::frames`](crate::WatchOptions::frames) frames have been watched.
 //!
-//! Without `--stop` ([`perf`]) the same run arms each frame's data pieces as
+//! Without `--stop` (`local::perf`) the same run arms each frame's data pieces as
 //! per-thread perf breakpoint events with the in-kernel BPF hit handler instead: only the
 //! entry and the return stop the thread; the writes are the handler's records.
 
