@@ -513,15 +513,7 @@ pub(crate) fn run(
             }
             StopEvent::Exited(exit) => {
                 command_exit = Some(exit);
-                let status = exit.to_string();
-                return Ok(if is_launched {
-                    EndedBy::Command {
-                        status,
-                        stray_trap: false,
-                    }
-                } else {
-                    EndedBy::Target { status }
-                });
+                return Ok(EndedBy::traced_exit(exit, is_launched));
             }
             StopEvent::Exec => return Ok(EndedBy::Exec { frames: false }),
             // A debug exception that matched no watchpoint (these VMs raise them under busy

@@ -210,6 +210,20 @@ impl EndedBy {
             stray_trap: matches!(exit, ProcessExit::Signaled { signal, .. } if signal == nix::libc::SIGTRAP),
         }
     }
+
+    /// A traced target ended with `exit`: the command hwbp launched (`launched`) or the
+    /// attached target. The tracer sees every debug exception, so a SIGTRAP is the program's.
+    pub(crate) fn traced_exit(exit: impl fmt::Display, launched: bool) -> EndedBy {
+        let status = exit.to_string();
+        if launched {
+            EndedBy::Command {
+                status,
+                stray_trap: false,
+            }
+        } else {
+            EndedBy::Target { status }
+        }
+    }
 }
 
 impl fmt::Display for EndedBy {

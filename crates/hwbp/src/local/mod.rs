@@ -255,15 +255,7 @@ fn run_frames(
                 sink.idle()?;
             }
             StopEvent::Exited(exit) => {
-                let status = exit.to_string();
-                return Ok(if is_launched {
-                    EndedBy::Command {
-                        status,
-                        stray_trap: false,
-                    }
-                } else {
-                    EndedBy::Target { status }
-                });
+                return Ok(EndedBy::traced_exit(exit, is_launched));
             }
             StopEvent::Exec => return Ok(EndedBy::Exec { frames: true }),
             StopEvent::StrayTrap { .. } => run.stray_traps += 1,
