@@ -39,6 +39,7 @@ const SOURCES: &[&str] = &[
     "conds.c",
     "forever.c",
     "aggregates.c",
+    "strings.c",
     "unwind.c",
     "../cxx/unwind.cpp",
     "../rust/unwind.rs",
@@ -130,6 +131,13 @@ fn main() {
         &c_dir,
         "aggregates_nopie",
         &["aggregates.c"],
+        &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "strings",
+        &["strings.c"],
         &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
     // Callchain fixtures without frame pointers, as distributions build.

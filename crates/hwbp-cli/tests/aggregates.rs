@@ -342,8 +342,8 @@ fn exclusive_a_char_pointer_prints_the_pointer_and_its_string_as_gdb_does() {
             .map(|(_, rest)| format!(" {rest}"))
             .as_deref()
     );
-    // Without stopping, the pointer is the handler's and the string is read after.
-    check(&text_run(&[]), " (string read after)");
+    // Without stopping, the pointer and its string are the handler's, read at the trap.
+    check(&text_run(&[]), "");
 }
 
 /// gdb's `print rust_statics::config::NAME` in the Rust fixture once `main` runs.

@@ -445,6 +445,27 @@ pub fn format_c_string(bytes: &[u8]) -> String {
     out
 }
 
+/// The string a `char *` points to, of which `chars` (no NUL) were read, as gdb prints it:
+/// as [`format_c_string`] does, with `...` also when `truncated` (the string goes on past
+/// the characters read, a bound below gdb's).
+pub fn format_c_string_chars(chars: &[u8], truncated: bool) -> String {
+    if chars.is_empty() {
+        return if truncated {
+            "...".into()
+        } else {
+            "\"\"".into()
+        };
+    }
+    // gdb reads no more than its limit.
+    let shown = &chars[..chars.len().min(PRINT_MAX)];
+    let mut out = String::new();
+    let printed = string_segments(&mut out, shown);
+    if truncated || printed < chars.len() {
+        out.push_str("...");
+    }
+    out
+}
+
 /// The most bytes gdb reads behind a `char *` (its `print elements` limit).
 pub const C_STRING_MAX: usize = PRINT_MAX;
 
@@ -854,6 +875,22 @@ mod tests {
         assert_eq!(format_c_string(b"hi\tx\0junk"), r#""hi\tx""#);
         assert_eq!(format_c_string(b"\0"), r#""""#);
         assert_eq!(format_c_string(&[b'x'; 200]), "'x' <repeats 200 times>...");
+    }
+
+    #[test]
+    fn a_string_read_up_to_a_bound_says_when_it_goes_on() {
+        assert_eq!(format_c_string_chars(b"hi\tx", false), r#""hi\tx""#);
+        assert_eq!(format_c_string_chars(b"", false), r#""""#);
+        assert_eq!(format_c_string_chars(b"abcd", true), r#""abcd"..."#);
+        // Exactly gdb's limit: all of it, no `...`; past it, the limit and `...`.
+        assert_eq!(
+            format_c_string_chars(&[b'y'; 200], false),
+            "'y' <repeats 200 times>"
+        );
+        assert_eq!(
+            format_c_string_chars(&[b'y'; 201], false),
+            "'y' <repeats 200 times>..."
+        );
     }
 
     #[test]

@@ -106,7 +106,18 @@ fn load_handler(
             },
             None => None,
         };
-        pieces.push(HandlerPiece::new(request.addr, request.len as u8).with_condition(condition));
+        let mut piece =
+            HandlerPiece::new(request.addr, request.len as u8).with_condition(condition);
+        let owner = &plan.watches[watch.index()];
+        let c_string = owner
+            .value_type
+            .as_ref()
+            .is_some_and(|ty| crate::typed::is_c_string_pointer(ty));
+        if c_string && request.len == 8 && request.addr == owner.addr && !piece.is_kernel() {
+            // The string the new pointer points to, read at the trap.
+            piece = piece.with_string();
+        }
+        pieces.push(piece);
         to_piece.push(p);
     }
     if pieces.is_empty() {
@@ -139,6 +150,7 @@ fn load_handler(
             .max(u32::try_from((per_record * 4096).next_power_of_two()).unwrap_or(1 << 30));
     }
     spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
+    spec.string_chars = opts.string_chars;
     spec.filter = ValueFilter {
         changes_only: opts.changes_only,
     };

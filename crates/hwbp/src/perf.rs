@@ -1289,9 +1289,11 @@ impl Delivery<'_> {
             typed: None,
             frame: None,
         };
-        // The value in its type (the handler's exact new value, typed).
+        // The value in its type (the handler's exact new value, typed; a `char *`'s string
+        // as the handler read it at the trap).
         let (_, index) = self.piece_owner[piece];
-        self.typed_values.annotate(plan, &mut out, index);
+        self.typed_values
+            .annotate_with_string(plan, &mut out, index, record.string);
         out
     }
 

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use hwbp_core::Access;
+use hwbp_linux::bpf::TrapString;
 use hwbp_linux::memory;
 use hwbp_symbols::types::{Language, Type};
 use hwbp_symbols::value::{
@@ -271,19 +272,19 @@ impl WatchValues {
         piece: usize,
         known: Option<u64>,
     ) -> Option<Observed> {
-        self.observe_known(plan, watch, piece, known, false)
+        self.observe_known(plan, watch, piece, known, StringRead::Now)
     }
 
     /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
     /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again;
-    /// `read_after`: the target ran on since the hit (a `char *`'s string says so).
+    /// `string`: where a `char *`'s string comes from.
     fn observe_known(
         &mut self,
         plan: &WatchPlan,
         watch: WatchId,
         piece: usize,
         known: Option<u64>,
-        read_after: bool,
+        string: StringRead,
     ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
@@ -299,12 +300,7 @@ impl WatchValues {
         }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
-        self.add_string(
-            watch,
-            &mut typed,
-            (old.as_deref(), new.as_deref()),
-            read_after,
-        );
+        self.add_string(watch, &mut typed, (old.as_deref(), new.as_deref()), string);
         let mut raw_values = None;
         if let Some(chain) = &watch.chain {
             if let Some(name) = chain.pointer_name(piece) {
@@ -327,14 +323,46 @@ impl WatchValues {
     /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
     /// value is read after the hit; a scalar's is the one the drain already read).
     pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
+        self.annotate_with_string(plan, hit, piece, None);
+    }
+
+    /// [`annotate`](Self::annotate) with the string the BPF handler read at the trap for a
+    /// `char *` watch (`None`: it read none, then the string is read now, after the hit).
+    pub(crate) fn annotate_with_string(
+        &mut self,
+        plan: &WatchPlan,
+        hit: &mut Hit,
+        piece: usize,
+        trap_string: Option<Result<TrapString, i32>>,
+    ) {
         if self.advance_shadow(plan, hit, piece) {
             return;
         }
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, true) {
+        let string = match trap_string {
+            Some(read) => StringRead::AtTrap(read.ok()),
+            None => StringRead::After,
+        };
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, string) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }
+}
+
+/// Where the string of a `char *` watch's new value comes from.
+enum StringRead {
+    /// Read now, with the thread at the hit (stop mode) or at arming: printed as it is.
+    Now,
+    /// Read now, while the target ran on since the hit: marked ` (string read after)`.
+    After,
+    /// Read by the BPF handler at the trap (`None`: the pointer was NULL or unmapped there):
+    /// printed as it is, nothing read now.
+    AtTrap(Option<TrapString>),
+}
+
+/// True for a `char *` watch, whose string the BPF handler reads at the trap.
+pub(crate) fn is_c_string_pointer(ty: &WatchType) -> bool {
+    matches!(StringKind::of(ty), Some(StringKind::CPointer))
 }
 
 /// A value gdb prints with the string it points to.
@@ -380,16 +408,17 @@ impl StringKind {
 }
 
 impl WatchValues {
-    /// For a `char *` or `&str` watch: shows the string the new value points to (read now,
-    /// up to gdb's 200 characters; ` (string read after)` when the target ran on since the
-    /// hit) in `typed.new`, and the one read for the old value, when it was the last new
-    /// one, in `typed.old`. NULL and unreadable pointers print as the value alone.
+    /// For a `char *` or `&str` watch: shows the string the new value points to (read at the
+    /// trap by the handler, or now, up to gdb's 200 characters; ` (string read after)` when
+    /// read now and the target ran on since the hit) in `typed.new`, and the one shown for
+    /// the old value, when it was the last new one, in `typed.old`. NULL and unreadable
+    /// pointers print as the value alone.
     fn add_string(
         &mut self,
         watch: &PlannedWatch,
         typed: &mut TypedValue,
         (old, new): (Option<&[u8]>, Option<&[u8]>),
-        read_after: bool,
+        string: StringRead,
     ) {
         let Some(kind) = watch.value_type.as_deref().and_then(StringKind::of) else {
             return;
@@ -402,12 +431,23 @@ impl WatchValues {
         let (Some(new), Some(shown)) = (new, typed.new.as_ref()) else {
             return;
         };
-        let Some(mut text) = self.with_string(kind, shown, new) else {
-            return;
+        let text = match (string, kind) {
+            (StringRead::AtTrap(None), StringKind::CPointer) => return,
+            (StringRead::AtTrap(Some(read)), StringKind::CPointer) => {
+                let string =
+                    hwbp_symbols::value::format_c_string_chars(&read.bytes, read.truncated);
+                format!("{shown} {string}")
+            }
+            (string, _) => {
+                let Some(mut text) = self.with_string(kind, shown, new) else {
+                    return;
+                };
+                if !matches!(string, StringRead::Now) {
+                    text.push_str(" (string read after)");
+                }
+                text
+            }
         };
-        if read_after {
-            text.push_str(" (string read after)");
-        }
         typed.new = Some(text.clone());
         self.strings[watch.id.0] = Some((new.to_vec(), text));
     }
@@ -474,7 +514,7 @@ impl WatchValues {
         if before.complete() && after.complete() {
             let watch = &plan.watches[hit.watch.0];
             let values = (Some(&before.bytes[..]), Some(&after.bytes[..]));
-            self.add_string(watch, &mut typed, values, true);
+            self.add_string(watch, &mut typed, values, StringRead::After);
         }
         self.last[hit.watch.0] = LastValue(Some(after.bytes));
         hit.typed = Some(typed);

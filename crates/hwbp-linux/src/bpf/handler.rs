@@ -22,7 +22,10 @@
 //!    (`bpf_ringbuf_reserve`; a full ring counts in `stats[RING_FULL]`), fills it (time from
 //!    `bpf_ktime_get_ns`, which is `CLOCK_MONOTONIC` like hwbp's perf samples; pid/tid; CPU;
 //!    `regs.ip`; piece; old; new; kernel mode when `regs.cs & 3 == 0`; optionally the user
-//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`) and submits it, waking the reader only
+//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`; for a piece that holds a `char *`
+//!    ([`HandlerPiece::reads_string`]), the string the new pointer points to, by
+//!    `bpf_probe_read_user_str`, up to [`HandlerSpec::string_chars`]) and submits it, waking
+//!    the reader only
 //!    with the record that takes the unread bytes past [`HandlerSpec::wakeup_bytes`]
 //!    (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`, then `BPF_RB_NO_WAKEUP` or
 //!    `BPF_RB_FORCE_WAKEUP`). The kernel's default wakes the reader whenever it has caught up,
@@ -63,6 +66,9 @@ pub struct HandlerPiece {
     /// Keep only hits whose new value satisfies this (`--if`, resolved for the value's type:
     /// its width is the piece's).
     pub condition: Option<IntCondition>,
+    /// The piece holds a C string pointer (`char *`): each record carries the string the new
+    /// pointer points to, read at the trap ([`HandlerRecord::string`]). An 8-byte user piece.
+    pub reads_string: bool,
 }
 
 impl HandlerPiece {
@@ -72,6 +78,15 @@ impl HandlerPiece {
             addr,
             len,
             condition: None,
+            reads_string: false,
+        }
+    }
+
+    /// The same piece, reading the string its new value points to at each hit (`char *`).
+    pub fn with_string(self) -> Self {
+        HandlerPiece {
+            reads_string: true,
+            ..self
         }
     }
 
@@ -148,7 +163,19 @@ pub struct HandlerSpec {
     /// when unknown: a copy from the main thread's `sp` stops there in one read instead of
     /// trying past it (a read past the top faults, and each retry costs a fault).
     pub main_stack_top: u64,
+    /// Emit mode, for pieces that [read a string](HandlerPiece::reads_string): the most
+    /// characters of it each record carries, 1 to [`MAX_STRING_CHARS`]; a longer string is
+    /// marked [`TrapString::truncated`]. Default [`DEFAULT_STRING_CHARS`].
+    pub string_chars: u32,
 }
+
+/// The default of [`HandlerSpec::string_chars`]: gdb's `print elements` limit, the most
+/// characters gdb prints behind a `char *`, so a string read at the trap prints as gdb prints
+/// it; it costs 216 bytes per record.
+pub const DEFAULT_STRING_CHARS: u32 = 200;
+
+/// The most of [`HandlerSpec::string_chars`]: a page.
+pub const MAX_STRING_CHARS: u32 = 4096;
 
 impl HandlerSpec {
     /// A spec with no filter, a 4 MiB ring woken every 16 KiB, and 16,384 count keys.
@@ -162,14 +189,34 @@ impl HandlerSpec {
             count_keys: 16 * 1024,
             user_stack_bytes: 0,
             main_stack_top: 0,
+            string_chars: DEFAULT_STRING_CHARS,
+        }
+    }
+
+    /// The string area records carry: its buffer's bytes (the characters, one more to tell a
+    /// string of exactly `string_chars` from a longer one, and the NUL, in whole words), `0`
+    /// when no piece reads a string.
+    fn string_buffer(&self) -> u32 {
+        if self.mode == HandlerMode::Count || !self.pieces.iter().any(|p| p.reads_string) {
+            return 0;
+        }
+        (self.string_chars + 2).next_multiple_of(8)
+    }
+
+    /// Bytes of one Emit record.
+    fn record_size(&self) -> i32 {
+        let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
+        let base = record_bytes(stack, self.user_stack_bytes);
+        match self.string_buffer() {
+            0 => base,
+            buffer => (base + 7) / 8 * 8 + 8 + buffer as i32,
         }
     }
 
     /// Emit mode: the records the ring holds when full (each record's span in the ring, its
     /// 8-byte header included; with the stack, room for all of [`STACK_FRAMES`]).
     pub fn ring_records(&self) -> usize {
-        let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
-        let size = record_bytes(stack, self.user_stack_bytes);
+        let size = self.record_size();
         self.ring_bytes as usize / super::ringbuf::record_span(size as u32) as usize
     }
 
@@ -221,6 +268,9 @@ const OFF_STACK_LEN: i16 = 52;
 const FLAG_KERNEL: i32 = 1;
 /// Record flag: `bpf_probe_read_*` failed; old and new are 0.
 const FLAG_UNREADABLE: i32 = 2;
+/// Record flag (set per piece, before the record is filled): read the string the new value
+/// points to.
+const FLAG_STRING: i32 = 4;
 
 /// `bpf_perf_event_data` offsets on x86_64 (`arch/x86/include/uapi/asm/ptrace.h`).
 const CTX_BP: i16 = 4 * 8;
@@ -295,6 +345,12 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 piece.addr, piece.len
             )));
         }
+        if piece.reads_string && (piece.len != 8 || piece.is_kernel()) {
+            return Err(BpfError::Invalid(format!(
+                "piece {i} at {:#x}: only an 8-byte user-space pointer reads a string",
+                piece.addr
+            )));
+        }
         if let Some(cond) = piece.condition {
             if cond.bytes != piece.len {
                 return Err(BpfError::Invalid(format!(
@@ -312,6 +368,12 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 spec.ring_bytes
             )));
         }
+    }
+    if spec.string_buffer() > 0 && !(1..=MAX_STRING_CHARS).contains(&spec.string_chars) {
+        return Err(BpfError::Invalid(format!(
+            "strings of {} characters: needs 1 to {MAX_STRING_CHARS}",
+            spec.string_chars
+        )));
     }
     if spec.mode == HandlerMode::Count && spec.count_keys == 0 {
         return Err(BpfError::Invalid("count map of 0 keys".into()));
@@ -355,6 +417,9 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         } else {
             Helper::ProbeReadUser
         };
+        if piece.reads_string && spec.string_buffer() > 0 {
+            asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_STRING);
+        }
         asm.st(Size::DW, Reg::FP, SLOT_NEW, 0)
             .stack_ptr(Reg::R1, SLOT_NEW)
             .mov(Reg::R2, i32::from(piece.len))
@@ -404,7 +469,11 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
             let stack = stack.then_some(spec.user_stack_bytes);
             emit_record(
                 &mut asm,
-                stack,
+                RecordShape {
+                    stack,
+                    size: spec.record_size(),
+                    string_buffer: spec.string_buffer(),
+                },
                 i32::try_from(wakeup).unwrap_or(i32::MAX),
                 spec.main_stack_top,
             )
@@ -536,13 +605,51 @@ fn copy_user_stack(asm: &mut Asm, bytes: u32, main_stack_top: u64) {
         .stx(Size::DW, Reg::R7, OFF_USER_STACK_BYTES, Reg::R8);
 }
 
-/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new. `stack`: with stacks, and how many
-/// user-stack bytes (0: user frames by `bpf_get_stack`).
-fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32, main_stack_top: u64) {
+/// What an Emit record holds.
+struct RecordShape {
+    /// With stacks, and how many user-stack bytes (0: user frames by `bpf_get_stack`).
+    stack: Option<u32>,
+    /// The record's bytes.
+    size: i32,
+    /// The string area's buffer bytes, 0 without one ([`HandlerSpec::string_buffer`]).
+    string_buffer: u32,
+}
+
+/// The string area, last in a record of `size` bytes whose buffer has `buffer` bytes: the
+/// offset of `bpf_probe_read_user_str`'s result (8 bytes: the length with the NUL, `0` when
+/// no string was read, or `-errno`), followed by the buffer. [`HandlerRecord::parse_for`]
+/// finds it from the record's end the same way.
+fn string_area(size: usize, buffer: usize) -> usize {
+    size - buffer - 8
+}
+
+/// For a piece flagged [`FLAG_STRING`]: the string at the new value (r9), up to the buffer,
+/// into the record at r7; otherwise a length of 0.
+fn copy_string(asm: &mut Asm, shape: &RecordShape) {
+    let none = asm.label("no_string");
+    let done = asm.label("string_done");
+    let area = string_area(shape.size as usize, shape.string_buffer as usize) as i16;
+    asm.ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
+        .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_STRING))
+        .jmp(Cond::Eq, Reg::R1, Src::Imm(0), none)
+        .mov_reg(Reg::R1, Reg::R7)
+        .alu(AluOp::Add, Reg::R1, Src::Imm(i32::from(area) + 8))
+        .mov(Reg::R2, shape.string_buffer as i32)
+        .ldx(Size::DW, Reg::R3, Reg::R7, OFF_NEW)
+        .call(Helper::ProbeReadUserStr)
+        .stx(Size::DW, Reg::R7, area, Reg::R0)
+        .ja(done)
+        .bind(none)
+        .st(Size::DW, Reg::R7, area, 0)
+        .bind(done);
+}
+
+/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
+fn emit_record(asm: &mut Asm, shape: RecordShape, wakeup_bytes: i32, main_stack_top: u64) {
     let full = asm.label("ring_full");
     let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
-    let size = record_bytes(stack.is_some(), stack.unwrap_or(0));
+    let RecordShape { stack, size, .. } = shape;
     // The record's span in the ring (`bpf_ringbuf_query(AVAIL_DATA)` counts it once reserved).
     let span = super::ringbuf::record_span(size as u32) as i32;
     asm.ld_map(Reg::R1, MAP_RING)
@@ -569,6 +676,9 @@ fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32, main_stack_
         .stx(Size::DW, Reg::R7, OFF_PID_TGID, Reg::R0)
         .call(Helper::GetSmpProcessorId)
         .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
+    if shape.string_buffer > 0 {
+        copy_string(asm, &shape);
+    }
     if let Some(user_stack_bytes) = stack {
         // The kernel frames of a kernel-mode access (read(2) filling the buffer), as perf's
         // callchain has them; a user-mode access has none.
@@ -710,10 +820,50 @@ pub struct HandlerRecord {
     /// [`HandlerSpec::user_stack_bytes`] (then [`stack`](Self::stack) is empty); `None` for a
     /// kernel-mode access, or when not even the bytes up to `sp`'s page end could be read.
     pub user_stack: Option<crate::user_stack::UserStack>,
+    /// For a piece that [reads a string](HandlerPiece::reads_string): the string the new
+    /// value pointed to at the trap, or `bpf_probe_read_user_str`'s negative errno (a NULL or
+    /// unmapped pointer); `None` for other pieces and when the value was unreadable.
+    pub string: Option<Result<TrapString, i32>>,
+}
+
+/// A C string read by the handler at the trap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrapString {
+    /// Its characters up to the NUL, at most [`HandlerSpec::string_chars`].
+    pub bytes: Vec<u8>,
+    /// The string goes on past `bytes` (longer than the bound).
+    pub truncated: bool,
 }
 
 impl HandlerRecord {
-    /// Decodes one ring buffer payload; `None` if it is shorter than a record.
+    /// Decodes one ring buffer payload of a handler built from `spec`; `None` if it is shorter
+    /// than a record.
+    pub fn parse_for(spec: &HandlerSpec, bytes: &[u8]) -> Option<HandlerRecord> {
+        let buffer = spec.string_buffer() as usize;
+        if buffer == 0 {
+            return HandlerRecord::parse(bytes);
+        }
+        let area = bytes.len().checked_sub(buffer + 8)?;
+        let mut record = HandlerRecord::parse(bytes.get(..area)?)?;
+        let read = i64::from_le_bytes(bytes.get(area..area + 8)?.try_into().ok()?);
+        let chars = spec.string_chars as usize;
+        record.string = match read {
+            0 => None,
+            errno if errno < 0 => Some(Err(i32::try_from(errno).unwrap_or(i32::MIN))),
+            len => {
+                // The length counts the NUL; more than `chars` characters: truncated.
+                let text = bytes.get(area + 8..area + 8 + len as usize - 1)?;
+                Some(Ok(TrapString {
+                    bytes: text[..text.len().min(chars)].to_vec(),
+                    truncated: text.len() > chars,
+                }))
+            }
+        };
+        Some(record)
+    }
+
+    /// Decodes one ring buffer payload of a handler without strings; `None` if it is shorter
+    /// than a record.
     pub fn parse(bytes: &[u8]) -> Option<HandlerRecord> {
         let u64_at = |off: i16| -> Option<u64> {
             let off = off as usize;
@@ -786,6 +936,7 @@ impl HandlerRecord {
             kernel_stack,
             stack_error,
             user_stack,
+            string: None,
         })
     }
 }
@@ -953,7 +1104,8 @@ impl HitHandler {
             return 0;
         };
         let mut malformed = 0;
-        let n = ring.drain(&mut |bytes| match HandlerRecord::parse(bytes) {
+        let spec = &self.spec;
+        let n = ring.drain(&mut |bytes| match HandlerRecord::parse_for(spec, bytes) {
             Some(record) => deliver(record),
             None => malformed += 1,
         });
@@ -1289,6 +1441,55 @@ ring_full_counted:
     }
 
     #[test]
+    fn a_string_piece_reads_its_string_at_the_trap_into_the_records_tail() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x2000, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        s.pieces[0] = s.pieces[0].with_string();
+        s.string_chars = 6;
+        let text = s.program().unwrap().to_string();
+        // Header 56, then the result word and 8 buffer bytes (6 characters, 1 more, the NUL).
+        for needle in [
+            "piece0:\n  13: r1 = 0x1000 ll\n  15: if r7 != r1 goto piece1\n  16: r8 = 0\n  17: *(u32 *)(r10 -32) = 4\n",
+            "r2 = 72\n",
+            "r1 &= 4\n",
+            "r1 += 64\n",
+            "r2 = 8\n",
+            "call bpf_probe_read_user_str#114",
+            "*(u64 *)(r7 +56) = r0",
+            "*(u64 *)(r7 +56) = 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // Piece 1 reads no string.
+        assert_eq!(text.matches("(r10 -32) = 4\n").count(), 1, "{text}");
+        let record = |read: i64, bytes: &[u8]| {
+            let mut r = vec![0u8; 72];
+            r[56..64].copy_from_slice(&read.to_le_bytes());
+            r[64..64 + bytes.len()].copy_from_slice(bytes);
+            HandlerRecord::parse_for(&s, &r).unwrap().string
+        };
+        let read = |text: &[u8], truncated| {
+            Some(Ok(TrapString {
+                bytes: text.to_vec(),
+                truncated,
+            }))
+        };
+        assert_eq!(record(6, b"alpha\0"), read(b"alpha", false));
+        assert_eq!(record(7, b"doomed\0"), read(b"doomed", false));
+        assert_eq!(record(8, b"scratch\0"), read(b"scratc", true));
+        assert_eq!(record(-14, b""), Some(Err(-14)));
+        assert_eq!(record(0, b""), None);
+        // Strings only from 8-byte user pieces, up to a page.
+        let mut bad = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
+        bad.pieces[0] = bad.pieces[0].with_string();
+        assert!(bad.program().unwrap_err().to_string().contains("8-byte"));
+        s.string_chars = 0;
+        assert!(s.program().unwrap_err().to_string().contains("1 to 4096"));
+    }
+
+    #[test]
     fn count_without_filters_skips_the_value_read() {
         let text = spec(&[(0x1000, 8)], HandlerMode::Count)
             .program()
@@ -1359,6 +1560,7 @@ ring_full_counted:
                 kernel_stack: vec![0xffff_ffff_8100_0000],
                 stack_error: None,
                 user_stack: None,
+                string: None,
             })
         );
         bytes[52..56].copy_from_slice(&(-14i32).to_le_bytes());
