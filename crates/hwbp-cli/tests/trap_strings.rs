@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use hwbp_fixtures::{Fixture, STRINGS};
+use hwbp_fixtures::{Fixture, RUST_STATICS, STRINGS};
 use serde_json::Value;
 
 mod support;
@@ -150,4 +150,63 @@ fn exclusive_string_chars_bounds_the_string_read_at_the_trap_and_marks_the_rest(
     assert_eq!(hits[2].1, format!("{:#x} \"doomed\"", hits[2].0));
     assert_eq!(hits[0].1, format!("{:#x} \"alpha\"", hits[0].0));
     assert_eq!(hits[1].1, format!("{:#x} \"beta g\"...", hits[1].0));
+}
+
+/// `hwbp watch rust_statics::config::TITLE -p PID --json` (with `extra`) over one `retitle`:
+/// each hit's field, old and new text, and source.
+fn title_hits(extra: &[&str]) -> Vec<(String, String, String, String)> {
+    let mut target = Fixture::spawn(RUST_STATICS, &[]).unwrap();
+    let pid = target.pid().to_string();
+    let mut args = vec!["watch", "rust_statics::config::TITLE", "-p", &pid, "--json"];
+    args.extend_from_slice(extra);
+    let mut hwbp = Running::hwbp_streaming(&args);
+    assert_eq!(
+        target.command("retitle").unwrap().number("edits").unwrap(),
+        4
+    );
+    let hits: Vec<Value> = (0..4)
+        .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
+        .collect();
+    target.finish().unwrap();
+    let (status, stdout, stderr) = hwbp.finish();
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(summary(&json_lines(&stdout))["watchpoints"][0]["hits"], 4);
+    let text = |h: &Value, k: &str| h[k].as_str().unwrap().to_string();
+    hits.iter()
+        .map(|h| {
+            assert_eq!(h["type"], "hit", "{h}");
+            assert_eq!(h["value_type"], "alloc::string::String", "{h}");
+            (
+                text(h, "field"),
+                text(h, "old"),
+                text(h, "new"),
+                text(h, "value_source"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exclusive_a_rust_string_prints_as_rusts_debug_text_as_each_write_left_it_in_both_modes() {
+    require_root();
+    // Room for 64 bytes from the start: each edit writes the length alone (`vec.len`).
+    let len = "rust_statics::config::TITLE.vec.len";
+    let texts = [
+        r#""""#,
+        r#""hello""#,
+        r#""hello \"world\"\n""#,
+        r#""he""#,
+        r#""""#,
+    ];
+    for (extra, source) in [(&[][..], "handler"), (&["--stop"][..], "stopped")] {
+        let hits = title_hits(extra);
+        let expected: Vec<_> = texts
+            .windows(2)
+            .map(|w| {
+                let (old, new) = (w[0].to_string(), w[1].to_string());
+                (len.to_string(), old, new, source.to_string())
+            })
+            .collect();
+        assert_eq!(hits, expected, "{extra:?}");
+    }
 }

@@ -6,13 +6,14 @@
 
 use hwbp_core::Access;
 use hwbp_linux::bpf::{
-    self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, ValueFilter,
+    self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, PieceString, ValueFilter,
 };
 use hwbp_linux::{memory, target};
 
 use crate::error::{Error, Result};
 use crate::plan::WatchPlan;
 use crate::rotation::PiecePlacement;
+use crate::typed::StringKind;
 use crate::watcher::WatchOptions;
 
 /// The in-kernel handler in use, and how its pieces map to the plan's.
@@ -55,6 +56,33 @@ fn handler_refusal(error: &BpfError) -> String {
             "no BPF permission: needs root or CAP_BPF+CAP_PERFMON".to_string()
         }
         other => format!("the BPF hit handler cannot be used: {other}"),
+    }
+}
+
+/// The string the handler reads at the trap for placed piece `p`: a `char *` watch's one
+/// piece, or any piece of a Rust `&str` or `String` watch whose data pointer and length are
+/// pieces of their own (their indices among the handler's pieces: the placement's without
+/// execute pieces, which a string watch has none of).
+fn trap_string(plan: &WatchPlan, placement: &PiecePlacement, p: usize) -> Option<PieceString> {
+    let (watch, _) = placement.owner(p);
+    let owner = &plan.watches[watch.index()];
+    let request = &placement.pieces()[p];
+    if request.len != 8 || HandlerPiece::new(request.addr, 8).is_kernel() {
+        return None;
+    }
+    let piece_at = |addr: u64| {
+        placement
+            .pieces()
+            .iter()
+            .filter(|r| r.access != Access::Execute)
+            .position(|r| r.addr == addr && r.len == 8)
+    };
+    match StringKind::of(owner.value_type.as_ref()?)? {
+        StringKind::CPointer => (request.addr == owner.addr).then_some(PieceString::CString),
+        StringKind::RustStr { data_ptr, length } => Some(PieceString::Counted {
+            pointer: piece_at(owner.addr + data_ptr as u64)?,
+            length: piece_at(owner.addr + length as u64)?,
+        }),
     }
 }
 
@@ -108,14 +136,8 @@ fn load_handler(
         };
         let mut piece =
             HandlerPiece::new(request.addr, request.len as u8).with_condition(condition);
-        let owner = &plan.watches[watch.index()];
-        let c_string = owner
-            .value_type
-            .as_ref()
-            .is_some_and(|ty| crate::typed::is_c_string_pointer(ty));
-        if c_string && request.len == 8 && request.addr == owner.addr && !piece.is_kernel() {
-            // The string the new pointer points to, read at the trap.
-            piece = piece.with_string();
+        if let Some(string) = trap_string(plan, placement, p) {
+            piece = piece.with_string(string);
         }
         pieces.push(piece);
         to_piece.push(p);

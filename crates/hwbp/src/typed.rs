@@ -335,14 +335,14 @@ impl WatchValues {
         piece: usize,
         trap_string: Option<Result<TrapString, i32>>,
     ) {
-        if self.advance_shadow(plan, hit, piece) {
-            return;
-        }
-        let known = hit.value.and_then(|v| v.new);
         let string = match trap_string {
             Some(read) => StringRead::AtTrap(read.ok()),
             None => StringRead::After,
         };
+        let Some(string) = self.advance_shadow(plan, hit, piece, string) else {
+            return;
+        };
+        let known = hit.value.and_then(|v| v.new);
         if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, string) {
             observed.apply(hit, ValueSource::ReadAfter);
         }
@@ -360,22 +360,19 @@ enum StringRead {
     AtTrap(Option<TrapString>),
 }
 
-/// True for a `char *` watch, whose string the BPF handler reads at the trap.
-pub(crate) fn is_c_string_pointer(ty: &WatchType) -> bool {
-    matches!(StringKind::of(ty), Some(StringKind::CPointer))
-}
-
 /// A value gdb prints with the string it points to.
 #[derive(Clone, Copy)]
-enum StringKind {
+pub(crate) enum StringKind {
     /// A C `char *` (`const`, `signed`, `unsigned` alike): the pointer, then `"text"`.
     CPointer,
-    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`): `"text"` alone.
+    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`) or `String`
+    /// ([`rust_string_words`]): `"text"` alone, at byte offsets `data_ptr` and `length`.
     RustStr { data_ptr: usize, length: usize },
 }
 
 impl StringKind {
-    fn of(ty: &WatchType) -> Option<StringKind> {
+    /// The kind of string `ty` is, `None` for other types.
+    pub(crate) fn of(ty: &WatchType) -> Option<StringKind> {
         let t = ty.ty.as_ref()?;
         match &t.kind {
             hwbp_symbols::types::TypeKind::Pointer { target } if t.size == 8 => {
@@ -402,9 +399,46 @@ impl StringKind {
                     length: offset("length")?,
                 })
             }
+            hwbp_symbols::types::TypeKind::Struct(_)
+                if ty.language == Language::Rust && t.name == "alloc::string::String" =>
+            {
+                let (data_ptr, length) = rust_string_words(t)?;
+                Some(StringKind::RustStr { data_ptr, length })
+            }
             _ => None,
         }
     }
+}
+
+/// The byte offsets of a Rust `String`'s data pointer and length, found by member names in
+/// its DWARF: `vec: Vec<u8> { buf: RawVec { inner: RawVecInner { cap, ptr: Unique { pointer:
+/// NonNull { pointer: *mut u8 } } } }, len }` (rustc 1.80 on; before, `RawVec` held `ptr` and
+/// `cap` itself, which the search below also finds).
+fn rust_string_words(string: &Type) -> Option<(usize, usize)> {
+    let member = |t: &Type, name: &str| {
+        t.fields()?
+            .iter()
+            .find(|f| f.name.as_deref() == Some(name))
+            .map(|f| (f.offset, f.ty.clone()))
+    };
+    let (vec_at, vec) = member(string, "vec")?;
+    let (len_at, len) = member(&vec, "len")?;
+    let (buf_at, mut raw) = member(&vec, "buf")?;
+    let mut ptr_at = vec_at + buf_at;
+    if let Some((inner_at, inner)) = member(&raw, "inner") {
+        ptr_at += inner_at;
+        raw = inner;
+    }
+    let (at, mut ptr) = member(&raw, "ptr")?;
+    ptr_at += at;
+    // `Unique { pointer: NonNull { pointer: *mut u8 } }`: down to the raw pointer.
+    while !matches!(ptr.kind, hwbp_symbols::types::TypeKind::Pointer { .. }) {
+        let (at, inner) = member(&ptr, "pointer")?;
+        ptr_at += at;
+        ptr = inner;
+    }
+    let word = |at: u64, t: &Type| (t.size == 8).then(|| usize::try_from(at).ok())?;
+    Some((word(ptr_at, &ptr)?, word(vec_at + len_at, &len)?))
 }
 
 impl WatchValues {
@@ -438,6 +472,10 @@ impl WatchValues {
                     hwbp_symbols::value::format_c_string_chars(&read.bytes, read.truncated);
                 format!("{shown} {string}")
             }
+            (StringRead::AtTrap(read), StringKind::RustStr { .. }) => match read {
+                Some(read) => rust_debug_string(&read.bytes, read.truncated),
+                None => return,
+            },
             (string, _) => {
                 let Some(mut text) = self.with_string(kind, shown, new) else {
                     return;
@@ -473,21 +511,23 @@ impl WatchValues {
                 if memory::read_memory(pid, pointer, &mut buf).ok()? < buf.len() {
                     return None;
                 }
-                // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the limit.
-                let mut string = format!("{:?}", String::from_utf8_lossy(&buf));
-                if length > limit as u64 {
-                    string.push_str("...");
-                }
-                Some(string)
+                Some(rust_debug_string(&buf, length > limit as u64))
             }
         }
     }
 
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
-    /// value before and after from the shadow, nothing read. False when it does not apply.
-    fn advance_shadow(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) -> bool {
+    /// value before and after from the shadow, nothing read (a string's text as `string`
+    /// says). Hands `string` back when it does not apply.
+    fn advance_shadow(
+        &mut self,
+        plan: &WatchPlan,
+        hit: &mut Hit,
+        piece: usize,
+        string: StringRead,
+    ) -> Option<StringRead> {
         let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
-            return false;
+            return Some(string);
         };
         let Some(HitValue {
             old,
@@ -495,10 +535,10 @@ impl WatchValues {
             source: ValueSource::Handler,
         }) = hit.value
         else {
-            return false;
+            return Some(string);
         };
         let Some(ty) = plan.watches[hit.watch.0].value_type.as_ref() else {
-            return false;
+            return Some(string);
         };
         let (before, after) = shadow.write(piece, old, new);
         if let (Some(value), Some(old)) = (hit.value.as_mut(), shadow.piece_value(&before, piece)) {
@@ -514,11 +554,11 @@ impl WatchValues {
         if before.complete() && after.complete() {
             let watch = &plan.watches[hit.watch.0];
             let values = (Some(&before.bytes[..]), Some(&after.bytes[..]));
-            self.add_string(watch, &mut typed, values, StringRead::After);
+            self.add_string(watch, &mut typed, values, string);
         }
         self.last[hit.watch.0] = LastValue(Some(after.bytes));
         hit.typed = Some(typed);
-        true
+        None
     }
 }
 
@@ -550,6 +590,16 @@ impl Observed {
         }
         hit.typed = Some(self.typed);
     }
+}
+
+/// A Rust string's text as gdb's Rust printer shows it: quoted with Rust's escapes, `...`
+/// when it goes on past the bytes shown.
+fn rust_debug_string(bytes: &[u8], truncated: bool) -> String {
+    let mut string = format!("{:?}", String::from_utf8_lossy(bytes));
+    if truncated {
+        string.push_str("...");
+    }
+    string
 }
 
 /// Little-endian bytes (up to 8) as an unsigned integer.

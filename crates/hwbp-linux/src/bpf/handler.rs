@@ -22,9 +22,11 @@
 //!    (`bpf_ringbuf_reserve`; a full ring counts in `stats[RING_FULL]`), fills it (time from
 //!    `bpf_ktime_get_ns`, which is `CLOCK_MONOTONIC` like hwbp's perf samples; pid/tid; CPU;
 //!    `regs.ip`; piece; old; new; kernel mode when `regs.cs & 3 == 0`; optionally the user
-//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`; for a piece that holds a `char *`
-//!    ([`HandlerPiece::reads_string`]), the string the new pointer points to, by
-//!    `bpf_probe_read_user_str`, up to [`HandlerSpec::string_chars`]) and submits it, waking
+//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`; for a piece of a string
+//!    ([`HandlerPiece::string`]), the string as this write left it, up to
+//!    [`HandlerSpec::string_chars`]: a `char *`'s by `bpf_probe_read_user_str` at the new
+//!    pointer, a Rust `&str`'s or `String`'s by `bpf_probe_read_user` of its length at its
+//!    data pointer, both the current values of their pieces in `prev`) and submits it, waking
 //!    the reader only
 //!    with the record that takes the unread bytes past [`HandlerSpec::wakeup_bytes`]
 //!    (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`, then `BPF_RB_NO_WAKEUP` or
@@ -66,9 +68,25 @@ pub struct HandlerPiece {
     /// Keep only hits whose new value satisfies this (`--if`, resolved for the value's type:
     /// its width is the piece's).
     pub condition: Option<IntCondition>,
-    /// The piece holds a C string pointer (`char *`): each record carries the string the new
-    /// pointer points to, read at the trap ([`HandlerRecord::string`]). An 8-byte user piece.
-    pub reads_string: bool,
+    /// The piece is part of a string: each record carries the string as the write left it,
+    /// read at the trap ([`HandlerRecord::string`]). An 8-byte user piece.
+    pub string: Option<PieceString>,
+}
+
+/// The string a piece's hits read at the trap ([`HandlerPiece::string`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PieceString {
+    /// The piece is a `char *`: the NUL-terminated string its new value points to.
+    CString,
+    /// The piece is one word of a Rust `&str` or `String`: as many bytes as piece `length`
+    /// holds at the address piece `pointer` holds (indices in [`HandlerSpec::pieces`]; their
+    /// values in `prev`, this hit's write included).
+    Counted {
+        /// The piece of the data pointer.
+        pointer: usize,
+        /// The piece of the length.
+        length: usize,
+    },
 }
 
 impl HandlerPiece {
@@ -78,14 +96,14 @@ impl HandlerPiece {
             addr,
             len,
             condition: None,
-            reads_string: false,
+            string: None,
         }
     }
 
-    /// The same piece, reading the string its new value points to at each hit (`char *`).
-    pub fn with_string(self) -> Self {
+    /// The same piece, reading `string` at each hit.
+    pub fn with_string(self, string: PieceString) -> Self {
         HandlerPiece {
-            reads_string: true,
+            string: Some(string),
             ..self
         }
     }
@@ -163,7 +181,7 @@ pub struct HandlerSpec {
     /// when unknown: a copy from the main thread's `sp` stops there in one read instead of
     /// trying past it (a read past the top faults, and each retry costs a fault).
     pub main_stack_top: u64,
-    /// Emit mode, for pieces that [read a string](HandlerPiece::reads_string): the most
+    /// Emit mode, for pieces that [read a string](HandlerPiece::string): the most
     /// characters of it each record carries, 1 to [`MAX_STRING_CHARS`]; a longer string is
     /// marked [`TrapString::truncated`]. Default [`DEFAULT_STRING_CHARS`].
     pub string_chars: u32,
@@ -197,7 +215,7 @@ impl HandlerSpec {
     /// string of exactly `string_chars` from a longer one, and the NUL, in whole words), `0`
     /// when no piece reads a string.
     fn string_buffer(&self) -> u32 {
-        if self.mode == HandlerMode::Count || !self.pieces.iter().any(|p| p.reads_string) {
+        if self.mode == HandlerMode::Count || self.pieces.iter().all(|p| p.string.is_none()) {
             return 0;
         }
         (self.string_chars + 2).next_multiple_of(8)
@@ -268,9 +286,11 @@ const OFF_STACK_LEN: i16 = 52;
 const FLAG_KERNEL: i32 = 1;
 /// Record flag: `bpf_probe_read_*` failed; old and new are 0.
 const FLAG_UNREADABLE: i32 = 2;
-/// Record flag (set per piece, before the record is filled): read the string the new value
+/// Record flag (set per piece, before the record is filled): read the C string the new value
 /// points to.
 const FLAG_STRING: i32 = 4;
+/// Record flag (set per piece): read [`SLOT_STRING_LEN`] bytes at [`SLOT_STRING_PTR`].
+const FLAG_COUNTED: i32 = 8;
 
 /// `bpf_perf_event_data` offsets on x86_64 (`arch/x86/include/uapi/asm/ptrace.h`).
 const CTX_BP: i16 = 4 * 8;
@@ -286,6 +306,8 @@ const SLOT_STATS_KEY: i16 = -24;
 const SLOT_FLAGS: i16 = -32;
 const SLOT_COUNT_KEY: i16 = -48;
 const SLOT_ONE: i16 = -56;
+const SLOT_STRING_PTR: i16 = -64;
+const SLOT_STRING_LEN: i16 = -72;
 
 /// `BPF_F_USER_STACK`.
 const F_USER_STACK: i32 = 1 << 8;
@@ -345,11 +367,18 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 piece.addr, piece.len
             )));
         }
-        if piece.reads_string && (piece.len != 8 || piece.is_kernel()) {
+        if piece.string.is_some() && (piece.len != 8 || piece.is_kernel()) {
             return Err(BpfError::Invalid(format!(
-                "piece {i} at {:#x}: only an 8-byte user-space pointer reads a string",
+                "piece {i} at {:#x}: only an 8-byte user-space word reads a string",
                 piece.addr
             )));
+        }
+        if let Some(PieceString::Counted { pointer, length }) = piece.string {
+            if pointer.max(length) >= spec.pieces.len() {
+                return Err(BpfError::Invalid(format!(
+                    "piece {i}: its string's pointer or length is no piece"
+                )));
+            }
         }
         if let Some(cond) = piece.condition {
             if cond.bytes != piece.len {
@@ -397,6 +426,16 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     bump(&mut asm, STAT_RUNS, "run");
     asm.st(Size::W, Reg::FP, SLOT_FLAGS, 0)
         .ldx(Size::DW, Reg::R7, Reg::R6, CTX_ADDR);
+    if spec.string_buffer() > 0
+        && spec
+            .pieces
+            .iter()
+            .any(|p| matches!(p.string, Some(PieceString::Counted { .. })))
+    {
+        // The verifier sees the counted read on every path: its slots start initialized.
+        asm.st(Size::DW, Reg::FP, SLOT_STRING_PTR, 0)
+            .st(Size::DW, Reg::FP, SLOT_STRING_LEN, 0);
+    }
 
     let piece_labels: Vec<_> = (0..spec.pieces.len())
         .map(|i| asm.label(format!("piece{i}")))
@@ -417,7 +456,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         } else {
             Helper::ProbeReadUser
         };
-        if piece.reads_string && spec.string_buffer() > 0 {
+        if piece.string == Some(PieceString::CString) && spec.string_buffer() > 0 {
             asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_STRING);
         }
         asm.st(Size::DW, Reg::FP, SLOT_NEW, 0)
@@ -440,6 +479,22 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         }
         if let Some(cond) = piece.condition {
             emit_condition(&mut asm, &cond, drop_hit);
+        }
+        if let (Some(PieceString::Counted { pointer, length }), HandlerMode::Emit { .. }) =
+            (piece.string, spec.mode)
+        {
+            // The string's pointer and length as they are now, this write included.
+            for (from, slot) in [(pointer, SLOT_STRING_PTR), (length, SLOT_STRING_LEN)] {
+                let from = i32::try_from(from).expect("at most 64 pieces");
+                asm.st(Size::W, Reg::FP, SLOT_PREV_KEY, from)
+                    .ld_map(Reg::R1, MAP_PREV)
+                    .stack_ptr(Reg::R2, SLOT_PREV_KEY)
+                    .call(Helper::MapLookupElem)
+                    .jmp(Cond::Eq, Reg::R0, Src::Imm(0), unknown)
+                    .ldx(Size::DW, Reg::R1, Reg::R0, 0)
+                    .stx(Size::DW, Reg::FP, slot, Reg::R1);
+            }
+            asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_COUNTED);
         }
         asm.ja(common);
     }
@@ -473,6 +528,7 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
                     stack,
                     size: spec.record_size(),
                     string_buffer: spec.string_buffer(),
+                    string_chars: spec.string_chars,
                 },
                 i32::try_from(wakeup).unwrap_or(i32::MAX),
                 spec.main_stack_top,
@@ -613,6 +669,8 @@ struct RecordShape {
     size: i32,
     /// The string area's buffer bytes, 0 without one ([`HandlerSpec::string_buffer`]).
     string_buffer: u32,
+    /// [`HandlerSpec::string_chars`].
+    string_chars: u32,
 }
 
 /// The string area, last in a record of `size` bytes whose buffer has `buffer` bytes: the
@@ -623,13 +681,22 @@ fn string_area(size: usize, buffer: usize) -> usize {
     size - buffer - 8
 }
 
-/// For a piece flagged [`FLAG_STRING`]: the string at the new value (r9), up to the buffer,
-/// into the record at r7; otherwise a length of 0.
-fn copy_string(asm: &mut Asm, shape: &RecordShape) {
+/// For a piece flagged [`FLAG_STRING`]: the string at the new value, up to the buffer, into
+/// the record at r7; flagged [`FLAG_COUNTED`]: the string's length in bytes, up to one more
+/// than `chars`, at its pointer (the result word then says bytes read + 1, as
+/// `bpf_probe_read_user_str`'s counts the NUL); otherwise a result of 0. r8 is free.
+fn copy_string(asm: &mut Asm, shape: &RecordShape, chars: u32) {
     let none = asm.label("no_string");
     let done = asm.label("string_done");
+    let counted = asm.label("counted_string");
+    let length_ok = asm.label("counted_length_ok");
+    let stored = asm.label("counted_stored");
     let area = string_area(shape.size as usize, shape.string_buffer as usize) as i16;
+    let most = chars as i32 + 1;
     asm.ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
+        .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_COUNTED))
+        .jmp(Cond::Ne, Reg::R1, Src::Imm(0), counted)
+        .ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
         .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_STRING))
         .jmp(Cond::Eq, Reg::R1, Src::Imm(0), none)
         .mov_reg(Reg::R1, Reg::R7)
@@ -637,6 +704,22 @@ fn copy_string(asm: &mut Asm, shape: &RecordShape) {
         .mov(Reg::R2, shape.string_buffer as i32)
         .ldx(Size::DW, Reg::R3, Reg::R7, OFF_NEW)
         .call(Helper::ProbeReadUserStr)
+        .stx(Size::DW, Reg::R7, area, Reg::R0)
+        .ja(done)
+        .bind(counted)
+        .ldx(Size::DW, Reg::R2, Reg::FP, SLOT_STRING_LEN)
+        .jmp(Cond::Le, Reg::R2, Src::Imm(most), length_ok)
+        .mov(Reg::R2, most)
+        .bind(length_ok)
+        .mov_reg(Reg::R8, Reg::R2)
+        .mov_reg(Reg::R1, Reg::R7)
+        .alu(AluOp::Add, Reg::R1, Src::Imm(i32::from(area) + 8))
+        .ldx(Size::DW, Reg::R3, Reg::FP, SLOT_STRING_PTR)
+        .call(Helper::ProbeReadUser)
+        .jmp(Cond::Ne, Reg::R0, Src::Imm(0), stored)
+        .mov_reg(Reg::R0, Reg::R8)
+        .alu(AluOp::Add, Reg::R0, Src::Imm(1))
+        .bind(stored)
         .stx(Size::DW, Reg::R7, area, Reg::R0)
         .ja(done)
         .bind(none)
@@ -677,7 +760,7 @@ fn emit_record(asm: &mut Asm, shape: RecordShape, wakeup_bytes: i32, main_stack_
         .call(Helper::GetSmpProcessorId)
         .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
     if shape.string_buffer > 0 {
-        copy_string(asm, &shape);
+        copy_string(asm, &shape, shape.string_chars);
     }
     if let Some(user_stack_bytes) = stack {
         // The kernel frames of a kernel-mode access (read(2) filling the buffer), as perf's
@@ -820,16 +903,16 @@ pub struct HandlerRecord {
     /// [`HandlerSpec::user_stack_bytes`] (then [`stack`](Self::stack) is empty); `None` for a
     /// kernel-mode access, or when not even the bytes up to `sp`'s page end could be read.
     pub user_stack: Option<crate::user_stack::UserStack>,
-    /// For a piece that [reads a string](HandlerPiece::reads_string): the string the new
-    /// value pointed to at the trap, or `bpf_probe_read_user_str`'s negative errno (a NULL or
-    /// unmapped pointer); `None` for other pieces and when the value was unreadable.
+    /// For a piece that [reads a string](HandlerPiece::string): the string as the write left
+    /// it, read at the trap, or the read's negative errno (a NULL or unmapped pointer);
+    /// `None` for other pieces and when the value was unreadable.
     pub string: Option<Result<TrapString, i32>>,
 }
 
 /// A C string read by the handler at the trap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrapString {
-    /// Its characters up to the NUL, at most [`HandlerSpec::string_chars`].
+    /// Its characters (a C string's up to the NUL), at most [`HandlerSpec::string_chars`].
     pub bytes: Vec<u8>,
     /// The string goes on past `bytes` (longer than the bound).
     pub truncated: bool,
@@ -1446,7 +1529,7 @@ ring_full_counted:
             &[(0x1000, 8), (0x2000, 8)],
             HandlerMode::Emit { stack: false },
         );
-        s.pieces[0] = s.pieces[0].with_string();
+        s.pieces[0] = s.pieces[0].with_string(PieceString::CString);
         s.string_chars = 6;
         let text = s.program().unwrap().to_string();
         // Header 56, then the result word and 8 buffer bytes (6 characters, 1 more, the NUL).
@@ -1483,10 +1566,46 @@ ring_full_counted:
         assert_eq!(record(0, b""), None);
         // Strings only from 8-byte user pieces, up to a page.
         let mut bad = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
-        bad.pieces[0] = bad.pieces[0].with_string();
+        bad.pieces[0] = bad.pieces[0].with_string(PieceString::CString);
         assert!(bad.program().unwrap_err().to_string().contains("8-byte"));
         s.string_chars = 0;
         assert!(s.program().unwrap_err().to_string().contains("1 to 4096"));
+    }
+
+    #[test]
+    fn a_counted_string_reads_its_length_at_its_pointer_from_the_pieces_values() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x1008, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        let counted = PieceString::Counted {
+            pointer: 0,
+            length: 1,
+        };
+        s.pieces = s.pieces.iter().map(|p| p.with_string(counted)).collect();
+        s.string_chars = 6;
+        let text = s.program().unwrap().to_string();
+        for needle in [
+            // Slots initialized for the verifier, filled from prev[0] and prev[1] per piece.
+            "*(u64 *)(r10 -64) = 0\n",
+            "*(u64 *)(r10 -72) = 0\n",
+            "*(u64 *)(r10 -64) = r1\n",
+            "*(u64 *)(r10 -72) = r1\n",
+            "*(u32 *)(r10 -32) = 8\n",
+            // At most chars + 1 bytes, read with bpf_probe_read_user; result = bytes + 1.
+            "r2 = *(u64 *)(r10 -72)\n",
+            "if r2 <= 7 goto counted_length_ok",
+            "r3 = *(u64 *)(r10 -64)\n",
+            "r0 += 1\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert_eq!(text.matches("*(u32 *)(r10 -32) = 8\n").count(), 2, "{text}");
+        s.pieces[0].string = Some(PieceString::Counted {
+            pointer: 0,
+            length: 2,
+        });
+        assert!(s.program().unwrap_err().to_string().contains("no piece"));
     }
 
     #[test]
