@@ -6,7 +6,10 @@
 //!    (offset 176 of `struct bpf_perf_event_data` on x86_64: `pt_regs` is 168 bytes, then
 //!    `sample_period`) with each piece's address — a compare chain, because rotation moves a
 //!    breakpoint with `MODIFY_ATTRIBUTES` and the event says nothing about which watch it holds
-//!    now; an address that is no piece is counted (`stats[UNKNOWN_ADDR]`) and dropped, as
+//!    now; a [movable](HandlerPiece::movable) piece's address (a value chain's, which user
+//!    space moves, [`HitHandler::move_piece`]) is read from the `addrs` array instead; an
+//!    address that is no piece (such as a moved piece's old one, hit in the moment before
+//!    its breakpoint follows the map) is counted (`stats[UNKNOWN_ADDR]`) and dropped, as
 //!    every hit is: the events of handled watches ask perf for no sample fields
 //!    ([`crate::perf::SampleOptions::in_kernel_handler`]), so a sample would say nothing;
 //! 2. reads the piece's bytes at `ctx->addr` with `bpf_probe_read_user` (`bpf_probe_read_kernel`
@@ -71,6 +74,9 @@ pub struct HandlerPiece {
     /// The piece is part of a string: each record carries the string as the write left it,
     /// read at the trap ([`HandlerRecord::string`]). An 8-byte user piece.
     pub string: Option<PieceString>,
+    /// User space moves the piece to other addresses ([`HitHandler::move_piece`]): the
+    /// program reads its address from a map instead of holding it.
+    pub movable: bool,
 }
 
 /// The string a piece's hits read at the trap ([`HandlerPiece::string`]).
@@ -97,6 +103,15 @@ impl HandlerPiece {
             len,
             condition: None,
             string: None,
+            movable: false,
+        }
+    }
+
+    /// The same piece, movable ([`HandlerPiece::movable`]).
+    pub fn movable(self) -> Self {
+        HandlerPiece {
+            movable: true,
+            ..self
         }
     }
 
@@ -325,6 +340,7 @@ const MAP_PREV: &str = "prev";
 const MAP_STATS: &str = "stats";
 const MAP_RING: &str = "ring";
 const MAP_COUNTS: &str = "counts";
+const MAP_ADDRS: &str = "addrs";
 
 /// Indices of the per-CPU `stats` array.
 const STAT_RUNS: i32 = 0;
@@ -443,9 +459,18 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     for (i, piece) in spec.pieces.iter().enumerate() {
         let next = piece_labels.get(i + 1).copied().unwrap_or(unknown);
         let index = i32::try_from(i).expect("at most 64 pieces");
-        asm.bind(piece_labels[i])
-            .ld_imm64(Reg::R1, piece.addr)
-            .jmp(Cond::Ne, Reg::R7, Src::Reg(Reg::R1), next)
+        asm.bind(piece_labels[i]);
+        if piece.movable {
+            asm.st(Size::W, Reg::FP, SLOT_PREV_KEY, index)
+                .ld_map(Reg::R1, MAP_ADDRS)
+                .stack_ptr(Reg::R2, SLOT_PREV_KEY)
+                .call(Helper::MapLookupElem)
+                .jmp(Cond::Eq, Reg::R0, Src::Imm(0), unknown)
+                .ldx(Size::DW, Reg::R1, Reg::R0, 0);
+        } else {
+            asm.ld_imm64(Reg::R1, piece.addr);
+        }
+        asm.jmp(Cond::Ne, Reg::R7, Src::Reg(Reg::R1), next)
             .mov(Reg::R8, index);
         if !needs_value {
             asm.ja(common);
@@ -1083,6 +1108,8 @@ pub struct HitHandler {
     stats: Map,
     ring_map: Option<Map>,
     counts: Option<Map>,
+    /// The movable pieces' addresses, when some piece is movable.
+    addrs: Option<Map>,
     malformed: u64,
 }
 
@@ -1114,6 +1141,19 @@ impl HitHandler {
                 )?),
             ),
         };
+        let addrs = if spec.pieces.iter().any(|p| p.movable) {
+            let map = Map::create(MapType::Array, 4, 8, spec.pieces.len() as u32, "hwbp_addrs")?;
+            for (i, piece) in spec.pieces.iter().enumerate() {
+                map.update(
+                    &(i as u32).to_ne_bytes(),
+                    &piece.addr.to_ne_bytes(),
+                    BPF_ANY,
+                )?;
+            }
+            Some(map)
+        } else {
+            None
+        };
         let fd_of = |name: &'static str| -> Option<i32> {
             use std::os::fd::AsRawFd;
             let map = match name {
@@ -1121,6 +1161,7 @@ impl HitHandler {
                 MAP_STATS => Some(&stats),
                 MAP_RING => ring_map.as_ref(),
                 MAP_COUNTS => counts.as_ref(),
+                MAP_ADDRS => addrs.as_ref(),
                 _ => None,
             };
             map.map(|m| m.fd().as_raw_fd())
@@ -1139,8 +1180,27 @@ impl HitHandler {
             stats,
             ring_map,
             counts,
+            addrs,
             malformed: 0,
         })
+    }
+
+    /// Moves [movable](HandlerPiece::movable) piece `piece` to `addr`, `len` bytes (its own
+    /// length: the program reads that many): from now on the program takes a hit at `addr`
+    /// as that piece's. Call it before the breakpoint moves, then [`seed`](Self::seed) it
+    /// with the value at `addr`.
+    pub fn move_piece(&self, piece: usize, addr: u64, len: u64) -> Result<(), BpfError> {
+        let (Some(map), Some(p)) = (&self.addrs, self.spec.pieces.get(piece)) else {
+            return Err(BpfError::Invalid(format!("no piece {piece} to move")));
+        };
+        if !p.movable || len != u64::from(p.len) || !addr.is_multiple_of(len) {
+            return Err(BpfError::Invalid(format!(
+                "piece {piece}: not movable, or {len} bytes at {addr:#x} are not its {} \
+                 aligned bytes",
+                p.len
+            )));
+        }
+        map.update(&(piece as u32).to_ne_bytes(), &addr.to_ne_bytes(), BPF_ANY)
     }
 
     /// The spec it was built from.
@@ -1257,7 +1317,10 @@ impl HitHandler {
     /// The kernel ids of the program and its maps.
     pub fn kernel_ids(&self) -> Result<KernelIds, BpfError> {
         let mut maps = vec![self.prev.id()?, self.stats.id()?];
-        for map in [&self.ring_map, &self.counts].into_iter().flatten() {
+        for map in [&self.ring_map, &self.counts, &self.addrs]
+            .into_iter()
+            .flatten()
+        {
             maps.push(map.id()?);
         }
         Ok(KernelIds {
@@ -1606,6 +1669,26 @@ ring_full_counted:
             length: 2,
         });
         assert!(s.program().unwrap_err().to_string().contains("no piece"));
+    }
+
+    #[test]
+    fn a_movable_piece_takes_its_address_from_the_addrs_map() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x2000, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        s.pieces[1] = s.pieces[1].movable();
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains("r1 = map[addrs] ll\n"),
+            "missing the lookup in\n{text}"
+        );
+        assert!(!text.contains("r1 = 0x2000 ll"), "{text}");
+        assert!(text.contains("r1 = 0x1000 ll"), "{text}");
+        assert_eq!(
+            s.program().unwrap().maps(),
+            vec!["stats", "prev", "addrs", "ring"]
+        );
     }
 
     #[test]
