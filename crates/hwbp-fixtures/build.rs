@@ -40,6 +40,7 @@ const SOURCES: &[&str] = &[
     "forever.c",
     "aggregates.c",
     "strings.c",
+    "chain_pair.c",
     "unwind.c",
     "../cxx/unwind.cpp",
     "../rust/unwind.rs",
@@ -138,6 +139,13 @@ fn main() {
         &c_dir,
         "strings",
         &["strings.c"],
+        &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "chain_pair",
+        &["chain_pair.c"],
         &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
     // Callchain fixtures without frame pointers, as distributions build.

@@ -8,6 +8,7 @@ use hwbp_core::Access;
 use hwbp_linux::bpf::{
     self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, PieceString, ValueFilter,
 };
+use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::{memory, target};
 
 use crate::error::{Error, Result};
@@ -24,6 +25,29 @@ pub(crate) struct ActiveHandler {
 }
 
 impl ActiveHandler {
+    /// A value chain's move of placement piece `piece` to `request`, before its breakpoint
+    /// moves: the handler's program takes hits there as the piece's from now on, its previous
+    /// value seeded with what process `pid` holds there now (the `old` of its first hit
+    /// there; nothing to seed while the chain is unreadable). A piece the handler does not
+    /// have is left alone.
+    pub(crate) fn move_piece(
+        &self,
+        pid: i32,
+        piece: usize,
+        request: &WatchRequest,
+    ) -> std::result::Result<(), BpfError> {
+        let Some(h) = self.to_piece.iter().position(|p| *p == piece) else {
+            return Ok(());
+        };
+        self.handler.move_piece(h, request.addr, request.len)?;
+        if let Ok(len) = usize::try_from(request.len) {
+            if let Ok(value) = memory::read_value(pid, request.addr, len) {
+                self.handler.seed(h, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
     pub(crate) fn seed_from_memory(&self, pid: i32, addr: u64) {
         let spec = self.handler.spec();
@@ -97,14 +121,6 @@ fn load_handler(
     if !opts.use_bpf {
         return Err(Ok("the BPF hit handler is turned off".to_string()));
     }
-    if plan.watches.iter().any(|w| w.chain.is_some()) {
-        // The program knows its pieces by address; a value chain moves them at run time.
-        return Err(Ok(
-            "a value chain moves its watch to new addresses, which the BPF hit handler's \
-             program cannot follow"
-                .to_string(),
-        ));
-    }
     let mut pieces = Vec::new();
     let mut to_piece = Vec::new();
     for (p, request) in placement.pieces().iter().enumerate() {
@@ -138,6 +154,10 @@ fn load_handler(
             HandlerPiece::new(request.addr, request.len as u8).with_condition(condition);
         if let Some(string) = trap_string(plan, placement, p) {
             piece = piece.with_string(string);
+        }
+        if plan.watches[watch.index()].chain.is_some() {
+            // A value chain moves its pieces when a pointer on the way changes.
+            piece = piece.movable();
         }
         pieces.push(piece);
         to_piece.push(p);

@@ -38,7 +38,12 @@
 //! A typed watch of several pieces gets its whole value from its shadow ([`crate::shadow`]),
 //! advanced by the handler's piece values; the drain thread sends each rotation move as two
 //! timed turn events (a piece off its register, a piece on it with its value read once
-//! armed), sorted with the records.
+//! armed), sorted with the records. A value chain's move (a handler record of one of its
+//! pointers) moves each moved piece in the handler's program ([`HitHandler::move_piece`],
+//! seeded with the value there) and then on its register, and queues a turn for it with its
+//! value read once armed: the shadow then holds the new object.
+//!
+//! [`HitHandler::move_piece`]: hwbp_linux::bpf::HitHandler::move_piece
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -825,6 +830,9 @@ impl Drain<'_> {
         let mut values: Vec<(i32, usize, Option<u64>)> = Vec::new();
         let mut items = Vec::with_capacity(batch.len());
         for sampled in batch.drain(..) {
+            // A value chain's pieces moved by a handler record: their values at the new
+            // addresses, after the record (the shadows' new seeds).
+            let mut moved_seeds = Vec::new();
             let item = match sampled {
                 Sampled::Hit(mut hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
@@ -869,6 +877,31 @@ impl Drain<'_> {
                         continue;
                     };
                     self.placement.charge_piece(piece);
+                    // Hook 2 of 3 for the handler's records: a chain's pointer was written:
+                    // move its pieces in the handler's program and on their registers.
+                    let active = self.handler.as_ref().expect("records come from it");
+                    let (session, placement) = (&mut self.session, &self.placement);
+                    let pid = record.pid;
+                    if let Err(error) = self.chains.on_hit(piece, pid, |p, request| {
+                        // As rotation moves a piece (`crate::shadow`): the handler seeded
+                        // before the breakpoint moves, the shadow's seed read once it is
+                        // armed, so a write in that moment is in the seed or has its record
+                        // after it.
+                        active
+                            .move_piece(pid, p, request)
+                            .map_err(|e| e.to_string())?;
+                        let register = placement.register_of(p).unwrap_or(p);
+                        session
+                            .modify(register, request)
+                            .map_err(|e| e.to_string())?;
+                        let len = usize::try_from(request.len).unwrap_or(usize::MAX);
+                        let seed = memory::read_value(pid, request.addr, len).ok();
+                        moved_seeds.push((p, seed));
+                        Ok::<(), String>(())
+                    }) {
+                        let text = format!("cannot move a value chain's watch ({error})");
+                        self.notice(Notice::Warning(text));
+                    }
                     let unwind_stopped = record.user_stack.take().and_then(|stack| {
                         let regs = StartRegs {
                             ip: stack.ip,
@@ -897,6 +930,14 @@ impl Drain<'_> {
             };
             let cost = item.cost();
             items.push((item, cost));
+            for (piece, seed) in moved_seeds {
+                let turn = Queued::Turn {
+                    piece,
+                    armed: true,
+                    seed,
+                };
+                items.push((turn, 0));
+            }
         }
         for refused in self.queue.push_all(items) {
             // A hit, from a perf sample or from the handler: counted as lost.

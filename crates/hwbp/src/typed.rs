@@ -177,7 +177,8 @@ pub(crate) struct WatchValues {
     /// Per `char *` or `&str` watch: the last value and its text with the string it
     /// pointed to.
     strings: Vec<Option<(Vec<u8>, String)>>,
-    /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
+    /// Per watch of several value pieces: its shadow ([`crate::shadow`]); a value chain's
+    /// covers its value's pieces, re-seeded piece by piece when the chain moves them.
     shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
 }
@@ -193,15 +194,19 @@ impl WatchValues {
         };
         for w in &plan.watches {
             let seed = values.read(w);
-            let shadowed = w.pieces.len() > 1
-                && w.chain.is_none()
+            // A chain's value pieces come first, then its pointers'.
+            let (addr, value_pieces) = match &w.chain {
+                Some(chain) => (chain.current().value_addr, chain.value_pieces),
+                None => (w.addr, w.pieces.len()),
+            };
+            let shadowed = value_pieces > 1
                 && w.value_type.is_some()
                 && w.len <= MAX_TYPED_BYTES
                 && w.access != Access::Execute;
             if shadowed {
                 if let Ok(len) = usize::try_from(w.len) {
-                    values.shadows[w.id.0] =
-                        Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
+                    let pieces = &w.pieces[..value_pieces];
+                    values.shadows[w.id.0] = Some(Shadow::new(addr, len, pieces, seed.as_deref()));
                 }
             }
             if let (Some(kind), Some(ty), Some(bytes)) = (
@@ -526,6 +531,12 @@ impl WatchValues {
         piece: usize,
         string: StringRead,
     ) -> Option<StringRead> {
+        let chain = plan.watches[hit.watch.0].chain.as_ref();
+        if chain.is_some_and(|c| c.is_pointer_piece(piece)) {
+            // The chain moved: the whole value is read at its new place (and the moved
+            // pieces' own reads at the move follow, `set_armed`).
+            return Some(string);
+        }
         let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
             return Some(string);
         };
