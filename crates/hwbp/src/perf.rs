@@ -831,7 +831,7 @@ impl Drain<'_> {
         let mut items = Vec::with_capacity(batch.len());
         for sampled in batch.drain(..) {
             // A value chain's pieces moved by a handler record: their values at the new
-            // addresses, after the record (the shadows' new seeds).
+            // addresses, read once armed (the shadows' new seeds).
             let mut moved_seeds = Vec::new();
             let item = match sampled {
                 Sampled::Hit(mut hit) => {
@@ -928,8 +928,8 @@ impl Drain<'_> {
                     piece, armed, seed, ..
                 } => Queued::Turn { piece, armed, seed },
             };
-            let cost = item.cost();
-            items.push((item, cost));
+            // The moved pieces' turns before the pointer's record, whose whole new value is
+            // the new object's from the shadow (`WatchValues::annotate_with_string`).
             for (piece, seed) in moved_seeds {
                 let turn = Queued::Turn {
                     piece,
@@ -938,6 +938,8 @@ impl Drain<'_> {
                 };
                 items.push((turn, 0));
             }
+            let cost = item.cost();
+            items.push((item, cost));
         }
         for refused in self.queue.push_all(items) {
             // A hit, from a perf sample or from the handler: counted as lost.

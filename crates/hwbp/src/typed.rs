@@ -277,32 +277,40 @@ impl WatchValues {
         piece: usize,
         known: Option<u64>,
     ) -> Option<Observed> {
-        self.observe_known(plan, watch, piece, known, StringRead::Now)
+        self.observe_known(plan, watch, piece, known, None, StringRead::Now)
     }
 
     /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
-    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again;
-    /// `string`: where a `char *`'s string comes from.
+    /// for a one-piece watch of up to 8 bytes at a fixed address) or `shadowed` (the whole
+    /// value from the watch's shadow) instead of reading again; `string`: where a `char *`'s
+    /// string comes from.
     fn observe_known(
         &mut self,
         plan: &WatchPlan,
         watch: WatchId,
         piece: usize,
         known: Option<u64>,
+        shadowed: Option<Vec<u8>>,
         string: StringRead,
     ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
         let len = usize::try_from(watch.len).unwrap_or(usize::MAX);
-        let new = match known {
-            Some(raw) if watch.chain.is_none() && len <= 8 => {
-                Some(raw.to_le_bytes()[..len].to_vec())
+        let new = match (known, shadowed) {
+            (_, Some(bytes)) => Some(bytes),
+            (known, None) => {
+                let new = match known {
+                    Some(raw) if watch.chain.is_none() && len <= 8 => {
+                        Some(raw.to_le_bytes()[..len].to_vec())
+                    }
+                    _ => self.read(watch),
+                };
+                if let Some(shadow) = &mut self.shadows[watch.id.0] {
+                    shadow.reset(new.as_deref());
+                }
+                new
             }
-            _ => self.read(watch),
         };
-        if let Some(shadow) = &mut self.shadows[watch.id.0] {
-            shadow.reset(new.as_deref());
-        }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
         self.add_string(watch, &mut typed, (old.as_deref(), new.as_deref()), string);
@@ -348,7 +356,9 @@ impl WatchValues {
             return;
         };
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, string) {
+        let shadowed = self.moved_shadow(plan, hit, piece);
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, shadowed, string)
+        {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }
@@ -521,6 +531,22 @@ impl WatchValues {
         }
     }
 
+    /// For a handler record of a value chain's pointer: the whole value at the new object
+    /// from the watch's shadow, when it knows every byte (each moved piece's turn, queued
+    /// before the record by the drain thread, seeded it with the value read once armed).
+    /// `None` (read it now) while the chain is unreadable, or without a shadow.
+    fn moved_shadow(&self, plan: &WatchPlan, hit: &Hit, piece: usize) -> Option<Vec<u8>> {
+        let chain = plan.watches[hit.watch.0].chain.as_ref()?;
+        if !chain.is_pointer_piece(piece)
+            || hit.value.is_none_or(|v| v.source != ValueSource::Handler)
+        {
+            return None;
+        }
+        let shadow = self.shadows.get(hit.watch.0)?.as_ref()?;
+        let value = shadow.value();
+        value.complete().then(|| value.bytes.clone())
+    }
+
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
     /// value before and after from the shadow, nothing read (a string's text as `string`
     /// says). Hands `string` back when it does not apply.
@@ -533,8 +559,7 @@ impl WatchValues {
     ) -> Option<StringRead> {
         let chain = plan.watches[hit.watch.0].chain.as_ref();
         if chain.is_some_and(|c| c.is_pointer_piece(piece)) {
-            // The chain moved: the whole value is read at its new place (and the moved
-            // pieces' own reads at the move follow, `set_armed`).
+            // The chain moved: the whole value is the new object's (`moved_shadow`).
             return Some(string);
         }
         let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
