@@ -3,7 +3,8 @@
 //! pieces' addresses in a map user space moves with the breakpoints), and each hit's whole
 //! old/new and changes come from the watch's shadow, re-seeded from the new object when the
 //! chain moves, so two writes made back to back each show their own change: the same sequence
-//! as with `--stop`.
+//! as with `--stop`. A write through the object the chain just left, right after the pointer's
+//! write (before hwbp has moved the watch, or after), is not reported either way.
 //!
 //! Every test loads BPF or uses ptrace: names start with `exclusive_`; run as root.
 
@@ -27,6 +28,9 @@ const STEPS: &[(&str, usize)] = &[
     ("point null", 1),
     ("point second", 1),
     ("pair 7 8", 2),
+    ("point first", 1),
+    ("leave 55", 1),
+    ("pair 1 2", 2),
 ];
 
 fn run(extra: &[&str]) -> (Vec<Seen>, Vec<String>) {
@@ -52,7 +56,7 @@ fn run(extra: &[&str]) -> (Vec<Seen>, Vec<String>) {
     assert!(status.success(), "{stderr:?}");
     assert_eq!(
         summary(&json_lines(&stdout))["watchpoints"][0]["reported"],
-        10
+        14
     );
     let text = |h: &Value, k: &str| h[k].as_str().unwrap().to_string();
     let seen = hits
@@ -158,6 +162,29 @@ fn expected() -> Vec<Seen> {
             pair(7, 42),
             pair(7, 8),
             &[right(42, 8)],
+            false,
+        ),
+        hit(
+            "cur",
+            pair(7, 8),
+            pair(99, 12),
+            &[left(7, 99), right(8, 12)],
+            true,
+        ),
+        // first.left = 55 right after: through the object cur left, not reported.
+        hit(
+            "cur",
+            pair(99, 12),
+            pair(7, 8),
+            &[left(99, 7), right(12, 8)],
+            true,
+        ),
+        hit("(*cur).left", pair(7, 8), pair(1, 8), &[left(7, 1)], false),
+        hit(
+            "(*cur).right",
+            pair(1, 8),
+            pair(1, 2),
+            &[right(8, 2)],
             false,
         ),
     ]

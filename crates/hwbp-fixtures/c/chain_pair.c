@@ -8,6 +8,8 @@
  *                  8-byte store each)
  *   point first|second|null -> cur = &first, &second or NULL
  *   stray V     -> first.left = V (not through cur)
+ *   leave V     -> cur = &second, then right away first.left = V (the object cur left;
+ *                  writes=2)
  *   EOF         -> exit 0
  * first starts {1, 2}, second {30, 40}; cur starts at &first. */
 #include <stdlib.h>
@@ -65,6 +67,10 @@ int main(void)
 				fixture_fail("unknown pair %s", name);
 		} else if (sscanf(command, "stray %ld", &a) == 1) {
 			set_left(&first, a);
+		} else if (sscanf(command, "leave %ld", &a) == 1) {
+			point(&second);
+			set_left(&first, a);
+			writes = 2;
 		} else {
 			fixture_fail("unknown command %s", command);
 		}

@@ -70,7 +70,8 @@ pub const STRINGS: &str = concat!(env!("OUT_DIR"), "/strings");
 /// first = {1, 2}, second = {30, 40}` and `struct pair *cur = &first`, for `*cur` as a value
 /// chain. Ready line `ready pid=P addr=&cur`; `pair A B` (`cur->left = A`, then right away
 /// `cur->right = B`; `done writes=2`), `point first|second|null` (`cur = ...`; `done
-/// writes=1`), `stray V` (`first.left = V`; `done writes=1`); exits at end of input.
+/// writes=1`), `stray V` (`first.left = V`; `done writes=1`), `leave V` (`cur = &second`,
+/// then right away `first.left = V`; `done writes=2`); exits at end of input.
 pub const CHAIN_PAIR: &str = concat!(env!("OUT_DIR"), "/chain_pair");
 
 /// `aggregates_nopie`: [`AGGREGATES`] linked `-no-pie` (its initialized arrays at fixed

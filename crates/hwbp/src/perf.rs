@@ -41,7 +41,9 @@
 //! armed), sorted with the records. A value chain's move (a handler record of one of its
 //! pointers) moves each moved piece in the handler's program ([`HitHandler::move_piece`],
 //! seeded with the value there) and then on its register, and queues a turn for it with its
-//! value read once armed: the shadow then holds the new object.
+//! value read once armed: the shadow then holds the new object. A record of a moved piece
+//! timed between the pointer's record and the program's move was a write through the object
+//! the chain left, and is dropped (counted by the kernel, so in the summary's `lost`).
 //!
 //! [`HitHandler::move_piece`]: hwbp_linux::bpf::HitHandler::move_piece
 
@@ -522,6 +524,7 @@ fn run_plan(
                 dropped: 0,
                 next_interval: opts.interval,
                 chains: &chains,
+                chain_moves: Vec::new(),
                 unwinder,
             };
             drain.run()
@@ -631,6 +634,11 @@ struct Drain<'a> {
     next_interval: Option<Duration>,
     /// Value chains to move when one of their pointers is written.
     chains: &'a crate::chain::PerfChains,
+    /// Per placement piece, its last move by a value chain in the handler's program: the
+    /// pointer's record time and the time the program took the new address. A record of the
+    /// piece between them was a write through the object the chain left (the program still
+    /// had the old address), which is not reported, as the chain's docs say.
+    chain_moves: Vec<Option<(u64, u64)>>,
     /// Unwinds the user stacks hits carry, before they are queued (the bytes are not kept).
     unwinder: StackUnwinder,
 }
@@ -876,12 +884,20 @@ impl Drain<'_> {
                     let Some(&piece) = to_piece.get(record.piece as usize) else {
                         continue;
                     };
+                    let left_behind = self.chain_moves.get(piece).copied().flatten();
+                    if left_behind
+                        .is_some_and(|(from, to)| (from + 1..to).contains(&record.time_ns))
+                    {
+                        // Counted by the kernel, not reported (the summary's `lost`).
+                        continue;
+                    }
                     self.placement.charge_piece(piece);
                     // Hook 2 of 3 for the handler's records: a chain's pointer was written:
                     // move its pieces in the handler's program and on their registers.
                     let active = self.handler.as_ref().expect("records come from it");
                     let (session, placement) = (&mut self.session, &self.placement);
-                    let pid = record.pid;
+                    let chain_moves = &mut self.chain_moves;
+                    let (pid, pointer_ns) = (record.pid, record.time_ns);
                     if let Err(error) = self.chains.on_hit(piece, pid, |p, request| {
                         // As rotation moves a piece (`crate::shadow`): the handler seeded
                         // before the breakpoint moves, the shadow's seed read once it is
@@ -890,6 +906,10 @@ impl Drain<'_> {
                         active
                             .move_piece(pid, p, request)
                             .map_err(|e| e.to_string())?;
+                        if chain_moves.len() <= p {
+                            chain_moves.resize(p + 1, None);
+                        }
+                        chain_moves[p] = Some((pointer_ns, monotonic_ns()));
                         let register = placement.register_of(p).unwrap_or(p);
                         session
                             .modify(register, request)
