@@ -39,6 +39,8 @@ const SOURCES: &[&str] = &[
     "conds.c",
     "forever.c",
     "aggregates.c",
+    "strings.c",
+    "chain_pair.c",
     "unwind.c",
     "../cxx/unwind.cpp",
     "../rust/unwind.rs",
@@ -130,6 +132,20 @@ fn main() {
         &c_dir,
         "aggregates_nopie",
         &["aggregates.c"],
+        &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "strings",
+        &["strings.c"],
+        &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
+    );
+    gcc(
+        &out_dir,
+        &c_dir,
+        "chain_pair",
+        &["chain_pair.c"],
         &["-no-pie", "-fno-pie", "-fomit-frame-pointer"],
     );
     // Callchain fixtures without frame pointers, as distributions build.

@@ -222,6 +222,11 @@ pub struct WatchArgs {
     /// its own watch instance; default: every frame until the run ends).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub frames: Option<u64>,
+    /// For a `char *` watch without --stop: read at most N characters of the string at each
+    /// hit, in the kernel at the trap (default 200, gdb's `print elements`; a longer string
+    /// ends in `...`; at most 4096).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub string_chars: Option<u32>,
 }
 
 /// `hwbp record`: the options of `hwbp watch`, written to `-o FILE`.

@@ -342,8 +342,8 @@ fn exclusive_a_char_pointer_prints_the_pointer_and_its_string_as_gdb_does() {
             .map(|(_, rest)| format!(" {rest}"))
             .as_deref()
     );
-    // Without stopping, the pointer is the handler's and the string is read after.
-    check(&text_run(&[]), " (string read after)");
+    // Without stopping, the pointer and its string are the handler's, read at the trap.
+    check(&text_run(&[]), "");
 }
 
 /// gdb's `print rust_statics::config::NAME` in the Rust fixture once `main` runs.
@@ -368,7 +368,8 @@ fn gdb_print_rust_name() -> String {
 #[test]
 fn exclusive_a_rust_str_prints_as_the_text_it_points_to() {
     require_root();
-    for (extra, suffix) in [(&["--stop"][..], ""), (&[][..], " (string read after)")] {
+    // Read while stopped, or by the handler at the trap from the pointer and length pieces.
+    for (extra, suffix) in [(&["--stop"][..], ""), (&[][..], "")] {
         let mut target = Fixture::spawn(RUST_STATICS, &[]).unwrap();
         let pid = target.pid().to_string();
         let mut args = vec!["watch", "rust_statics::config::NAME", "-p", &pid, "--json"];

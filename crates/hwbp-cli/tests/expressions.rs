@@ -185,19 +185,10 @@ fn step_runs() -> Vec<(Vec<&'static str>, Vec<Expected>)> {
 fn exclusive_perf_mode_value_chains_and_typed_values_write_by_write() {
     for (exprs, expected) in step_runs() {
         let hits = run_steps(&exprs, &[], &expected);
-        // Perf mode: the in-kernel handler (root), or for value chains (whose watch moves) a
-        // value decoded from the trapping store, else read after; `exact` says which.
-        let chains = exprs.iter().any(|e| {
-            e.contains("->") || e.contains("(*") || (e.starts_with('*') && !e.starts_with("*("))
-        });
+        // Perf mode: the in-kernel handler (root), value chains too (it follows their moves).
         for hit in &hits {
-            let source = hit["value_source"].as_str().unwrap();
-            if chains {
-                assert!(["decoded-store", "read-after"].contains(&source), "{hit}");
-            } else {
-                assert_eq!(source, "handler", "{hit}");
-            }
-            assert_eq!(hit["exact"], source != "read-after", "{hit}");
+            assert_eq!(hit["value_source"], "handler", "{hit}");
+            assert_eq!(hit["exact"], true, "{hit}");
         }
         check_typed_fields(&hits);
     }

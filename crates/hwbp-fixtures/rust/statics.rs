@@ -2,7 +2,9 @@
 //!
 //! Prints `ready pid=<pid> addr=<&config::SETTINGS>` and exits at end of stdin; the command
 //! `rename` sets `config::NAME` (a `&str`, "hwbp") to "renamed \"x\"\n" and answers
-//! `done renamed=1`.
+//! `done renamed=1`; `retitle` edits `config::TITLE` (a `String`, empty with room for 64
+//! bytes from the start, so only its length is written): push "hello", push " \"world\"\n",
+//! truncate to 2, clear; it answers `done edits=4`.
 use std::io::BufRead;
 
 pub mod config {
@@ -34,12 +36,28 @@ pub mod config {
     pub static mut ORIGIN: Point = Point(3, -4);
     pub static mut LIMIT_PTR: *const Limits = std::ptr::null();
     pub static mut NAME: &str = "hwbp";
+    pub static mut TITLE: String = String::new();
 }
 
 fn main() {
     let addr = std::ptr::addr_of!(config::SETTINGS);
+    // SAFETY: single-threaded; nothing else holds a reference to TITLE.
+    let title = unsafe { &mut *std::ptr::addr_of_mut!(config::TITLE) };
+    title.reserve_exact(64);
     println!("ready pid={} addr={:p}", std::process::id(), addr);
     for line in std::io::stdin().lock().lines() {
+        if line.as_deref().is_ok_and(|l| l == "retitle") {
+            // One store of the length each; black_box keeps each step's store apart.
+            title.push_str("hello");
+            std::hint::black_box(&mut *title);
+            title.push_str(" \"world\"\n");
+            std::hint::black_box(&mut *title);
+            title.truncate(2);
+            std::hint::black_box(&mut *title);
+            title.clear();
+            std::hint::black_box(&mut *title);
+            println!("done edits=4");
+        }
         if line.as_deref().is_ok_and(|l| l == "rename") {
             // SAFETY: single-threaded; a volatile store keeps both words written.
             unsafe {

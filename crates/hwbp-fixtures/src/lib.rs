@@ -59,6 +59,21 @@ pub const WRITER: &str = concat!(env!("OUT_DIR"), "/writer");
 /// `line`; `done writes=N`). After each answer it calls the noinline `answered()`.
 pub const AGGREGATES: &str = concat!(env!("OUT_DIR"), "/aggregates");
 
+/// `strings` (`-no-pie`, built without frame pointers): `const char *msg` set by the noinline
+/// `point` to `"alpha"`, `"beta gamma"`, a heap copy of `"doomed"` (overwritten and freed
+/// right after), `char scratch[32]` holding `"scratch 1"` (rewritten right after),
+/// `long_text` (the alphabet ten times), NULL, and `"alpha"` again, seven stores, at each
+/// `repoint` (`done writes=7`). Ready line `ready pid=P addr=&msg`; exits at end of input.
+pub const STRINGS: &str = concat!(env!("OUT_DIR"), "/strings");
+
+/// `chain_pair` (`-no-pie`, built without frame pointers): `struct pair { long left, right; }
+/// first = {1, 2}, second = {30, 40}` and `struct pair *cur = &first`, for `*cur` as a value
+/// chain. Ready line `ready pid=P addr=&cur`; `pair A B` (`cur->left = A`, then right away
+/// `cur->right = B`; `done writes=2`), `point first|second|null` (`cur = ...`; `done
+/// writes=1`), `stray V` (`first.left = V`; `done writes=1`), `leave V` (`cur = &second`,
+/// then right away `first.left = V`; `done writes=2`); exits at end of input.
+pub const CHAIN_PAIR: &str = concat!(env!("OUT_DIR"), "/chain_pair");
+
 /// `aggregates_nopie`: [`AGGREGATES`] linked `-no-pie` (its initialized arrays at fixed
 /// addresses, read from the file).
 pub const AGGREGATES_NOPIE: &str = concat!(env!("OUT_DIR"), "/aggregates_nopie");

@@ -164,6 +164,11 @@ fn exclusive_verifier_accepts_every_variant() {
             HandlerPiece::new(0x7000_0000_3002, 2),
             HandlerPiece::new(0xffff_ffff_8200_0001, 1),
         ],
+        // A value chain's: its address from the `addrs` map.
+        vec![
+            HandlerPiece::new(0x7000_0000_1000, 8),
+            HandlerPiece::new(0x7000_0000_2000, 8).movable(),
+        ],
     ];
     let modes = [
         HandlerMode::Emit { stack: false },
@@ -219,7 +224,7 @@ fn exclusive_verifier_accepts_every_variant() {
         HitHandler::load(&spec).unwrap_or_else(|e| panic!("{e} for {condition:?}"));
         loaded += 1;
     }
-    assert_eq!(loaded, 5 * 3 * 15 * 2 + 3);
+    assert_eq!(loaded, 6 * 3 * 15 * 2 + 3);
 }
 
 static CELL: AtomicU64 = AtomicU64::new(0);
@@ -407,6 +412,56 @@ fn exclusive_two_pieces_are_told_apart_by_address() {
     }
     assert_eq!(perf_count(&session), 6);
     assert_eq!(perf_samples(&mut session), 0);
+}
+
+static LEFT: AtomicU64 = AtomicU64::new(0);
+static RIGHT: AtomicU64 = AtomicU64::new(0);
+
+/// A movable piece (a value chain's) moved with `move_piece` and then its breakpoint: the
+/// program takes the new address's hits as the piece's, from the seed there, and a write to
+/// the old address after the move is not trapped.
+#[test]
+fn exclusive_a_moved_piece_is_found_at_its_new_address() {
+    require_bpf();
+    LEFT.store(1, Ordering::Relaxed);
+    RIGHT.store(100, Ordering::Relaxed);
+    let (left, right) = (LEFT.as_ptr() as u64, RIGHT.as_ptr() as u64);
+    let spec = HandlerSpec::new(
+        vec![HandlerPiece::new(left, 8).movable()],
+        HandlerMode::Emit { stack: false },
+    );
+    let mut handler = HitHandler::load(&spec).unwrap();
+    handler.seed(0, 1).unwrap();
+    assert!(handler.move_piece(0, right + 4, 8).is_err(), "misaligned");
+    assert!(handler.move_piece(0, right, 4).is_err(), "another length");
+    let (wrote_tx, wrote_rx) = mpsc::channel::<()>();
+    let (moved_tx, moved_rx) = mpsc::channel::<()>();
+    let writer = spawn_writer(move || {
+        LEFT.store(2, Ordering::Relaxed);
+        wrote_tx.send(()).unwrap();
+        moved_rx.recv().unwrap();
+        RIGHT.store(101, Ordering::Relaxed);
+        LEFT.store(3, Ordering::Relaxed);
+        RIGHT.store(102, Ordering::Relaxed);
+    });
+    let watch = WatchRequest::new(left, 8, Access::Write);
+    let mut session = armed_session(&writer, &[watch], &handler);
+    session.enable().unwrap();
+    writer.go.send(()).unwrap();
+    wrote_rx.recv().unwrap();
+    handler.move_piece(0, right, 8).unwrap();
+    handler.seed(0, 100).unwrap();
+    session
+        .modify(0, &WatchRequest::new(right, 8, Access::Write))
+        .unwrap();
+    moved_tx.send(()).unwrap();
+    writer.handle.join().unwrap();
+    let mut records = Vec::new();
+    handler.poll_records(&mut |r| records.push(r));
+    session.disable().unwrap();
+    let got: Vec<(u32, u64, u64)> = records.iter().map(|r| (r.piece, r.old, r.new)).collect();
+    assert_eq!(got, vec![(0, 1, 2), (0, 100, 101), (0, 101, 102)]);
+    assert_eq!(handler.stats().unwrap().unknown_addr, 0);
 }
 
 static UNWOUND: AtomicU64 = AtomicU64::new(0);

@@ -264,14 +264,17 @@ pub struct Member {
 pub struct PointedString {
     /// The value read: the `char *` (printed before the string) or the `&str` (not printed).
     pub pointer: Value,
-    /// The bytes read there: C, up to [`C_STRING_MAX`], printed to the first NUL; Rust, up to
-    /// [`C_STRING_MAX`] of its length.
+    /// The bytes read there: C, printed to the first NUL (without one, the bytes read go on
+    /// when they fill [`C_STRING_MAX`]); Rust, up to [`C_STRING_MAX`] of its length.
     pub bytes: Vec<u8>,
-    /// For a Rust `&str`: its length (past [`C_STRING_MAX`] the text ends with `...`); `None`
-    /// for a C string.
+    /// For a Rust `&str` or `String`: its length (past [`C_STRING_MAX`] the text ends with
+    /// `...`); `None` for a C string.
     pub rust_length: Option<u64>,
     /// Read after the hit while the target ran on: ` (string read after)`.
     pub read_after: bool,
+    /// The string goes on past `bytes`: read up to a bound below gdb's (the BPF handler's
+    /// `--string-chars`), so the text ends with `...`.
+    pub truncated: bool,
 }
 
 impl Value {
@@ -532,13 +535,19 @@ fn write_value(out: &mut String, value: &Value) {
                 None => {
                     write_value(out, &string.pointer);
                     out.push(' ');
-                    out.push_str(&format_c_string(&string.bytes));
+                    // To the first NUL; without one, a buffer of gdb's whole limit goes on.
+                    let bytes = &string.bytes;
+                    let (chars, goes_on) = match bytes.iter().position(|b| *b == 0) {
+                        Some(nul) => (&bytes[..nul], false),
+                        None => (&bytes[..], bytes.len() >= C_STRING_MAX),
+                    };
+                    out.push_str(&format_c_string_chars(chars, string.truncated || goes_on));
                 }
                 Some(length) => {
                     // gdb's Rust printer: the text quoted with Rust's escapes, `...` past the
                     // limit.
                     let _ = write!(out, "{:?}", String::from_utf8_lossy(&string.bytes));
-                    if length > C_STRING_MAX as u64 {
+                    if string.truncated || length > C_STRING_MAX as u64 {
                         out.push_str("...");
                     }
                 }
@@ -693,6 +702,27 @@ pub fn format_c_string(bytes: &[u8]) -> String {
                 out.push_str("...");
             }
         }
+    }
+    out
+}
+
+/// The string a `char *` points to, of which `chars` (no NUL) were read, as gdb prints it:
+/// as [`format_c_string`] does, with `...` also when `truncated` (the string goes on past
+/// the characters read, a bound below gdb's).
+pub fn format_c_string_chars(chars: &[u8], truncated: bool) -> String {
+    if chars.is_empty() {
+        return if truncated {
+            "...".into()
+        } else {
+            "\"\"".into()
+        };
+    }
+    // gdb reads no more than its limit.
+    let shown = &chars[..chars.len().min(PRINT_MAX)];
+    let mut out = String::new();
+    let printed = string_segments(&mut out, shown);
+    if truncated || printed < chars.len() {
+        out.push_str("...");
     }
     out
 }
@@ -1246,6 +1276,7 @@ mod tests {
             bytes: b"hi\n\0junk".to_vec(),
             rust_length: None,
             read_after: false,
+            truncated: false,
         };
         assert_eq!(
             shown(Value::String(Box::new(c_string.clone()))),
@@ -1253,11 +1284,30 @@ mod tests {
         );
         let read_after = PointedString {
             read_after: true,
-            ..c_string
+            ..c_string.clone()
         };
         assert_eq!(
             shown(Value::String(Box::new(read_after))),
             r#"0x4052a0 "hi\n" (string read after)"#
+        );
+        // Read at the trap up to a bound below gdb's, the string going on past it.
+        let bounded = PointedString {
+            bytes: b"abcd".to_vec(),
+            truncated: true,
+            ..c_string.clone()
+        };
+        assert_eq!(
+            shown(Value::String(Box::new(bounded))),
+            r#"0x4052a0 "abcd"..."#
+        );
+        // No NUL in a whole buffer of gdb's limit: it goes on; in a shorter one, it ends.
+        let full = PointedString {
+            bytes: vec![b'y'; C_STRING_MAX],
+            ..c_string
+        };
+        assert_eq!(
+            shown(Value::String(Box::new(full))),
+            "0x4052a0 'y' <repeats 200 times>..."
         );
         let rust_str = |bytes: &[u8], length| {
             Value::String(Box::new(PointedString {
@@ -1265,6 +1315,7 @@ mod tests {
                 bytes: bytes.to_vec(),
                 rust_length: Some(length),
                 read_after: false,
+                truncated: false,
             }))
         };
         assert_eq!(shown(rust_str(b"a\"b\n", 4)), r#""a\"b\n""#);
@@ -1317,6 +1368,22 @@ mod tests {
         assert_eq!(
             Value::decode(Language::C, &int, partly, &mut |_| None),
             Value::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_string_read_up_to_a_bound_says_when_it_goes_on() {
+        assert_eq!(format_c_string_chars(b"hi\tx", false), r#""hi\tx""#);
+        assert_eq!(format_c_string_chars(b"", false), r#""""#);
+        assert_eq!(format_c_string_chars(b"abcd", true), r#""abcd"..."#);
+        // Exactly gdb's limit: all of it, no `...`; past it, the limit and `...`.
+        assert_eq!(
+            format_c_string_chars(&[b'y'; 200], false),
+            "'y' <repeats 200 times>"
+        );
+        assert_eq!(
+            format_c_string_chars(&[b'y'; 201], false),
+            "'y' <repeats 200 times>..."
         );
     }
 

@@ -129,6 +129,10 @@ pub struct WatchOptions {
     /// For a local's watch: end after this many frames were watched (each frame of the
     /// function is its own instance; `None`: every frame until the run ends).
     pub frames: Option<u64>,
+    /// Perf mode with the in-kernel handler: the most characters of a `char *` watch's string
+    /// the handler reads at each hit, at the trap (1 to
+    /// [`hwbp_linux::bpf::handler::MAX_STRING_CHARS`]; default gdb's `print elements`, 200).
+    pub string_chars: u32,
 }
 
 impl Default for WatchOptions {
@@ -150,6 +154,7 @@ impl Default for WatchOptions {
             interval: None,
             keep_running: false,
             frames: None,
+            string_chars: hwbp_linux::bpf::handler::DEFAULT_STRING_CHARS,
         }
     }
 }

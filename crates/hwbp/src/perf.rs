@@ -38,7 +38,14 @@
 //! A typed watch of several pieces gets its whole value from its shadow ([`crate::shadow`]),
 //! advanced by the handler's piece values; the drain thread sends each rotation move as two
 //! timed turn events (a piece off its register, a piece on it with its value read once
-//! armed), sorted with the records.
+//! armed), sorted with the records. A value chain's move (a handler record of one of its
+//! pointers) moves each moved piece in the handler's program ([`HitHandler::move_piece`],
+//! seeded with the value there) and then on its register, and queues a turn for it with its
+//! value read once armed: the shadow then holds the new object. A record of a moved piece
+//! timed between the pointer's record and the program's move was a write through the object
+//! the chain left, and is dropped (counted by the kernel, so in the summary's `lost`).
+//!
+//! [`HitHandler::move_piece`]: hwbp_linux::bpf::HitHandler::move_piece
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -224,6 +231,7 @@ fn run_plan(
                 dropped: 0,
                 next_interval: opts.interval,
                 chains: &chains,
+                chain_moves: Vec::new(),
                 unwinder,
             };
             drain.run()

@@ -24,6 +24,13 @@
 //! (one read per turn, not per hit; the turn's times are sorted with the records', so a write
 //! just before a move is delivered before it); those bytes print as gdb prints data it does
 //! not have, `<unavailable>` ([`hwbp_symbols::value::UNAVAILABLE`]).
+//!
+//! A value chain ([`crate::chain`]) covers its value's pieces; when a pointer on the way is
+//! written and the pieces move to the new object, each moved piece starts a turn there with
+//! its value read once its breakpoint has moved (unknown while the chain is unreadable), and
+//! the pointer's hit takes its whole new value from the shadow so seeded (read after, only
+//! while it is unreadable). A write to the new object between the pointer's write and that
+//! move is not seen, as with rotation; its bytes are in the seed.
 
 use hwbp_linux::perf::WatchRequest;
 use hwbp_symbols::value::KnownBytes;
@@ -163,6 +170,11 @@ impl Shadow {
         let mut raw = [0u8; 8];
         raw[..span.len].copy_from_slice(&snapshot.bytes[range]);
         Some(u64::from_le_bytes(raw))
+    }
+
+    /// The value as the shadow holds it now.
+    pub(crate) fn value(&self) -> &Snapshot {
+        &self.value
     }
 
     /// Piece `piece`'s turn ended: its bytes are unknown until its next turn.

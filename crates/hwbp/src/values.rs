@@ -5,8 +5,9 @@
 //! ([`crate::typed`] formats it).
 
 use hwbp_core::Access;
+use hwbp_linux::bpf::TrapString;
 use hwbp_linux::memory;
-use hwbp_symbols::types::Language;
+use hwbp_symbols::types::{Language, Type};
 use hwbp_symbols::value::{PointedString, Value};
 
 use crate::hit::{Hit, HitValue, ValueSource, WatchId};
@@ -20,7 +21,8 @@ pub(crate) struct WatchValues {
     last: Vec<LastValue>,
     /// Per `char *` or `&str` watch: the last value and it with the string it pointed to.
     strings: Vec<Option<(Vec<u8>, Value)>>,
-    /// Per watch of several pieces (not a value chain): its shadow ([`crate::shadow`]).
+    /// Per watch of several value pieces: its shadow ([`crate::shadow`]); a value chain's
+    /// covers its value's pieces, re-seeded piece by piece when the chain moves them.
     shadows: Vec<Option<Shadow>>,
     pid: Option<i32>,
 }
@@ -36,15 +38,19 @@ impl WatchValues {
         };
         for w in &plan.watches {
             let seed = values.read(w);
-            let shadowed = w.pieces.len() > 1
-                && w.chain.is_none()
+            // A chain's value pieces come first, then its pointers'.
+            let (addr, value_pieces) = match &w.chain {
+                Some(chain) => (chain.current().value_addr, chain.value_pieces),
+                None => (w.addr, w.pieces.len()),
+            };
+            let shadowed = value_pieces > 1
                 && w.value_type.is_some()
                 && w.len <= MAX_TYPED_BYTES
                 && w.access != Access::Execute;
             if shadowed {
                 if let Ok(len) = usize::try_from(w.len) {
-                    values.shadows[w.id.0] =
-                        Some(Shadow::new(w.addr, len, &w.pieces, seed.as_deref()));
+                    let pieces = &w.pieces[..value_pieces];
+                    values.shadows[w.id.0] = Some(Shadow::new(addr, len, pieces, seed.as_deref()));
                 }
             }
             if let (Some(kind), Some(ty), Some(bytes)) = (
@@ -54,7 +60,7 @@ impl WatchValues {
             ) {
                 // The string at arming: the `old` of the first hit.
                 let pointer = crate::typed::decode(ty, Some(bytes), plan.symbols.as_deref());
-                if let Some(string) = values.with_string(kind, pointer, bytes, false) {
+                if let Some(string) = values.with_string(kind, pointer, bytes, StringRead::Now) {
                     values.strings[w.id.0] = Some((bytes.to_vec(), string));
                 }
             }
@@ -115,40 +121,43 @@ impl WatchValues {
         piece: usize,
         known: Option<u64>,
     ) -> Option<Observed> {
-        self.observe_known(plan, watch, piece, known, false)
+        self.observe_known(plan, watch, piece, known, None, StringRead::Now)
     }
 
     /// [`observe`](Self::observe), taking `known` (the raw value the watcher read for the hit,
-    /// for a one-piece watch of up to 8 bytes at a fixed address) instead of reading again;
-    /// `read_after`: the target ran on since the hit (a `char *`'s string says so).
+    /// for a one-piece watch of up to 8 bytes at a fixed address) or `shadowed` (the whole
+    /// value from the watch's shadow) instead of reading again; `string`: where a `char *`'s
+    /// string comes from.
     fn observe_known(
         &mut self,
         plan: &WatchPlan,
         watch: WatchId,
         piece: usize,
         known: Option<u64>,
-        read_after: bool,
+        shadowed: Option<Vec<u8>>,
+        string: StringRead,
     ) -> Option<Observed> {
         let watch = &plan.watches[watch.0];
         let ty = watch.value_type.as_ref()?;
         let len = usize::try_from(watch.len).unwrap_or(usize::MAX);
-        let new = match known {
-            Some(raw) if watch.chain.is_none() && len <= 8 => {
-                Some(raw.to_le_bytes()[..len].to_vec())
+        let new = match (known, shadowed) {
+            (_, Some(bytes)) => Some(bytes),
+            (known, None) => {
+                let new = match known {
+                    Some(raw) if watch.chain.is_none() && len <= 8 => {
+                        Some(raw.to_le_bytes()[..len].to_vec())
+                    }
+                    _ => self.read(watch),
+                };
+                if let Some(shadow) = &mut self.shadows[watch.id.0] {
+                    shadow.reset(new.as_deref());
+                }
+                new
             }
-            _ => self.read(watch),
         };
-        if let Some(shadow) = &mut self.shadows[watch.id.0] {
-            shadow.reset(new.as_deref());
-        }
         let old = self.last[watch.id.0].0.clone();
         let mut typed = self.last[watch.id.0].update(ty, new.clone(), plan.symbols.as_deref());
-        self.add_string(
-            watch,
-            &mut typed,
-            (old.as_deref(), new.as_deref()),
-            read_after,
-        );
+        self.add_string(watch, &mut typed, (old.as_deref(), new.as_deref()), string);
         let mut raw_values = None;
         if let Some(chain) = &watch.chain {
             if let Some(name) = chain.pointer_name(piece) {
@@ -169,29 +178,57 @@ impl WatchValues {
     }
 
     /// [`observe`](Self::observe) and [`Observed::apply`] to `hit` at once (perf mode: the
-    /// value is read after the hit; a scalar's is the one the drain already read).
-    pub(crate) fn annotate(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) {
-        if self.advance_shadow(plan, hit, piece) {
+    /// value is read after the hit, unless the handler's exact piece values advance the
+    /// watch's shadow; a scalar's is the one the drain already read). `trap_string`: the
+    /// string the BPF handler read at the trap for a `char *` or Rust string watch (`None`:
+    /// it read none, then the string is read now, after the hit).
+    pub(crate) fn annotate_with_string(
+        &mut self,
+        plan: &WatchPlan,
+        hit: &mut Hit,
+        piece: usize,
+        trap_string: Option<Result<TrapString, i32>>,
+    ) {
+        let string = match trap_string {
+            Some(read) => StringRead::AtTrap(read.ok()),
+            None => StringRead::After,
+        };
+        let Some(string) = self.advance_shadow(plan, hit, piece, string) else {
             return;
-        }
+        };
         let known = hit.value.and_then(|v| v.new);
-        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, true) {
+        let shadowed = self.moved_shadow(plan, hit, piece);
+        if let Some(observed) = self.observe_known(plan, hit.watch, piece, known, shadowed, string)
+        {
             observed.apply(hit, ValueSource::ReadAfter);
         }
     }
 }
 
+/// Where the string of a `char *` (or Rust string) watch's new value comes from.
+enum StringRead {
+    /// Read now, with the thread at the hit (stop mode) or at arming: printed as it is.
+    Now,
+    /// Read now, while the target ran on since the hit: marked ` (string read after)`.
+    After,
+    /// Read by the BPF handler at the trap (`None`: the pointer was NULL or unmapped there):
+    /// printed as it is, nothing read now.
+    AtTrap(Option<TrapString>),
+}
+
 /// A value gdb prints with the string it points to.
 #[derive(Clone, Copy)]
-enum StringKind {
+pub(crate) enum StringKind {
     /// A C `char *` (`const`, `signed`, `unsigned` alike): the pointer, then `"text"`.
     CPointer,
-    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`): `"text"` alone.
+    /// A Rust `&str` (DWARF: `struct &str { data_ptr, length }`) or `String`
+    /// ([`rust_string_words`]): `"text"` alone, at byte offsets `data_ptr` and `length`.
     RustStr { data_ptr: usize, length: usize },
 }
 
 impl StringKind {
-    fn of(ty: &WatchType) -> Option<StringKind> {
+    /// The kind of string `ty` is, `None` for other types.
+    pub(crate) fn of(ty: &WatchType) -> Option<StringKind> {
         let t = ty.ty.as_ref()?;
         match &t.kind {
             hwbp_symbols::types::TypeKind::Pointer { target } if t.size == 8 => {
@@ -218,22 +255,60 @@ impl StringKind {
                     length: offset("length")?,
                 })
             }
+            hwbp_symbols::types::TypeKind::Struct(_)
+                if ty.language == Language::Rust && t.name == "alloc::string::String" =>
+            {
+                let (data_ptr, length) = rust_string_words(t)?;
+                Some(StringKind::RustStr { data_ptr, length })
+            }
             _ => None,
         }
     }
 }
 
+/// The byte offsets of a Rust `String`'s data pointer and length, found by member names in
+/// its DWARF: `vec: Vec<u8> { buf: RawVec { inner: RawVecInner { cap, ptr: Unique { pointer:
+/// NonNull { pointer: *mut u8 } } } }, len }` (rustc 1.80 on; before, `RawVec` held `ptr` and
+/// `cap` itself, which the search below also finds).
+fn rust_string_words(string: &Type) -> Option<(usize, usize)> {
+    let member = |t: &Type, name: &str| {
+        t.fields()?
+            .iter()
+            .find(|f| f.name.as_deref() == Some(name))
+            .map(|f| (f.offset, f.ty.clone()))
+    };
+    let (vec_at, vec) = member(string, "vec")?;
+    let (len_at, len) = member(&vec, "len")?;
+    let (buf_at, mut raw) = member(&vec, "buf")?;
+    let mut ptr_at = vec_at + buf_at;
+    if let Some((inner_at, inner)) = member(&raw, "inner") {
+        ptr_at += inner_at;
+        raw = inner;
+    }
+    let (at, mut ptr) = member(&raw, "ptr")?;
+    ptr_at += at;
+    // `Unique { pointer: NonNull { pointer: *mut u8 } }`: down to the raw pointer.
+    while !matches!(ptr.kind, hwbp_symbols::types::TypeKind::Pointer { .. }) {
+        let (at, inner) = member(&ptr, "pointer")?;
+        ptr_at += at;
+        ptr = inner;
+    }
+    let word = |at: u64, t: &Type| (t.size == 8).then(|| usize::try_from(at).ok())?;
+    Some((word(ptr_at, &ptr)?, word(vec_at + len_at, &len)?))
+}
+
 impl WatchValues {
-    /// For a `char *` or `&str` watch: shows the string the new value points to (read now,
-    /// up to gdb's 200 characters; ` (string read after)` when the target ran on since the
-    /// hit) in `typed.new`, and the one read for the old value, when it was the last new
-    /// one, in `typed.old`. NULL and unreadable pointers print as the value alone.
+    /// For a `char *` or Rust string watch: shows the string the new value points to (read
+    /// at the trap by the handler, or now, up to gdb's 200 characters; ` (string read after)`
+    /// when read now and the target ran on since the hit) in `typed.new`, and the one shown
+    /// for the old value, when it was the last new one, in `typed.old`. NULL and unreadable
+    /// pointers print as the value alone.
     fn add_string(
         &mut self,
         watch: &PlannedWatch,
         typed: &mut TypedValue,
         (old, new): (Option<&[u8]>, Option<&[u8]>),
-        read_after: bool,
+        string: StringRead,
     ) {
         let Some(kind) = watch.value_type.as_deref().and_then(StringKind::of) else {
             return;
@@ -246,7 +321,7 @@ impl WatchValues {
         let (Some(new), Some(pointer)) = (new, typed.new.as_ref()) else {
             return;
         };
-        let Some(string) = self.with_string(kind, pointer.clone(), new, read_after) else {
+        let Some(string) = self.with_string(kind, pointer.clone(), new, string) else {
             return;
         };
         typed.new = Some(string.clone());
@@ -254,18 +329,38 @@ impl WatchValues {
     }
 
     /// `pointer` (the value decoded by its type, of bytes `value`) with the string it points
-    /// to, read now (`read_after`: the target ran on since the hit); `None` for NULL or
-    /// unreadable memory.
+    /// to, as `string` says: read by the handler at the trap, or read now (`After`: the target
+    /// ran on since the hit); `None` for NULL or unreadable memory.
     fn with_string(
         &self,
         kind: StringKind,
         pointer: Value,
         value: &[u8],
-        read_after: bool,
+        string: StringRead,
     ) -> Option<Value> {
         let word = |at: usize| value.get(at..at + 8).map(raw);
-        let pid = self.pid?;
         let limit = hwbp_symbols::value::C_STRING_MAX;
+        let read_after = matches!(string, StringRead::After);
+        if let StringRead::AtTrap(read) = string {
+            let read = read?;
+            let rust_length = match kind {
+                StringKind::CPointer => None,
+                StringKind::RustStr { length, .. } => Some(word(length)?),
+            };
+            let mut bytes = read.bytes;
+            if rust_length.is_none() && !read.truncated {
+                // The whole C string: its NUL ends it (PointedString prints to it).
+                bytes.push(0);
+            }
+            return Some(Value::String(Box::new(PointedString {
+                pointer,
+                bytes,
+                rust_length,
+                read_after: false,
+                truncated: read.truncated,
+            })));
+        }
+        let pid = self.pid?;
         let (bytes, rust_length) = match kind {
             StringKind::CPointer => {
                 let address = word(0).filter(|p| *p != 0)?;
@@ -289,14 +384,43 @@ impl WatchValues {
             bytes,
             rust_length,
             read_after,
+            truncated: false,
         })))
     }
 
+    /// For a handler record of a value chain's pointer: the whole value at the new object
+    /// from the watch's shadow, when it knows every byte (each moved piece's turn, queued
+    /// before the record by the drain thread, seeded it with the value read once armed).
+    /// `None` (read it now) while the chain is unreadable, or without a shadow.
+    fn moved_shadow(&self, plan: &WatchPlan, hit: &Hit, piece: usize) -> Option<Vec<u8>> {
+        let chain = plan.watches[hit.watch.0].chain.as_ref()?;
+        if !chain.is_pointer_piece(piece)
+            || hit.value.is_none_or(|v| v.source != ValueSource::Handler)
+        {
+            return None;
+        }
+        let shadow = self.shadows.get(hit.watch.0)?.as_ref()?;
+        let value = shadow.value();
+        value.complete().then(|| value.bytes.clone())
+    }
+
     /// For a watch with a shadow and a hit with the handler's exact piece values: the whole
-    /// value before and after from the shadow, nothing read. False when it does not apply.
-    fn advance_shadow(&mut self, plan: &WatchPlan, hit: &mut Hit, piece: usize) -> bool {
+    /// value before and after from the shadow, nothing read (a string's text as `string`
+    /// says). Hands `string` back when it does not apply.
+    fn advance_shadow(
+        &mut self,
+        plan: &WatchPlan,
+        hit: &mut Hit,
+        piece: usize,
+        string: StringRead,
+    ) -> Option<StringRead> {
+        let chain = plan.watches[hit.watch.0].chain.as_ref();
+        if chain.is_some_and(|c| c.is_pointer_piece(piece)) {
+            // The chain moved: the whole value is the new object's (`moved_shadow`).
+            return Some(string);
+        }
         let Some(Some(shadow)) = self.shadows.get_mut(hit.watch.0) else {
-            return false;
+            return Some(string);
         };
         let Some(HitValue {
             old,
@@ -304,10 +428,10 @@ impl WatchValues {
             source: ValueSource::Handler,
         }) = hit.value
         else {
-            return false;
+            return Some(string);
         };
         let Some(ty) = plan.watches[hit.watch.0].value_type.as_ref() else {
-            return false;
+            return Some(string);
         };
         let (before, after) = shadow.write(piece, old, new);
         if let (Some(value), Some(old)) = (hit.value.as_mut(), shadow.piece_value(&before, piece)) {
@@ -323,11 +447,11 @@ impl WatchValues {
         if before.complete() && after.complete() {
             let watch = &plan.watches[hit.watch.0];
             let values = (Some(&before.bytes[..]), Some(&after.bytes[..]));
-            self.add_string(watch, &mut typed, values, true);
+            self.add_string(watch, &mut typed, values, string);
         }
         self.last[hit.watch.0] = LastValue(Some(after.bytes));
         hit.typed = Some(typed);
-        true
+        None
     }
 }
 

@@ -29,6 +29,9 @@ pub fn plan_and_options(args: &WatchArgs) -> anyhow::Result<(hwbp::WatchPlan, hw
     options.changes_only = args.changes_only;
     options.condition = condition;
     options.frames = args.frames;
+    if let Some(chars) = args.string_chars {
+        options.string_chars = chars;
+    }
     Ok((plan, options))
 }
 

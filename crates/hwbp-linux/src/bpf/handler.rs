@@ -6,7 +6,10 @@
 //!    (offset 176 of `struct bpf_perf_event_data` on x86_64: `pt_regs` is 168 bytes, then
 //!    `sample_period`) with each piece's address — a compare chain, because rotation moves a
 //!    breakpoint with `MODIFY_ATTRIBUTES` and the event says nothing about which watch it holds
-//!    now; an address that is no piece is counted (`stats[UNKNOWN_ADDR]`) and dropped, as
+//!    now; a [movable](HandlerPiece::movable) piece's address (a value chain's, which user
+//!    space moves, [`HitHandler::move_piece`]) is read from the `addrs` array instead; an
+//!    address that is no piece (such as a moved piece's old one, hit in the moment before
+//!    its breakpoint follows the map) is counted (`stats[UNKNOWN_ADDR]`) and dropped, as
 //!    every hit is: the events of handled watches ask perf for no sample fields
 //!    ([`crate::perf::SampleOptions::in_kernel_handler`]), so a sample would say nothing;
 //! 2. reads the piece's bytes at `ctx->addr` with `bpf_probe_read_user` (`bpf_probe_read_kernel`
@@ -22,7 +25,12 @@
 //!    (`bpf_ringbuf_reserve`; a full ring counts in `stats[RING_FULL]`), fills it (time from
 //!    `bpf_ktime_get_ns`, which is `CLOCK_MONOTONIC` like hwbp's perf samples; pid/tid; CPU;
 //!    `regs.ip`; piece; old; new; kernel mode when `regs.cs & 3 == 0`; optionally the user
-//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`) and submits it, waking the reader only
+//!    stack from `bpf_get_stack(BPF_F_USER_STACK)`; for a piece of a string
+//!    ([`HandlerPiece::string`]), the string as this write left it, up to
+//!    [`HandlerSpec::string_chars`]: a `char *`'s by `bpf_probe_read_user_str` at the new
+//!    pointer, a Rust `&str`'s or `String`'s by `bpf_probe_read_user` of its length at its
+//!    data pointer, both the current values of their pieces in `prev`) and submits it, waking
+//!    the reader only
 //!    with the record that takes the unread bytes past [`HandlerSpec::wakeup_bytes`]
 //!    (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`, then `BPF_RB_NO_WAKEUP` or
 //!    `BPF_RB_FORCE_WAKEUP`). The kernel's default wakes the reader whenever it has caught up,
@@ -63,6 +71,28 @@ pub struct HandlerPiece {
     /// Keep only hits whose new value satisfies this (`--if`, resolved for the value's type:
     /// its width is the piece's).
     pub condition: Option<IntCondition>,
+    /// The piece is part of a string: each record carries the string as the write left it,
+    /// read at the trap ([`HandlerRecord::string`]). An 8-byte user piece.
+    pub string: Option<PieceString>,
+    /// User space moves the piece to other addresses ([`HitHandler::move_piece`]): the
+    /// program reads its address from a map instead of holding it.
+    pub movable: bool,
+}
+
+/// The string a piece's hits read at the trap ([`HandlerPiece::string`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PieceString {
+    /// The piece is a `char *`: the NUL-terminated string its new value points to.
+    CString,
+    /// The piece is one word of a Rust `&str` or `String`: as many bytes as piece `length`
+    /// holds at the address piece `pointer` holds (indices in [`HandlerSpec::pieces`]; their
+    /// values in `prev`, this hit's write included).
+    Counted {
+        /// The piece of the data pointer.
+        pointer: usize,
+        /// The piece of the length.
+        length: usize,
+    },
 }
 
 impl HandlerPiece {
@@ -72,6 +102,24 @@ impl HandlerPiece {
             addr,
             len,
             condition: None,
+            string: None,
+            movable: false,
+        }
+    }
+
+    /// The same piece, movable ([`HandlerPiece::movable`]).
+    pub fn movable(self) -> Self {
+        HandlerPiece {
+            movable: true,
+            ..self
+        }
+    }
+
+    /// The same piece, reading `string` at each hit.
+    pub fn with_string(self, string: PieceString) -> Self {
+        HandlerPiece {
+            string: Some(string),
+            ..self
         }
     }
 
@@ -149,7 +197,19 @@ pub struct HandlerSpec {
     /// end of its `[stack]` mapping; `0` when unknown. The copy stops there in one read instead
     /// of trying past it (a read past the mapping faults, and each retry costs a fault).
     pub main_stack_top: u64,
+    /// Emit mode, for pieces that [read a string](HandlerPiece::string): the most
+    /// characters of it each record carries, 1 to [`MAX_STRING_CHARS`]; a longer string is
+    /// marked [`TrapString::truncated`]. Default [`DEFAULT_STRING_CHARS`].
+    pub string_chars: u32,
 }
+
+/// The default of [`HandlerSpec::string_chars`]: gdb's `print elements` limit, the most
+/// characters gdb prints behind a `char *`, so a string read at the trap prints as gdb prints
+/// it; it costs 216 bytes per record.
+pub const DEFAULT_STRING_CHARS: u32 = 200;
+
+/// The most of [`HandlerSpec::string_chars`]: a page.
+pub const MAX_STRING_CHARS: u32 = 4096;
 
 impl HandlerSpec {
     /// A spec with no filter, a 4 MiB ring woken every 16 KiB, and 16,384 count keys.
@@ -163,14 +223,34 @@ impl HandlerSpec {
             count_keys: 16 * 1024,
             user_stack_bytes: 0,
             main_stack_top: 0,
+            string_chars: DEFAULT_STRING_CHARS,
+        }
+    }
+
+    /// The string area records carry: its buffer's bytes (the characters, one more to tell a
+    /// string of exactly `string_chars` from a longer one, and the NUL, in whole words), `0`
+    /// when no piece reads a string.
+    fn string_buffer(&self) -> u32 {
+        if self.mode == HandlerMode::Count || self.pieces.iter().all(|p| p.string.is_none()) {
+            return 0;
+        }
+        (self.string_chars + 2).next_multiple_of(8)
+    }
+
+    /// Bytes of one Emit record.
+    fn record_size(&self) -> i32 {
+        let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
+        let base = record_bytes(stack, self.user_stack_bytes);
+        match self.string_buffer() {
+            0 => base,
+            buffer => (base + 7) / 8 * 8 + 8 + buffer as i32,
         }
     }
 
     /// Emit mode: the records the ring holds when full (each record's span in the ring, its
     /// 8-byte header included; with the stack, room for all of [`STACK_FRAMES`]).
     pub fn ring_records(&self) -> usize {
-        let stack = matches!(self.mode, HandlerMode::Emit { stack: true });
-        let size = record_bytes(stack, self.user_stack_bytes);
+        let size = self.record_size();
         self.ring_bytes as usize / super::ringbuf::record_span(size as u32) as usize
     }
 
@@ -222,6 +302,11 @@ const OFF_STACK_LEN: i16 = 52;
 const FLAG_KERNEL: i32 = 1;
 /// Record flag: `bpf_probe_read_*` failed; old and new are 0.
 const FLAG_UNREADABLE: i32 = 2;
+/// Record flag (set per piece, before the record is filled): read the C string the new value
+/// points to.
+const FLAG_STRING: i32 = 4;
+/// Record flag (set per piece): read [`SLOT_STRING_LEN`] bytes at [`SLOT_STRING_PTR`].
+const FLAG_COUNTED: i32 = 8;
 
 /// `bpf_perf_event_data` offsets on x86_64 (`arch/x86/include/uapi/asm/ptrace.h`).
 const CTX_BP: i16 = 4 * 8;
@@ -237,6 +322,8 @@ const SLOT_STATS_KEY: i16 = -24;
 const SLOT_FLAGS: i16 = -32;
 const SLOT_COUNT_KEY: i16 = -48;
 const SLOT_ONE: i16 = -56;
+const SLOT_STRING_PTR: i16 = -64;
+const SLOT_STRING_LEN: i16 = -72;
 
 /// `BPF_F_USER_STACK`.
 const F_USER_STACK: i32 = 1 << 8;
@@ -254,6 +341,7 @@ const MAP_PREV: &str = "prev";
 const MAP_STATS: &str = "stats";
 const MAP_RING: &str = "ring";
 const MAP_COUNTS: &str = "counts";
+const MAP_ADDRS: &str = "addrs";
 
 /// Indices of the per-CPU `stats` array.
 const STAT_RUNS: i32 = 0;
@@ -296,6 +384,19 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 piece.addr, piece.len
             )));
         }
+        if piece.string.is_some() && (piece.len != 8 || piece.is_kernel()) {
+            return Err(BpfError::Invalid(format!(
+                "piece {i} at {:#x}: only an 8-byte user-space word reads a string",
+                piece.addr
+            )));
+        }
+        if let Some(PieceString::Counted { pointer, length }) = piece.string {
+            if pointer.max(length) >= spec.pieces.len() {
+                return Err(BpfError::Invalid(format!(
+                    "piece {i}: its string's pointer or length is no piece"
+                )));
+            }
+        }
         if let Some(cond) = piece.condition {
             if cond.bytes != piece.len {
                 return Err(BpfError::Invalid(format!(
@@ -313,6 +414,12 @@ fn validate(spec: &HandlerSpec) -> Result<(), BpfError> {
                 spec.ring_bytes
             )));
         }
+    }
+    if spec.string_buffer() > 0 && !(1..=MAX_STRING_CHARS).contains(&spec.string_chars) {
+        return Err(BpfError::Invalid(format!(
+            "strings of {} characters: needs 1 to {MAX_STRING_CHARS}",
+            spec.string_chars
+        )));
     }
     if spec.mode == HandlerMode::Count && spec.count_keys == 0 {
         return Err(BpfError::Invalid("count map of 0 keys".into()));
@@ -336,6 +443,16 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     bump(&mut asm, STAT_RUNS, "run");
     asm.st(Size::W, Reg::FP, SLOT_FLAGS, 0)
         .ldx(Size::DW, Reg::R7, Reg::R6, CTX_ADDR);
+    if spec.string_buffer() > 0
+        && spec
+            .pieces
+            .iter()
+            .any(|p| matches!(p.string, Some(PieceString::Counted { .. })))
+    {
+        // The verifier sees the counted read on every path: its slots start initialized.
+        asm.st(Size::DW, Reg::FP, SLOT_STRING_PTR, 0)
+            .st(Size::DW, Reg::FP, SLOT_STRING_LEN, 0);
+    }
 
     let piece_labels: Vec<_> = (0..spec.pieces.len())
         .map(|i| asm.label(format!("piece{i}")))
@@ -343,9 +460,18 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
     for (i, piece) in spec.pieces.iter().enumerate() {
         let next = piece_labels.get(i + 1).copied().unwrap_or(unknown);
         let index = i32::try_from(i).expect("at most 64 pieces");
-        asm.bind(piece_labels[i])
-            .ld_imm64(Reg::R1, piece.addr)
-            .jmp(Cond::Ne, Reg::R7, Src::Reg(Reg::R1), next)
+        asm.bind(piece_labels[i]);
+        if piece.movable {
+            asm.st(Size::W, Reg::FP, SLOT_PREV_KEY, index)
+                .ld_map(Reg::R1, MAP_ADDRS)
+                .stack_ptr(Reg::R2, SLOT_PREV_KEY)
+                .call(Helper::MapLookupElem)
+                .jmp(Cond::Eq, Reg::R0, Src::Imm(0), unknown)
+                .ldx(Size::DW, Reg::R1, Reg::R0, 0);
+        } else {
+            asm.ld_imm64(Reg::R1, piece.addr);
+        }
+        asm.jmp(Cond::Ne, Reg::R7, Src::Reg(Reg::R1), next)
             .mov(Reg::R8, index);
         if !needs_value {
             asm.ja(common);
@@ -356,6 +482,9 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         } else {
             Helper::ProbeReadUser
         };
+        if piece.string == Some(PieceString::CString) && spec.string_buffer() > 0 {
+            asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_STRING);
+        }
         asm.st(Size::DW, Reg::FP, SLOT_NEW, 0)
             .stack_ptr(Reg::R1, SLOT_NEW)
             .mov(Reg::R2, i32::from(piece.len))
@@ -376,6 +505,22 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
         }
         if let Some(cond) = piece.condition {
             emit_condition(&mut asm, &cond, drop_hit);
+        }
+        if let (Some(PieceString::Counted { pointer, length }), HandlerMode::Emit { .. }) =
+            (piece.string, spec.mode)
+        {
+            // The string's pointer and length as they are now, this write included.
+            for (from, slot) in [(pointer, SLOT_STRING_PTR), (length, SLOT_STRING_LEN)] {
+                let from = i32::try_from(from).expect("at most 64 pieces");
+                asm.st(Size::W, Reg::FP, SLOT_PREV_KEY, from)
+                    .ld_map(Reg::R1, MAP_PREV)
+                    .stack_ptr(Reg::R2, SLOT_PREV_KEY)
+                    .call(Helper::MapLookupElem)
+                    .jmp(Cond::Eq, Reg::R0, Src::Imm(0), unknown)
+                    .ldx(Size::DW, Reg::R1, Reg::R0, 0)
+                    .stx(Size::DW, Reg::FP, slot, Reg::R1);
+            }
+            asm.st(Size::W, Reg::FP, SLOT_FLAGS, FLAG_COUNTED);
         }
         asm.ja(common);
     }
@@ -405,7 +550,12 @@ fn generate(spec: &HandlerSpec) -> Result<Program, BpfError> {
             let stack = stack.then_some(spec.user_stack_bytes);
             emit_record(
                 &mut asm,
-                stack,
+                RecordShape {
+                    stack,
+                    size: spec.record_size(),
+                    string_buffer: spec.string_buffer(),
+                    string_chars: spec.string_chars,
+                },
                 i32::try_from(wakeup).unwrap_or(i32::MAX),
                 spec.main_stack_top,
             )
@@ -537,13 +687,78 @@ fn copy_user_stack(asm: &mut Asm, bytes: u32, main_stack_top: u64) {
         .stx(Size::DW, Reg::R7, OFF_USER_STACK_BYTES, Reg::R8);
 }
 
-/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new. `stack`: with stacks, and how many
-/// user-stack bytes (0: user frames by `bpf_get_stack`).
-fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32, main_stack_top: u64) {
+/// What an Emit record holds.
+struct RecordShape {
+    /// With stacks, and how many user-stack bytes (0: user frames by `bpf_get_stack`).
+    stack: Option<u32>,
+    /// The record's bytes.
+    size: i32,
+    /// The string area's buffer bytes, 0 without one ([`HandlerSpec::string_buffer`]).
+    string_buffer: u32,
+    /// [`HandlerSpec::string_chars`].
+    string_chars: u32,
+}
+
+/// The string area, last in a record of `size` bytes whose buffer has `buffer` bytes: the
+/// offset of `bpf_probe_read_user_str`'s result (8 bytes: the length with the NUL, `0` when
+/// no string was read, or `-errno`), followed by the buffer. [`HandlerRecord::parse_for`]
+/// finds it from the record's end the same way.
+fn string_area(size: usize, buffer: usize) -> usize {
+    size - buffer - 8
+}
+
+/// For a piece flagged [`FLAG_STRING`]: the string at the new value, up to the buffer, into
+/// the record at r7; flagged [`FLAG_COUNTED`]: the string's length in bytes, up to one more
+/// than `chars`, at its pointer (the result word then says bytes read + 1, as
+/// `bpf_probe_read_user_str`'s counts the NUL); otherwise a result of 0. r8 is free.
+fn copy_string(asm: &mut Asm, shape: &RecordShape, chars: u32) {
+    let none = asm.label("no_string");
+    let done = asm.label("string_done");
+    let counted = asm.label("counted_string");
+    let length_ok = asm.label("counted_length_ok");
+    let stored = asm.label("counted_stored");
+    let area = string_area(shape.size as usize, shape.string_buffer as usize) as i16;
+    let most = chars as i32 + 1;
+    asm.ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
+        .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_COUNTED))
+        .jmp(Cond::Ne, Reg::R1, Src::Imm(0), counted)
+        .ldx(Size::W, Reg::R1, Reg::R7, OFF_FLAGS)
+        .alu(AluOp::And, Reg::R1, Src::Imm(FLAG_STRING))
+        .jmp(Cond::Eq, Reg::R1, Src::Imm(0), none)
+        .mov_reg(Reg::R1, Reg::R7)
+        .alu(AluOp::Add, Reg::R1, Src::Imm(i32::from(area) + 8))
+        .mov(Reg::R2, shape.string_buffer as i32)
+        .ldx(Size::DW, Reg::R3, Reg::R7, OFF_NEW)
+        .call(Helper::ProbeReadUserStr)
+        .stx(Size::DW, Reg::R7, area, Reg::R0)
+        .ja(done)
+        .bind(counted)
+        .ldx(Size::DW, Reg::R2, Reg::FP, SLOT_STRING_LEN)
+        .jmp(Cond::Le, Reg::R2, Src::Imm(most), length_ok)
+        .mov(Reg::R2, most)
+        .bind(length_ok)
+        .mov_reg(Reg::R8, Reg::R2)
+        .mov_reg(Reg::R1, Reg::R7)
+        .alu(AluOp::Add, Reg::R1, Src::Imm(i32::from(area) + 8))
+        .ldx(Size::DW, Reg::R3, Reg::FP, SLOT_STRING_PTR)
+        .call(Helper::ProbeReadUser)
+        .jmp(Cond::Ne, Reg::R0, Src::Imm(0), stored)
+        .mov_reg(Reg::R0, Reg::R8)
+        .alu(AluOp::Add, Reg::R0, Src::Imm(1))
+        .bind(stored)
+        .stx(Size::DW, Reg::R7, area, Reg::R0)
+        .ja(done)
+        .bind(none)
+        .st(Size::DW, Reg::R7, area, 0)
+        .bind(done);
+}
+
+/// Registers on entry: r6 ctx, r7 old, r8 piece, r9 new.
+fn emit_record(asm: &mut Asm, shape: RecordShape, wakeup_bytes: i32, main_stack_top: u64) {
     let full = asm.label("ring_full");
     let submit = asm.label("submit");
     let user_mode = asm.label("user_mode");
-    let size = record_bytes(stack.is_some(), stack.unwrap_or(0));
+    let RecordShape { stack, size, .. } = shape;
     // The record's span in the ring (`bpf_ringbuf_query(AVAIL_DATA)` counts it once reserved).
     let span = super::ringbuf::record_span(size as u32) as i32;
     asm.ld_map(Reg::R1, MAP_RING)
@@ -570,6 +785,9 @@ fn emit_record(asm: &mut Asm, stack: Option<u32>, wakeup_bytes: i32, main_stack_
         .stx(Size::DW, Reg::R7, OFF_PID_TGID, Reg::R0)
         .call(Helper::GetSmpProcessorId)
         .stx(Size::W, Reg::R7, OFF_CPU, Reg::R0);
+    if shape.string_buffer > 0 {
+        copy_string(asm, &shape, shape.string_chars);
+    }
     if let Some(user_stack_bytes) = stack {
         // The kernel frames of a kernel-mode access (read(2) filling the buffer), as perf's
         // callchain has them; a user-mode access has none.
@@ -711,10 +929,50 @@ pub struct HandlerRecord {
     /// [`HandlerSpec::user_stack_bytes`] (then [`stack`](Self::stack) is empty); `None` for a
     /// kernel-mode access, or when not even the bytes up to `sp`'s page end could be read.
     pub user_stack: Option<crate::user_stack::UserStack>,
+    /// For a piece that [reads a string](HandlerPiece::string): the string as the write left
+    /// it, read at the trap, or the read's negative errno (a NULL or unmapped pointer);
+    /// `None` for other pieces and when the value was unreadable.
+    pub string: Option<Result<TrapString, i32>>,
+}
+
+/// A C string read by the handler at the trap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrapString {
+    /// Its characters (a C string's up to the NUL), at most [`HandlerSpec::string_chars`].
+    pub bytes: Vec<u8>,
+    /// The string goes on past `bytes` (longer than the bound).
+    pub truncated: bool,
 }
 
 impl HandlerRecord {
-    /// Decodes one ring buffer payload; `None` if it is shorter than a record.
+    /// Decodes one ring buffer payload of a handler built from `spec`; `None` if it is shorter
+    /// than a record.
+    pub fn parse_for(spec: &HandlerSpec, bytes: &[u8]) -> Option<HandlerRecord> {
+        let buffer = spec.string_buffer() as usize;
+        if buffer == 0 {
+            return HandlerRecord::parse(bytes);
+        }
+        let area = bytes.len().checked_sub(buffer + 8)?;
+        let mut record = HandlerRecord::parse(bytes.get(..area)?)?;
+        let read = i64::from_le_bytes(bytes.get(area..area + 8)?.try_into().ok()?);
+        let chars = spec.string_chars as usize;
+        record.string = match read {
+            0 => None,
+            errno if errno < 0 => Some(Err(i32::try_from(errno).unwrap_or(i32::MIN))),
+            len => {
+                // The length counts the NUL; more than `chars` characters: truncated.
+                let text = bytes.get(area + 8..area + 8 + len as usize - 1)?;
+                Some(Ok(TrapString {
+                    bytes: text[..text.len().min(chars)].to_vec(),
+                    truncated: text.len() > chars,
+                }))
+            }
+        };
+        Some(record)
+    }
+
+    /// Decodes one ring buffer payload of a handler without strings; `None` if it is shorter
+    /// than a record.
     pub fn parse(bytes: &[u8]) -> Option<HandlerRecord> {
         let u64_at = |off: i16| -> Option<u64> {
             let off = off as usize;
@@ -787,6 +1045,7 @@ impl HandlerRecord {
             kernel_stack,
             stack_error,
             user_stack,
+            string: None,
         })
     }
 }
@@ -850,6 +1109,8 @@ pub struct HitHandler {
     stats: Map,
     ring_map: Option<Map>,
     counts: Option<Map>,
+    /// The movable pieces' addresses, when some piece is movable.
+    addrs: Option<Map>,
     malformed: u64,
 }
 
@@ -881,6 +1142,19 @@ impl HitHandler {
                 )?),
             ),
         };
+        let addrs = if spec.pieces.iter().any(|p| p.movable) {
+            let map = Map::create(MapType::Array, 4, 8, spec.pieces.len() as u32, "hwbp_addrs")?;
+            for (i, piece) in spec.pieces.iter().enumerate() {
+                map.update(
+                    &(i as u32).to_ne_bytes(),
+                    &piece.addr.to_ne_bytes(),
+                    BPF_ANY,
+                )?;
+            }
+            Some(map)
+        } else {
+            None
+        };
         let fd_of = |name: &'static str| -> Option<i32> {
             use std::os::fd::AsRawFd;
             let map = match name {
@@ -888,6 +1162,7 @@ impl HitHandler {
                 MAP_STATS => Some(&stats),
                 MAP_RING => ring_map.as_ref(),
                 MAP_COUNTS => counts.as_ref(),
+                MAP_ADDRS => addrs.as_ref(),
                 _ => None,
             };
             map.map(|m| m.fd().as_raw_fd())
@@ -906,8 +1181,27 @@ impl HitHandler {
             stats,
             ring_map,
             counts,
+            addrs,
             malformed: 0,
         })
+    }
+
+    /// Moves [movable](HandlerPiece::movable) piece `piece` to `addr`, `len` bytes (its own
+    /// length: the program reads that many): from now on the program takes a hit at `addr`
+    /// as that piece's. Call it before the breakpoint moves, then [`seed`](Self::seed) it
+    /// with the value at `addr`.
+    pub fn move_piece(&self, piece: usize, addr: u64, len: u64) -> Result<(), BpfError> {
+        let (Some(map), Some(p)) = (&self.addrs, self.spec.pieces.get(piece)) else {
+            return Err(BpfError::Invalid(format!("no piece {piece} to move")));
+        };
+        if !p.movable || len != u64::from(p.len) || !addr.is_multiple_of(len) {
+            return Err(BpfError::Invalid(format!(
+                "piece {piece}: not movable, or {len} bytes at {addr:#x} are not its {} \
+                 aligned bytes",
+                p.len
+            )));
+        }
+        map.update(&(piece as u32).to_ne_bytes(), &addr.to_ne_bytes(), BPF_ANY)
     }
 
     /// The spec it was built from.
@@ -954,7 +1248,8 @@ impl HitHandler {
             return 0;
         };
         let mut malformed = 0;
-        let n = ring.drain(&mut |bytes| match HandlerRecord::parse(bytes) {
+        let spec = &self.spec;
+        let n = ring.drain(&mut |bytes| match HandlerRecord::parse_for(spec, bytes) {
             Some(record) => deliver(record),
             None => malformed += 1,
         });
@@ -1023,7 +1318,10 @@ impl HitHandler {
     /// The kernel ids of the program and its maps.
     pub fn kernel_ids(&self) -> Result<KernelIds, BpfError> {
         let mut maps = vec![self.prev.id()?, self.stats.id()?];
-        for map in [&self.ring_map, &self.counts].into_iter().flatten() {
+        for map in [&self.ring_map, &self.counts, &self.addrs]
+            .into_iter()
+            .flatten()
+        {
             maps.push(map.id()?);
         }
         Ok(KernelIds {
@@ -1290,6 +1588,111 @@ ring_full_counted:
     }
 
     #[test]
+    fn a_string_piece_reads_its_string_at_the_trap_into_the_records_tail() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x2000, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        s.pieces[0] = s.pieces[0].with_string(PieceString::CString);
+        s.string_chars = 6;
+        let text = s.program().unwrap().to_string();
+        // Header 56, then the result word and 8 buffer bytes (6 characters, 1 more, the NUL).
+        for needle in [
+            "piece0:\n  13: r1 = 0x1000 ll\n  15: if r7 != r1 goto piece1\n  16: r8 = 0\n  17: *(u32 *)(r10 -32) = 4\n",
+            "r2 = 72\n",
+            "r1 &= 4\n",
+            "r1 += 64\n",
+            "r2 = 8\n",
+            "call bpf_probe_read_user_str#114",
+            "*(u64 *)(r7 +56) = r0",
+            "*(u64 *)(r7 +56) = 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // Piece 1 reads no string.
+        assert_eq!(text.matches("(r10 -32) = 4\n").count(), 1, "{text}");
+        let record = |read: i64, bytes: &[u8]| {
+            let mut r = vec![0u8; 72];
+            r[56..64].copy_from_slice(&read.to_le_bytes());
+            r[64..64 + bytes.len()].copy_from_slice(bytes);
+            HandlerRecord::parse_for(&s, &r).unwrap().string
+        };
+        let read = |text: &[u8], truncated| {
+            Some(Ok(TrapString {
+                bytes: text.to_vec(),
+                truncated,
+            }))
+        };
+        assert_eq!(record(6, b"alpha\0"), read(b"alpha", false));
+        assert_eq!(record(7, b"doomed\0"), read(b"doomed", false));
+        assert_eq!(record(8, b"scratch\0"), read(b"scratc", true));
+        assert_eq!(record(-14, b""), Some(Err(-14)));
+        assert_eq!(record(0, b""), None);
+        // Strings only from 8-byte user pieces, up to a page.
+        let mut bad = spec(&[(0x1000, 4)], HandlerMode::Emit { stack: false });
+        bad.pieces[0] = bad.pieces[0].with_string(PieceString::CString);
+        assert!(bad.program().unwrap_err().to_string().contains("8-byte"));
+        s.string_chars = 0;
+        assert!(s.program().unwrap_err().to_string().contains("1 to 4096"));
+    }
+
+    #[test]
+    fn a_counted_string_reads_its_length_at_its_pointer_from_the_pieces_values() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x1008, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        let counted = PieceString::Counted {
+            pointer: 0,
+            length: 1,
+        };
+        s.pieces = s.pieces.iter().map(|p| p.with_string(counted)).collect();
+        s.string_chars = 6;
+        let text = s.program().unwrap().to_string();
+        for needle in [
+            // Slots initialized for the verifier, filled from prev[0] and prev[1] per piece.
+            "*(u64 *)(r10 -64) = 0\n",
+            "*(u64 *)(r10 -72) = 0\n",
+            "*(u64 *)(r10 -64) = r1\n",
+            "*(u64 *)(r10 -72) = r1\n",
+            "*(u32 *)(r10 -32) = 8\n",
+            // At most chars + 1 bytes, read with bpf_probe_read_user; result = bytes + 1.
+            "r2 = *(u64 *)(r10 -72)\n",
+            "if r2 <= 7 goto counted_length_ok",
+            "r3 = *(u64 *)(r10 -64)\n",
+            "r0 += 1\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert_eq!(text.matches("*(u32 *)(r10 -32) = 8\n").count(), 2, "{text}");
+        s.pieces[0].string = Some(PieceString::Counted {
+            pointer: 0,
+            length: 2,
+        });
+        assert!(s.program().unwrap_err().to_string().contains("no piece"));
+    }
+
+    #[test]
+    fn a_movable_piece_takes_its_address_from_the_addrs_map() {
+        let mut s = spec(
+            &[(0x1000, 8), (0x2000, 8)],
+            HandlerMode::Emit { stack: false },
+        );
+        s.pieces[1] = s.pieces[1].movable();
+        let text = s.program().unwrap().to_string();
+        assert!(
+            text.contains("r1 = map[addrs] ll\n"),
+            "missing the lookup in\n{text}"
+        );
+        assert!(!text.contains("r1 = 0x2000 ll"), "{text}");
+        assert!(text.contains("r1 = 0x1000 ll"), "{text}");
+        assert_eq!(
+            s.program().unwrap().maps(),
+            vec!["stats", "prev", "addrs", "ring"]
+        );
+    }
+
+    #[test]
     fn count_without_filters_skips_the_value_read() {
         let text = spec(&[(0x1000, 8)], HandlerMode::Count)
             .program()
@@ -1360,6 +1763,7 @@ ring_full_counted:
                 kernel_stack: vec![0xffff_ffff_8100_0000],
                 stack_error: None,
                 user_stack: None,
+                string: None,
             })
         );
         bytes[52..56].copy_from_slice(&(-14i32).to_le_bytes());

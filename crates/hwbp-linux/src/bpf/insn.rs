@@ -253,6 +253,8 @@ pub enum Helper {
     ProbeReadUser,
     /// `bpf_probe_read_kernel` (113).
     ProbeReadKernel,
+    /// `bpf_probe_read_user_str` (114): a NUL-terminated string, truncated to the size.
+    ProbeReadUserStr,
     /// `bpf_ringbuf_output` (130).
     RingbufOutput,
     /// `bpf_ringbuf_reserve` (131).
@@ -275,6 +277,7 @@ impl Helper {
             Helper::GetStack => 67,
             Helper::ProbeReadUser => 112,
             Helper::ProbeReadKernel => 113,
+            Helper::ProbeReadUserStr => 114,
             Helper::RingbufOutput => 130,
             Helper::RingbufReserve => 131,
             Helper::RingbufSubmit => 132,
@@ -293,6 +296,7 @@ impl Helper {
             Helper::GetStack => "bpf_get_stack",
             Helper::ProbeReadUser => "bpf_probe_read_user",
             Helper::ProbeReadKernel => "bpf_probe_read_kernel",
+            Helper::ProbeReadUserStr => "bpf_probe_read_user_str",
             Helper::RingbufOutput => "bpf_ringbuf_output",
             Helper::RingbufReserve => "bpf_ringbuf_reserve",
             Helper::RingbufSubmit => "bpf_ringbuf_submit",

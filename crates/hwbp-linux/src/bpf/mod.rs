@@ -37,7 +37,8 @@ pub mod ringbuf;
 pub mod sys;
 
 pub use handler::{
-    HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HandlerStats, HitHandler, ValueFilter,
+    HandlerMode, HandlerPiece, HandlerRecord, HandlerSpec, HandlerStats, HitHandler, PieceString,
+    TrapString, ValueFilter,
 };
 
 use nix::errno::Errno;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hwbp_core::Access;
 use hwbp_linux::bpf::handler::CountKey;
-use hwbp_linux::bpf::{HandlerPiece, HandlerRecord};
+use hwbp_linux::bpf::{HandlerPiece, HandlerRecord, TrapString};
 use hwbp_linux::session;
 use hwbp_symbols::cache::{CodeInfo, SymbolCache};
 
@@ -211,18 +211,22 @@ impl Delivery<'_> {
             ip: hit.ip,
         };
         // Hook 3 of 3: the value in its type.
-        self.typed_hit(plan, piece, trap, code, value, callchain)
+        self.typed_hit(plan, piece, trap, code, (value, None), callchain)
     }
 
     /// The hit of placement piece `piece` at `trap`, with its value in its type: the end of
-    /// both paths (samples and handler records).
+    /// both paths (samples and handler records). The value comes with the string the handler
+    /// read at the trap for a `char *` or Rust string watch (`None`: none was read).
     fn typed_hit(
         &mut self,
         plan: &WatchPlan,
         piece: usize,
         trap: Trap,
         code: Arc<CodeInfo>,
-        value: Option<HitValue>,
+        (value, trap_string): (
+            Option<HitValue>,
+            Option<std::result::Result<TrapString, i32>>,
+        ),
         callchain: Vec<Arc<str>>,
     ) -> Hit {
         let (id, index) = self.piece_owner[piece];
@@ -230,7 +234,8 @@ impl Delivery<'_> {
         let member = self.piece_members[piece].clone();
         let watch = &plan.watches[id.0];
         let mut out = crate::capture::hit(watch, trap, comm, code, member, value, callchain);
-        self.typed_values.annotate(plan, &mut out, index);
+        self.typed_values
+            .annotate_with_string(plan, &mut out, index, trap_string);
         out
     }
 }
@@ -284,8 +289,10 @@ impl Delivery<'_> {
             kernel: record.kernel_mode,
             ip: record.ip,
         };
-        // The value in its type (the handler's exact new value, typed).
-        self.typed_hit(plan, piece, trap, code, value, callchain)
+        // The value in its type (the handler's exact new value, typed; a `char *`'s string
+        // as the handler read it at the trap).
+        let string = record.string;
+        self.typed_hit(plan, piece, trap, code, (value, string), callchain)
     }
 
     /// The count map, symbolized; the pieces' reported counts become its sums.

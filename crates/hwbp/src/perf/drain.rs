@@ -47,6 +47,11 @@ pub(super) struct Drain<'a> {
     pub(super) next_interval: Option<Duration>,
     /// Value chains to move when one of their pointers is written.
     pub(super) chains: &'a PerfChains,
+    /// Per placement piece, its last move by a value chain in the handler's program: the
+    /// pointer's record time and the time the program took the new address. A record of the
+    /// piece between them was a write through the object the chain left (the program still
+    /// had the old address), which is not reported, as the chain's docs say.
+    pub(super) chain_moves: Vec<Option<(u64, u64)>>,
     /// Unwinds the user stacks hits carry, before they are queued (the bytes are not kept).
     pub(super) unwinder: StackUnwinder,
 }
@@ -246,6 +251,9 @@ impl Drain<'_> {
         let mut values: Vec<(i32, usize, Option<u64>)> = Vec::new();
         let mut items = Vec::with_capacity(batch.len());
         for sampled in batch.drain(..) {
+            // A value chain's pieces moved by a handler record: their values at the new
+            // addresses, read once armed (the shadows' new seeds).
+            let mut moved_seeds = Vec::new();
             let item = match sampled {
                 Sampled::Hit(mut hit) => {
                     let piece = self.placement.charge_hit(hit.watch, hit.addr);
@@ -289,7 +297,44 @@ impl Drain<'_> {
                     let Some(&piece) = to_piece.get(record.piece as usize) else {
                         continue;
                     };
+                    let left_behind = self.chain_moves.get(piece).copied().flatten();
+                    if left_behind
+                        .is_some_and(|(from, to)| (from + 1..to).contains(&record.time_ns))
+                    {
+                        // Counted by the kernel, not reported (the summary's `lost`).
+                        continue;
+                    }
                     self.placement.charge_piece(piece);
+                    // Hook 2 of 3 for the handler's records: a chain's pointer was written:
+                    // move its pieces in the handler's program and on their registers.
+                    let active = self.handler.as_ref().expect("records come from it");
+                    let (session, placement) = (&mut self.session, &self.placement);
+                    let chain_moves = &mut self.chain_moves;
+                    let (pid, pointer_ns) = (record.pid, record.time_ns);
+                    if let Err(error) = self.chains.on_hit(piece, pid, |p, request| {
+                        // As rotation moves a piece (`crate::shadow`): the handler seeded
+                        // before the breakpoint moves, the shadow's seed read once it is
+                        // armed, so a write in that moment is in the seed or has its record
+                        // after it.
+                        active
+                            .move_piece(pid, p, request)
+                            .map_err(|e| e.to_string())?;
+                        if chain_moves.len() <= p {
+                            chain_moves.resize(p + 1, None);
+                        }
+                        chain_moves[p] = Some((pointer_ns, monotonic_ns()));
+                        let register = placement.register_of(p).unwrap_or(p);
+                        session
+                            .modify(register, request)
+                            .map_err(|e| e.to_string())?;
+                        let len = usize::try_from(request.len).unwrap_or(usize::MAX);
+                        let seed = memory::read_value(pid, request.addr, len).ok();
+                        moved_seeds.push((p, seed));
+                        Ok::<(), String>(())
+                    }) {
+                        let text = format!("cannot move a value chain's watch ({error})");
+                        self.notice(Notice::Warning(text));
+                    }
                     let unwind_stopped = record.user_stack.take().and_then(|stack| {
                         let regs = StartRegs {
                             ip: stack.ip,
@@ -316,6 +361,16 @@ impl Drain<'_> {
                     piece, armed, seed, ..
                 } => Queued::Turn { piece, armed, seed },
             };
+            // The moved pieces' turns before the pointer's record, whose whole new value is
+            // the new object's from the shadow (`WatchValues::annotate_with_string`).
+            for (piece, seed) in moved_seeds {
+                let turn = Queued::Turn {
+                    piece,
+                    armed: true,
+                    seed,
+                };
+                items.push((turn, 0));
+            }
             let cost = item.cost();
             items.push((item, cost));
         }

@@ -6,14 +6,16 @@
 
 use hwbp_core::Access;
 use hwbp_linux::bpf::{
-    self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, ValueFilter,
+    self, BpfError, HandlerMode, HandlerPiece, HandlerSpec, HitHandler, PieceString, ValueFilter,
 };
+use hwbp_linux::perf::WatchRequest;
 use hwbp_linux::{memory, target, user_stack};
 
 use crate::error::{Error, Result};
 use crate::options::WatchOptions;
 use crate::plan::WatchPlan;
 use crate::rotation::PiecePlacement;
+use crate::values::StringKind;
 
 /// The in-kernel handler in use, and how its pieces map to the plan's.
 pub(crate) struct ActiveHandler {
@@ -23,6 +25,29 @@ pub(crate) struct ActiveHandler {
 }
 
 impl ActiveHandler {
+    /// A value chain's move of placement piece `piece` to `request`, before its breakpoint
+    /// moves: the handler's program takes hits there as the piece's from now on, its previous
+    /// value seeded with what process `pid` holds there now (the `old` of its first hit
+    /// there; nothing to seed while the chain is unreadable). A piece the handler does not
+    /// have is left alone.
+    pub(crate) fn move_piece(
+        &self,
+        pid: i32,
+        piece: usize,
+        request: &WatchRequest,
+    ) -> std::result::Result<(), BpfError> {
+        let Some(h) = self.to_piece.iter().position(|p| *p == piece) else {
+            return Ok(());
+        };
+        self.handler.move_piece(h, request.addr, request.len)?;
+        if let Ok(len) = usize::try_from(request.len) {
+            if let Ok(value) = memory::read_value(pid, request.addr, len) {
+                self.handler.seed(h, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Seeds the handler piece at `addr` with the value process `pid` holds there now.
     pub(crate) fn seed_from_memory(&self, pid: i32, addr: u64) {
         let spec = self.handler.spec();
@@ -58,6 +83,33 @@ fn handler_refusal(error: &BpfError) -> String {
     }
 }
 
+/// The string the handler reads at the trap for placed piece `p`: a `char *` watch's one
+/// piece, or any piece of a Rust `&str` or `String` watch whose data pointer and length are
+/// pieces of their own (their indices among the handler's pieces: the placement's without
+/// execute pieces, which a string watch has none of).
+fn trap_string(plan: &WatchPlan, placement: &PiecePlacement, p: usize) -> Option<PieceString> {
+    let (watch, _) = placement.owner(p);
+    let owner = &plan.watches[watch.index()];
+    let request = &placement.pieces()[p];
+    if request.len != 8 || HandlerPiece::new(request.addr, 8).is_kernel() {
+        return None;
+    }
+    let piece_at = |addr: u64| {
+        placement
+            .pieces()
+            .iter()
+            .filter(|r| r.access != Access::Execute)
+            .position(|r| r.addr == addr && r.len == 8)
+    };
+    match StringKind::of(owner.value_type.as_ref()?)? {
+        StringKind::CPointer => (request.addr == owner.addr).then_some(PieceString::CString),
+        StringKind::RustStr { data_ptr, length } => Some(PieceString::Counted {
+            pointer: piece_at(owner.addr + data_ptr as u64)?,
+            length: piece_at(owner.addr + length as u64)?,
+        }),
+    }
+}
+
 /// Builds, loads and seeds the handler for every data piece of the placement, or says why not
 /// (`Err(Ok(why))`), or that the user's filter cannot be built (`Err(Err(bad input))`).
 fn load_handler(
@@ -68,14 +120,6 @@ fn load_handler(
 ) -> std::result::Result<ActiveHandler, std::result::Result<String, Error>> {
     if !opts.use_bpf {
         return Err(Ok("the BPF hit handler is turned off".to_string()));
-    }
-    if plan.watches.iter().any(|w| w.chain.is_some()) {
-        // The program knows its pieces by address; a value chain moves them at run time.
-        return Err(Ok(
-            "a value chain moves its watch to new addresses, which the BPF hit handler's \
-             program cannot follow"
-                .to_string(),
-        ));
     }
     let mut pieces = Vec::new();
     let mut to_piece = Vec::new();
@@ -106,7 +150,16 @@ fn load_handler(
             },
             None => None,
         };
-        pieces.push(HandlerPiece::new(request.addr, request.len as u8).with_condition(condition));
+        let mut piece =
+            HandlerPiece::new(request.addr, request.len as u8).with_condition(condition);
+        if let Some(string) = trap_string(plan, placement, p) {
+            piece = piece.with_string(string);
+        }
+        if plan.watches[watch.index()].chain.is_some() {
+            // A value chain moves its pieces when a pointer on the way changes.
+            piece = piece.movable();
+        }
+        pieces.push(piece);
         to_piece.push(p);
     }
     if pieces.is_empty() {
@@ -139,6 +192,7 @@ fn load_handler(
             .max(u32::try_from((per_record * 4096).next_power_of_two()).unwrap_or(1 << 30));
     }
     spec.wakeup_bytes = spec.wakeup_bytes.min(spec.ring_bytes / 2);
+    spec.string_chars = opts.string_chars;
     spec.filter = ValueFilter {
         changes_only: opts.changes_only,
     };
