@@ -25,7 +25,7 @@
 //! just before a move is delivered before it); those bytes print as gdb prints data it does
 //! not have, `<unavailable>` ([`hwbp_symbols::value::UNAVAILABLE`]).
 //!
-//! A value chain ([`crate::chain`]) covers its value's pieces; when a pointer on the way is
+//! A value chain ([`crate::plan::chain`]) covers its value's pieces; when a pointer on the way is
 //! written and the pieces move to the new object, each moved piece starts a turn there with
 //! its value read once its breakpoint has moved (unknown while the chain is unreadable), and
 //! the pointer's hit takes its whole new value from the shadow so seeded (read after, only
