@@ -134,7 +134,7 @@ fn run_plan(
     sink: &mut dyn HitSink,
 ) -> Result<Summary> {
     let mut placement = placement(plan)?;
-    // Value chains (crate::chain) and typed values (crate::typed): hook 1 of 3.
+    // Value chains (crate::plan::chain) and typed values (crate::typed): hook 1 of 3.
     let chains = chains::PerfChains::new(plan, &placement)?;
     let mut typed_values = crate::values::WatchValues::new(plan, plan.target.pid());
     for piece in (0..placement.pieces().len()).filter(|p| !placement.is_armed(*p)) {

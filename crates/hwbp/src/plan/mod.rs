@@ -4,7 +4,7 @@
 //! `watchpoint:` forms; a spec with an expression operator, or a `::` path no symbol table
 //! names, is a watch expression: `hwbp_symbols::expr`, evaluated over the DWARF of the
 //! executable first and of the libraries only when the executable does not name it, with its
-//! value chain (`crate::chain`) unless [`PlanOptions::location`]), symbols resolved in the target's executable and libraries (PIE/ASLR
+//! value chain (`crate::plan::chain`) unless [`PlanOptions::location`]), symbols resolved in the target's executable and libraries (PIE/ASLR
 //! aware) or the kernel's, lengths chosen (a symbol's size by default), and each piece checked
 //! against the native architecture's rules (`hwbp_core::arch::native`, the kernel's
 //! `hw_breakpoint_arch_parse` order) and the kernel-mode policy (`exclude_kernel` unless this
