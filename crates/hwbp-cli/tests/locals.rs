@@ -360,6 +360,14 @@ fn exclusive_locals_without_memory_of_their_own_are_refused_in_one_line() {
     ));
     assert!(refused("helper::h", LOCALS_O2)
         .contains("helper is inlined everywhere, so no frame of its own holds 'h'"));
+    // A process tree's tracer holds the processes a local's frames would be traced in.
+    for mode in MODES {
+        let args = [mode, &["--follow-children"][..]].concat();
+        assert!(refused_in(&args, "recurse::b", LOCALS).contains(
+            "watch 'recurse::b': a local is watched in the frames of the one process hwbp \
+             launches or attaches to, not across a process tree: drop --follow-children"
+        ));
+    }
 }
 
 /// The hits' `(old, new)` after the first (whose old value is the slot before the frame).

@@ -416,6 +416,9 @@ impl PlanBuilder {
         let target = resolve_target(target)?;
         if let (PlannedTarget::Threads { pid, .. }, true) = (&target, whole_process) {
             let undefined = pending::undefined_names(*pid, &names_needed(&specs), true);
+            if undefined.is_empty() && self.options.follow_children {
+                refuse_tree_locals(&specs, *pid, &self.options)?;
+            }
             if !undefined.is_empty() || self.options.follow_children {
                 // Armed in each process of the command's tree (or in the attached process)
                 // once it maps an image defining them (crate::tree).
@@ -428,6 +431,38 @@ impl PlanBuilder {
             }
         }
         plan_watches(&specs, target, self.options)
+    }
+}
+
+/// Refuses a local's watch in a plan of a process tree (`--follow-children`): a local's frames
+/// are armed by the tracer of the one process hwbp launches or attaches to, which a tree's
+/// tracer already holds. Only specs naming a scope (`FUNC::LOCAL`) are planned here, against
+/// the target's own image, and only to tell a local from a namespaced global.
+fn refuse_tree_locals(specs: &[ParsedSpec], pid: i32, options: &PlanOptions) -> Result<()> {
+    let scoped = specs.iter().any(|spec| match spec {
+        ParsedSpec::Spec(spec) => spec.text.contains("::"),
+        ParsedSpec::Expression { text, .. } => text.contains("::"),
+    });
+    if !scoped {
+        return Ok(());
+    }
+    let probe = PlannedTarget::Threads {
+        pid,
+        tids: vec![pid],
+        launched: None,
+    };
+    let Ok(plan) = plan_watches(specs, probe, options.clone()) else {
+        // Not plannable in this image: the tree plans it in each process, as any spec.
+        return Ok(());
+    };
+    match plan.watches.iter().find(|w| w.is_local()) {
+        Some(local) => Err(Error::bad_input(format!(
+            "watch '{}': a local is watched in the frames of the one process hwbp launches or \
+             attaches to, not across a process tree: drop --follow-children, or watch it in \
+             the child with -p PID",
+            local.label
+        ))),
+        None => Ok(()),
     }
 }
 
