@@ -372,20 +372,8 @@ mod tests {
     use serde_json::json;
 
     fn watch(label: &str) -> PlannedWatch {
-        PlannedWatch {
-            id: WatchId(1),
-            label: label.into(),
-            addr: 0x404028,
-            len: 8,
-            access: Access::Write,
-            pieces: vec![WatchRequest::new(0x404028, 8, Access::Write)],
-            kernel_address: false,
-            layout: None,
-            layout_offset: 0,
-            value_type: None,
-            chain: None,
-            local: None,
-        }
+        let piece = WatchRequest::new(0x404028, 8, Access::Write);
+        PlannedWatch::untyped(WatchId(1), label, (0x404028, 8), Access::Write, vec![piece])
     }
 
     fn plain_hit() -> Hit {

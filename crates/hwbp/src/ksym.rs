@@ -245,26 +245,18 @@ pub fn plan(
         native::validate(&request, false, cap_sys_admin)
             .map_err(|e| Error::bad_input(format!("filter '{text}': {e}")))?;
         names.push(format!("{shown}+{:#x}", filter.offset));
-        watches.push(PlannedWatch {
-            id: WatchId(watches.len()),
-            label: text.as_str().into(),
+        let piece = WatchRequest {
             addr,
             len,
             access: filter.access,
-            pieces: vec![WatchRequest {
-                addr,
-                len,
-                access: filter.access,
-                pinned: true,
-                exclude_kernel: false,
-                exclude_user: true,
-            }],
+            pinned: true,
+            exclude_kernel: false,
+            exclude_user: true,
+        };
+        let id = WatchId(watches.len());
+        watches.push(PlannedWatch {
             kernel_address: true,
-            layout: None,
-            layout_offset: 0,
-            value_type: None,
-            chain: None,
-            local: None,
+            ..PlannedWatch::untyped(id, text, (addr, len), filter.access, vec![piece])
         });
     }
     let kernel = source.kallsyms.or(source.table);

@@ -449,22 +449,17 @@ mod tests {
     use hwbp_core::Access;
 
     fn watch(id: usize, addr: u64, pieces: usize) -> PlannedWatch {
-        PlannedWatch {
-            id: WatchId(id),
-            label: format!("w{id}").into(),
-            addr,
-            len: 8 * pieces as u64,
-            access: Access::Write,
-            pieces: (0..pieces)
-                .map(|i| WatchRequest::new(addr + 8 * i as u64, 8, Access::Write))
-                .collect(),
-            kernel_address: false,
-            layout: None,
-            layout_offset: 0,
-            value_type: None,
-            chain: None,
-            local: None,
-        }
+        let requests = (0..pieces)
+            .map(|i| WatchRequest::new(addr + 8 * i as u64, 8, Access::Write))
+            .collect();
+        let len = 8 * pieces as u64;
+        PlannedWatch::untyped(
+            WatchId(id),
+            &format!("w{id}"),
+            (addr, len),
+            Access::Write,
+            requests,
+        )
     }
 
     fn options(rotate_ms: u64) -> PlanOptions {

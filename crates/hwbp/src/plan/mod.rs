@@ -172,6 +172,31 @@ pub struct Piece {
 }
 
 impl PlannedWatch {
+    /// A watch of `len` raw bytes at user address `addr` over `pieces`: no type, no value
+    /// chain, not a local. The literal the other kinds of watch start from.
+    pub(crate) fn untyped(
+        id: WatchId,
+        label: &str,
+        (addr, len): (u64, u64),
+        access: Access,
+        pieces: Vec<WatchRequest>,
+    ) -> PlannedWatch {
+        PlannedWatch {
+            id,
+            label: label.into(),
+            addr,
+            len,
+            access,
+            pieces,
+            kernel_address: false,
+            layout: None,
+            layout_offset: 0,
+            value_type: None,
+            chain: None,
+            local: None,
+        }
+    }
+
     /// The debug-register pieces, in order (one, unless the region needed splitting; none
     /// for a watch that waits for its image, or a local's, whose pieces are per frame).
     pub fn pieces(&self) -> impl ExactSizeIterator<Item = Piece> + '_ {

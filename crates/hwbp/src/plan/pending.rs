@@ -54,22 +54,12 @@ pub(crate) fn pending_plan(
         .iter()
         .zip(&specs)
         .enumerate()
-        .map(|(i, (text, spec))| PlannedWatch {
-            id: WatchId(i),
-            label: text.as_str().into(),
-            addr: 0,
-            len: 0,
-            access: match spec {
+        .map(|(i, (text, spec))| {
+            let access = match spec {
                 ParsedSpec::Spec(spec) => spec.access,
                 ParsedSpec::Expression { access, .. } => *access,
-            },
-            pieces: Vec::new(),
-            kernel_address: false,
-            layout: None,
-            layout_offset: 0,
-            value_type: None,
-            chain: None,
-            local: None,
+            };
+            PlannedWatch::untyped(WatchId(i), text, (0, 0), access, Vec::new())
         })
         .collect();
     WatchPlan {
