@@ -15,7 +15,7 @@ use hwbp_fixtures::{Fixture, AGGREGATES, RUST_STATICS};
 use serde_json::Value;
 
 mod support;
-use support::{hits, json_lines, summary, Running};
+use support::{hits, json_lines, summary, Running, WatchedFixture};
 
 fn require_root() {
     assert!(
@@ -287,22 +287,19 @@ fn exclusive_a_char_buffer_written_by_snprintf_prints_as_gdb_prints_it() {
 /// `hwbp watch text` (with `extra` options) on `fill 2` then `text 4`: each hit's raw
 /// pointer and `new`, taken while the target still runs (its strings are read after).
 fn text_run(extra: &[&str]) -> Vec<(u64, String)> {
-    let mut target = Fixture::spawn(AGGREGATES, &[]).unwrap();
-    let pid = target.pid().to_string();
-    let mut args = vec!["watch", "text", "-p", &pid, "--json"];
-    args.extend_from_slice(extra);
-    let mut hwbp = Running::hwbp_streaming(&args);
-    target.command("fill 2").unwrap();
+    let mut run = WatchedFixture::start(AGGREGATES, "text", extra);
+    run.target.command("fill 2").unwrap();
     assert_eq!(
-        target.command("text 4").unwrap().number("writes").unwrap(),
+        run.target
+            .command("text 4")
+            .unwrap()
+            .number("writes")
+            .unwrap(),
         4
     );
-    let hits: Vec<Value> = (0..4)
-        .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
-        .collect();
-    assert!(target.finish().unwrap().success());
-    let (status, stdout, stderr) = hwbp.finish();
-    assert!(status.success(), "{stderr:?}");
+    let hits = run.lines(4);
+    let (fixture, stdout) = run.end();
+    assert!(fixture.success());
     assert_eq!(summary(&json_lines(&stdout))["watchpoints"][0]["hits"], 4);
     hits.iter()
         .map(|h| {
@@ -370,22 +367,18 @@ fn exclusive_a_rust_str_prints_as_the_text_it_points_to() {
     require_root();
     // Read while stopped, or by the handler at the trap from the pointer and length pieces.
     for (extra, suffix) in [(&["--stop"][..], ""), (&[][..], "")] {
-        let mut target = Fixture::spawn(RUST_STATICS, &[]).unwrap();
-        let pid = target.pid().to_string();
-        let mut args = vec!["watch", "rust_statics::config::NAME", "-p", &pid, "--json"];
-        args.extend_from_slice(extra);
-        let mut hwbp = Running::hwbp_streaming(&args);
+        let mut run = WatchedFixture::start(RUST_STATICS, "rust_statics::config::NAME", extra);
         assert_eq!(
-            target.command("rename").unwrap().number("renamed").unwrap(),
+            run.target
+                .command("rename")
+                .unwrap()
+                .number("renamed")
+                .unwrap(),
             1
         );
         // Two stores (data_ptr, length), taken while the target still runs.
-        let hits: Vec<Value> = (0..2)
-            .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
-            .collect();
-        target.finish().unwrap();
-        let (status, _, stderr) = hwbp.finish();
-        assert!(status.success(), "{stderr:?}");
+        let hits = run.lines(2);
+        run.end();
         let text = |h: &Value, k: &str| h[k].as_str().unwrap().to_string();
         // Read at arming: exact, unmarked.
         assert_eq!(text(&hits[0], "old"), r#""hwbp""#, "{extra:?}");

@@ -8,11 +8,11 @@
 //!
 //! Every test loads BPF or uses ptrace: names start with `exclusive_`; run as root.
 
-use hwbp_fixtures::{Fixture, CHAIN_PAIR};
+use hwbp_fixtures::CHAIN_PAIR;
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, summary, Running};
+use support::{json_lines, summary, WatchedFixture};
 
 /// One hit: field, whole old and new, changes (`member old new`), and the pointer that moved
 /// the watch.
@@ -38,22 +38,14 @@ fn run(extra: &[&str]) -> (Vec<Seen>, Vec<String>) {
         nix::unistd::geteuid().is_root(),
         "these tests load BPF or use ptrace: run them as root"
     );
-    let mut target = Fixture::spawn(CHAIN_PAIR, &[]).unwrap();
-    let pid = target.pid().to_string();
-    let mut args = vec!["watch", "*cur", "-p", &pid, "--json"];
-    args.extend_from_slice(extra);
-    let mut hwbp = Running::hwbp_streaming(&args);
+    let mut run = WatchedFixture::start(CHAIN_PAIR, "*cur", extra);
     let mut hits: Vec<Value> = Vec::new();
     for (command, n) in STEPS {
-        target.command(command).unwrap();
+        run.target.command(command).unwrap();
         // Each step's hits before the next step: a move is made when its hit is taken.
-        for _ in 0..*n {
-            hits.push(serde_json::from_str(&hwbp.next_line()).unwrap());
-        }
+        hits.extend(run.lines(*n));
     }
-    target.finish().unwrap();
-    let (status, stdout, stderr) = hwbp.finish();
-    assert!(status.success(), "{stderr:?}");
+    let (_, stdout) = run.end();
     assert_eq!(
         summary(&json_lines(&stdout))["watchpoints"][0]["reported"],
         14

@@ -9,11 +9,11 @@
 
 use std::process::Command;
 
-use hwbp_fixtures::{Fixture, RUST_STATICS, STRINGS};
+use hwbp_fixtures::{RUST_STATICS, STRINGS};
 use serde_json::Value;
 
 mod support;
-use support::{json_lines, summary, Running};
+use support::{json_lines, summary, WatchedFixture};
 
 fn require_root() {
     assert!(
@@ -27,21 +27,18 @@ type Seen = (u64, String, String);
 
 /// `hwbp watch msg -p PID --json` (with `extra`) over one `repoint`: its seven hits.
 fn hwbp_hits(extra: &[&str]) -> Vec<Seen> {
-    let mut target = Fixture::spawn(STRINGS, &[]).unwrap();
-    let pid = target.pid().to_string();
-    let mut args = vec!["watch", "msg", "-p", &pid, "--json"];
-    args.extend_from_slice(extra);
-    let mut hwbp = Running::hwbp_streaming(&args);
+    let mut run = WatchedFixture::start(STRINGS, "msg", extra);
     assert_eq!(
-        target.command("repoint").unwrap().number("writes").unwrap(),
+        run.target
+            .command("repoint")
+            .unwrap()
+            .number("writes")
+            .unwrap(),
         7
     );
-    let hits: Vec<Value> = (0..7)
-        .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
-        .collect();
-    assert!(target.finish().unwrap().success());
-    let (status, stdout, stderr) = hwbp.finish();
-    assert!(status.success(), "{stderr:?}");
+    let hits = run.lines(7);
+    let (fixture, stdout) = run.end();
+    assert!(fixture.success());
     assert_eq!(summary(&json_lines(&stdout))["watchpoints"][0]["hits"], 7);
     hits.iter()
         .map(|h| {
@@ -155,21 +152,17 @@ fn exclusive_string_chars_bounds_the_string_read_at_the_trap_and_marks_the_rest(
 /// `hwbp watch rust_statics::config::TITLE -p PID --json` (with `extra`) over one `retitle`:
 /// each hit's field, old and new text, and source.
 fn title_hits(extra: &[&str]) -> Vec<(String, String, String, String)> {
-    let mut target = Fixture::spawn(RUST_STATICS, &[]).unwrap();
-    let pid = target.pid().to_string();
-    let mut args = vec!["watch", "rust_statics::config::TITLE", "-p", &pid, "--json"];
-    args.extend_from_slice(extra);
-    let mut hwbp = Running::hwbp_streaming(&args);
+    let mut run = WatchedFixture::start(RUST_STATICS, "rust_statics::config::TITLE", extra);
     assert_eq!(
-        target.command("retitle").unwrap().number("edits").unwrap(),
+        run.target
+            .command("retitle")
+            .unwrap()
+            .number("edits")
+            .unwrap(),
         4
     );
-    let hits: Vec<Value> = (0..4)
-        .map(|_| serde_json::from_str(&hwbp.next_line()).unwrap())
-        .collect();
-    target.finish().unwrap();
-    let (status, stdout, stderr) = hwbp.finish();
-    assert!(status.success(), "{stderr:?}");
+    let hits = run.lines(4);
+    let (_, stdout) = run.end();
     assert_eq!(summary(&json_lines(&stdout))["watchpoints"][0]["hits"], 4);
     let text = |h: &Value, k: &str| h[k].as_str().unwrap().to_string();
     hits.iter()

@@ -382,3 +382,39 @@ pub fn summary(values: &[Value]) -> &Value {
     assert_eq!(summaries.len(), 1, "one summary expected in {values:?}");
     summaries[0]
 }
+
+/// A fixture watched by `hwbp watch SPEC -p PID --json EXTRA...`, its JSON lines read as
+/// they come, while the test drives the fixture with its commands.
+pub struct WatchedFixture {
+    /// The fixture, for its commands.
+    pub target: hwbp_fixtures::Fixture,
+    hwbp: Running,
+}
+
+impl WatchedFixture {
+    /// Spawns `program` and starts watching `spec` in it with `extra` options.
+    pub fn start(program: &str, spec: &str, extra: &[&str]) -> WatchedFixture {
+        let target = hwbp_fixtures::Fixture::spawn(program, &[]).unwrap();
+        let pid = target.pid().to_string();
+        let mut args = vec!["watch", spec, "-p", &pid, "--json"];
+        args.extend_from_slice(extra);
+        let hwbp = Running::hwbp_streaming(&args);
+        WatchedFixture { target, hwbp }
+    }
+
+    /// The next `n` JSON lines hwbp prints (the hits, while it prints nothing else).
+    pub fn lines(&mut self, n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|_| serde_json::from_str(&self.hwbp.next_line()).unwrap())
+            .collect()
+    }
+
+    /// Ends the fixture (at the end of its input), then hwbp, which must exit 0: how the
+    /// fixture exited (some compute their status from the values they keep) and hwbp's stdout.
+    pub fn end(self) -> (ExitStatus, String) {
+        let fixture = self.target.finish().unwrap();
+        let (status, stdout, stderr) = self.hwbp.finish();
+        assert!(status.success(), "{stderr:?}");
+        (fixture, stdout)
+    }
+}
